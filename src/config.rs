@@ -1,0 +1,207 @@
+//! Command line and environment configuration, shared by every subcommand so that
+//! `serve`, `demo` and `token` agree on the data directory and secrets.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+use rand::RngCore;
+
+/// TheraRoom: telehealth video server (signaling, SFU and REST in one binary).
+#[derive(Debug, Parser)]
+#[command(name = "theraroom", version, about)]
+pub struct Cli {
+    /// Settings shared by every subcommand.
+    #[command(flatten)]
+    pub settings: Settings,
+    /// What to do; `serve` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Create (idempotently) a demo organization with users and print their tokens.
+    Demo {
+        /// Print JSON (the only format for now; kept for scripts that pass it).
+        #[arg(long)]
+        json: bool,
+        /// Lifetime of the printed tokens.
+        #[arg(long, default_value = "24h")]
+        ttl: String,
+    },
+    /// Mint a JWT for a user (like `lk token create`).
+    Token {
+        /// Role: client, therapist, organization, admin, super_admin, guest.
+        #[arg(long)]
+        role: String,
+        /// Subject (user id, or guest id).
+        #[arg(long)]
+        user: String,
+        /// Organization id.
+        #[arg(long)]
+        org: Option<String>,
+        /// Session id (required for guests).
+        #[arg(long)]
+        session: Option<String>,
+        /// Lifetime, e.g. 90s, 30m, 1h, 2d.
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+    },
+}
+
+/// Settings; each flag also reads an environment variable.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Address of the HTTP/WebSocket listener.
+    #[arg(long, env = "THERAROOM_BIND", default_value = "127.0.0.1:8080", global = true)]
+    pub bind: SocketAddr,
+    /// Directory for the embedded database and generated secrets.
+    #[arg(long, env = "THERAROOM_DATA_DIR", default_value = "./data", global = true)]
+    pub data_dir: PathBuf,
+    /// Database URL (`postgres://...` or `sqlite://...`); default: SQLite in the data dir.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// HS256 secret for JWTs; generated and kept in the data dir when absent.
+    #[arg(long, env = "THERAROOM_JWT_SECRET", global = true, hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Shared secret with the TURN server (coturn `static-auth-secret`).
+    #[arg(long, env = "THERAROOM_TURN_SECRET", global = true, hide_env_values = true)]
+    pub turn_secret: Option<String>,
+    /// TURN/STUN URIs handed to clients, comma-separated.
+    #[arg(long, env = "THERAROOM_TURN_URIS", value_delimiter = ',', global = true)]
+    pub turn_uris: Vec<String>,
+    /// Lifetime of TURN credentials, e.g. 3600, 1h.
+    #[arg(long, env = "THERAROOM_TURN_TTL", default_value = "1h", global = true)]
+    pub turn_ttl: String,
+    /// Directory of the browser client.
+    #[arg(long, env = "THERAROOM_STATIC_DIR", global = true)]
+    pub static_dir: Option<PathBuf>,
+    /// IP address the media (ICE/UDP) sockets bind to.
+    #[arg(long, env = "THERAROOM_RTC_IP", default_value = "127.0.0.1", global = true)]
+    pub rtc_ip: IpAddr,
+    /// Public IP to announce instead of the bind IP (NAT 1:1), comma-separated.
+    #[arg(long, env = "THERAROOM_RTC_PUBLIC_IPS", value_delimiter = ',', global = true)]
+    pub rtc_public_ips: Vec<IpAddr>,
+    /// UDP port range for media, `MIN-MAX` (e.g. 50000-50999); empty = any port.
+    #[arg(long, env = "THERAROOM_RTC_PORTS", global = true)]
+    pub rtc_ports: Option<String>,
+    /// Run ICE-lite on the server side (for servers with a public IP).
+    #[arg(long, env = "THERAROOM_ICE_LITE", global = true)]
+    pub ice_lite: bool,
+    /// How long a dropped participant keeps its place, e.g. 30s.
+    #[arg(long, env = "THERAROOM_RECONNECT_GRACE", default_value = "30s", global = true)]
+    pub reconnect_grace: String,
+}
+
+impl Settings {
+    /// The database URL, defaulting to `<data_dir>/theraroom.db`.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) if !url.trim().is_empty() => url.clone(),
+            _ => format!("sqlite://{}?mode=rwc", self.data_dir.join("theraroom.db").display()),
+        }
+    }
+
+    /// TURN credential lifetime in seconds.
+    pub fn turn_ttl_secs(&self) -> Result<u64, String> {
+        crate::clock::parse_duration_secs(&self.turn_ttl)
+            .filter(|s| *s > 0)
+            .ok_or_else(|| format!("invalid THERAROOM_TURN_TTL {:?}", self.turn_ttl))
+    }
+
+    /// Reconnect grace period in seconds.
+    pub fn reconnect_grace_secs(&self) -> Result<u64, String> {
+        crate::clock::parse_duration_secs(&self.reconnect_grace)
+            .ok_or_else(|| format!("invalid THERAROOM_RECONNECT_GRACE {:?}", self.reconnect_grace))
+    }
+
+    /// Parsed media port range, `(0, 0)` for any port.
+    pub fn rtc_port_range(&self) -> Result<(u16, u16), String> {
+        let Some(text) = self.rtc_ports.as_deref().filter(|t| !t.trim().is_empty()) else {
+            return Ok((0, 0));
+        };
+        let parsed = text
+            .split_once('-')
+            .and_then(|(a, b)| Some((a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?)));
+        match parsed {
+            Some((min, max)) if min > 0 && min <= max => Ok((min, max)),
+            _ => Err(format!("invalid THERAROOM_RTC_PORTS {text:?}, expected MIN-MAX")),
+        }
+    }
+
+    /// The browser client directory: the flag, else `static/` next to the sources.
+    pub fn static_dir(&self) -> PathBuf {
+        self.static_dir
+            .clone()
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("static"))
+    }
+}
+
+/// Returns the configured secret, or the one kept in `<data_dir>/<file>`, generating
+/// and storing a random one the first time. The secret itself is never logged.
+pub fn load_or_create_secret(
+    data_dir: &Path,
+    file: &str,
+    configured: Option<&str>,
+    what: &str,
+) -> std::io::Result<Vec<u8>> {
+    if let Some(secret) = configured.filter(|s| !s.is_empty()) {
+        return Ok(secret.as_bytes().to_vec());
+    }
+    let path = data_dir.join(file);
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let existing = existing.trim();
+        if !existing.is_empty() {
+            return Ok(existing.as_bytes().to_vec());
+        }
+    }
+    std::fs::create_dir_all(data_dir)?;
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    let secret = hex::encode(bytes);
+    write_private(&path, &secret)?;
+    tracing::warn!(path = %path.display(), "no {what} configured: generated a random one and stored it (set it explicitly in production)");
+    Ok(secret.into_bytes())
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)?;
+        file.write_all(contents.as_bytes())
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::write(path, contents)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_is_generated_once_and_reused() {
+        let dir = std::env::temp_dir().join(format!("theraroom-secret-{}", uuid::Uuid::new_v4()));
+        let first = load_or_create_secret(&dir, "s", None, "test secret").unwrap();
+        let second = load_or_create_secret(&dir, "s", None, "test secret").unwrap();
+        assert_eq!(first, second);
+        assert_eq!(first.len(), 64);
+        let configured = load_or_create_secret(&dir, "s", Some("given"), "test secret").unwrap();
+        assert_eq!(configured, b"given");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

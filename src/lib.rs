@@ -1,0 +1,19 @@
+//! TheraRoom server: configuration, authentication, storage, REST, and the wiring
+//! of the signaling hub and SFU into one HTTP application.
+//!
+//! Follow a request: [`app::build`] routes it; REST handlers in [`api`] check the
+//! caller ([`auth`]) and the rules ([`policy`], [`access`]) and read or write the
+//! [`store`].
+
+pub mod access;
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod policy;
+pub mod state;
+pub mod store;
+pub mod turn;

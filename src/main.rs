@@ -1,0 +1,42 @@
+//! The `theraroom` binary: parses the command line and runs a subcommand.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use theraroom::config::{Cli, Command};
+
+mod serve;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve::serve(cli.settings).await,
+        Command::Migrate => serve::migrate(&cli.settings).await,
+        Command::Demo { json: _, ttl } => serve::demo(&cli.settings, &ttl).await,
+        Command::Token { role, user, org, session, ttl } => {
+            serve::token(&cli.settings, &role, &user, org.as_deref(), session.as_deref(), &ttl)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!("{message}");
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs to stderr (so `demo --json` and `token` keep stdout clean); `RUST_LOG`
+/// overrides the default filter. The `log` records of webrtc-rs are bridged in.
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,webrtc=warn,rtc=warn,sqlx=warn,tower_http=info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,117 @@
+//! The subcommands' bodies: serve, migrate, demo, token.
+
+use std::sync::Arc;
+
+use theraroom::auth::{JwtKeys, Role};
+use theraroom::clock::parse_duration_secs;
+use theraroom::config::{load_or_create_secret, Settings};
+use theraroom::state::{AppState, NoLiveRooms};
+use theraroom::store::Store;
+use theraroom::turn::TurnIssuer;
+
+/// Opens the database (creating the data directory for SQLite) and migrates it.
+async fn open_store(settings: &Settings) -> Result<Store, String> {
+    std::fs::create_dir_all(&settings.data_dir)
+        .map_err(|e| format!("cannot create data dir {}: {e}", settings.data_dir.display()))?;
+    let store = Store::connect(&settings.database_url())
+        .await
+        .map_err(|e| format!("cannot open database: {e}"))?;
+    store.migrate().await.map_err(|e| format!("migration failed: {e}"))?;
+    Ok(store)
+}
+
+fn jwt_keys(settings: &Settings) -> Result<JwtKeys, String> {
+    let secret = load_or_create_secret(&settings.data_dir, "jwt_secret", settings.jwt_secret.as_deref(), "JWT secret")
+        .map_err(|e| format!("cannot load JWT secret: {e}"))?;
+    Ok(JwtKeys::new(&secret))
+}
+
+fn turn_issuer(settings: &Settings) -> Result<TurnIssuer, String> {
+    let secret = load_or_create_secret(&settings.data_dir, "turn_secret", settings.turn_secret.as_deref(), "TURN secret")
+        .map_err(|e| format!("cannot load TURN secret: {e}"))?;
+    let uris = settings.turn_uris.iter().map(|u| u.trim().to_string()).filter(|u| !u.is_empty()).collect();
+    Ok(TurnIssuer::new(secret, uris, settings.turn_ttl_secs()?))
+}
+
+/// `theraroom migrate`.
+pub async fn migrate(settings: &Settings) -> Result<(), String> {
+    let store = open_store(settings).await?;
+    tracing::info!(backend = ?store.backend(), "migrations applied");
+    store.close().await;
+    Ok(())
+}
+
+/// `theraroom demo --json`.
+pub async fn demo(settings: &Settings, ttl: &str) -> Result<(), String> {
+    let ttl = parse_duration_secs(ttl).ok_or_else(|| format!("invalid --ttl {ttl:?}"))?;
+    let store = open_store(settings).await?;
+    let keys = jwt_keys(settings)?;
+    let data = theraroom::demo::ensure_demo(&store, &keys, ttl as i64)
+        .await
+        .map_err(|e| format!("cannot create demo data: {e}"))?;
+    store.close().await;
+    println!("{}", serde_json::to_string_pretty(&data).map_err(|e| e.to_string())?);
+    Ok(())
+}
+
+/// `theraroom token`.
+pub fn token(settings: &Settings, role: &str, user: &str, org: Option<&str>, session: Option<&str>, ttl: &str) -> Result<(), String> {
+    let role = Role::parse(role).ok_or_else(|| format!("unknown role {role:?}"))?;
+    if role == Role::Guest && session.is_none() {
+        return Err("guest tokens need --session".into());
+    }
+    let ttl = parse_duration_secs(ttl).ok_or_else(|| format!("invalid --ttl {ttl:?}"))?;
+    let keys = jwt_keys(settings)?;
+    let (token, _) = keys.issue(user, role, org, session, ttl as i64);
+    println!("{token}");
+    Ok(())
+}
+
+/// `theraroom serve`: runs until SIGINT/SIGTERM, then drains connections.
+pub async fn serve(settings: Settings) -> Result<(), String> {
+    let store = open_store(&settings).await?;
+    let stale = store.close_all_active_participants().await.map_err(|e| e.to_string())?;
+    if stale > 0 {
+        tracing::info!(stale, "closed participant rows left active by a previous run");
+    }
+    let state = AppState {
+        store: store.clone(),
+        jwt: jwt_keys(&settings)?,
+        turn: turn_issuer(&settings)?,
+        live: Arc::new(NoLiveRooms),
+    };
+    let app = theraroom::app::build(state, settings.static_dir(), axum::Router::new());
+    let listener = tokio::net::TcpListener::bind(settings.bind)
+        .await
+        .map_err(|e| format!("cannot bind {}: {e}", settings.bind))?;
+    tracing::info!(addr = %settings.bind, backend = ?store.backend(), "TheraRoom listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| format!("server error: {e}"))?;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown requested");
+}

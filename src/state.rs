@@ -1,0 +1,45 @@
+//! Shared application state handed to every handler.
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+
+use crate::auth::JwtKeys;
+use crate::store::Store;
+use crate::turn::TurnIssuer;
+
+/// What REST handlers need to tell live rooms about changes made over REST.
+/// The signaling hub implements it; tests and `migrate` use [`NoLiveRooms`].
+pub trait LiveControl: Send + Sync {
+    /// The session was ended: tell everyone in its room and disconnect them.
+    fn session_ended(&self, session_id: &str);
+    /// A participant was removed by the therapist: disconnect them.
+    fn participant_removed(&self, session_id: &str, participant_id: &str);
+}
+
+/// A [`LiveControl`] for when no signaling hub runs.
+pub struct NoLiveRooms;
+
+impl LiveControl for NoLiveRooms {
+    fn session_ended(&self, _session_id: &str) {}
+    fn participant_removed(&self, _session_id: &str, _participant_id: &str) {}
+}
+
+/// State of the HTTP application; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// Database.
+    pub store: Store,
+    /// Token keys.
+    pub jwt: JwtKeys,
+    /// TURN credential issuer.
+    pub turn: TurnIssuer,
+    /// Live rooms (signaling hub).
+    pub live: Arc<dyn LiveControl>,
+}
+
+impl FromRef<AppState> for JwtKeys {
+    fn from_ref(state: &AppState) -> JwtKeys {
+        state.jwt.clone()
+    }
+}

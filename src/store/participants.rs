@@ -1,0 +1,198 @@
+//! Session participants and anonymous guests.
+
+use super::{new_id, Store};
+use crate::clock::now_ms;
+
+/// A registration of a user or guest in a session.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Participant {
+    /// Identifier; also the participant id used in signaling.
+    pub id: String,
+    /// Session.
+    pub session_id: String,
+    /// Registered user, if not a guest.
+    pub user_id: Option<String>,
+    /// Guest, if not a user.
+    pub guest_id: Option<String>,
+    /// Name shown to others.
+    pub display_name: String,
+    /// Role in the session (the caller's role).
+    pub role: String,
+    is_active: i16,
+    removed: i16,
+    /// When registered, Unix ms.
+    pub registered_at: i64,
+    /// Last time the participant entered the room, Unix ms.
+    pub joined_at: Option<i64>,
+    /// When the participant last left, Unix ms.
+    pub left_at: Option<i64>,
+}
+
+impl Participant {
+    /// True while the participant is in the room.
+    pub fn is_active(&self) -> bool {
+        self.is_active != 0
+    }
+    /// True once the therapist removed them; they may not come back.
+    pub fn removed(&self) -> bool {
+        self.removed != 0
+    }
+}
+
+/// An anonymous guest admitted through a share link.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Guest {
+    /// Identifier (the guest token's subject).
+    pub id: String,
+    /// The one session the guest may enter.
+    pub session_id: String,
+    /// Name the guest typed.
+    pub display_name: String,
+}
+
+/// Who is registering.
+#[derive(Debug, Clone, Copy)]
+pub enum Registrant<'a> {
+    /// A signed-in user.
+    User(&'a str),
+    /// A guest.
+    Guest(&'a str),
+}
+
+const COLUMNS: &str = "id, session_id, user_id, guest_id, display_name, role, is_active, removed, registered_at, joined_at, left_at";
+
+impl Store {
+    /// Registers a user or guest in a session; idempotent on (session, user) and
+    /// (session, guest). Returns the row and whether it was created now.
+    pub async fn register_participant(
+        &self,
+        session_id: &str,
+        who: Registrant<'_>,
+        display_name: &str,
+        role: &str,
+    ) -> Result<(Participant, bool), sqlx::Error> {
+        let (column, subject) = match who {
+            Registrant::User(id) => ("user_id", id),
+            Registrant::Guest(id) => ("guest_id", id),
+        };
+        let inserted = sqlx::query(&format!(
+            "INSERT INTO session_participants (id, session_id, {column}, display_name, role, is_active, removed, registered_at) \
+             VALUES ($1, $2, $3, $4, $5, 0, 0, $6) ON CONFLICT (session_id, {column}) DO NOTHING"
+        ))
+        .bind(new_id())
+        .bind(session_id)
+        .bind(subject)
+        .bind(display_name)
+        .bind(role)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        let row = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM session_participants WHERE session_id = $1 AND {column} = $2"
+        ))
+        .bind(session_id)
+        .bind(subject)
+        .fetch_one(self.pool())
+        .await?;
+        Ok((row, inserted.rows_affected() == 1))
+    }
+
+    /// The registration of a user or guest in a session, if any.
+    pub async fn participant_of(&self, session_id: &str, who: Registrant<'_>) -> Result<Option<Participant>, sqlx::Error> {
+        let (column, subject) = match who {
+            Registrant::User(id) => ("user_id", id),
+            Registrant::Guest(id) => ("guest_id", id),
+        };
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM session_participants WHERE session_id = $1 AND {column} = $2"
+        ))
+        .bind(session_id)
+        .bind(subject)
+        .fetch_optional(self.pool())
+        .await
+    }
+
+    /// One participant by id.
+    pub async fn participant(&self, id: &str) -> Result<Option<Participant>, sqlx::Error> {
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM session_participants WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await
+    }
+
+    /// Every participant of a session, in registration order.
+    pub async fn participants(&self, session_id: &str) -> Result<Vec<Participant>, sqlx::Error> {
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM session_participants WHERE session_id = $1 ORDER BY registered_at, id"
+        ))
+        .bind(session_id)
+        .fetch_all(self.pool())
+        .await
+    }
+
+    /// Marks a participant as in the room now.
+    pub async fn mark_participant_joined(&self, id: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE session_participants SET is_active = 1, joined_at = $1, left_at = NULL WHERE id = $2")
+            .bind(now_ms())
+            .bind(id)
+            .execute(self.pool())
+            .await
+            .map(|_| ())
+    }
+
+    /// Marks a participant as gone (left, dropped past the grace period, session ended).
+    pub async fn mark_participant_left(&self, id: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE session_participants SET is_active = 0, left_at = $1 WHERE id = $2 AND is_active = 1")
+            .bind(now_ms())
+            .bind(id)
+            .execute(self.pool())
+            .await
+            .map(|_| ())
+    }
+
+    /// Marks a participant as removed by the therapist (and gone).
+    pub async fn mark_participant_removed(&self, id: &str) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE session_participants SET removed = 1, is_active = 0, left_at = COALESCE(CASE WHEN is_active = 1 THEN $1 END, left_at) WHERE id = $2",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .execute(self.pool())
+        .await
+        .map(|_| ())
+    }
+
+    /// Closes every active participant row (at server start: nobody is connected yet).
+    pub async fn close_all_active_participants(&self) -> Result<u64, sqlx::Error> {
+        sqlx::query("UPDATE session_participants SET is_active = 0, left_at = $1 WHERE is_active = 1")
+            .bind(now_ms())
+            .execute(self.pool())
+            .await
+            .map(|r| r.rows_affected())
+    }
+
+    /// Creates a guest for one session.
+    pub async fn create_guest(&self, session_id: &str, display_name: &str) -> Result<Guest, sqlx::Error> {
+        let id = new_id();
+        sqlx::query("INSERT INTO guests (id, session_id, display_name, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(&id)
+            .bind(session_id)
+            .bind(display_name)
+            .bind(now_ms())
+            .execute(self.pool())
+            .await?;
+        Ok(Guest {
+            id,
+            session_id: session_id.to_string(),
+            display_name: display_name.to_string(),
+        })
+    }
+
+    /// Looks a guest up by id.
+    pub async fn guest(&self, id: &str) -> Result<Option<Guest>, sqlx::Error> {
+        sqlx::query_as("SELECT id, session_id, display_name FROM guests WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await
+    }
+}

@@ -1,0 +1,165 @@
+//! Instant and group video sessions (seed 004).
+
+use sqlx::AnyConnection;
+
+use super::{new_id, Store};
+use crate::clock::now_ms;
+
+/// A video session: a room that lives until it is ended or expires.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct VideoSession {
+    /// Identifier.
+    pub id: String,
+    /// Name chosen by the therapist.
+    pub session_name: String,
+    /// Secret part of the share link (256 random bits, URL-safe base64).
+    pub share_token: String,
+    /// Owning therapist.
+    pub therapist_id: String,
+    /// Owning organization (the therapist's).
+    pub organization_id: String,
+    /// `instant` (1:1 by default) or `group`.
+    pub kind: String,
+    /// Room capacity.
+    pub max_participants: i64,
+    is_active: i16,
+    /// Creation time, Unix ms.
+    pub created_at: i64,
+    /// Expiry, Unix ms.
+    pub expires_at: i64,
+    /// When it was ended, Unix ms.
+    pub ended_at: Option<i64>,
+    /// The therapist's display name (joined in).
+    pub therapist_name: String,
+}
+
+impl VideoSession {
+    /// False once ended.
+    pub fn is_active(&self) -> bool {
+        self.is_active != 0
+    }
+    /// Active and not past its expiry at `now_ms`.
+    pub fn is_open_at(&self, now_ms: i64) -> bool {
+        self.is_active() && now_ms < self.expires_at
+    }
+}
+
+/// What a new session is made of.
+#[derive(Debug, Clone)]
+pub struct NewSession<'a> {
+    /// Name.
+    pub session_name: &'a str,
+    /// Therapist.
+    pub therapist_id: &'a str,
+    /// Organization.
+    pub organization_id: &'a str,
+    /// `instant` or `group`.
+    pub kind: &'a str,
+    /// Capacity.
+    pub max_participants: i64,
+    /// Lifetime from now, in minutes.
+    pub expires_in_minutes: i64,
+    /// Share token.
+    pub share_token: &'a str,
+}
+
+const COLUMNS: &str = "s.id, s.session_name, s.share_token, s.therapist_id, s.organization_id, s.kind, \
+     s.max_participants, s.is_active, s.created_at, s.expires_at, s.ended_at, u.display_name AS therapist_name";
+
+impl Store {
+    /// Inserts a session and returns it.
+    pub async fn create_session(&self, new: NewSession<'_>) -> Result<VideoSession, sqlx::Error> {
+        let id = new_id();
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO instant_sessions (id, session_name, share_token, therapist_id, organization_id, kind, max_participants, is_active, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9)",
+        )
+        .bind(&id)
+        .bind(new.session_name)
+        .bind(new.share_token)
+        .bind(new.therapist_id)
+        .bind(new.organization_id)
+        .bind(new.kind)
+        .bind(new.max_participants)
+        .bind(now)
+        .bind(now + new.expires_in_minutes * 60_000)
+        .execute(self.pool())
+        .await?;
+        self.session(&id).await?.ok_or(sqlx::Error::RowNotFound)
+    }
+
+    /// Looks a session up by id.
+    pub async fn session(&self, id: &str) -> Result<Option<VideoSession>, sqlx::Error> {
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM instant_sessions s JOIN users u ON u.id = s.therapist_id WHERE s.id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await
+    }
+
+    /// Looks a session up by its share token.
+    pub async fn session_by_share_token(&self, token: &str) -> Result<Option<VideoSession>, sqlx::Error> {
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM instant_sessions s JOIN users u ON u.id = s.therapist_id WHERE s.share_token = $1"
+        ))
+        .bind(token)
+        .fetch_optional(self.pool())
+        .await
+    }
+
+    /// Sessions a therapist created, newest first.
+    pub async fn sessions_of_therapist(&self, therapist_id: &str) -> Result<Vec<VideoSession>, sqlx::Error> {
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM instant_sessions s JOIN users u ON u.id = s.therapist_id \
+             WHERE s.therapist_id = $1 ORDER BY s.created_at DESC, s.id"
+        ))
+        .bind(therapist_id)
+        .fetch_all(self.pool())
+        .await
+    }
+
+    /// Sessions of an organization, newest first.
+    pub async fn sessions_of_organization(&self, org_id: &str) -> Result<Vec<VideoSession>, sqlx::Error> {
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM instant_sessions s JOIN users u ON u.id = s.therapist_id \
+             WHERE s.organization_id = $1 ORDER BY s.created_at DESC, s.id"
+        ))
+        .bind(org_id)
+        .fetch_all(self.pool())
+        .await
+    }
+
+    /// Sessions a user is registered in as a participant, newest first.
+    pub async fn sessions_joined_by(&self, user_id: &str) -> Result<Vec<VideoSession>, sqlx::Error> {
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM instant_sessions s JOIN users u ON u.id = s.therapist_id \
+             WHERE s.id IN (SELECT p.session_id FROM session_participants p WHERE p.user_id = $1) \
+             ORDER BY s.created_at DESC, s.id"
+        ))
+        .bind(user_id)
+        .fetch_all(self.pool())
+        .await
+    }
+}
+
+/// Ends a session and closes every participant row, inside a transaction.
+/// Returns false when the session was already ended.
+pub async fn end_session(conn: &mut AnyConnection, id: &str) -> Result<bool, sqlx::Error> {
+    let now = now_ms();
+    let done = sqlx::query("UPDATE instant_sessions SET is_active = 0, ended_at = $1 WHERE id = $2 AND is_active = 1")
+        .bind(now)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    sqlx::query("UPDATE session_participants SET is_active = 0, left_at = $1 WHERE session_id = $2 AND is_active = 1")
+        .bind(now)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(true)
+}
