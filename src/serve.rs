@@ -5,7 +5,11 @@ use std::sync::Arc;
 use theraroom::auth::{JwtKeys, Role};
 use theraroom::clock::parse_duration_secs;
 use theraroom::config::{load_or_create_secret, Settings};
-use theraroom::state::{AppState, NoLiveRooms};
+use std::time::Duration;
+
+use signaling::HubConfig;
+use theraroom::rtc::{HubControl, StoreGatekeeper};
+use theraroom::state::AppState;
 use theraroom::store::Store;
 use theraroom::turn::TurnIssuer;
 
@@ -74,13 +78,25 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     if stale > 0 {
         tracing::info!(stale, "closed participant rows left active by a previous run");
     }
-    let state = AppState {
-        store: store.clone(),
-        jwt: jwt_keys(&settings)?,
-        turn: turn_issuer(&settings)?,
-        live: Arc::new(NoLiveRooms),
-    };
-    let app = theraroom::app::build(state, settings.static_dir(), axum::Router::new());
+    let jwt = jwt_keys(&settings)?;
+    let turn = turn_issuer(&settings)?;
+    let (port_min, port_max) = settings.rtc_port_range()?;
+    let sfu = sfu::Sfu::new(sfu::SfuConfig {
+        bind_ip: settings.rtc_ip,
+        public_ips: settings.rtc_public_ips.clone(),
+        ice_lite: settings.ice_lite,
+        udp_port_min: port_min,
+        udp_port_max: port_max,
+    })
+    .map_err(|e| format!("cannot start the SFU: {e}"))?;
+    let hub = theraroom::rtc::hub(
+        sfu,
+        StoreGatekeeper { store: store.clone(), jwt: jwt.clone(), turn: turn.clone() },
+        HubConfig { reconnect_grace: Duration::from_secs(settings.reconnect_grace_secs()?), ..HubConfig::default() },
+    );
+    let state = AppState { store: store.clone(), jwt, turn, live: Arc::new(HubControl(hub.clone())) };
+    let extra = theraroom::rtc::routes(hub).merge(theraroom::metrics::routes());
+    let app = theraroom::app::build(state, settings.static_dir(), extra);
     let listener = tokio::net::TcpListener::bind(settings.bind)
         .await
         .map_err(|e| format!("cannot bind {}: {e}", settings.bind))?;

@@ -1,0 +1,33 @@
+#!/bin/sh
+# run.sh — runs the Chromium end-to-end scenarios against a running TheraRoom server.
+# Needs BASE_URL (e.g. http://127.0.0.1:8080) and DEMO_JSON (the JSON printed by
+# `theraroom demo --json`, or a path to a file holding it). Meant to run inside
+#   unshare -n sh -c 'ip link set lo up; ...; e2e/run.sh'
+# Usage: e2e/run.sh [scenario ...]   (default: one_to_one group refusals reconnect)
+# Exit status: 0 when every scenario passed, 1 otherwise.
+set -u
+cd "$(dirname "$0")" || exit 2
+if [ -z "${BASE_URL:-}" ] || [ -z "${DEMO_JSON:-}" ]; then
+  echo "run.sh: set BASE_URL and DEMO_JSON" >&2
+  exit 2
+fi
+if [ ! -d node_modules/playwright-core ]; then
+  echo "run.sh: node_modules missing: run 'npm ci' in $(pwd) first (with network)" >&2
+  exit 2
+fi
+[ $# -gt 0 ] || set -- one_to_one group refusals reconnect
+failed=""
+for s in "$@"; do
+  echo "=== $s" >&2
+  if timeout 240 node "./$s.mjs"; then
+    echo "=== $s: ok" >&2
+  else
+    echo "=== $s: FAILED" >&2
+    failed="$failed $s"
+  fi
+done
+if [ -n "$failed" ]; then
+  echo "e2e FAILED:$failed" >&2
+  exit 1
+fi
+echo "e2e: all scenarios passed" >&2

@@ -1,0 +1,285 @@
+//! Building server peer connections (webrtc 0.21) and turning their callbacks into
+//! [`SfuEvent`]s.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::ice::network_type::NetworkType;
+use rtc::interceptor::Slot;
+use tokio::sync::mpsc::UnboundedSender;
+use tracing::{debug, warn, Instrument};
+use webrtc::media_stream::track_remote::TrackRemote;
+use webrtc::peer_connection::{
+    register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder,
+    PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateType, RTCIceServer,
+    RTCPeerConnectionIceEvent, RTCPeerConnectionState, Registry, SettingEngine,
+    SettingEngineBuilder,
+};
+
+use crate::config::SfuConfig;
+use crate::error::SfuError;
+use crate::participant::ParticipantInner;
+use crate::ports::{PortAllocator, PortLease};
+use crate::rtcp::KeyframeRequestForwarder;
+use crate::types::{IceCandidate, IceServer, PcRole, SfuEvent};
+
+/// Interceptor slot of the keyframe-request forwarder: after every default interceptor.
+const KEYFRAME_FORWARDER_SLOT: usize = 14_000;
+
+/// First `a=mid:` of an SDP (the bundle's transport section) and the first `a=ice-ufrag:`.
+pub(crate) fn sdp_first_mid_and_ufrag(sdp: &str) -> (Option<String>, Option<String>) {
+    let mut mid = None;
+    let mut ufrag = None;
+    for line in sdp.lines() {
+        let line = line.trim_end();
+        if mid.is_none() {
+            if let Some(v) = line.strip_prefix("a=mid:") {
+                mid = Some(v.to_owned());
+            }
+        }
+        if ufrag.is_none() {
+            if let Some(v) = line.strip_prefix("a=ice-ufrag:") {
+                ufrag = Some(v.to_owned());
+            }
+        }
+    }
+    (mid, ufrag)
+}
+
+#[derive(Default)]
+struct CandidateGate {
+    released: bool,
+    queued: Vec<String>,
+    mid: Option<String>,
+    ufrag: Option<String>,
+}
+
+/// State one peer connection's callbacks share with the participant: the event channel,
+/// whether it is connected, and the candidate gate (candidates are held back until the
+/// description they belong to has been handed to signaling).
+pub(crate) struct PcSignals {
+    role: PcRole,
+    events: UnboundedSender<SfuEvent>,
+    connected: AtomicBool,
+    gate: Mutex<CandidateGate>,
+}
+
+impl PcSignals {
+    pub(crate) fn new(role: PcRole, events: UnboundedSender<SfuEvent>) -> Arc<Self> {
+        Arc::new(PcSignals {
+            role,
+            events,
+            connected: AtomicBool::new(false),
+            gate: Mutex::new(CandidateGate::default()),
+        })
+    }
+
+    pub(crate) fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Acquire)
+    }
+
+    fn candidate_event(&self, candidate: String, gate: &CandidateGate) -> SfuEvent {
+        SfuEvent::IceCandidate {
+            pc: self.role,
+            candidate: IceCandidate {
+                candidate,
+                sdp_mid: gate.mid.clone(),
+                sdp_mline_index: Some(0),
+                username_fragment: gate.ufrag.clone(),
+            },
+        }
+    }
+
+    /// Records the mid/ufrag of the local description just applied.
+    pub(crate) fn set_local_description(&self, sdp: &str) {
+        let (mid, ufrag) = sdp_first_mid_and_ufrag(sdp);
+        let mut gate = self.gate.lock().unwrap_or_else(|e| e.into_inner());
+        gate.mid = mid;
+        gate.ufrag = ufrag;
+    }
+
+    /// The local description has been handed out: flush held candidates, stop holding.
+    pub(crate) fn release_candidates(&self) {
+        let mut gate = self.gate.lock().unwrap_or_else(|e| e.into_inner());
+        gate.released = true;
+        for c in std::mem::take(&mut gate.queued) {
+            let _ = self.events.send(self.candidate_event(c, &gate));
+        }
+    }
+
+    fn on_candidate(&self, candidate: String) {
+        let mut gate = self.gate.lock().unwrap_or_else(|e| e.into_inner());
+        if gate.released {
+            let _ = self.events.send(self.candidate_event(candidate, &gate));
+        } else {
+            gate.queued.push(candidate);
+        }
+    }
+
+    fn on_state(&self, state: RTCPeerConnectionState) {
+        self.connected
+            .store(state == RTCPeerConnectionState::Connected, Ordering::Release);
+        let _ = self.events.send(SfuEvent::ConnectionState {
+            pc: self.role,
+            state: state.to_string(),
+        });
+    }
+}
+
+/// The event handler of one server peer connection. Its callbacks run on the connection's
+/// driver task, so they only record, send on unbounded channels, or spawn.
+pub(crate) struct PcHandler {
+    pub(crate) signals: Arc<PcSignals>,
+    /// Set once the participant exists (publisher connection only: receives `on_track`).
+    pub(crate) participant: OnceLock<Weak<ParticipantInner>>,
+    pub(crate) span: tracing::Span,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for PcHandler {
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        match event.candidate.to_json() {
+            Ok(init) => {
+                let _g = self.span.enter();
+                debug!(pc = self.signals.role.as_str(), candidate = %init.candidate, "local candidate");
+                self.signals.on_candidate(init.candidate)
+            }
+            Err(err) => warn!(parent: &self.span, %err, "unserialisable local candidate"),
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        debug!(parent: &self.span, pc = self.signals.role.as_str(), %state, "connection state");
+        self.signals.on_state(state);
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        if self.signals.role != PcRole::Publisher {
+            return;
+        }
+        let Some(participant) = self.participant.get().and_then(Weak::upgrade) else {
+            return;
+        };
+        tokio::spawn(participant.run_remote_track(track).instrument(self.span.clone()));
+    }
+}
+
+fn setting_engine(config: &SfuConfig) -> SettingEngine {
+    let network = match config.bind_ip {
+        IpAddr::V4(_) => NetworkType::Udp4,
+        IpAddr::V6(_) => NetworkType::Udp6,
+    };
+    let mut b = SettingEngineBuilder::new()
+        // mDNS would bind 0.0.0.0:5353 and answer on every interface: off.
+        .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+        .with_network_types(vec![network])
+        .with_include_loopback_candidate(config.bind_ip.is_loopback())
+        .with_lite(config.ice_lite);
+    if !config.public_ips.is_empty() {
+        b = b.with_nat_1to1_ips(
+            config.public_ips.iter().map(ToString::to_string).collect(),
+            RTCIceCandidateType::Host,
+        );
+    }
+    b.build()
+}
+
+fn ice_servers(servers: &[IceServer]) -> Vec<RTCIceServer> {
+    servers
+        .iter()
+        .map(|s| RTCIceServer {
+            urls: s.urls.clone(),
+            username: s.username.clone().unwrap_or_default(),
+            credential: s.credential.clone().unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// Builds one server peer connection bound to `config.bind_ip` (a port of the configured
+/// range, retrying if another process took the probed port meanwhile).
+pub(crate) async fn build_peer_connection(
+    config: &SfuConfig,
+    ports: &PortAllocator,
+    servers: &[IceServer],
+    handler: Arc<PcHandler>,
+) -> Result<(Arc<dyn PeerConnection>, PortLease), SfuError> {
+    let role = handler.signals.role;
+    let mut last_err = SfuError::NoPortAvailable;
+    for _ in 0..ports.attempts() {
+        let lease = ports.acquire().ok_or(SfuError::NoPortAvailable)?;
+        let addr = SocketAddr::new(config.bind_ip, lease.port());
+
+        let mut media_engine = MediaEngine::default();
+        media_engine
+            .register_default_codecs()
+            .map_err(SfuError::webrtc)?;
+        let mut registry = register_default_interceptors(Registry::new(), &mut media_engine)
+            .map_err(SfuError::webrtc)?;
+        if role == PcRole::Subscriber {
+            registry = registry.with(
+                Slot::from(KEYFRAME_FORWARDER_SLOT),
+                KeyframeRequestForwarder::default(),
+            );
+        }
+        let configuration = RTCConfigurationBuilder::new()
+            .with_ice_servers(ice_servers(servers))
+            .build();
+
+        let built = PeerConnectionBuilder::new()
+            .with_configuration(configuration)
+            .with_media_engine(media_engine)
+            .with_interceptor_registry(registry)
+            .with_setting_engine(setting_engine(config))
+            .with_handler(Arc::clone(&handler) as Arc<dyn PeerConnectionEventHandler>)
+            .with_udp_addrs(vec![addr])
+            .build()
+            .await;
+        match built {
+            Ok(pc) => return Ok((Arc::new(pc), lease)),
+            Err(err) if config.has_port_range() => {
+                warn!(%addr, %err, "binding a peer connection failed, trying the next port");
+                last_err = SfuError::webrtc(err);
+            }
+            Err(err) => return Err(SfuError::webrtc(err)),
+        }
+    }
+    Err(last_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_first_mid_and_ufrag() {
+        let sdp = "v=0\r\na=group:BUNDLE 0 1\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=ice-ufrag:abcd\r\na=mid:0\r\nm=audio 9 x 111\r\na=mid:1\r\n";
+        assert_eq!(
+            sdp_first_mid_and_ufrag(sdp),
+            (Some("0".to_owned()), Some("abcd".to_owned()))
+        );
+        assert_eq!(sdp_first_mid_and_ufrag("v=0\r\n"), (None, None));
+    }
+
+    #[test]
+    fn candidates_are_held_until_released() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let s = PcSignals::new(PcRole::Subscriber, tx);
+        s.on_candidate("candidate:1 1 udp 1 127.0.0.1 5000 typ host".into());
+        assert!(rx.try_recv().is_err());
+        s.set_local_description("a=ice-ufrag:u1\r\na=mid:0\r\n");
+        s.release_candidates();
+        match rx.try_recv().unwrap() {
+            SfuEvent::IceCandidate { pc, candidate } => {
+                assert_eq!(pc, PcRole::Subscriber);
+                assert_eq!(candidate.sdp_mid.as_deref(), Some("0"));
+                assert_eq!(candidate.sdp_mline_index, Some(0));
+                assert_eq!(candidate.username_fragment.as_deref(), Some("u1"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        s.on_candidate("candidate:2 1 udp 1 127.0.0.1 5001 typ host".into());
+        assert!(matches!(rx.try_recv(), Ok(SfuEvent::IceCandidate { .. })));
+    }
+}

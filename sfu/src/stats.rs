@@ -1,0 +1,167 @@
+//! Process-wide counters: atomics for [`SfuStats`] snapshots, mirrored to the `metrics`
+//! facade (the binary installs the exporter; without one the calls are no-ops).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A snapshot of the SFU's counters, for health endpoints and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SfuStats {
+    /// Rooms that exist.
+    pub rooms: u64,
+    /// Participants in all rooms.
+    pub participants: u64,
+    /// Tracks currently published.
+    pub published_tracks: u64,
+    /// Subscriber legs (one per published track per other participant).
+    pub forwarded_tracks: u64,
+    /// RTP packets handed to subscriber connections since start.
+    pub forwarded_packets: u64,
+    /// RTP bytes (header + payload) handed to subscriber connections since start.
+    pub forwarded_bytes: u64,
+    /// RTP packets dropped because a subscriber leg's queue was full (slow subscriber).
+    pub dropped_packets: u64,
+    /// PLIs sent to publishers (after throttling).
+    pub keyframe_requests: u64,
+}
+
+/// The live counters behind [`SfuStats`]. Gauges go up and down with the objects they
+/// count; every change is also published as a `metrics` gauge/counter.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    rooms: AtomicU64,
+    participants: AtomicU64,
+    published_tracks: AtomicU64,
+    forwarded_tracks: AtomicU64,
+    forwarded_packets: AtomicU64,
+    forwarded_bytes: AtomicU64,
+    dropped_packets: AtomicU64,
+    keyframe_requests: AtomicU64,
+}
+
+/// Which gauge to move.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Gauge {
+    Rooms,
+    Participants,
+    PublishedTracks,
+    ForwardedTracks,
+}
+
+impl Gauge {
+    fn name(self) -> &'static str {
+        match self {
+            Gauge::Rooms => "sfu_rooms",
+            Gauge::Participants => "sfu_participants",
+            Gauge::PublishedTracks => "sfu_published_tracks",
+            Gauge::ForwardedTracks => "sfu_forwarded_tracks",
+        }
+    }
+}
+
+impl Counters {
+    fn gauge_cell(&self, g: Gauge) -> &AtomicU64 {
+        match g {
+            Gauge::Rooms => &self.rooms,
+            Gauge::Participants => &self.participants,
+            Gauge::PublishedTracks => &self.published_tracks,
+            Gauge::ForwardedTracks => &self.forwarded_tracks,
+        }
+    }
+
+    pub(crate) fn add(&self, g: Gauge, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let v = self.gauge_cell(g).fetch_add(n, Ordering::Relaxed) + n;
+        metrics::gauge!(g.name()).set(v as f64);
+    }
+
+    pub(crate) fn sub(&self, g: Gauge, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let cell = self.gauge_cell(g);
+        // Saturating: a bookkeeping bug must never wrap a gauge to 2^64.
+        let mut cur = cell.load(Ordering::Relaxed);
+        loop {
+            let next = cur.saturating_sub(n);
+            match cell.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => {
+                    metrics::gauge!(g.name()).set(next as f64);
+                    return;
+                }
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    pub(crate) fn forwarded(&self, packets: u64, bytes: u64) {
+        self.forwarded_packets.fetch_add(packets, Ordering::Relaxed);
+        self.forwarded_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub(crate) fn dropped(&self, packets: u64) {
+        self.dropped_packets.fetch_add(packets, Ordering::Relaxed);
+        metrics::counter!("sfu_dropped_packets_total").increment(packets);
+    }
+
+    pub(crate) fn keyframe_request_sent(&self) {
+        self.keyframe_requests.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("sfu_keyframe_requests_total").increment(1);
+    }
+
+    pub(crate) fn snapshot(&self) -> SfuStats {
+        SfuStats {
+            rooms: self.rooms.load(Ordering::Relaxed),
+            participants: self.participants.load(Ordering::Relaxed),
+            published_tracks: self.published_tracks.load(Ordering::Relaxed),
+            forwarded_tracks: self.forwarded_tracks.load(Ordering::Relaxed),
+            forwarded_packets: self.forwarded_packets.load(Ordering::Relaxed),
+            forwarded_bytes: self.forwarded_bytes.load(Ordering::Relaxed),
+            dropped_packets: self.dropped_packets.load(Ordering::Relaxed),
+            keyframe_requests: self.keyframe_requests.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Cached `metrics` handles for the per-packet counters, so the hot path does no registry
+/// lookup (one per subscriber leg).
+#[derive(Clone)]
+pub(crate) struct PacketMetrics {
+    packets: metrics::Counter,
+    bytes: metrics::Counter,
+}
+
+impl PacketMetrics {
+    pub(crate) fn new() -> Self {
+        PacketMetrics {
+            packets: metrics::counter!("sfu_forwarded_packets_total"),
+            bytes: metrics::counter!("sfu_forwarded_bytes_total"),
+        }
+    }
+
+    pub(crate) fn record(&self, counters: &Counters, bytes: u64) {
+        counters.forwarded(1, bytes);
+        self.packets.increment(1);
+        self.bytes.increment(bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gauges_move_and_saturate() {
+        let c = Counters::default();
+        c.add(Gauge::Participants, 2);
+        c.sub(Gauge::Participants, 1);
+        assert_eq!(c.snapshot().participants, 1);
+        c.sub(Gauge::Participants, 5);
+        assert_eq!(c.snapshot().participants, 0);
+        c.forwarded(3, 300);
+        c.dropped(2);
+        let s = c.snapshot();
+        assert_eq!((s.forwarded_packets, s.forwarded_bytes, s.dropped_packets), (3, 300, 2));
+    }
+}

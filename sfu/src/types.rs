@@ -1,0 +1,123 @@
+//! Plain data types of the public API: what signaling sends in and gets out.
+
+/// A STUN/TURN server for a participant's peer connections, in the browser's
+/// `RTCIceServer` shape. Signaling issues these (fresh TURN credentials) per join.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IceServer {
+    /// `stun:` / `turn:` / `turns:` URLs.
+    pub urls: Vec<String>,
+    /// TURN username, if any.
+    pub username: Option<String>,
+    /// TURN credential, if any.
+    pub credential: Option<String>,
+}
+
+/// A published media track, as announced to clients in `track_published`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackInfo {
+    /// Track id, unique within the room: the publisher's own track id unless another
+    /// track of the room already uses it. Subscribers see it as the `MediaStreamTrack` id.
+    pub track_id: String,
+    /// Audio or video.
+    pub kind: MediaKind,
+    /// Always the publisher's participant id: subscribers see it as the `MediaStream` id.
+    pub stream_id: String,
+}
+
+/// Kind of a media track.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MediaKind {
+    /// Microphone.
+    Audio,
+    /// Camera or screen.
+    Video,
+}
+
+impl MediaKind {
+    /// The protocol spelling (`"audio"` / `"video"`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            MediaKind::Audio => "audio",
+            MediaKind::Video => "video",
+        }
+    }
+}
+
+/// Which of a participant's two peer connections something belongs to (PROTOCOL.md: the
+/// client offers on `publisher`, the server offers on `subscriber`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PcRole {
+    /// Client → server media; the client offers.
+    Publisher,
+    /// Server → client media; the server offers.
+    Subscriber,
+}
+
+impl PcRole {
+    /// The protocol spelling (`"publisher"` / `"subscriber"`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PcRole::Publisher => "publisher",
+            PcRole::Subscriber => "subscriber",
+        }
+    }
+}
+
+/// An ICE candidate in the browser's `RTCIceCandidateInit` shape, so signaling can pass it
+/// through to and from the client unchanged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IceCandidate {
+    /// `candidate:...` attribute line; empty means end of candidates.
+    pub candidate: String,
+    /// Media section id the candidate belongs to.
+    pub sdp_mid: Option<String>,
+    /// Media section index the candidate belongs to.
+    pub sdp_mline_index: Option<u16>,
+    /// ICE generation (ufrag) the candidate belongs to.
+    pub username_fragment: Option<String>,
+}
+
+/// Something signaling must tell (or may count for) one participant. Each participant
+/// has its own event channel, given to [`crate::Room::add_participant`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum SfuEvent {
+    /// A server ICE candidate for one of the participant's peer connections (`candidate`).
+    /// Candidates of a connection are only emitted after the description they belong to
+    /// (the publisher answer returned, or the subscriber offer event queued).
+    IceCandidate {
+        /// Which peer connection.
+        pc: PcRole,
+        /// The candidate.
+        candidate: IceCandidate,
+    },
+    /// A new subscriber offer: send it as `{"type":"offer","pc":"subscriber"}` and pass the
+    /// client's answer to [`crate::Participant::handle_subscriber_answer`].
+    SubscriberOffer {
+        /// The offer SDP.
+        sdp: String,
+    },
+    /// A track was published in the room (sent to every participant, publisher included).
+    /// A participant joining later learns existing tracks from [`crate::Room::tracks`].
+    TrackPublished {
+        /// Publisher.
+        participant_id: String,
+        /// The track.
+        track: TrackInfo,
+    },
+    /// A track is gone (publisher left, or its track ended).
+    TrackUnpublished {
+        /// Publisher.
+        participant_id: String,
+        /// The track id announced in `TrackPublished`.
+        track_id: String,
+    },
+    /// A peer connection changed state (`"connected"`, `"failed"`, `"closed"`, ...).
+    ConnectionState {
+        /// Which peer connection.
+        pc: PcRole,
+        /// W3C `RTCPeerConnectionState` spelling.
+        state: String,
+    },
+    /// The first RTP packet was forwarded to this participant (once; for join latency).
+    MediaFlowing,
+}

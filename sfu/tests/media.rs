@@ -1,0 +1,165 @@
+//! End-to-end media tests: in-process SFU, webrtc-rs clients on 127.0.0.1.
+//! Run inside a private network namespace (see sfu/README.md).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{init_tracing, measure, receiving_from, wait_until, warm_up, TestClient};
+use sfu::{MediaKind, Sfu, SfuConfig, SfuEvent, SfuStats};
+
+/// Packets per track in the measured phase.
+const COUNT: u32 = 300;
+/// Pace of the measured phase (one video + one audio packet per publisher per tick).
+const PACE: Duration = Duration::from_millis(5);
+/// Minimum delivered fraction.
+const MIN_DELIVERY: f64 = 0.90;
+
+/// The media tests share two cores: run them one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn delivery(sub: &TestClient, track_id: &str) -> f64 {
+    sub.received.measured(track_id) as f64 / f64::from(COUNT)
+}
+
+fn report(label: &str, sub: &TestClient, track_id: &str) -> f64 {
+    let d = delivery(sub, track_id);
+    if let Some(rx) = sub.received.snapshot().get(track_id) {
+        let missing: Vec<u32> = (0..COUNT).filter(|i| !rx.measured.contains(i)).collect();
+        if !missing.is_empty() {
+            eprintln!("[delivery] {label}: {} missing indices of {track_id}: {missing:?}", sub.id);
+        }
+    }
+    eprintln!(
+        "[delivery] {label}: {} received {}/{} measured packets of {track_id} ({:.1}%)",
+        sub.id,
+        sub.received.measured(track_id),
+        COUNT,
+        d * 100.0
+    );
+    d
+}
+
+/// Announced (track_id, kind) of `publisher` as seen by `observer`, video first.
+fn announced_ids(observer: &TestClient, publisher: &str) -> (String, String) {
+    let ann = observer.announced(publisher);
+    let video = ann
+        .iter()
+        .find(|(_, k, _)| *k == MediaKind::Video)
+        .unwrap_or_else(|| panic!("{} saw no video TrackPublished of {publisher}", observer.id));
+    let audio = ann
+        .iter()
+        .find(|(_, k, _)| *k == MediaKind::Audio)
+        .unwrap_or_else(|| panic!("{} saw no audio TrackPublished of {publisher}", observer.id));
+    assert_eq!(video.2, publisher, "stream_id announced = publisher id");
+    assert_eq!(audio.2, publisher);
+    (video.0.clone(), audio.0.clone())
+}
+
+fn zero_gauges(s: &SfuStats) -> bool {
+    s.participants == 0 && s.published_tracks == 0 && s.forwarded_tracks == 0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_participants_exchange_audio_and_video() {
+    let _serial = SERIAL.lock().await;
+    init_tracing();
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let sfu = Sfu::new(SfuConfig::default()).unwrap();
+        let room = sfu.room("r1");
+        let a = TestClient::join(&room, "alice", true, true).await;
+        let b = TestClient::join(&room, "bob", true, true).await;
+
+        let mut senders = warm_up(&[&a, &b], || {
+            receiving_from(&a, "bob") && receiving_from(&b, "alice")
+        })
+        .await;
+        // The publisher is told about its own tracks too.
+        assert_eq!(a.announced("alice").len(), 2);
+        let (av, aa) = announced_ids(&b, "alice");
+        let (bv, ba) = announced_ids(&a, "bob");
+        assert_eq!(av, "alice-cam", "publisher's own track id is kept");
+        assert_eq!(ba, "bob-mic");
+
+        measure(&mut senders, &[&a, &b], &[&a, &b], COUNT, PACE).await;
+
+        for (sub, t) in [(&a, &bv), (&a, &ba), (&b, &av), (&b, &aa)] {
+            let d = report("two-party", sub, t);
+            assert!(d >= MIN_DELIVERY, "{} got {:.1}% of {t}", sub.id, d * 100.0);
+        }
+        // MediaStream id = publisher's participant id, track id = announced id.
+        let got_a = a.received.snapshot();
+        for t in [&bv, &ba] {
+            let rx = got_a.get(t).expect("alice received bob's track");
+            assert_eq!(rx.stream_id, "bob");
+            assert_eq!(&rx.track_id, t);
+            assert_eq!(rx.ssrcs.len(), 1, "one SSRC per leg");
+        }
+        let got_b = b.received.snapshot();
+        assert_eq!(got_b.get(&av).unwrap().stream_id, "alice");
+        assert_eq!(got_b.get(&aa).unwrap().stream_id, "alice");
+        assert!(!got_a.contains_key(&av), "no track is sent back to its publisher");
+        assert!(a.events().contains(&SfuEvent::MediaFlowing));
+        assert!(b.events().contains(&SfuEvent::MediaFlowing));
+
+        let s = sfu.stats();
+        eprintln!("[stats] {s:?}");
+        assert_eq!((s.rooms, s.participants, s.published_tracks, s.forwarded_tracks), (1, 2, 4, 4));
+        assert!(s.forwarded_packets >= u64::from(COUNT) * 4);
+        assert!(s.keyframe_requests >= 1, "leg start must request a keyframe");
+
+        // Bob leaves: Alice is told and gets a new subscriber offer after that.
+        let offers_before = a
+            .events()
+            .iter()
+            .filter(|e| matches!(e, SfuEvent::SubscriberOffer { .. }))
+            .count();
+        room.remove_participant("bob").await;
+        let ok = wait_until(Duration::from_secs(10), || {
+            let ev = a.events();
+            let unpub: Vec<usize> = ev
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| matches!(e, SfuEvent::TrackUnpublished { participant_id, .. } if participant_id == "bob"))
+                .map(|(i, _)| i)
+                .collect();
+            let last_offer = ev
+                .iter()
+                .rposition(|e| matches!(e, SfuEvent::SubscriberOffer { .. }));
+            let offers = ev
+                .iter()
+                .filter(|e| matches!(e, SfuEvent::SubscriberOffer { .. }))
+                .count();
+            unpub.len() == 2
+                && offers > offers_before
+                && last_offer.is_some_and(|o| unpub.iter().all(|u| *u < o))
+        })
+        .await;
+        assert!(ok, "alice events after bob left: {:?}", a.events().iter().filter(|e| !matches!(e, SfuEvent::SubscriberOffer{..})).collect::<Vec<_>>());
+        let unpublished: Vec<String> = a
+            .events()
+            .into_iter()
+            .filter_map(|e| match e {
+                SfuEvent::TrackUnpublished { track_id, .. } => Some(track_id),
+                _ => None,
+            })
+            .collect();
+        assert!(unpublished.contains(&bv) && unpublished.contains(&ba));
+
+        let s = sfu.stats();
+        assert_eq!((s.participants, s.published_tracks), (1, 2));
+        assert!(wait_until(Duration::from_secs(5), || sfu.stats().forwarded_tracks == 0).await);
+        assert_eq!(room.participant_count(), 1);
+        assert_eq!(room.tracks().len(), 2);
+
+        room.remove_participant("alice").await;
+        let s = sfu.stats();
+        assert!(zero_gauges(&s), "after everyone left: {s:?}");
+        sfu.remove_room("r1");
+        assert_eq!(sfu.stats().rooms, 0);
+        a.close().await;
+        b.close().await;
+    })
+    .await
+    .expect("test timed out");
+}

@@ -1,0 +1,428 @@
+//! One client connection: the state machine `awaiting join → joined → closed`.
+//!
+//! The transport calls [`Connection::handle_text`] for every text frame, in order,
+//! and [`Connection::disconnected`] when the socket is gone. Replies and events go
+//! to the connection's [`Outbox`].
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use crate::gatekeeper::Admission;
+use crate::hub::{track_view, Hub, Member, RoomState};
+use crate::outbox::{Outbound, Outbox};
+use crate::protocol::{
+    CandidateInit, ClientMessage, ConnectionStatus, Kind, ParticipantView, PcName, ServerMessage, MAX_MESSAGE_BYTES,
+    PROTOCOL_VERSION,
+};
+
+/// Whether the transport should keep reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Keep going.
+    Continue,
+    /// A close was queued; stop reading after draining the outbox.
+    Stop,
+}
+
+/// State of a joined connection.
+struct Joined {
+    room: Arc<RoomState>,
+    participant_id: String,
+    media: sfu::Participant,
+}
+
+/// One client connection.
+pub struct Connection {
+    hub: Hub,
+    id: u64,
+    outbox: Outbox,
+    header_token: Option<String>,
+    joined: Option<Joined>,
+    stopped: bool,
+}
+
+impl Hub {
+    /// Opens a connection. `header_token` is a bearer token from the upgrade request,
+    /// used when `join` carries none. Drain the receiver into the socket.
+    pub fn connect(&self, header_token: Option<String>) -> (Connection, mpsc::Receiver<Outbound>) {
+        let (outbox, rx) = Outbox::new();
+        let connection = Connection {
+            hub: self.clone(),
+            id: self.next_connection_id(),
+            outbox,
+            header_token,
+            joined: None,
+            stopped: false,
+        };
+        (connection, rx)
+    }
+}
+
+impl Connection {
+    /// True once `join` succeeded.
+    pub fn is_joined(&self) -> bool {
+        self.joined.is_some()
+    }
+
+    /// Called when no `join` arrived in time.
+    pub fn join_timed_out(&mut self) -> Flow {
+        self.fatal("join_timeout", "no join message within the time limit")
+    }
+
+    /// Called for a binary frame.
+    pub fn handle_binary(&mut self) -> Flow {
+        self.outbox.send(ServerMessage::error("bad_message", "binary frames are not part of the protocol", false));
+        Flow::Continue
+    }
+
+    /// Called when the transport refused a frame over the size limit.
+    pub fn handle_oversize(&mut self) -> Flow {
+        self.fatal("message_too_large", format!("messages are limited to {MAX_MESSAGE_BYTES} bytes"))
+    }
+
+    /// Handles one text frame.
+    pub async fn handle_text(&mut self, text: &str) -> Flow {
+        if self.stopped {
+            return Flow::Stop;
+        }
+        if text.len() > MAX_MESSAGE_BYTES {
+            return self.handle_oversize();
+        }
+        let message: ClientMessage = match serde_json::from_str(text) {
+            Ok(m) => m,
+            Err(err) => {
+                self.outbox.send(ServerMessage::error("bad_message", format!("invalid message: {err}"), false));
+                return Flow::Continue;
+            }
+        };
+        match message {
+            ClientMessage::Join {
+                protocol,
+                session_id,
+                token,
+                display_name,
+            } => self.join(protocol, &session_id, token, display_name).await,
+            ClientMessage::Ping { ts } => {
+                self.outbox.send(ServerMessage::Pong { ts });
+                Flow::Continue
+            }
+            other => {
+                let Some(joined) = &self.joined else {
+                    self.outbox.send(ServerMessage::error("not_joined", "send join first", false));
+                    return Flow::Continue;
+                };
+                let media = joined.media.clone();
+                let participant_id = joined.participant_id.clone();
+                let room = Arc::clone(&joined.room);
+                self.handle_joined(other, room, participant_id, media).await
+            }
+        }
+    }
+
+    async fn handle_joined(
+        &mut self,
+        message: ClientMessage,
+        room: Arc<RoomState>,
+        participant_id: String,
+        media: sfu::Participant,
+    ) -> Flow {
+        match message {
+            ClientMessage::Offer { pc: PcName::Publisher, sdp } => match media.handle_publisher_offer(sdp).await {
+                Ok(answer) => self.outbox.send(ServerMessage::Answer { pc: PcName::Publisher, sdp: answer }),
+                Err(err) => self.negotiation_failed(err),
+            },
+            ClientMessage::Answer { pc: PcName::Subscriber, sdp } => {
+                if let Err(err) = media.handle_subscriber_answer(sdp).await {
+                    self.negotiation_failed(err);
+                }
+            }
+            ClientMessage::Offer { .. } | ClientMessage::Answer { .. } => {
+                self.outbox.send(ServerMessage::error(
+                    "bad_message",
+                    "offers go on the publisher connection, answers on the subscriber connection",
+                    false,
+                ));
+            }
+            ClientMessage::Candidate { pc, candidate } => {
+                let candidate = candidate.filter(|c| !c.candidate.is_empty()).map(to_sfu_candidate);
+                if let Err(err) = media.add_ice_candidate(to_sfu_pc(pc), candidate).await {
+                    self.negotiation_failed(err);
+                }
+            }
+            ClientMessage::Mute { kind, muted } => {
+                let mut members = room.members.lock().await;
+                if let Some(member) = members.by_id.get_mut(&participant_id) {
+                    match kind {
+                        Kind::Audio => member.view.audio_muted = muted,
+                        Kind::Video => member.view.video_muted = muted,
+                    }
+                }
+                members.broadcast(
+                    &participant_id,
+                    &ServerMessage::Mute {
+                        participant_id: participant_id.clone(),
+                        kind,
+                        muted,
+                    },
+                );
+            }
+            ClientMessage::RequestKeyframe { track_id } => media.request_keyframe(&track_id),
+            ClientMessage::Leave => {
+                let member = {
+                    let mut members = room.members.lock().await;
+                    let ours = members.by_id.get(&participant_id).is_some_and(|m| m.connection_id == self.id);
+                    if ours {
+                        members.by_id.remove(&participant_id)
+                    } else {
+                        None
+                    }
+                };
+                self.joined = None;
+                if let Some(member) = member {
+                    self.hub.finish_departure(&room, &participant_id, member, "left").await;
+                }
+                self.outbox.send(ServerMessage::Left);
+                self.outbox.close(1000, "left");
+                self.stopped = true;
+                return Flow::Stop;
+            }
+            ClientMessage::Join { .. } => {
+                self.outbox.send(ServerMessage::error("already_joined", "this connection already joined", false));
+            }
+            ClientMessage::Ping { .. } => unreachable!("handled before"),
+        }
+        Flow::Continue
+    }
+
+    fn negotiation_failed(&self, err: sfu::SfuError) {
+        tracing::warn!(error = %err, "negotiation failed");
+        self.outbox.send(ServerMessage::error("negotiation_failed", err.to_string(), false));
+    }
+
+    fn fatal(&mut self, code: &str, message: impl Into<String>) -> Flow {
+        self.outbox.fail(code, message);
+        self.stopped = true;
+        Flow::Stop
+    }
+
+    async fn join(&mut self, protocol: u32, session_id: &str, token: Option<String>, display_name: Option<String>) -> Flow {
+        if self.joined.is_some() {
+            self.outbox.send(ServerMessage::error("already_joined", "this connection already joined", false));
+            return Flow::Continue;
+        }
+        if protocol != PROTOCOL_VERSION {
+            return self.fatal("protocol_version", format!("this server speaks protocol {PROTOCOL_VERSION}"));
+        }
+        let Some(token) = token.or_else(|| self.header_token.clone()) else {
+            return self.fatal("unauthorized", "a token is required");
+        };
+        let started = Instant::now();
+        let mut admission = match self.hub.inner.gate.admit(&token, session_id).await {
+            Ok(a) => a,
+            Err(refusal) => return self.fatal(&refusal.code, refusal.message),
+        };
+        if let Some(name) = display_name.map(|n| n.trim().to_string()) {
+            let valid = !name.is_empty() && name.chars().count() <= 80 && !name.chars().any(char::is_control);
+            if valid && !admission.is_guest {
+                admission.display_name = name;
+            }
+        }
+        let span = tracing::info_span!("participant", room_id = %session_id, participant_id = %admission.participant_id);
+        match self.enter_room(admission, started).instrument(span).await {
+            Ok(()) => Flow::Continue,
+            Err((code, message)) => self.fatal(code, message),
+        }
+    }
+
+    async fn enter_room(&mut self, admission: Admission, started: Instant) -> Result<(), (&'static str, String)> {
+        let hub = self.hub.clone();
+        let room = hub.room_or_create(&admission.session.id, admission.expires_at_ms);
+        let pid = admission.participant_id.clone();
+        let mut members = room.members.lock().await;
+        if members.closed {
+            return Err(("session_ended", "this session has ended".into()));
+        }
+        let resumed = if let Some(existing) = members.by_id.get_mut(&pid) {
+            existing.outbox.fail("replaced", "you joined from another connection");
+            existing.connection_id = self.id;
+            existing.outbox = self.outbox.clone();
+            existing.view.connection = ConnectionStatus::Connected;
+            existing.view.audio_muted = false;
+            existing.view.video_muted = false;
+            if existing.media.take().is_some() {
+                room.media.remove_participant(&pid).await;
+            }
+            let view = existing.view.clone();
+            members.broadcast(&pid, &ServerMessage::ParticipantJoined { participant: view });
+            true
+        } else {
+            if members.by_id.len() >= admission.session.max_participants as usize {
+                drop(members);
+                if room.members.lock().await.by_id.is_empty() {
+                    hub.inner.rooms.remove_if(&room.id, |_, r| Arc::ptr_eq(r, &room));
+                }
+                return Err(("room_full", "this session is full".into()));
+            }
+            let view = ParticipantView {
+                participant_id: pid.clone(),
+                display_name: admission.display_name.clone(),
+                role: admission.role.clone(),
+                is_guest: admission.is_guest,
+                connection: ConnectionStatus::Connected,
+                audio_muted: false,
+                video_muted: false,
+                tracks: Vec::new(),
+            };
+            members.broadcast(&pid, &ServerMessage::ParticipantJoined { participant: view.clone() });
+            members.by_id.insert(
+                pid.clone(),
+                Member {
+                    view,
+                    connection_id: self.id,
+                    outbox: self.outbox.clone(),
+                    media: None,
+                },
+            );
+            metrics::gauge!("theraroom_participants").increment(1.0);
+            false
+        };
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let media = match room.media.add_participant(&pid, Vec::new(), events_tx).await {
+            Ok(media) => media,
+            Err(err) => {
+                tracing::error!(error = %err, "could not create peer connections");
+                let member = members.by_id.remove(&pid);
+                drop(members);
+                if let Some(member) = member {
+                    hub.finish_departure(&room, &pid, member, "disconnected").await;
+                }
+                return Err(("internal", "the media server could not accept you".into()));
+            }
+        };
+        if let Some(member) = members.by_id.get_mut(&pid) {
+            member.media = Some(media.clone());
+        }
+        let participants: Vec<ParticipantView> = members
+            .by_id
+            .iter()
+            .filter(|(id, _)| **id != pid)
+            .map(|(id, m)| {
+                let mut view = m.view.clone();
+                view.tracks = Hub::tracks_of(&room, id);
+                view
+            })
+            .collect();
+        drop(members);
+        hub.inner.gate.participant_joined(&pid).await;
+        self.outbox.send(ServerMessage::Joined {
+            protocol: PROTOCOL_VERSION,
+            participant_id: pid.clone(),
+            resumed,
+            session: admission.session.clone(),
+            ice_servers: admission.ice_servers.clone(),
+            participants,
+        });
+        tokio::spawn(
+            pump_media_events(events_rx, self.outbox.clone(), pid.clone(), started).instrument(tracing::Span::current()),
+        );
+        tracing::info!(resumed, "participant joined");
+        self.joined = Some(Joined {
+            room,
+            participant_id: pid,
+            media,
+        });
+        Ok(())
+    }
+
+    /// Called once the socket is gone. A joined participant whose socket dropped
+    /// (without `leave`) keeps its place for the grace period.
+    pub async fn disconnected(mut self) {
+        if let Some(joined) = self.joined.take() {
+            self.hub.start_grace(joined.room, joined.participant_id, self.id).await;
+        }
+    }
+}
+
+/// Relays SFU events of one participant to its client.
+async fn pump_media_events(
+    mut events: mpsc::UnboundedReceiver<sfu::SfuEvent>,
+    outbox: Outbox,
+    participant_id: String,
+    started: Instant,
+) {
+    let mut connected_recorded = false;
+    while let Some(event) = events.recv().await {
+        let message = match event {
+            sfu::SfuEvent::IceCandidate { pc, candidate } => ServerMessage::Candidate {
+                pc: from_sfu_pc(pc),
+                candidate: CandidateInit {
+                    candidate: candidate.candidate,
+                    sdp_mid: candidate.sdp_mid,
+                    sdp_mline_index: candidate.sdp_mline_index,
+                    username_fragment: candidate.username_fragment,
+                },
+            },
+            sfu::SfuEvent::SubscriberOffer { sdp } => ServerMessage::Offer { pc: PcName::Subscriber, sdp },
+            sfu::SfuEvent::TrackPublished { participant_id: publisher, track } => {
+                if publisher == participant_id {
+                    continue;
+                }
+                ServerMessage::TrackPublished {
+                    participant_id: publisher,
+                    track: track_view(&track),
+                }
+            }
+            sfu::SfuEvent::TrackUnpublished { participant_id: publisher, track_id } => {
+                if publisher == participant_id {
+                    continue;
+                }
+                ServerMessage::TrackUnpublished {
+                    participant_id: publisher,
+                    track_id,
+                }
+            }
+            sfu::SfuEvent::ConnectionState { pc, state } => {
+                tracing::debug!(pc = pc.as_str(), state, "peer connection state");
+                if pc == sfu::PcRole::Publisher && state == "connected" && !connected_recorded {
+                    connected_recorded = true;
+                    metrics::histogram!("theraroom_join_to_connected_seconds").record(started.elapsed().as_secs_f64());
+                }
+                continue;
+            }
+            sfu::SfuEvent::MediaFlowing => {
+                metrics::histogram!("theraroom_join_to_media_seconds").record(started.elapsed().as_secs_f64());
+                continue;
+            }
+        };
+        if outbox.is_closed() {
+            break;
+        }
+        outbox.send(message);
+    }
+}
+
+fn to_sfu_pc(pc: PcName) -> sfu::PcRole {
+    match pc {
+        PcName::Publisher => sfu::PcRole::Publisher,
+        PcName::Subscriber => sfu::PcRole::Subscriber,
+    }
+}
+
+fn from_sfu_pc(pc: sfu::PcRole) -> PcName {
+    match pc {
+        sfu::PcRole::Publisher => PcName::Publisher,
+        sfu::PcRole::Subscriber => PcName::Subscriber,
+    }
+}
+
+fn to_sfu_candidate(c: CandidateInit) -> sfu::IceCandidate {
+    sfu::IceCandidate {
+        candidate: c.candidate,
+        sdp_mid: c.sdp_mid,
+        sdp_mline_index: c.sdp_mline_index,
+        username_fragment: c.username_fragment,
+    }
+}

@@ -1,0 +1,313 @@
+//! The room registry: which participants are in which session's room, their
+//! connection state, and the fan-out of presence events.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use tokio::sync::Mutex;
+use tracing::Instrument;
+
+use crate::gatekeeper::Gatekeeper;
+use crate::outbox::Outbox;
+use crate::protocol::{ConnectionStatus, Kind, ParticipantView, ServerMessage, TrackView};
+
+/// Tunables of the hub.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// How long a dropped participant keeps its place.
+    pub reconnect_grace: Duration,
+    /// How long a new socket may take to send `join`.
+    pub join_timeout: Duration,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        Self {
+            reconnect_grace: Duration::from_secs(30),
+            join_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The signaling hub: all live rooms of this server. Cheap to clone.
+#[derive(Clone)]
+pub struct Hub {
+    pub(crate) inner: Arc<HubInner>,
+}
+
+pub(crate) struct HubInner {
+    pub(crate) rooms: DashMap<String, Arc<RoomState>>,
+    pub(crate) sfu: sfu::Sfu,
+    pub(crate) gate: Arc<dyn Gatekeeper>,
+    pub(crate) config: HubConfig,
+    pub(crate) next_connection: AtomicU64,
+}
+
+/// One session's room.
+pub(crate) struct RoomState {
+    pub(crate) id: String,
+    pub(crate) media: sfu::Room,
+    pub(crate) members: Mutex<Members>,
+}
+
+/// Participants of a room, guarded by the room lock.
+pub(crate) struct Members {
+    pub(crate) by_id: HashMap<String, Member>,
+    /// Set when the session ended: nobody may enter any more.
+    pub(crate) closed: bool,
+}
+
+/// A participant in a room.
+pub(crate) struct Member {
+    pub(crate) view: ParticipantView,
+    /// Which connection currently speaks for this participant.
+    pub(crate) connection_id: u64,
+    pub(crate) outbox: Outbox,
+    pub(crate) media: Option<sfu::Participant>,
+}
+
+impl Members {
+    /// Sends `message` to everyone but `except`.
+    pub(crate) fn broadcast(&self, except: &str, message: &ServerMessage) {
+        for (id, member) in &self.by_id {
+            if id != except {
+                member.outbox.send(message.clone());
+            }
+        }
+    }
+}
+
+impl Hub {
+    /// Creates a hub forwarding media through `sfu` and asking `gate` for decisions.
+    pub fn new(sfu: sfu::Sfu, gate: Arc<dyn Gatekeeper>, config: HubConfig) -> Hub {
+        Hub {
+            inner: Arc::new(HubInner {
+                rooms: DashMap::new(),
+                sfu,
+                gate,
+                config,
+                next_connection: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    /// The hub's configuration.
+    pub fn config(&self) -> &HubConfig {
+        &self.inner.config
+    }
+
+    /// Number of live rooms.
+    pub fn room_count(&self) -> usize {
+        self.inner.rooms.len()
+    }
+
+    /// Ids of the participants currently in a session's room (connected or within
+    /// their grace period).
+    pub async fn participants_in(&self, session_id: &str) -> Vec<String> {
+        let Some(room) = self.room(session_id) else {
+            return Vec::new();
+        };
+        let members = room.members.lock().await;
+        let mut ids: Vec<String> = members.by_id.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    pub(crate) fn room(&self, session_id: &str) -> Option<Arc<RoomState>> {
+        self.inner.rooms.get(session_id).map(|r| Arc::clone(&r))
+    }
+
+    /// Gets or creates the room of a session; a new room ends itself at `expires_at_ms`.
+    pub(crate) fn room_or_create(&self, session_id: &str, expires_at_ms: i64) -> Arc<RoomState> {
+        let mut created = false;
+        let room = self
+            .inner
+            .rooms
+            .entry(session_id.to_string())
+            .or_insert_with(|| {
+                created = true;
+                Arc::new(RoomState {
+                    id: session_id.to_string(),
+                    media: self.inner.sfu.room(session_id),
+                    members: Mutex::new(Members {
+                        by_id: HashMap::new(),
+                        closed: false,
+                    }),
+                })
+            })
+            .clone();
+        if created {
+            metrics::gauge!("theraroom_rooms").set(self.inner.rooms.len() as f64);
+            let hub = self.clone();
+            let id = session_id.to_string();
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0);
+            let wait = Duration::from_millis((expires_at_ms - now_ms).max(0) as u64);
+            let weak = Arc::downgrade(&room);
+            tokio::spawn(async move {
+                tokio::time::sleep(wait).await;
+                // Only end the room this timer was made for, if it still exists.
+                if let Some(room) = weak.upgrade() {
+                    if hub.room(&id).is_some_and(|r| Arc::ptr_eq(&r, &room)) {
+                        hub.end_session(&id, "expired").await;
+                    }
+                }
+            });
+        }
+        room
+    }
+
+    /// Ends a session's room: everyone receives `session_ended` and is disconnected.
+    pub async fn end_session(&self, session_id: &str, reason: &str) {
+        let Some((_, room)) = self.inner.rooms.remove(session_id) else {
+            return;
+        };
+        metrics::gauge!("theraroom_rooms").set(self.inner.rooms.len() as f64);
+        let mut members = room.members.lock().await;
+        members.closed = true;
+        let gone: Vec<(String, Member)> = members.by_id.drain().collect();
+        drop(members);
+        for (id, member) in gone {
+            member.outbox.send(ServerMessage::SessionEnded { reason: reason.to_string() });
+            member.outbox.close(1000, "session_ended");
+            if member.media.is_some() {
+                room.media.remove_participant(&id).await;
+            }
+            self.inner.gate.participant_left(&id).await;
+            metrics::gauge!("theraroom_participants").decrement(1.0);
+        }
+        self.inner.sfu.remove_room(session_id);
+        tracing::info!(room_id = %session_id, reason, "room ended");
+    }
+
+    /// Removes one participant on the therapist's order: they receive `removed` and
+    /// are disconnected; the others see `participant_left` with reason `removed`.
+    pub async fn remove_participant(&self, session_id: &str, participant_id: &str) {
+        let Some(room) = self.room(session_id) else {
+            return;
+        };
+        let Some(member) = room.members.lock().await.by_id.remove(participant_id) else {
+            return;
+        };
+        member.outbox.send(ServerMessage::Removed { reason: "removed_by_therapist".into() });
+        member.outbox.close(1000, "removed");
+        self.finish_departure(&room, participant_id, member, "removed").await;
+    }
+
+    /// Completes a departure after the member left the map: tells the others,
+    /// releases media, closes the row, and drops the room if it is empty.
+    pub(crate) async fn finish_departure(&self, room: &Arc<RoomState>, participant_id: &str, member: Member, reason: &str) {
+        let empty = {
+            let members = room.members.lock().await;
+            members.broadcast(
+                participant_id,
+                &ServerMessage::ParticipantLeft {
+                    participant_id: participant_id.to_string(),
+                    reason: reason.to_string(),
+                },
+            );
+            members.by_id.is_empty()
+        };
+        if member.media.is_some() {
+            room.media.remove_participant(participant_id).await;
+        }
+        self.inner.gate.participant_left(participant_id).await;
+        metrics::gauge!("theraroom_participants").decrement(1.0);
+        tracing::info!(room_id = %room.id, participant_id, reason, "participant left");
+        if empty {
+            self.drop_room_if_empty(room).await;
+        }
+    }
+
+    async fn drop_room_if_empty(&self, room: &Arc<RoomState>) {
+        let members = room.members.lock().await;
+        if !members.by_id.is_empty() {
+            return;
+        }
+        let removed = self
+            .inner
+            .rooms
+            .remove_if(&room.id, |_, r| Arc::ptr_eq(r, room))
+            .is_some();
+        drop(members);
+        if removed {
+            self.inner.sfu.remove_room(&room.id);
+            metrics::gauge!("theraroom_rooms").set(self.inner.rooms.len() as f64);
+        }
+    }
+
+    /// Starts the grace period of a participant whose connection dropped.
+    pub(crate) async fn start_grace(&self, room: Arc<RoomState>, participant_id: String, connection_id: u64) {
+        {
+            let mut members = room.members.lock().await;
+            let Some(member) = members.by_id.get_mut(&participant_id) else {
+                return;
+            };
+            if member.connection_id != connection_id {
+                return;
+            }
+            member.view.connection = ConnectionStatus::Reconnecting;
+            members.broadcast(
+                &participant_id,
+                &ServerMessage::ParticipantReconnecting {
+                    participant_id: participant_id.clone(),
+                },
+            );
+        }
+        tracing::info!(room_id = %room.id, participant_id, "connection dropped; grace period started");
+        let hub = self.clone();
+        let grace = self.inner.config.reconnect_grace;
+        let span = tracing::info_span!("grace", room_id = %room.id, participant_id = %participant_id);
+        tokio::spawn(
+            async move {
+                tokio::time::sleep(grace).await;
+                let member = {
+                    let mut members = room.members.lock().await;
+                    let still_gone = members
+                        .by_id
+                        .get(&participant_id)
+                        .is_some_and(|m| m.connection_id == connection_id);
+                    if !still_gone {
+                        return;
+                    }
+                    members.by_id.remove(&participant_id)
+                };
+                if let Some(member) = member {
+                    hub.finish_departure(&room, &participant_id, member, "disconnected").await;
+                }
+            }
+            .instrument(span),
+        );
+    }
+
+    /// A participant's published tracks, from the SFU.
+    pub(crate) fn tracks_of(room: &RoomState, participant_id: &str) -> Vec<TrackView> {
+        room.media
+            .tracks()
+            .into_iter()
+            .filter(|(pid, _)| pid == participant_id)
+            .map(|(_, t)| track_view(&t))
+            .collect()
+    }
+
+    pub(crate) fn next_connection_id(&self) -> u64 {
+        self.inner.next_connection.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Protocol view of an SFU track.
+pub(crate) fn track_view(track: &sfu::TrackInfo) -> TrackView {
+    TrackView {
+        track_id: track.track_id.clone(),
+        kind: match track.kind {
+            sfu::MediaKind::Audio => Kind::Audio,
+            sfu::MediaKind::Video => Kind::Video,
+        },
+        stream_id: track.stream_id.clone(),
+    }
+}

@@ -1,0 +1,369 @@
+//! Wire types of the signaling protocol, version 1 (see `PROTOCOL.md`).
+//!
+//! Messages are JSON objects tagged by `type`. Parsing is strict: unknown types and
+//! missing fields are errors, reported to the client as `bad_message`.
+
+use serde::{Deserialize, Serialize};
+
+/// The protocol version this server speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest accepted frame, in bytes.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// Which of the participant's two peer connections a message is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PcName {
+    /// Client → server media; the client offers.
+    Publisher,
+    /// Server → client media; the server offers.
+    Subscriber,
+}
+
+/// Media kind of a track or mute switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// Microphone.
+    Audio,
+    /// Camera.
+    Video,
+}
+
+/// An ICE candidate in the browser's `RTCIceCandidateInit` shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CandidateInit {
+    /// The `candidate:` line; empty means end of candidates.
+    pub candidate: String,
+    /// Media id the candidate belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdp_mid: Option<String>,
+    /// Media line index.
+    #[serde(default, rename = "sdpMLineIndex", skip_serializing_if = "Option::is_none")]
+    pub sdp_mline_index: Option<u16>,
+    /// ICE username fragment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username_fragment: Option<String>,
+}
+
+/// Messages a client sends.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMessage {
+    /// Enter a session's room.
+    Join {
+        /// Must be [`PROTOCOL_VERSION`].
+        protocol: u32,
+        /// Session to enter.
+        session_id: String,
+        /// JWT (optional when sent as an `Authorization` header on upgrade).
+        #[serde(default)]
+        token: Option<String>,
+        /// Name override for signed-in users.
+        #[serde(default)]
+        display_name: Option<String>,
+    },
+    /// SDP offer (publisher connection).
+    Offer {
+        /// Must be `publisher`.
+        pc: PcName,
+        /// The SDP.
+        sdp: String,
+    },
+    /// SDP answer (subscriber connection).
+    Answer {
+        /// Must be `subscriber`.
+        pc: PcName,
+        /// The SDP.
+        sdp: String,
+    },
+    /// Trickle ICE candidate; `None` means end of candidates.
+    Candidate {
+        /// Connection it belongs to.
+        pc: PcName,
+        /// The candidate.
+        #[serde(default)]
+        candidate: Option<CandidateInit>,
+    },
+    /// Own microphone/camera switched.
+    Mute {
+        /// Which.
+        kind: Kind,
+        /// New state.
+        muted: bool,
+    },
+    /// Ask for a keyframe of a remote track.
+    RequestKeyframe {
+        /// The track.
+        track_id: String,
+    },
+    /// Leave the room.
+    Leave,
+    /// Keepalive.
+    Ping {
+        /// Echoed back.
+        #[serde(default)]
+        ts: Option<serde_json::Value>,
+    },
+}
+
+/// Session summary in `joined`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionSummary {
+    /// Session id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// `instant` or `group`.
+    pub kind: String,
+    /// Capacity.
+    pub max_participants: u32,
+    /// Expiry, RFC 3339.
+    pub expires_at: String,
+}
+
+/// An ICE server for the client's peer connections.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IceServerInfo {
+    /// URIs.
+    pub urls: Vec<String>,
+    /// TURN username.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// TURN password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// A published track.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrackView {
+    /// Track id (also the browser track id).
+    pub track_id: String,
+    /// Kind.
+    pub kind: Kind,
+    /// Publisher's participant id.
+    pub stream_id: String,
+}
+
+/// Whether a participant's signaling connection is up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionStatus {
+    /// Connected.
+    Connected,
+    /// Dropped, within the grace period.
+    Reconnecting,
+}
+
+/// Someone in the room.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParticipantView {
+    /// Participant id.
+    pub participant_id: String,
+    /// Name.
+    pub display_name: String,
+    /// Role name.
+    pub role: String,
+    /// True for anonymous guests.
+    pub is_guest: bool,
+    /// Signaling connection state.
+    pub connection: ConnectionStatus,
+    /// Microphone muted.
+    pub audio_muted: bool,
+    /// Camera off.
+    pub video_muted: bool,
+    /// Published tracks.
+    pub tracks: Vec<TrackView>,
+}
+
+/// Messages the server sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// You are in.
+    Joined {
+        /// Protocol version.
+        protocol: u32,
+        /// Your participant id.
+        participant_id: String,
+        /// True when this join took over an existing participant.
+        resumed: bool,
+        /// The session.
+        session: SessionSummary,
+        /// ICE servers, with fresh TURN credentials.
+        ice_servers: Vec<IceServerInfo>,
+        /// Everyone else.
+        participants: Vec<ParticipantView>,
+    },
+    /// Answer to a publisher offer.
+    Answer {
+        /// Always `publisher`.
+        pc: PcName,
+        /// SDP.
+        sdp: String,
+    },
+    /// Subscriber offer.
+    Offer {
+        /// Always `subscriber`.
+        pc: PcName,
+        /// SDP.
+        sdp: String,
+    },
+    /// Server ICE candidate.
+    Candidate {
+        /// Connection.
+        pc: PcName,
+        /// Candidate.
+        candidate: CandidateInit,
+    },
+    /// Someone entered.
+    ParticipantJoined {
+        /// Who.
+        participant: ParticipantView,
+    },
+    /// Someone is gone for good.
+    ParticipantLeft {
+        /// Who.
+        participant_id: String,
+        /// `left`, `disconnected`, `removed`, `session_ended`.
+        reason: String,
+    },
+    /// Someone's connection dropped; they may come back.
+    ParticipantReconnecting {
+        /// Who.
+        participant_id: String,
+    },
+    /// A new remote track.
+    TrackPublished {
+        /// Publisher.
+        participant_id: String,
+        /// Track.
+        track: TrackView,
+    },
+    /// A remote track is gone.
+    TrackUnpublished {
+        /// Publisher.
+        participant_id: String,
+        /// Track.
+        track_id: String,
+    },
+    /// Someone's mute state changed.
+    Mute {
+        /// Who.
+        participant_id: String,
+        /// Which.
+        kind: Kind,
+        /// New state.
+        muted: bool,
+    },
+    /// The session is over.
+    SessionEnded {
+        /// `ended_by_therapist` or `expired`.
+        reason: String,
+    },
+    /// You were removed by the therapist.
+    Removed {
+        /// Why.
+        reason: String,
+    },
+    /// Acknowledges `leave`.
+    Left,
+    /// Answer to `ping`.
+    Pong {
+        /// Echo of the ping's `ts`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ts: Option<serde_json::Value>,
+    },
+    /// A stored notification for the signed-in user.
+    Notification {
+        /// The notification.
+        notification: serde_json::Value,
+    },
+    /// Something was refused.
+    Error {
+        /// Stable code.
+        code: String,
+        /// Human message.
+        message: String,
+        /// The server closes the socket after a fatal error.
+        fatal: bool,
+    },
+}
+
+impl ServerMessage {
+    /// Builds an `error`.
+    pub fn error(code: &str, message: impl Into<String>, fatal: bool) -> Self {
+        ServerMessage::Error {
+            code: code.to_string(),
+            message: message.into(),
+            fatal,
+        }
+    }
+}
+
+/// The WebSocket close code for a fatal error code (see PROTOCOL.md).
+pub fn close_code_for(code: &str) -> u16 {
+    match code {
+        "unauthorized" => 4401,
+        "forbidden" | "therapist_disabled" | "organization_disabled" | "removed" => 4403,
+        "session_not_found" => 4404,
+        "room_full" | "replaced" => 4409,
+        "session_ended" => 4410,
+        "protocol_version" | "join_timeout" | "message_too_large" | "bad_message" => 4400,
+        _ => 4500,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_join_and_candidate() {
+        let join: ClientMessage = serde_json::from_str(
+            r#"{"type":"join","protocol":1,"session_id":"s1","token":"t"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            join,
+            ClientMessage::Join { protocol: 1, session_id: "s1".into(), token: Some("t".into()), display_name: None }
+        );
+        let cand: ClientMessage = serde_json::from_str(
+            r#"{"type":"candidate","pc":"publisher","candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 5000 typ host","sdpMid":"0","sdpMLineIndex":0}}"#,
+        )
+        .unwrap();
+        match cand {
+            ClientMessage::Candidate { pc: PcName::Publisher, candidate: Some(c) } => {
+                assert_eq!(c.sdp_mid.as_deref(), Some("0"));
+                assert_eq!(c.sdp_mline_index, Some(0));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let end: ClientMessage = serde_json::from_str(r#"{"type":"candidate","pc":"subscriber","candidate":null}"#).unwrap();
+        assert_eq!(end, ClientMessage::Candidate { pc: PcName::Subscriber, candidate: None });
+        assert_eq!(serde_json::from_str::<ClientMessage>(r#"{"type":"leave"}"#).unwrap(), ClientMessage::Leave);
+    }
+
+    #[test]
+    fn rejects_unknown_and_incomplete() {
+        assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"dance"}"#).is_err());
+        assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"offer","pc":"publisher"}"#).is_err());
+        assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"mute","kind":"smell","muted":true}"#).is_err());
+        assert!(serde_json::from_str::<ClientMessage>(r#"[1,2]"#).is_err());
+    }
+
+    #[test]
+    fn serializes_server_messages() {
+        let msg = ServerMessage::error("room_full", "full", true);
+        assert_eq!(
+            serde_json::to_value(&msg).unwrap(),
+            serde_json::json!({"type":"error","code":"room_full","message":"full","fatal":true})
+        );
+        let pong = ServerMessage::Pong { ts: Some(serde_json::json!(5)) };
+        assert_eq!(serde_json::to_string(&pong).unwrap(), r#"{"type":"pong","ts":5}"#);
+        assert_eq!(serde_json::to_string(&ServerMessage::Left).unwrap(), r#"{"type":"left"}"#);
+    }
+}

@@ -1,0 +1,260 @@
+//! Hub behaviour without browsers: admission, capacity, takeover, leave, grace
+//! period, removal and session end, driven through the public Connection API with an
+//! in-memory gatekeeper. Peer connections are created but never negotiated.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use signaling::protocol::{ServerMessage, SessionSummary};
+use signaling::{Admission, Flow, Gatekeeper, Hub, HubConfig, Outbound, Refusal};
+use tokio::sync::mpsc::Receiver;
+
+/// Tokens are "<participant>@<session>"; "bad" is refused; sessions have 2 seats.
+#[derive(Default)]
+struct MemoryGate {
+    active: Mutex<HashMap<String, bool>>,
+}
+
+#[async_trait]
+impl Gatekeeper for MemoryGate {
+    async fn admit(&self, token: &str, session_id: &str) -> Result<Admission, Refusal> {
+        let Some((pid, sid)) = token.split_once('@') else {
+            return Err(Refusal { code: "unauthorized".into(), message: "bad token".into() });
+        };
+        if sid != session_id {
+            return Err(Refusal { code: "forbidden".into(), message: "other session".into() });
+        }
+        Ok(Admission {
+            participant_id: pid.to_string(),
+            subject: pid.to_string(),
+            display_name: format!("Name {pid}"),
+            role: "guest".into(),
+            is_guest: true,
+            session: SessionSummary {
+                id: session_id.to_string(),
+                name: "Test".into(),
+                kind: "instant".into(),
+                max_participants: 2,
+                expires_at: "2099-01-01T00:00:00Z".into(),
+            },
+            expires_at_ms: i64::MAX / 4,
+            ice_servers: vec![],
+        })
+    }
+    async fn participant_joined(&self, participant_id: &str) {
+        self.active.lock().unwrap().insert(participant_id.to_string(), true);
+    }
+    async fn participant_left(&self, participant_id: &str) {
+        self.active.lock().unwrap().insert(participant_id.to_string(), false);
+    }
+}
+
+fn hub_with(grace: Duration) -> (Hub, Arc<MemoryGate>) {
+    let gate = Arc::new(MemoryGate::default());
+    let sfu = sfu::Sfu::new(sfu::SfuConfig::default()).expect("sfu");
+    let hub = Hub::new(
+        sfu,
+        gate.clone(),
+        HubConfig { reconnect_grace: grace, join_timeout: Duration::from_secs(10) },
+    );
+    (hub, gate)
+}
+
+async fn next(rx: &mut Receiver<Outbound>) -> Outbound {
+    tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("message in time").expect("open")
+}
+
+/// Next message that is not media negotiation noise.
+async fn next_message(rx: &mut Receiver<Outbound>) -> ServerMessage {
+    loop {
+        match next(rx).await {
+            Outbound::Message(ServerMessage::Candidate { .. } | ServerMessage::Offer { .. }) => continue,
+            Outbound::Message(m) => return m,
+            Outbound::Close { code, reason } => panic!("unexpected close {code} {reason}"),
+        }
+    }
+}
+
+async fn expect_fatal(rx: &mut Receiver<Outbound>, code: &str, close_code: u16) {
+    match next(rx).await {
+        Outbound::Message(ServerMessage::Error { code: c, fatal: true, .. }) => assert_eq!(c, code),
+        other => panic!("expected fatal {code}, got {other:?}"),
+    }
+    match next(rx).await {
+        Outbound::Close { code: c, .. } => assert_eq!(c, close_code),
+        other => panic!("expected close, got {other:?}"),
+    }
+}
+
+fn join(session: &str, token: &str) -> String {
+    format!(r#"{{"type":"join","protocol":1,"session_id":"{session}","token":"{token}"}}"#)
+}
+
+#[tokio::test]
+async fn join_capacity_and_presence() {
+    let (hub, gate) = hub_with(Duration::from_secs(30));
+    let (mut a, mut a_rx) = hub.connect(None);
+    assert_eq!(a.handle_text(&join("s1", "a@s1")).await, Flow::Continue);
+    match next_message(&mut a_rx).await {
+        ServerMessage::Joined { participant_id, resumed, participants, .. } => {
+            assert_eq!(participant_id, "a");
+            assert!(!resumed);
+            assert!(participants.is_empty());
+        }
+        other => panic!("expected joined, got {other:?}"),
+    }
+    let (mut b, mut b_rx) = hub.connect(None);
+    b.handle_text(&join("s1", "b@s1")).await;
+    match next_message(&mut b_rx).await {
+        ServerMessage::Joined { participants, .. } => {
+            assert_eq!(participants.len(), 1);
+            assert_eq!(participants[0].participant_id, "a");
+        }
+        other => panic!("expected joined, got {other:?}"),
+    }
+    match next_message(&mut a_rx).await {
+        ServerMessage::ParticipantJoined { participant } => assert_eq!(participant.participant_id, "b"),
+        other => panic!("expected participant_joined, got {other:?}"),
+    }
+    // Third one: room full.
+    let (mut c, mut c_rx) = hub.connect(None);
+    assert_eq!(c.handle_text(&join("s1", "c@s1")).await, Flow::Stop);
+    expect_fatal(&mut c_rx, "room_full", 4409).await;
+    assert_eq!(hub.participants_in("s1").await, vec!["a".to_string(), "b".to_string()]);
+    // Mute fan-out.
+    b.handle_text(r#"{"type":"mute","kind":"audio","muted":true}"#).await;
+    match next_message(&mut a_rx).await {
+        ServerMessage::Mute { participant_id, muted: true, .. } => assert_eq!(participant_id, "b"),
+        other => panic!("expected mute, got {other:?}"),
+    }
+    // Leave.
+    assert_eq!(b.handle_text(r#"{"type":"leave"}"#).await, Flow::Stop);
+    assert_eq!(next_message(&mut b_rx).await, ServerMessage::Left);
+    match next_message(&mut a_rx).await {
+        ServerMessage::ParticipantLeft { participant_id, reason } => {
+            assert_eq!(participant_id, "b");
+            assert_eq!(reason, "left");
+        }
+        other => panic!("expected participant_left, got {other:?}"),
+    }
+    assert_eq!(gate.active.lock().unwrap().get("b"), Some(&false));
+    assert_eq!(gate.active.lock().unwrap().get("a"), Some(&true));
+}
+
+#[tokio::test]
+async fn refusals_and_bad_messages() {
+    let (hub, _) = hub_with(Duration::from_secs(30));
+    let (mut x, mut x_rx) = hub.connect(None);
+    x.handle_text("not json").await;
+    assert!(matches!(next_message(&mut x_rx).await, ServerMessage::Error { code, fatal: false, .. } if code == "bad_message"));
+    x.handle_text(r#"{"type":"offer","pc":"publisher","sdp":"v=0"}"#).await;
+    assert!(matches!(next_message(&mut x_rx).await, ServerMessage::Error { code, fatal: false, .. } if code == "not_joined"));
+    x.handle_text(r#"{"type":"ping","ts":7}"#).await;
+    assert_eq!(next_message(&mut x_rx).await, ServerMessage::Pong { ts: Some(serde_json::json!(7)) });
+    x.handle_text(&"x".repeat(70_000)).await;
+    expect_fatal(&mut x_rx, "message_too_large", 4400).await;
+
+    let (mut y, mut y_rx) = hub.connect(None);
+    y.handle_text(&join("s2", "y@s1")).await;
+    expect_fatal(&mut y_rx, "forbidden", 4403).await;
+
+    let (mut z, mut z_rx) = hub.connect(None);
+    z.handle_text(r#"{"type":"join","protocol":2,"session_id":"s1","token":"z@s1"}"#).await;
+    expect_fatal(&mut z_rx, "protocol_version", 4400).await;
+
+    let (mut w, mut w_rx) = hub.connect(None);
+    w.handle_text(r#"{"type":"join","protocol":1,"session_id":"s1"}"#).await;
+    expect_fatal(&mut w_rx, "unauthorized", 4401).await;
+    assert_eq!(hub.room_count(), 0, "refused joins leave no room behind");
+}
+
+#[tokio::test]
+async fn reload_takes_over_without_duplicate() {
+    let (hub, _) = hub_with(Duration::from_secs(30));
+    let (mut a, mut a_rx) = hub.connect(None);
+    a.handle_text(&join("s3", "a@s3")).await;
+    next_message(&mut a_rx).await;
+    let (mut b, mut b_rx) = hub.connect(None);
+    b.handle_text(&join("s3", "b@s3")).await;
+    next_message(&mut b_rx).await;
+    next_message(&mut a_rx).await; // b joined
+    // b reloads: a new connection with the same token.
+    let (mut b2, mut b2_rx) = hub.connect(None);
+    b2.handle_text(&join("s3", "b@s3")).await;
+    expect_fatal(&mut b_rx, "replaced", 4409).await;
+    match next_message(&mut b2_rx).await {
+        ServerMessage::Joined { resumed, participant_id, participants, .. } => {
+            assert!(resumed);
+            assert_eq!(participant_id, "b");
+            assert_eq!(participants.len(), 1);
+        }
+        other => panic!("expected joined, got {other:?}"),
+    }
+    // The old socket closing must not start a grace period for the new one.
+    b.disconnected().await;
+    assert_eq!(hub.participants_in("s3").await, vec!["a".to_string(), "b".to_string()]);
+    // a only sees an update of b, never a leave.
+    match next_message(&mut a_rx).await {
+        ServerMessage::ParticipantJoined { participant } => assert_eq!(participant.participant_id, "b"),
+        other => panic!("expected participant update, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn dropped_connection_resumes_within_grace_and_leaves_after() {
+    let (hub, gate) = hub_with(Duration::from_millis(400));
+    let (mut a, mut a_rx) = hub.connect(None);
+    a.handle_text(&join("s4", "a@s4")).await;
+    next_message(&mut a_rx).await;
+    let (mut b, mut b_rx) = hub.connect(None);
+    b.handle_text(&join("s4", "b@s4")).await;
+    next_message(&mut b_rx).await;
+    next_message(&mut a_rx).await;
+    b.disconnected().await;
+    assert!(matches!(next_message(&mut a_rx).await, ServerMessage::ParticipantReconnecting { participant_id } if participant_id == "b"));
+    // Back within the grace period: same participant, resumed.
+    let (mut b2, mut b2_rx) = hub.connect(None);
+    b2.handle_text(&join("s4", "b@s4")).await;
+    assert!(matches!(next_message(&mut b2_rx).await, ServerMessage::Joined { resumed: true, .. }));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(hub.participants_in("s4").await.len(), 2, "grace timer of the old socket must not remove the resumed participant");
+    // Now drop for good.
+    b2.disconnected().await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(hub.participants_in("s4").await, vec!["a".to_string()]);
+    assert_eq!(gate.active.lock().unwrap().get("b"), Some(&false));
+    let mut saw_left = false;
+    while let Ok(Some(Outbound::Message(m))) = tokio::time::timeout(Duration::from_millis(200), a_rx.recv()).await {
+        if let ServerMessage::ParticipantLeft { participant_id, reason } = m {
+            assert_eq!(participant_id, "b");
+            assert_eq!(reason, "disconnected");
+            saw_left = true;
+        }
+    }
+    assert!(saw_left);
+}
+
+#[tokio::test]
+async fn removal_and_session_end_disconnect_everyone() {
+    let (hub, gate) = hub_with(Duration::from_secs(30));
+    let (mut a, mut a_rx) = hub.connect(None);
+    a.handle_text(&join("s5", "a@s5")).await;
+    next_message(&mut a_rx).await;
+    let (mut b, mut b_rx) = hub.connect(None);
+    b.handle_text(&join("s5", "b@s5")).await;
+    next_message(&mut b_rx).await;
+    next_message(&mut a_rx).await;
+    hub.remove_participant("s5", "b").await;
+    assert!(matches!(next_message(&mut b_rx).await, ServerMessage::Removed { .. }));
+    assert!(matches!(next(&mut b_rx).await, Outbound::Close { code: 1000, .. }));
+    assert!(matches!(next_message(&mut a_rx).await, ServerMessage::ParticipantLeft { reason, .. } if reason == "removed"));
+    assert_eq!(gate.active.lock().unwrap().get("b"), Some(&false));
+
+    hub.end_session("s5", "ended_by_therapist").await;
+    assert!(matches!(next_message(&mut a_rx).await, ServerMessage::SessionEnded { reason } if reason == "ended_by_therapist"));
+    assert!(matches!(next(&mut a_rx).await, Outbound::Close { code: 1000, .. }));
+    assert_eq!(gate.active.lock().unwrap().get("a"), Some(&false));
+    assert_eq!(hub.room_count(), 0);
+}

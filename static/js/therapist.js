@@ -1,0 +1,193 @@
+// therapist.js — entry point of /therapist: create sessions, share their link, end them.
+// Why: the therapist's small control panel over the REST API; it never opens media itself
+// ("Join now" opens the join page, which does).
+
+import { api } from './api.js';
+import { takeAccessToken, getAccessToken, setAccessToken, clearAccessToken, tokenClaims, isExpired } from './auth.js';
+import { el } from './ui.js';
+
+const $ = (id) => document.getElementById(id);
+let token = null;
+
+function showMessage(text, kind = 'error') {
+  const box = $('message');
+  box.replaceChildren(el('p', { text }));
+  box.className = `message ${kind}`;
+  box.hidden = false;
+}
+function clearMessage() { $('message').hidden = true; }
+
+function showError(e) {
+  // Show the server's own message (e.g. 403 therapist_disabled explains what to do).
+  showMessage(e && e.message ? e.message : 'Something went wrong. Please try again.');
+  if (e && e.code === 'unauthorized') signOut(false);
+}
+
+function absolute(path) {
+  return new URL(path, location.origin).href;
+}
+
+function joinUrl(s) {
+  return s.join_url || (s.share_token ? `/join/${encodeURIComponent(s.share_token)}` : null);
+}
+
+/** join page URL carrying our token in the fragment, so we join as ourselves. */
+function joinAsSelf(s) {
+  return `${joinUrl(s)}#access_token=${encodeURIComponent(token)}`;
+}
+
+async function copyText(text) {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch {
+    // Fallback for http:// origins and older browsers.
+    const ta = el('textarea', { readonly: true, class: 'offscreen' });
+    ta.value = text;
+    document.body.append(ta);
+    ta.select();
+    let ok = false;
+    try { ok = document.execCommand('copy'); } catch { ok = false; }
+    ta.remove();
+    return ok;
+  }
+}
+
+function render() {
+  const signedIn = !!token;
+  $('signin').hidden = signedIn;
+  $('create').hidden = !signedIn;
+  $('sessions-card').hidden = !signedIn;
+  $('who').hidden = !signedIn;
+  if (!signedIn) { $('created').hidden = true; return; }
+  const c = tokenClaims(token) || {};
+  $('who-name').textContent = c.name || c.email || c.display_name || (c.role ? `Signed in (${c.role})` : 'Signed in');
+  if (isExpired(token)) showMessage('Your access token has expired. Sign out and paste a new one.');
+}
+
+function signOut(clearMsg = true) {
+  clearAccessToken();
+  token = null;
+  if (clearMsg) clearMessage();
+  render();
+}
+
+function showCreated(s) {
+  const link = absolute(joinUrl(s));
+  $('created-title').textContent = `“${s.session_name}” is ready`;
+  $('share-link').value = link;
+  $('copy-note').textContent = '';
+  $('join-now').href = joinAsSelf(s);
+  $('created').hidden = false;
+}
+
+function fmtTime(iso) {
+  if (!iso) return '';
+  const d = new Date(iso);
+  return isNaN(d) ? String(iso) : d.toLocaleString([], { dateStyle: 'medium', timeStyle: 'short' });
+}
+
+async function loadSessions() {
+  let data;
+  try {
+    data = await api('/api/sessions', { token });
+  } catch (e) {
+    showError(e);
+    return;
+  }
+  const list = (data && data.sessions) || [];
+  $('sessions-empty').hidden = list.length > 0;
+  $('sessions').replaceChildren(...list.map(sessionItem));
+}
+
+function sessionItem(s) {
+  const active = s.is_active !== false;
+  const actions = el('div', { class: 'actions' });
+  const item = el('li', { class: 'session' + (active ? '' : ' ended'), 'data-id': s.id },
+    el('div', { class: 'info' },
+      el('strong', { text: s.session_name || 'Untitled session' }),
+      el('span', { class: 'muted', text: [
+        active ? 'Active' : 'Ended',
+        s.max_participants ? `up to ${s.max_participants} people` : '',
+        s.expires_at ? `expires ${fmtTime(s.expires_at)}` : '',
+      ].filter(Boolean).join(' · ') })),
+    actions);
+  if (active && joinUrl(s)) {
+    actions.append(
+      el('button', { class: 'btn small', type: 'button', text: 'Copy link', onclick: async (ev) => {
+        const ok = await copyText(absolute(joinUrl(s)));
+        ev.target.textContent = ok ? 'Copied' : 'Copy failed';
+        setTimeout(() => { ev.target.textContent = 'Copy link'; }, 2000);
+      } }),
+      el('a', { class: 'btn small', href: joinAsSelf(s), target: '_blank', rel: 'noopener', text: 'Join' }),
+      el('button', { class: 'btn small danger', type: 'button', text: 'End', onclick: (ev) => endSession(s, ev.target) }),
+    );
+  }
+  return item;
+}
+
+async function endSession(s, btn) {
+  if (!confirm(`End “${s.session_name}” for everyone?`)) return;
+  btn.disabled = true;
+  try {
+    await api(`/api/sessions/${encodeURIComponent(s.id)}/end`, { method: 'POST', token });
+    clearMessage();
+    if ($('share-link').value === absolute(joinUrl(s) || '')) $('created').hidden = true;
+  } catch (e) {
+    showError(e);
+  }
+  btn.disabled = false;
+  loadSessions();
+}
+
+$('signin-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const t = $('token-input').value.trim();
+  if (!t) return;
+  setAccessToken(t);
+  token = t;
+  $('token-input').value = '';
+  clearMessage();
+  render();
+  loadSessions();
+});
+
+$('signout-btn').addEventListener('click', () => signOut());
+
+$('create-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const name = $('session-name-input').value.trim();
+  if (!name) { showMessage('Please give the session a name.'); return; }
+  const body = { session_name: name };
+  const maxRaw = $('max-input').value.trim();
+  if (maxRaw) {
+    const n = Number(maxRaw);
+    if (!Number.isInteger(n) || n < 2) { showMessage('Max participants must be a whole number of at least 2.'); return; }
+    body.max_participants = n;
+  }
+  $('create-btn').disabled = true;
+  try {
+    const s = await api('/api/sessions', { method: 'POST', token, body });
+    clearMessage();
+    showCreated(s);
+    $('session-name-input').value = '';
+    $('max-input').value = '';
+    loadSessions();
+  } catch (e) {
+    showError(e);
+  } finally {
+    $('create-btn').disabled = false;
+  }
+});
+
+$('copy-btn').addEventListener('click', async () => {
+  const ok = await copyText($('share-link').value);
+  $('copy-note').textContent = ok ? 'Link copied.' : 'Could not copy — select the link and copy it by hand.';
+  if (!ok) $('share-link').select();
+});
+
+$('refresh-btn').addEventListener('click', () => loadSessions());
+
+token = takeAccessToken();
+render();
+if (token) loadSessions();

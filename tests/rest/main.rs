@@ -1,0 +1,21 @@
+//! The REST suite: every route's success and failure paths, cross-tenant isolation,
+//! and the seed 000/003/004 rules, each test run on SQLite and on PostgreSQL.
+//!
+//! Run: `cargo test -p theraroom --test rest` (PostgreSQL at 127.0.0.1:5432, database
+//! `test`; without it the PostgreSQL variants print SKIP, or fail when `CI=true`).
+
+#[path = "../common/mod.rs"]
+#[macro_use]
+mod common;
+
+mod auth_health;
+mod blog;
+mod cross_tenant;
+mod join;
+mod participants;
+mod sessions;
+mod video_access;
+
+pub use common::{OrgFx, Person, TestApp};
+pub use serde_json::{json, Value};
+pub use theraroom::auth::Role;
