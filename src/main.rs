@@ -34,7 +34,7 @@ async fn main() -> ExitCode {
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,webrtc=warn,rtc=warn,sqlx=warn,tower_http=info"));
+        .unwrap_or_else(|_| EnvFilter::new("info,webrtc=warn,rtc=warn,rtc_dtls=error,rtc_ice=error,sqlx=warn,tower_http=info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

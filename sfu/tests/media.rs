@@ -163,3 +163,226 @@ async fn two_participants_exchange_audio_and_video() {
     .await
     .expect("test timed out");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_joiner_receives_existing_tracks() {
+    let _serial = SERIAL.lock().await;
+    init_tracing();
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let sfu = Sfu::new(SfuConfig::default()).unwrap();
+        let room = sfu.room("r2");
+        let a = TestClient::join(&room, "alice", true, true).await;
+        let b = TestClient::join(&room, "bob", true, true).await;
+        let mut senders = warm_up(&[&a, &b], || {
+            receiving_from(&a, "bob") && receiving_from(&b, "alice")
+        })
+        .await;
+        assert_eq!(room.tracks().len(), 4);
+
+        // Carol joins after everything is published; she publishes nothing.
+        let c = TestClient::join(&room, "carol", false, true).await;
+        let ok = wait_until(Duration::from_secs(10), || {
+            c.events()
+                .iter()
+                .any(|e| matches!(e, SfuEvent::SubscriberOffer { .. }))
+        })
+        .await;
+        assert!(ok, "late joiner got no subscriber offer");
+        // She learns the tracks from Room::tracks() (what signaling puts in `joined`).
+        let ids: Vec<String> = room.tracks().into_iter().map(|(_, t)| t.track_id).collect();
+        let ready = {
+            let ids = ids.clone();
+            let c = &c;
+            move || ids.iter().all(|t| c.received.packets(t) > 0)
+        };
+        // Keep media flowing until her legs are up.
+        let started = std::time::Instant::now();
+        while !ready() {
+            assert!(started.elapsed() < Duration::from_secs(20), "carol never received media: {:?}", c.received.snapshot());
+            for (s, cl) in senders.iter_mut().zip([&a, &b]) {
+                s.tick(cl, None).await;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        measure(&mut senders, &[&a, &b], &[&a, &b, &c], COUNT, PACE).await;
+        let got = c.received.snapshot();
+        for (publisher, info) in room.tracks() {
+            let d = report("late-joiner", &c, &info.track_id);
+            assert!(d >= MIN_DELIVERY, "carol got {:.1}% of {}", d * 100.0, info.track_id);
+            assert_eq!(got[&info.track_id].stream_id, publisher);
+        }
+        // The others keep receiving each other while carol joined.
+        assert!(delivery(&a, "bob-cam") >= MIN_DELIVERY);
+        assert!(delivery(&b, "alice-cam") >= MIN_DELIVERY);
+        assert_eq!(sfu.stats().forwarded_tracks, 4 + 4);
+
+        sfu.remove_room("r2");
+        assert!(zero_gauges(&sfu.stats()));
+        a.close().await;
+        b.close().await;
+        c.close().await;
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriber_that_never_reads_does_not_stall_the_others() {
+    let _serial = SERIAL.lock().await;
+    init_tracing();
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let sfu = Sfu::new(SfuConfig::default()).unwrap();
+        let room = sfu.room("r3");
+        let a = TestClient::join(&room, "alice", true, true).await;
+        let b = TestClient::join(&room, "bob", false, true).await;
+        // Carol's client never polls its remote tracks.
+        let c = TestClient::join(&room, "carol", false, false).await;
+        let mut senders = warm_up(&[&a], || {
+            receiving_from(&b, "alice")
+                && c.sub_connected.load(std::sync::atomic::Ordering::SeqCst)
+                && c.received.snapshot().len() == 2
+        })
+        .await;
+        measure(&mut senders, &[&a], &[&b], COUNT, PACE).await;
+        for t in ["alice-cam", "alice-mic"] {
+            let d = report("slow-consumer", &b, t);
+            assert!(d >= MIN_DELIVERY, "bob got {:.1}% of {t} next to a stalled subscriber", d * 100.0);
+        }
+        assert_eq!(c.received.measured("alice-cam"), 0, "carol really never read");
+        let s = sfu.stats();
+        eprintln!("[stats] {s:?}");
+        // The server still sent to carol (her leg is independent of bob's).
+        assert!(s.forwarded_packets >= 2 * 2 * u64::from(COUNT) * 9 / 10);
+        sfu.remove_room("r3");
+        assert!(zero_gauges(&sfu.stats()));
+        a.close().await;
+        b.close().await;
+        c.close().await;
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_are_zero_after_remove_room_and_room_refuses_joins() {
+    let _serial = SERIAL.lock().await;
+    init_tracing();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let sfu = Sfu::new(SfuConfig::default()).unwrap();
+        let room = sfu.room("r4");
+        let a = TestClient::join(&room, "alice", true, true).await;
+        let b = TestClient::join(&room, "bob", true, true).await;
+        let _senders = warm_up(&[&a, &b], || {
+            receiving_from(&a, "bob") && receiving_from(&b, "alice")
+        })
+        .await;
+        let s = sfu.stats();
+        assert_eq!((s.rooms, s.participants, s.published_tracks, s.forwarded_tracks), (1, 2, 4, 4));
+
+        sfu.remove_room("r4");
+        let s = sfu.stats();
+        assert_eq!(s.rooms, 0);
+        assert!(zero_gauges(&s), "{s:?}");
+        assert_eq!(room.participant_count(), 0);
+        assert!(room.tracks().is_empty());
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        assert!(matches!(
+            room.add_participant("dave", vec![], tx).await,
+            Err(sfu::SfuError::Closed)
+        ));
+        // The server closed its connections: the clients notice.
+        let ok = wait_until(Duration::from_secs(40), || {
+            !a.pub_connected.load(std::sync::atomic::Ordering::SeqCst)
+                && !b.sub_connected.load(std::sync::atomic::Ordering::SeqCst)
+        })
+        .await;
+        assert!(ok, "clients still connected after remove_room");
+        assert!(a.participant.is_closed());
+        // A new room of the same id starts empty.
+        let again = sfu.room("r4");
+        assert_eq!(again.participant_count(), 0);
+        assert_eq!(sfu.stats().rooms, 1);
+        sfu.remove_room("r4");
+        a.close().await;
+        b.close().await;
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyframe_requests_reach_the_publisher_throttled() {
+    let _serial = SERIAL.lock().await;
+    init_tracing();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let sfu = Sfu::new(SfuConfig::default()).unwrap();
+        let room = sfu.room("r5");
+        let a = TestClient::join(&room, "alice", true, true).await;
+        let b = TestClient::join(&room, "bob", false, true).await;
+        let _senders = warm_up(&[&a], || receiving_from(&b, "alice")).await;
+        tokio::time::sleep(Duration::from_millis(600)).await;
+
+        // Signaling path: a burst of requests is coalesced.
+        let before = sfu.stats().keyframe_requests;
+        for _ in 0..10 {
+            b.participant.request_keyframe("alice-cam");
+        }
+        b.participant.request_keyframe("alice-mic"); // audio: ignored
+        b.participant.request_keyframe("no-such-track"); // ignored
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let after = sfu.stats().keyframe_requests;
+        assert_eq!(after - before, 1, "one PLI for a burst inside the throttle window");
+
+        // RTCP path: the subscriber's own PLI travels up to the publisher.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let before = sfu.stats().keyframe_requests;
+        assert!(common::send_pli(&b.received, "alice-cam").await);
+        let ok = wait_until(Duration::from_secs(3), || sfu.stats().keyframe_requests > before).await;
+        assert!(ok, "subscriber PLI did not reach the publisher");
+
+        sfu.remove_room("r5");
+        a.close().await;
+        b.close().await;
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_republishes_under_the_same_participant_id() {
+    let _serial = SERIAL.lock().await;
+    init_tracing();
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let sfu = Sfu::new(SfuConfig::default()).unwrap();
+        let room = sfu.room("r6");
+        let a = TestClient::join(&room, "alice", true, true).await;
+        let b = TestClient::join(&room, "bob", false, true).await;
+        let _senders = warm_up(&[&a], || receiving_from(&b, "alice")).await;
+
+        // Alice reloads: a new join with the same id replaces the old participant.
+        let a2 = TestClient::join(&room, "alice", true, true).await;
+        assert!(a.participant.is_closed(), "old participant closed");
+        assert_eq!(room.participant_count(), 2);
+        let mut senders = warm_up(&[&a2], || {
+            let ev = b.events();
+            let unpub = ev.iter().filter(|e| matches!(e, SfuEvent::TrackUnpublished { participant_id, .. } if participant_id == "alice")).count();
+            let publ = ev.iter().filter(|e| matches!(e, SfuEvent::TrackPublished { participant_id, .. } if participant_id == "alice")).count();
+            unpub == 2 && publ == 4 && b.received.snapshot().values().filter(|t| t.stream_id == "alice").count() >= 2
+                && room.tracks().iter().all(|(_, t)| b.received.packets(&t.track_id) > 0)
+        })
+        .await;
+        measure(&mut senders, &[&a2], &[&b], COUNT, PACE).await;
+        for (_, t) in room.tracks() {
+            let d = report("reload", &b, &t.track_id);
+            assert!(d >= MIN_DELIVERY, "bob got {:.1}% of {} after reload", d * 100.0, t.track_id);
+        }
+        let s = sfu.stats();
+        assert_eq!((s.participants, s.published_tracks, s.forwarded_tracks), (2, 2, 2));
+        sfu.remove_room("r6");
+        a.close().await;
+        a2.close().await;
+        b.close().await;
+    })
+    .await
+    .expect("test timed out");
+}

@@ -45,7 +45,7 @@ class Tile {
 
   setName(name) {
     this.name = name || 'Participant';
-    this.nameEl.textContent = this.self ? `${this.name} (you)` : this.name;
+    this.nameEl.textContent = this.self && this.name !== 'You' ? `${this.name} (you)` : this.name;
     this.avatar.textContent = initials(this.name);
   }
 
