@@ -83,6 +83,7 @@ async fn two_participants_exchange_audio_and_video() {
 
         measure(&mut senders, &[&a, &b], &[&a, &b], COUNT, PACE).await;
 
+        eprintln!("[stats] {:?}", sfu.stats());
         for (sub, t) in [(&a, &bv), (&a, &ba), (&b, &av), (&b, &aa)] {
             let d = report("two-party", sub, t);
             assert!(d >= MIN_DELIVERY, "{} got {:.1}% of {t}", sub.id, d * 100.0);

@@ -188,8 +188,15 @@ pub async fn put_therapist_video_settings(
     let mut tx = state.store.pool().begin().await?;
     set_and_audit(&mut tx, &caller, &org, &therapist, body.video_sessions_enabled).await?;
     tx.commit().await?;
-    let updated = therapist_of(&state.store, &org, &therapist_id).await?;
-    Ok(Json(therapist_view(&org, &updated, 0, 0)))
+    // Answer with the same row as the listing, usage counts included.
+    let row = state
+        .store
+        .therapist_usage(&org.id)
+        .await?
+        .into_iter()
+        .find(|r| r.therapist.id == therapist.id)
+        .ok_or_else(ApiError::internal)?;
+    Ok(Json(therapist_view(&org, &row.therapist, row.client_count, row.session_count)))
 }
 
 async fn set_and_audit(
