@@ -45,7 +45,8 @@ impl SfuConfig {
     /// Rejects configurations that cannot work, so the binary fails at start-up rather than
     /// at the first join.
     pub fn validate(&self) -> Result<(), SfuError> {
-        if self.has_port_range() && (self.udp_port_min == 0 || self.udp_port_min > self.udp_port_max)
+        if self.has_port_range()
+            && (self.udp_port_min == 0 || self.udp_port_min > self.udp_port_max)
         {
             return Err(SfuError::Config(format!(
                 "invalid UDP port range {}..={}",

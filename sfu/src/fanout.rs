@@ -159,8 +159,16 @@ mod tests {
             .await
             .expect("reader finishes once the fanout is cleared")
             .unwrap();
-        assert_eq!(got.len(), 1000, "fast leg lost packets because of the slow one");
-        assert_eq!(dropped, 1000 - 4, "slow leg drops everything beyond its queue");
+        assert_eq!(
+            got.len(),
+            1000,
+            "fast leg lost packets because of the slow one"
+        );
+        assert_eq!(
+            dropped,
+            1000 - 4,
+            "slow leg drops everything beyond its queue"
+        );
     }
 
     #[test]

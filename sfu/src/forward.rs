@@ -77,7 +77,11 @@ impl LegMapping {
     /// Matches the publisher side against what one subscriber leg negotiated.
     pub fn new(ssrc: u32, source: &NegotiatedParams, leg: &NegotiatedParams) -> Self {
         let mut pt_map = Vec::new();
-        for src in source.codecs.iter().filter(|c| is_primary_media(&c.mime_type)) {
+        for src in source
+            .codecs
+            .iter()
+            .filter(|c| is_primary_media(&c.mime_type))
+        {
             if let Some(dst) = leg.codecs.iter().find(|c| {
                 c.mime_type.eq_ignore_ascii_case(&src.mime_type) && c.clock_rate == src.clock_rate
             }) {
@@ -160,7 +164,12 @@ impl LegRewriter {
 
     /// Rewrites `packet` for the leg, or returns `None` if its payload type is not
     /// forwarded on this leg.
-    pub fn rewrite(&mut self, mut packet: Packet, map: &LegMapping, now: Instant) -> Option<Packet> {
+    pub fn rewrite(
+        &mut self,
+        mut packet: Packet,
+        map: &LegMapping,
+        now: Instant,
+    ) -> Option<Packet> {
         let (pt, clock_rate) = map.map_payload_type(packet.header.payload_type)?;
         let src_ssrc = packet.header.ssrc;
         let src_seq = packet.header.sequence_number;
@@ -367,7 +376,10 @@ mod tests {
                 codec(109, "audio/opus", 48000),
             ],
             extensions: vec![
-                ext(3, "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"),
+                ext(
+                    3,
+                    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01",
+                ),
                 ext(1, "urn:ietf:params:rtp-hdrext:ssrc-audio-level"),
                 ext(4, "urn:ietf:params:rtp-hdrext:sdes:mid"),
             ],
@@ -436,7 +448,11 @@ mod tests {
         let mut rw = LegRewriter::new();
         let now = Instant::now();
         let out = rw
-            .rewrite(pkt(7, 109, 10, 1000, &[(1, &[0x90]), (3, &[0, 1])]), &m, now)
+            .rewrite(
+                pkt(7, 109, 10, 1000, &[(1, &[0x90]), (3, &[0, 1])]),
+                &m,
+                now,
+            )
             .unwrap();
         assert_eq!(out.header.extensions.len(), 1);
         assert_eq!(out.header.extensions[0].id, 5);
@@ -458,7 +474,10 @@ mod tests {
         let b = rw.rewrite(pkt(7, 120, 0, 3100, &[]), &m, t0).unwrap();
         assert_eq!(a.header.ssrc, 0xabcd);
         assert_eq!(a.header.payload_type, 96);
-        assert_eq!(b.header.sequence_number, a.header.sequence_number.wrapping_add(1));
+        assert_eq!(
+            b.header.sequence_number,
+            a.header.sequence_number.wrapping_add(1)
+        );
         assert_eq!(b.header.timestamp.wrapping_sub(a.header.timestamp), 3000);
         assert!(rw.rewrite(pkt(7, 121, 1, 3100, &[]), &m, t0).is_none());
     }
@@ -470,7 +489,11 @@ mod tests {
         let t0 = Instant::now();
         let mut last = None;
         for i in 0..10u16 {
-            last = rw.rewrite(pkt(7, 120, 1000 + i, 50_000 + u32::from(i) * 3000, &[]), &m, t0);
+            last = rw.rewrite(
+                pkt(7, 120, 1000 + i, 50_000 + u32::from(i) * 3000, &[]),
+                &m,
+                t0,
+            );
         }
         let last = last.unwrap();
         // Publisher republishes: new SSRC, unrelated numbering, 100 ms later.
@@ -487,7 +510,10 @@ mod tests {
             second.header.sequence_number,
             first.header.sequence_number.wrapping_add(1)
         );
-        assert_eq!(second.header.timestamp.wrapping_sub(first.header.timestamp), 3000);
+        assert_eq!(
+            second.header.timestamp.wrapping_sub(first.header.timestamp),
+            3000
+        );
     }
 
     #[test]
@@ -501,7 +527,10 @@ mod tests {
         assert_eq!(late.header.sequence_number, 11);
         rw.source_changed();
         let next = rw.rewrite(pkt(7, 120, 500, 0, &[]), &m, t0).unwrap();
-        assert_eq!(next.header.sequence_number, 13, "continues after highest (12)");
+        assert_eq!(
+            next.header.sequence_number, 13,
+            "continues after highest (12)"
+        );
     }
 
     #[test]

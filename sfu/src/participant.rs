@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::RTCOfferOptions;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
@@ -21,7 +22,7 @@ use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit,
 use crate::error::SfuError;
 use crate::fanout::LEG_QUEUE_CAPACITY;
 use crate::forward::{is_primary_media, LegMapping, NegotiatedParams, SourceSelector};
-use crate::peer::{build_peer_connection, PcHandler, PcSignals};
+use crate::peer::{build_peer_connection, HostRewrite, PcHandler, PcSignals};
 use crate::plan::{diff_subscriptions, OfferDecision, OfferState};
 use crate::ports::PortLease;
 use crate::publication::{negotiated, run_leg_rtcp, run_leg_writer, LegSink, Publication};
@@ -70,6 +71,8 @@ struct PublisherNegotiation {
 struct SubscriberNegotiation {
     offer: OfferState,
     pending_candidates: Vec<RTCIceCandidateInit>,
+    /// The next offer restarts ICE.
+    ice_restart: bool,
 }
 
 pub(crate) struct ParticipantInner {
@@ -99,8 +102,9 @@ impl ParticipantInner {
     ) -> Result<Arc<Self>, SfuError> {
         let shared = Arc::clone(room.shared());
         let span = tracing::info_span!(parent: room.span(), "sfu_participant", room_id = %room.id(), participant_id = %id);
-        let pub_signals = PcSignals::new(PcRole::Publisher, events.clone());
-        let sub_signals = PcSignals::new(PcRole::Subscriber, events.clone());
+        let rewrite = HostRewrite::new(&shared.config.public_ips);
+        let pub_signals = PcSignals::new(PcRole::Publisher, events.clone(), rewrite.clone());
+        let sub_signals = PcSignals::new(PcRole::Subscriber, events.clone(), rewrite);
         let pub_handler = Arc::new(PcHandler {
             signals: Arc::clone(&pub_signals),
             participant: OnceLock::new(),
@@ -184,7 +188,8 @@ impl ParticipantInner {
     async fn handle_publisher_offer(&self, sdp: String) -> Result<String, SfuError> {
         let mut neg = self.pub_neg.lock().await;
         self.check_open()?;
-        let offer = RTCSessionDescription::offer(sdp).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
+        let offer =
+            RTCSessionDescription::offer(sdp).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
         self.publisher
             .set_remote_description(offer)
             .await
@@ -199,19 +204,21 @@ impl ParticipantInner {
             .create_answer(None)
             .await
             .map_err(SfuError::webrtc)?;
-        self.publisher
-            .set_local_description(answer)
-            .await
-            .map_err(SfuError::webrtc)?;
-        let local = self
-            .publisher
-            .local_description()
-            .await
-            .ok_or_else(|| SfuError::WebRtc("no local description after answer".into()))?;
+        self.pub_signals.hold_candidates();
+        let applied = self.publisher.set_local_description(answer).await;
+        if let Err(err) = applied {
+            self.pub_signals.release_candidates();
+            return Err(SfuError::webrtc(err));
+        }
+        let Some(local) = self.publisher.local_description().await else {
+            self.pub_signals.release_candidates();
+            return Err(SfuError::WebRtc("no local description after answer".into()));
+        };
         self.pub_signals.set_local_description(&local.sdp);
+        let sdp = self.pub_signals.outgoing_sdp(&local.sdp);
         self.pub_signals.release_candidates();
         debug!("publisher answer created");
-        Ok(local.sdp)
+        Ok(sdp)
     }
 
     /// Reads one remote track of the publisher connection for its whole life: publishes it
@@ -230,7 +237,11 @@ impl ParticipantInner {
         let source = self.receiver_params(&track).await;
         let codec = match track.codec(first_ssrc).await {
             Some(c) if !c.mime_type.is_empty() => c,
-            _ => match source.codecs.iter().find(|c| is_primary_media(&c.mime_type)) {
+            _ => match source
+                .codecs
+                .iter()
+                .find(|c| is_primary_media(&c.mime_type))
+            {
                 Some(c) => RTCRtpCodec {
                     mime_type: c.mime_type.clone(),
                     clock_rate: c.clock_rate,
@@ -254,20 +265,19 @@ impl ParticipantInner {
         });
         let publisher_id = self.id.clone();
         let mime = codec.mime_type.clone();
-        let publication = room
-            .publish(&self, &wanted_id, |track_id| {
-                Arc::new(Publication::new(
-                    publisher_id.clone(),
-                    TrackInfo {
-                        track_id,
-                        kind,
-                        stream_id: publisher_id.clone(),
-                    },
-                    codec,
-                    source,
-                    keyframes,
-                ))
-            });
+        let publication = room.publish(&self, &wanted_id, |track_id| {
+            Arc::new(Publication::new(
+                publisher_id.clone(),
+                TrackInfo {
+                    track_id,
+                    kind,
+                    stream_id: publisher_id.clone(),
+                },
+                codec,
+                source,
+                keyframes,
+            ))
+        });
         let Some(publication) = publication else {
             return;
         };
@@ -343,33 +353,43 @@ impl ParticipantInner {
                 debug!(%track_id, "subscriber leg removed");
             }
         }
-        for publication in desired.iter().filter(|p| diff.add.contains(&p.info.track_id)) {
+        for publication in desired
+            .iter()
+            .filter(|p| diff.add.contains(&p.info.track_id))
+        {
             if let Err(err) = self.add_leg(publication).await {
                 warn!(%err, track_id = %publication.info.track_id, "adding subscriber leg failed");
             }
         }
 
         let legs = self.legs_guard().by_track.len();
-        if !neg.offer.should_send(legs, !diff.is_empty()) {
+        if !neg
+            .offer
+            .should_send(legs, !diff.is_empty() || neg.ice_restart)
+        {
             return Ok(());
         }
+        let options =
+            std::mem::take(&mut neg.ice_restart).then_some(RTCOfferOptions { ice_restart: true });
         let offer = self
             .subscriber
-            .create_offer(None)
+            .create_offer(options)
             .await
             .map_err(SfuError::webrtc)?;
-        self.subscriber
-            .set_local_description(offer)
-            .await
-            .map_err(SfuError::webrtc)?;
-        let local = self
-            .subscriber
-            .local_description()
-            .await
-            .ok_or_else(|| SfuError::WebRtc("no local description after offer".into()))?;
+        self.sub_signals.hold_candidates();
+        let applied = self.subscriber.set_local_description(offer).await;
+        if let Err(err) = applied {
+            self.sub_signals.release_candidates();
+            return Err(SfuError::webrtc(err));
+        }
+        let Some(local) = self.subscriber.local_description().await else {
+            self.sub_signals.release_candidates();
+            return Err(SfuError::WebRtc("no local description after offer".into()));
+        };
         neg.offer.offer_sent();
         self.sub_signals.set_local_description(&local.sdp);
-        let _ = self.events.send(SfuEvent::SubscriberOffer { sdp: local.sdp });
+        let sdp = self.sub_signals.outgoing_sdp(&local.sdp);
+        let _ = self.events.send(SfuEvent::SubscriberOffer { sdp });
         self.sub_signals.release_candidates();
         debug!(legs, "subscriber offer sent");
         Ok(())
@@ -477,8 +497,8 @@ impl ParticipantInner {
                     "no subscriber offer is outstanding".into(),
                 ));
             }
-            let answer =
-                RTCSessionDescription::answer(sdp).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
+            let answer = RTCSessionDescription::answer(sdp)
+                .map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
             if let Err(err) = self.subscriber.set_remote_description(answer).await {
                 // Forget the round; the next change starts a new one.
                 neg.offer.answer_received();
@@ -501,29 +521,41 @@ impl ParticipantInner {
 
     /// After an answer: what each leg negotiated decides its payload type / extension ids.
     async fn refresh_leg_mappings(&self) {
-        let legs: Vec<(String, Arc<dyn RtpSender>, u32, Weak<Publication>)> = self
+        struct Snapshot {
+            track_id: String,
+            sender: Arc<dyn RtpSender>,
+            ssrc: u32,
+            publication: Weak<Publication>,
+        }
+        let legs: Vec<Snapshot> = self
             .legs_guard()
             .by_track
             .iter()
-            .map(|(id, l)| (id.clone(), Arc::clone(&l.sender), l.ssrc, l.publication.clone()))
+            .map(|(id, l)| Snapshot {
+                track_id: id.clone(),
+                sender: Arc::clone(&l.sender),
+                ssrc: l.ssrc,
+                publication: l.publication.clone(),
+            })
             .collect();
-        for (track_id, sender, ssrc, publication) in legs {
-            let Some(publication) = publication.upgrade() else {
+        for leg in legs {
+            let track_id = leg.track_id;
+            let Some(publication) = leg.publication.upgrade() else {
                 continue;
             };
-            let params = match sender.get_parameters().await {
+            let params = match leg.sender.get_parameters().await {
                 Ok(p) => negotiated(&p.rtp_parameters),
                 Err(err) => {
                     warn!(%err, %track_id, "sender parameters unavailable");
                     continue;
                 }
             };
-            let mapping = LegMapping::new(ssrc, &publication.source, &params);
+            let mapping = LegMapping::new(leg.ssrc, &publication.source, &params);
             if !mapping.is_usable() {
                 warn!(%track_id, source = ?publication.source.codecs, leg = ?params.codecs, "no common codec on subscriber leg");
             }
-            if let Some(leg) = self.legs_guard().by_track.get(&track_id) {
-                leg.mapping.send_replace(Some(Arc::new(mapping)));
+            if let Some(l) = self.legs_guard().by_track.get(&track_id) {
+                l.mapping.send_replace(Some(Arc::new(mapping)));
             }
         }
     }
@@ -571,6 +603,12 @@ impl ParticipantInner {
                     .map_err(|e| SfuError::InvalidCandidate(e.to_string()))
             }
         }
+    }
+
+    async fn restart_subscriber_ice(&self) -> Result<(), SfuError> {
+        self.check_open()?;
+        self.sub_neg.lock().await.ice_restart = true;
+        self.renegotiate_subscriber().await
     }
 
     fn request_keyframe(&self, track_id: &str) {
@@ -659,6 +697,17 @@ impl Participant {
     ) -> Result<(), SfuError> {
         self.inner
             .add_ice_candidate(pc, candidate)
+            .instrument(self.inner.span.clone())
+            .await
+    }
+
+    /// Restarts ICE on the subscriber connection (the server is its offerer, so the client
+    /// cannot): the next [`SfuEvent::SubscriberOffer`] carries fresh ICE credentials. Sent
+    /// at once, or after the answer to an offer still outstanding. Publisher-side ICE
+    /// restarts need nothing special: the client offers with new credentials.
+    pub async fn restart_subscriber_ice(&self) -> Result<(), SfuError> {
+        self.inner
+            .restart_subscriber_ice()
             .instrument(self.inner.span.clone())
             .await
     }

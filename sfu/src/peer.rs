@@ -48,6 +48,68 @@ pub(crate) fn sdp_first_mid_and_ufrag(sdp: &str) -> (Option<String>, Option<Stri
     (mid, ufrag)
 }
 
+/// 1:1 NAT: host candidates announce the public address(es) instead of the bind address.
+///
+/// webrtc 0.21 stores `SettingEngine::with_nat_1to1_ips` but never reads it (no code path
+/// uses it), so the SFU rewrites the candidates it hands to signaling itself. Connectivity
+/// checks arriving through the NAT reach the bound socket unchanged.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct HostRewrite {
+    public_ips: Vec<IpAddr>,
+}
+
+impl HostRewrite {
+    pub(crate) fn new(public_ips: &[IpAddr]) -> Self {
+        HostRewrite {
+            public_ips: public_ips.to_vec(),
+        }
+    }
+
+    /// The candidate lines to announce for one gathered candidate (`candidate:...`, with or
+    /// without an `a=` prefix): one per public ip for a host candidate, else unchanged.
+    pub(crate) fn candidate(&self, line: &str) -> Vec<String> {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let is_host = fields.len() >= 8 && fields[6] == "typ" && fields[7] == "host";
+        if self.public_ips.is_empty() || !is_host || fields[4].parse::<IpAddr>().is_err() {
+            return vec![line.to_owned()];
+        }
+        self.public_ips
+            .iter()
+            .enumerate()
+            .map(|(i, ip)| {
+                let mut f: Vec<String> = fields.iter().map(|s| (*s).to_owned()).collect();
+                if i > 0 {
+                    // Distinct foundation per address.
+                    f[0] = format!("{}{i}", f[0]);
+                }
+                f[4] = ip.to_string();
+                f.join(" ")
+            })
+            .collect()
+    }
+
+    /// Rewrites the `a=candidate:` lines of an SDP.
+    pub(crate) fn sdp(&self, sdp: &str) -> String {
+        if self.public_ips.is_empty() || !sdp.contains("a=candidate:") {
+            return sdp.to_owned();
+        }
+        let mut out = String::with_capacity(sdp.len() + 64);
+        for line in sdp.split_inclusive('\n') {
+            let body = line.trim_end_matches(['\r', '\n']);
+            if body.starts_with("a=candidate:") {
+                let eol = &line[body.len()..];
+                for l in self.candidate(body) {
+                    out.push_str(&l);
+                    out.push_str(if eol.is_empty() { "\r\n" } else { eol });
+                }
+            } else {
+                out.push_str(line);
+            }
+        }
+        out
+    }
+}
+
 #[derive(Default)]
 struct CandidateGate {
     released: bool,
@@ -62,15 +124,21 @@ struct CandidateGate {
 pub(crate) struct PcSignals {
     role: PcRole,
     events: UnboundedSender<SfuEvent>,
+    rewrite: HostRewrite,
     connected: AtomicBool,
     gate: Mutex<CandidateGate>,
 }
 
 impl PcSignals {
-    pub(crate) fn new(role: PcRole, events: UnboundedSender<SfuEvent>) -> Arc<Self> {
+    pub(crate) fn new(
+        role: PcRole,
+        events: UnboundedSender<SfuEvent>,
+        rewrite: HostRewrite,
+    ) -> Arc<Self> {
         Arc::new(PcSignals {
             role,
             events,
+            rewrite,
             connected: AtomicBool::new(false),
             gate: Mutex::new(CandidateGate::default()),
         })
@@ -80,16 +148,23 @@ impl PcSignals {
         self.connected.load(Ordering::Acquire)
     }
 
-    fn candidate_event(&self, candidate: String, gate: &CandidateGate) -> SfuEvent {
-        SfuEvent::IceCandidate {
-            pc: self.role,
-            candidate: IceCandidate {
-                candidate,
-                sdp_mid: gate.mid.clone(),
-                sdp_mline_index: Some(0),
-                username_fragment: gate.ufrag.clone(),
-            },
+    fn send_candidate(&self, candidate: &str, gate: &CandidateGate) {
+        for candidate in self.rewrite.candidate(candidate) {
+            let _ = self.events.send(SfuEvent::IceCandidate {
+                pc: self.role,
+                candidate: IceCandidate {
+                    candidate,
+                    sdp_mid: gate.mid.clone(),
+                    sdp_mline_index: Some(0),
+                    username_fragment: gate.ufrag.clone(),
+                },
+            });
         }
+    }
+
+    /// The SDP to hand to signaling for a local description (candidates rewritten).
+    pub(crate) fn outgoing_sdp(&self, sdp: &str) -> String {
+        self.rewrite.sdp(sdp)
     }
 
     /// Records the mid/ufrag of the local description just applied.
@@ -100,27 +175,35 @@ impl PcSignals {
         gate.ufrag = ufrag;
     }
 
+    /// Hold new candidates until [`Self::release_candidates`] (a new local description, which
+    /// may carry new ICE credentials, is about to be applied).
+    pub(crate) fn hold_candidates(&self) {
+        self.gate.lock().unwrap_or_else(|e| e.into_inner()).released = false;
+    }
+
     /// The local description has been handed out: flush held candidates, stop holding.
     pub(crate) fn release_candidates(&self) {
         let mut gate = self.gate.lock().unwrap_or_else(|e| e.into_inner());
         gate.released = true;
         for c in std::mem::take(&mut gate.queued) {
-            let _ = self.events.send(self.candidate_event(c, &gate));
+            self.send_candidate(&c, &gate);
         }
     }
 
     fn on_candidate(&self, candidate: String) {
         let mut gate = self.gate.lock().unwrap_or_else(|e| e.into_inner());
         if gate.released {
-            let _ = self.events.send(self.candidate_event(candidate, &gate));
+            self.send_candidate(&candidate, &gate);
         } else {
             gate.queued.push(candidate);
         }
     }
 
     fn on_state(&self, state: RTCPeerConnectionState) {
-        self.connected
-            .store(state == RTCPeerConnectionState::Connected, Ordering::Release);
+        self.connected.store(
+            state == RTCPeerConnectionState::Connected,
+            Ordering::Release,
+        );
         let _ = self.events.send(SfuEvent::ConnectionState {
             pc: self.role,
             state: state.to_string(),
@@ -162,7 +245,11 @@ impl PeerConnectionEventHandler for PcHandler {
         let Some(participant) = self.participant.get().and_then(Weak::upgrade) else {
             return;
         };
-        tokio::spawn(participant.run_remote_track(track).instrument(self.span.clone()));
+        tokio::spawn(
+            participant
+                .run_remote_track(track)
+                .instrument(self.span.clone()),
+        );
     }
 }
 
@@ -263,9 +350,35 @@ mod tests {
     }
 
     #[test]
+    fn host_candidates_are_rewritten_to_public_ips() {
+        let rw = HostRewrite::new(&[
+            "203.0.113.7".parse().unwrap(),
+            "203.0.113.8".parse().unwrap(),
+        ]);
+        let c = "candidate:123 1 udp 2130706431 10.0.0.5 50000 typ host";
+        assert_eq!(
+            rw.candidate(c),
+            vec![
+                "candidate:123 1 udp 2130706431 203.0.113.7 50000 typ host".to_owned(),
+                "candidate:1231 1 udp 2130706431 203.0.113.8 50000 typ host".to_owned(),
+            ]
+        );
+        let relay =
+            "candidate:9 1 udp 16777215 198.51.100.1 3478 typ relay raddr 10.0.0.5 rport 50000";
+        assert_eq!(rw.candidate(relay), vec![relay.to_owned()]);
+        assert_eq!(HostRewrite::default().candidate(c), vec![c.to_owned()]);
+        let sdp = "v=0\r\na=mid:0\r\na=candidate:123 1 udp 2130706431 10.0.0.5 50000 typ host\r\na=end-of-candidates\r\n";
+        let out = HostRewrite::new(&["203.0.113.7".parse().unwrap()]).sdp(sdp);
+        assert_eq!(
+            out,
+            "v=0\r\na=mid:0\r\na=candidate:123 1 udp 2130706431 203.0.113.7 50000 typ host\r\na=end-of-candidates\r\n"
+        );
+    }
+
+    #[test]
     fn candidates_are_held_until_released() {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let s = PcSignals::new(PcRole::Subscriber, tx);
+        let s = PcSignals::new(PcRole::Subscriber, tx, HostRewrite::default());
         s.on_candidate("candidate:1 1 udp 1 127.0.0.1 5000 typ host".into());
         assert!(rx.try_recv().is_err());
         s.set_local_description("a=ice-ufrag:u1\r\na=mid:0\r\n");

@@ -132,7 +132,10 @@ mod tests {
     fn subscribes_to_everyone_but_itself() {
         let tracks = [t("a-v", "a"), t("a-a", "a"), t("b-v", "b")];
         assert_eq!(desired_subscriptions("a", &tracks), vec!["b-v"]);
-        assert_eq!(desired_subscriptions("c", &tracks), vec!["a-v", "a-a", "b-v"]);
+        assert_eq!(
+            desired_subscriptions("c", &tracks),
+            vec!["a-v", "a-a", "b-v"]
+        );
         assert!(desired_subscriptions("a", &[t("a-v", "a")]).is_empty());
     }
 
@@ -150,14 +153,20 @@ mod tests {
     #[test]
     fn one_offer_outstanding_then_one_more() {
         let mut s = OfferState::default();
-        assert!(!s.should_send(0, false), "no offer with nothing to subscribe");
+        assert!(
+            !s.should_send(0, false),
+            "no offer with nothing to subscribe"
+        );
         assert_eq!(s.on_change(), OfferDecision::OfferNow);
         assert!(s.should_send(1, true));
         s.offer_sent();
         assert!(s.is_outstanding());
         assert_eq!(s.on_change(), OfferDecision::Deferred);
         assert_eq!(s.on_change(), OfferDecision::Deferred);
-        assert!(s.answer_received(), "changes during the offer: one more round");
+        assert!(
+            s.answer_received(),
+            "changes during the offer: one more round"
+        );
         assert!(!s.is_outstanding());
         assert_eq!(s.on_change(), OfferDecision::OfferNow);
         s.offer_sent();

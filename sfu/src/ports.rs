@@ -104,9 +104,9 @@ impl PortAllocator {
 
     /// Number of candidate ports (1 for ephemeral).
     pub(crate) fn attempts(&self) -> usize {
-        self.range.as_ref().map_or(1, |r| {
-            r.lock().unwrap_or_else(|e| e.into_inner()).size()
-        })
+        self.range
+            .as_ref()
+            .map_or(1, |r| r.lock().unwrap_or_else(|e| e.into_inner()).size())
     }
 
     /// A port that could be bound a moment ago (probe-bound and released: another process

@@ -145,7 +145,10 @@ pub(crate) async fn run_leg_writer(
         let Some(out) = rewriter.rewrite(packet, &map, Instant::now()) else {
             if !unmapped_logged {
                 unmapped_logged = true;
-                warn!(pt, "payload type not negotiated on this subscriber leg, dropping");
+                warn!(
+                    pt,
+                    "payload type not negotiated on this subscriber leg, dropping"
+                );
             }
             continue;
         };
@@ -182,4 +185,3 @@ pub(crate) async fn run_leg_rtcp(local: Arc<TrackLocalStaticRTP>, publication: W
         }
     }
 }
-

@@ -168,10 +168,7 @@ impl RoomInner {
                 track_id: publication.info.track_id.clone(),
             });
         }
-        for p in everyone
-            .iter()
-            .filter(|p| p.id != publication.publisher_id)
-        {
+        for p in everyone.iter().filter(|p| p.id != publication.publisher_id) {
             if let Err(err) = p.renegotiate_subscriber().instrument(p.span.clone()).await {
                 warn!(parent: &p.span, %err, "subscriber renegotiation failed");
             }
@@ -296,7 +293,9 @@ impl RoomInner {
             Ok(h) => {
                 h.spawn(job.instrument(span));
             }
-            Err(_) => warn!(parent: &span, "remove_room outside a tokio runtime: connections left to their drop"),
+            Err(_) => {
+                warn!(parent: &span, "remove_room outside a tokio runtime: connections left to their drop")
+            }
         }
     }
 }

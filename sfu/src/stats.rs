@@ -162,6 +162,9 @@ mod tests {
         c.forwarded(3, 300);
         c.dropped(2);
         let s = c.snapshot();
-        assert_eq!((s.forwarded_packets, s.forwarded_bytes, s.dropped_packets), (3, 300, 2));
+        assert_eq!(
+            (s.forwarded_packets, s.forwarded_bytes, s.dropped_packets),
+            (3, 300, 2)
+        );
     }
 }

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{init_tracing, measure, receiving_from, wait_until, warm_up, TestClient};
+use common::{init_tracing, measure, receiving_from, wait_until, warm_up, TestClient, FIREFOX_PTS};
 use sfu::{MediaKind, Sfu, SfuConfig, SfuEvent, SfuStats};
 
 /// Packets per track in the measured phase.
@@ -27,7 +27,10 @@ fn report(label: &str, sub: &TestClient, track_id: &str) -> f64 {
     if let Some(rx) = sub.received.snapshot().get(track_id) {
         let missing: Vec<u32> = (0..COUNT).filter(|i| !rx.measured.contains(i)).collect();
         if !missing.is_empty() {
-            eprintln!("[delivery] {label}: {} missing indices of {track_id}: {missing:?}", sub.id);
+            eprintln!(
+                "[delivery] {label}: {} missing indices of {track_id}: {missing:?}",
+                sub.id
+            );
         }
     }
     eprintln!(
@@ -68,7 +71,16 @@ async fn two_participants_exchange_audio_and_video() {
         let sfu = Sfu::new(SfuConfig::default()).unwrap();
         let room = sfu.room("r1");
         let a = TestClient::join(&room, "alice", true, true).await;
-        let b = TestClient::join(&room, "bob", true, true).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            !a.events()
+                .iter()
+                .any(|e| matches!(e, SfuEvent::SubscriberOffer { .. })),
+            "no subscriber offer while there is nothing to subscribe to"
+        );
+        // Bob numbers his payload types like Firefox (VP8 120, Opus 109): the SFU must
+        // rewrite them per leg.
+        let b = TestClient::join_with(&room, "bob", true, true, FIREFOX_PTS).await;
 
         let mut senders = warm_up(&[&a, &b], || {
             receiving_from(&a, "bob") && receiving_from(&b, "alice")
@@ -96,6 +108,8 @@ async fn two_participants_exchange_audio_and_video() {
             assert_eq!(&rx.track_id, t);
             assert_eq!(rx.ssrcs.len(), 1, "one SSRC per leg");
         }
+        assert_eq!(got_a[&bv].payload_types, std::collections::HashSet::from([96u8]), "bob's VP8 120 rewritten to 96");
+        assert_eq!(got_a[&ba].payload_types, std::collections::HashSet::from([111u8]), "bob's Opus 109 rewritten to 111");
         let got_b = b.received.snapshot();
         assert_eq!(got_b.get(&av).unwrap().stream_id, "alice");
         assert_eq!(got_b.get(&aa).unwrap().stream_id, "alice");
@@ -199,7 +213,11 @@ async fn late_joiner_receives_existing_tracks() {
         // Keep media flowing until her legs are up.
         let started = std::time::Instant::now();
         while !ready() {
-            assert!(started.elapsed() < Duration::from_secs(20), "carol never received media: {:?}", c.received.snapshot());
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "carol never received media: {:?}",
+                c.received.snapshot()
+            );
             for (s, cl) in senders.iter_mut().zip([&a, &b]) {
                 s.tick(cl, None).await;
             }
@@ -209,7 +227,12 @@ async fn late_joiner_receives_existing_tracks() {
         let got = c.received.snapshot();
         for (publisher, info) in room.tracks() {
             let d = report("late-joiner", &c, &info.track_id);
-            assert!(d >= MIN_DELIVERY, "carol got {:.1}% of {}", d * 100.0, info.track_id);
+            assert!(
+                d >= MIN_DELIVERY,
+                "carol got {:.1}% of {}",
+                d * 100.0,
+                info.track_id
+            );
             assert_eq!(got[&info.track_id].stream_id, publisher);
         }
         // The others keep receiving each other while carol joined.
@@ -247,9 +270,17 @@ async fn subscriber_that_never_reads_does_not_stall_the_others() {
         measure(&mut senders, &[&a], &[&b], COUNT, PACE).await;
         for t in ["alice-cam", "alice-mic"] {
             let d = report("slow-consumer", &b, t);
-            assert!(d >= MIN_DELIVERY, "bob got {:.1}% of {t} next to a stalled subscriber", d * 100.0);
+            assert!(
+                d >= MIN_DELIVERY,
+                "bob got {:.1}% of {t} next to a stalled subscriber",
+                d * 100.0
+            );
         }
-        assert_eq!(c.received.measured("alice-cam"), 0, "carol really never read");
+        assert_eq!(
+            c.received.measured("alice-cam"),
+            0,
+            "carol really never read"
+        );
         let s = sfu.stats();
         eprintln!("[stats] {s:?}");
         // The server still sent to carol (her leg is independent of bob's).
@@ -278,7 +309,15 @@ async fn stats_are_zero_after_remove_room_and_room_refuses_joins() {
         })
         .await;
         let s = sfu.stats();
-        assert_eq!((s.rooms, s.participants, s.published_tracks, s.forwarded_tracks), (1, 2, 4, 4));
+        assert_eq!(
+            (
+                s.rooms,
+                s.participants,
+                s.published_tracks,
+                s.forwarded_tracks
+            ),
+            (1, 2, 4, 4)
+        );
 
         sfu.remove_room("r4");
         let s = sfu.stats();
@@ -332,13 +371,20 @@ async fn keyframe_requests_reach_the_publisher_throttled() {
         b.participant.request_keyframe("no-such-track"); // ignored
         tokio::time::sleep(Duration::from_millis(300)).await;
         let after = sfu.stats().keyframe_requests;
-        assert_eq!(after - before, 1, "one PLI for a burst inside the throttle window");
+        assert_eq!(
+            after - before,
+            1,
+            "one PLI for a burst inside the throttle window"
+        );
 
         // RTCP path: the subscriber's own PLI travels up to the publisher.
         tokio::time::sleep(Duration::from_millis(600)).await;
         let before = sfu.stats().keyframe_requests;
         assert!(common::send_pli(&b.received, "alice-cam").await);
-        let ok = wait_until(Duration::from_secs(3), || sfu.stats().keyframe_requests > before).await;
+        let ok = wait_until(Duration::from_secs(3), || {
+            sfu.stats().keyframe_requests > before
+        })
+        .await;
         assert!(ok, "subscriber PLI did not reach the publisher");
 
         sfu.remove_room("r5");
@@ -382,6 +428,194 @@ async fn reload_republishes_under_the_same_participant_id() {
         sfu.remove_room("r6");
         a.close().await;
         a2.close().await;
+        b.close().await;
+    })
+    .await
+    .expect("test timed out");
+}
+
+fn offer_ufrags(c: &TestClient) -> Vec<String> {
+    c.events()
+        .into_iter()
+        .filter_map(|e| match e {
+            SfuEvent::SubscriberOffer { sdp } => sdp
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("a=ice-ufrag:").map(str::to_owned)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriber_ice_restart_keeps_media_flowing() {
+    let _serial = SERIAL.lock().await;
+    init_tracing();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let sfu = Sfu::new(SfuConfig::default()).unwrap();
+        let room = sfu.room("r7");
+        let a = TestClient::join(&room, "alice", true, true).await;
+        let b = TestClient::join(&room, "bob", false, true).await;
+        let mut senders = warm_up(&[&a], || receiving_from(&b, "alice")).await;
+        let before = offer_ufrags(&b);
+        let answers_before = *b.answers.lock().unwrap();
+
+        b.participant.restart_subscriber_ice().await.unwrap();
+        let ok = wait_until(Duration::from_secs(5), || {
+            *b.answers.lock().unwrap() > answers_before
+        })
+        .await;
+        assert!(ok, "no answered offer after the ICE restart request");
+        let after = offer_ufrags(&b);
+        assert_ne!(
+            after.last(),
+            before.last(),
+            "restart offer carries a new ufrag"
+        );
+
+        measure(&mut senders, &[&a], &[&b], COUNT, PACE).await;
+        for t in ["alice-cam", "alice-mic"] {
+            let d = report("ice-restart", &b, t);
+            assert!(
+                d >= MIN_DELIVERY,
+                "bob got {:.1}% of {t} after ICE restart",
+                d * 100.0
+            );
+        }
+        sfu.remove_room("r7");
+        a.close().await;
+        b.close().await;
+    })
+    .await
+    .expect("test timed out");
+}
+
+fn server_candidates(c: &TestClient) -> Vec<String> {
+    c.log.candidates.lock().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sockets_honour_port_range_and_public_ip() {
+    let _serial = SERIAL.lock().await;
+    init_tracing();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let (min, max) = (47310u16, 47313u16);
+        let sfu = Sfu::new(SfuConfig {
+            udp_port_min: min,
+            udp_port_max: max,
+            // Announced instead of the bind address (1:1 NAT); 127.0.0.2 is not bound, so
+            // this test only looks at what is announced.
+            public_ips: vec!["127.0.0.2".parse().unwrap()],
+            ..SfuConfig::default()
+        })
+        .unwrap();
+        let room = sfu.room("r8");
+        let a = TestClient::join(&room, "alice", true, true).await;
+        let b = TestClient::join(&room, "bob", true, true).await;
+        // Two participants × two connections fill the four ports.
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let third = room.add_participant("carol", vec![], tx).await;
+        assert!(
+            matches!(third, Err(sfu::SfuError::NoPortAvailable)),
+            "a fifth socket must not be bound outside the range: {third:?}"
+        );
+        assert_eq!(room.participant_count(), 2);
+
+        let ok = wait_until(Duration::from_secs(5), || !server_candidates(&a).is_empty()).await;
+        assert!(ok, "no server candidate");
+        for c in server_candidates(&a)
+            .iter()
+            .chain(server_candidates(&b).iter())
+        {
+            let fields: Vec<&str> = c.split_whitespace().collect();
+            let (ip, port) = (fields[4], fields[5].parse::<u16>().unwrap());
+            assert_eq!(
+                ip, "127.0.0.2",
+                "host candidate rewritten to the public ip: {c}"
+            );
+            assert!(
+                (min..=max).contains(&port),
+                "port {port} outside {min}..={max}: {c}"
+            );
+        }
+
+        // Ports come back when a participant leaves.
+        room.remove_participant("bob").await;
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let carol = room.add_participant("carol", vec![], tx).await;
+        assert!(carol.is_ok(), "ports were not released: {carol:?}");
+        sfu.remove_room("r8");
+        a.close().await;
+        b.close().await;
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_task_outlives_its_participant() {
+    let _serial = SERIAL.lock().await;
+    init_tracing();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let metrics = tokio::runtime::Handle::current().metrics();
+        let baseline = metrics.num_alive_tasks();
+        let sfu = Sfu::new(SfuConfig::default()).unwrap();
+        let room = sfu.room("r9");
+        let a = TestClient::join(&room, "alice", true, true).await;
+        let b = TestClient::join(&room, "bob", true, true).await;
+        let _senders = warm_up(&[&a, &b], || {
+            receiving_from(&a, "bob") && receiving_from(&b, "alice")
+        })
+        .await;
+        let busy = metrics.num_alive_tasks();
+        room.remove_participant("alice").await;
+        room.remove_participant("bob").await;
+        sfu.remove_room("r9");
+        a.close().await;
+        b.close().await;
+        let ok = wait_until(Duration::from_secs(10), || {
+            metrics.num_alive_tasks() <= baseline
+        })
+        .await;
+        eprintln!(
+            "[tasks] baseline {baseline}, with two participants {busy}, after leaving {}",
+            metrics.num_alive_tasks()
+        );
+        assert!(ok, "tasks left running after every participant left");
+        assert!(zero_gauges(&sfu.stats()));
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ice_lite_server_still_connects_both_directions() {
+    let _serial = SERIAL.lock().await;
+    init_tracing();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let sfu = Sfu::new(SfuConfig {
+            ice_lite: true,
+            ..SfuConfig::default()
+        })
+        .unwrap();
+        let room = sfu.room("r10");
+        let a = TestClient::join(&room, "alice", true, true).await;
+        let b = TestClient::join(&room, "bob", false, true).await;
+        let mut senders = warm_up(&[&a], || receiving_from(&b, "alice")).await;
+        assert!(b
+            .events()
+            .iter()
+            .any(|e| matches!(e, SfuEvent::SubscriberOffer { sdp } if sdp.contains("a=ice-lite"))));
+        measure(&mut senders, &[&a], &[&b], COUNT, PACE).await;
+        for t in ["alice-cam", "alice-mic"] {
+            let d = report("ice-lite", &b, t);
+            assert!(
+                d >= MIN_DELIVERY,
+                "bob got {:.1}% of {t} from an ICE-lite server",
+                d * 100.0
+            );
+        }
+        sfu.remove_room("r10");
+        a.close().await;
         b.close().await;
     })
     .await

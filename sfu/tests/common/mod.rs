@@ -16,7 +16,8 @@ use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication
 use rtc::rtp::header::Header;
 use rtc::rtp::packet::Packet;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RtpCodecKind,
 };
 use sfu::{IceCandidate, Participant, PcRole, Room, SfuEvent};
 use tokio::sync::mpsc;
@@ -35,14 +36,13 @@ use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit}
 pub const MAGIC: [u8; 4] = *b"TRSF";
 
 pub fn init_tracing() {
+    // The drops of a deliberately stalled client are logged per packet by the webrtc
+    // driver; keep them out unless asked for (RUST_LOG).
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .// The drops of a deliberately stalled client are logged per packet by the
-                // webrtc driver; keep them out unless asked for.
-                .unwrap_or_else(|_| {
-                    tracing_subscriber::EnvFilter::new("warn,webrtc::peer_connection::driver=off")
-                }),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("warn,webrtc::peer_connection::driver=off")
+            }),
         )
         .with_test_writer()
         .try_init();
@@ -165,9 +165,57 @@ impl PeerConnectionEventHandler for ClientHandler {
     }
 }
 
-async fn client_pc(handler: ClientHandler) -> Arc<dyn PeerConnection> {
+/// Payload types a client uses for VP8 / Opus: webrtc-rs and Chromium use 96 / 111,
+/// Firefox 120 / 109.
+#[derive(Clone, Copy, Debug)]
+pub struct Pts {
+    pub vp8: u8,
+    pub opus: u8,
+}
+
+pub const DEFAULT_PTS: Pts = Pts { vp8: 96, opus: 111 };
+pub const FIREFOX_PTS: Pts = Pts {
+    vp8: 120,
+    opus: 109,
+};
+
+fn media_engine(pts: Pts) -> MediaEngine {
     let mut me = MediaEngine::default();
-    me.register_default_codecs().unwrap();
+    if pts.vp8 == DEFAULT_PTS.vp8 && pts.opus == DEFAULT_PTS.opus {
+        me.register_default_codecs().unwrap();
+        return me;
+    }
+    me.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: "video/VP8".to_owned(),
+                clock_rate: 90000,
+                ..Default::default()
+            },
+            payload_type: pts.vp8,
+        },
+        RtpCodecKind::Video,
+    )
+    .unwrap();
+    me.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: "audio/opus".to_owned(),
+                clock_rate: 48000,
+                channels: 2,
+                sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+                ..Default::default()
+            },
+            payload_type: pts.opus,
+        },
+        RtpCodecKind::Audio,
+    )
+    .unwrap();
+    me
+}
+
+async fn client_pc(handler: ClientHandler, pts: Pts) -> Arc<dyn PeerConnection> {
+    let mut me = media_engine(pts);
     let registry = register_default_interceptors(Registry::new(), &mut me).unwrap();
     let se = SettingEngineBuilder::new()
         .with_multicast_dns_mode(MulticastDnsMode::Disabled)
@@ -188,6 +236,8 @@ async fn client_pc(handler: ClientHandler) -> Arc<dyn PeerConnection> {
 #[derive(Default)]
 pub struct EventLog {
     pub events: Mutex<Vec<SfuEvent>>,
+    /// Server candidate lines, both connections.
+    pub candidates: Mutex<Vec<String>>,
 }
 
 impl EventLog {
@@ -219,7 +269,14 @@ pub struct TestClient {
     pump: JoinHandle<()>,
 }
 
-fn local_track(stream: &str, id: &str, kind: RtpCodecKind, mime: &str, clock: u32, channels: u16) -> (Arc<TrackLocalStaticRTP>, u32) {
+fn local_track(
+    stream: &str,
+    id: &str,
+    kind: RtpCodecKind,
+    mime: &str,
+    clock: u32,
+    channels: u16,
+) -> (Arc<TrackLocalStaticRTP>, u32) {
     let ssrc = rand::random::<u32>() | 1;
     let t = MediaStreamTrack::new(
         stream.to_owned(),
@@ -247,6 +304,17 @@ impl TestClient {
     /// Joins `room` as `id`; publishes VP8 + Opus if `publish`; reads remote tracks if
     /// `read_tracks`.
     pub async fn join(room: &Room, id: &str, publish: bool, read_tracks: bool) -> TestClient {
+        Self::join_with(room, id, publish, read_tracks, DEFAULT_PTS).await
+    }
+
+    /// [`Self::join`] with the client's own payload type numbering.
+    pub async fn join_with(
+        room: &Room,
+        id: &str,
+        publish: bool,
+        read_tracks: bool,
+        pts: Pts,
+    ) -> TestClient {
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let participant = room
             .add_participant(id, vec![], ev_tx)
@@ -258,33 +326,41 @@ impl TestClient {
         let sub_connected = Arc::new(AtomicBool::new(false));
         let sub_ever_connected = Arc::new(AtomicBool::new(false));
 
-        let sub_pc = client_pc(ClientHandler {
-            role: PcRole::Subscriber,
-            candidates: cand_tx.clone(),
-            received: Some(Arc::clone(&received)),
-            read_tracks,
-            connected: Arc::clone(&sub_connected),
-            ever_connected: Arc::clone(&sub_ever_connected),
-        })
+        let sub_pc = client_pc(
+            ClientHandler {
+                role: PcRole::Subscriber,
+                candidates: cand_tx.clone(),
+                received: Some(Arc::clone(&received)),
+                read_tracks,
+                connected: Arc::clone(&sub_connected),
+                ever_connected: Arc::clone(&sub_ever_connected),
+            },
+            pts,
+        )
         .await;
 
         let (pub_pc, video, audio) = if publish {
-            let pc = client_pc(ClientHandler {
-                role: PcRole::Publisher,
-                candidates: cand_tx.clone(),
-                received: None,
-                read_tracks: false,
-                connected: Arc::clone(&pub_connected),
-                ever_connected: Arc::new(AtomicBool::new(false)),
-            })
+            let pc = client_pc(
+                ClientHandler {
+                    role: PcRole::Publisher,
+                    candidates: cand_tx.clone(),
+                    received: None,
+                    read_tracks: false,
+                    connected: Arc::clone(&pub_connected),
+                    ever_connected: Arc::new(AtomicBool::new(false)),
+                },
+                pts,
+            )
             .await;
             // Client-side stream id differs from the participant id on purpose: the SFU
             // must present the publisher's participant id to subscribers.
             let stream = format!("local-stream-of-{id}");
             let vid = format!("{id}-cam");
             let aid = format!("{id}-mic");
-            let (vt, vssrc) = local_track(&stream, &vid, RtpCodecKind::Video, "video/VP8", 90000, 0);
-            let (at, assrc) = local_track(&stream, &aid, RtpCodecKind::Audio, "audio/opus", 48000, 2);
+            let (vt, vssrc) =
+                local_track(&stream, &vid, RtpCodecKind::Video, "video/VP8", 90000, 0);
+            let (at, assrc) =
+                local_track(&stream, &aid, RtpCodecKind::Audio, "audio/opus", 48000, 2);
             for t in [&vt, &at] {
                 pc.add_transceiver_from_track(
                     Arc::clone(t) as Arc<dyn TrackLocal>,
@@ -298,8 +374,18 @@ impl TestClient {
             }
             (
                 Some(pc),
-                Some(LocalTrack { track: vt, ssrc: vssrc, pt: 96, id: vid }),
-                Some(LocalTrack { track: at, ssrc: assrc, pt: 111, id: aid }),
+                Some(LocalTrack {
+                    track: vt,
+                    ssrc: vssrc,
+                    pt: pts.vp8,
+                    id: vid,
+                }),
+                Some(LocalTrack {
+                    track: at,
+                    ssrc: assrc,
+                    pt: pts.opus,
+                    id: aid,
+                }),
             )
         } else {
             (None, None, None)
@@ -319,7 +405,9 @@ impl TestClient {
 
         if let Some(pc) = &pub_pc {
             let offer = pc.create_offer(None).await.expect("offer");
-            pc.set_local_description(offer).await.expect("set local offer");
+            pc.set_local_description(offer)
+                .await
+                .expect("set local offer");
             let sdp = pc.local_description().await.unwrap().sdp;
             let answer = participant
                 .handle_publisher_offer(sdp)
@@ -405,6 +493,7 @@ async fn pump(
                 let Some(ev) = ev else { break };
                 match ev {
                     SfuEvent::IceCandidate { pc, candidate } => {
+                        log.candidates.lock().unwrap().push(candidate.candidate.clone());
                         let init = RTCIceCandidateInit {
                             candidate: candidate.candidate,
                             sdp_mid: candidate.sdp_mid,
@@ -426,11 +515,12 @@ async fn pump(
                         let answer = sub_pc.create_answer(None).await.expect("answer");
                         sub_pc.set_local_description(answer).await.expect("set answer");
                         let sdp = sub_pc.local_description().await.unwrap().sdp;
-                        participant
-                            .handle_subscriber_answer(sdp)
-                            .await
-                            .expect("server applies subscriber answer");
-                        *answers.lock().unwrap() += 1;
+                        match participant.handle_subscriber_answer(sdp).await {
+                            Ok(()) => *answers.lock().unwrap() += 1,
+                            // The test removed this participant meanwhile.
+                            Err(sfu::SfuError::Closed) => break,
+                            Err(e) => panic!("server rejected subscriber answer: {e}"),
+                        }
                     }
                     other => log.events.lock().unwrap().push(other),
                 }
@@ -443,10 +533,11 @@ async fn pump(
                     sdp_mline_index: init.sdp_mline_index,
                     username_fragment: init.username_fragment,
                 };
-                participant
-                    .add_ice_candidate(role, Some(cand))
-                    .await
-                    .expect("server accepts client candidate");
+                match participant.add_ice_candidate(role, Some(cand)).await {
+                    Ok(()) => {}
+                    Err(sfu::SfuError::Closed) => break,
+                    Err(e) => panic!("server rejected client candidate: {e}"),
+                }
             }
             _ = tick.tick() => {}
         }
@@ -557,7 +648,10 @@ pub async fn warm_up(publishers: &[&TestClient], ready: impl Fn() -> bool) -> Ve
             s.tick(c, None).await;
         }
         if ready() {
-            eprintln!("[timing] media reached every subscriber after {:?}", started.elapsed());
+            eprintln!(
+                "[timing] media reached every subscriber after {:?}",
+                started.elapsed()
+            );
             return senders;
         }
         assert!(
