@@ -19,22 +19,36 @@ pub fn build(state: AppState, static_dir: PathBuf, extra: Router) -> Router {
     let (api, _doc) = crate::api::router(state);
     let page = |file: &str| ServeFile::new(static_dir.join(file));
     api.merge(extra)
-        .route("/api/{*rest}", any(|| async { ApiError::not_found("not_found", "no such route") }))
+        .route(
+            "/api/{*rest}",
+            any(|| async { ApiError::not_found("not_found", "no such route") }),
+        )
         .route_service("/", page("index.html"))
         .route_service("/therapist", page("therapist.html"))
         .route_service("/join/{share_token}", page("join.html"))
         .fallback_service(ServeDir::new(&static_dir))
         // Share links carry a secret in the path: never leak it through Referer.
-        .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
-        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
-        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-            // Log the route template, not the URI: URIs can hold share tokens.
-            let route = req
-                .extensions()
-                .get::<MatchedPath>()
-                .map(|p| p.as_str().to_string())
-                .unwrap_or_else(|| "static".to_string());
-            tracing::info_span!("http", method = %req.method(), route = %route)
-        }))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                // Log the route template, not the URI: URIs can hold share tokens.
+                let route = req
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map(|p| p.as_str().to_string())
+                    .unwrap_or_else(|| "static".to_string());
+                tracing::info_span!("http", method = %req.method(), route = %route)
+            }),
+        )
 }

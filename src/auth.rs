@@ -93,7 +93,9 @@ impl From<TokenError> for ApiError {
     fn from(err: TokenError) -> Self {
         match err {
             TokenError::Expired => ApiError::unauthorized("token_expired", "the token has expired"),
-            TokenError::Invalid => ApiError::unauthorized("invalid_token", "the token is not valid"),
+            TokenError::Invalid => {
+                ApiError::unauthorized("invalid_token", "the token is not valid")
+            }
         }
     }
 }
@@ -146,7 +148,9 @@ impl JwtKeys {
                 }
                 Ok(data.claims)
             }
-            Err(err) if matches!(err.kind(), ErrorKind::ExpiredSignature) => Err(TokenError::Expired),
+            Err(err) if matches!(err.kind(), ErrorKind::ExpiredSignature) => {
+                Err(TokenError::Expired)
+            }
             Err(_) => Err(TokenError::Invalid),
         }
     }
@@ -191,9 +195,8 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let keys = <JwtKeys as axum::extract::FromRef<S>>::from_ref(state);
-        let token = bearer_token(parts).ok_or_else(|| {
-            ApiError::unauthorized("unauthorized", "missing bearer token")
-        })?;
+        let token = bearer_token(parts)
+            .ok_or_else(|| ApiError::unauthorized("unauthorized", "missing bearer token"))?;
         Ok(Caller(keys.verify(token)?))
     }
 }
@@ -230,7 +233,10 @@ mod tests {
             r#"{{"sub":"u1","role":"super_admin","exp":{exp},"iat":0}}"#
         ));
         let keys = JwtKeys::new(b"s");
-        assert_eq!(keys.verify(&format!("{header}.{body}.")).unwrap_err(), TokenError::Invalid);
+        assert_eq!(
+            keys.verify(&format!("{header}.{body}.")).unwrap_err(),
+            TokenError::Invalid
+        );
     }
 
     #[test]

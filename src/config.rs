@@ -59,22 +59,47 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
     /// Address of the HTTP/WebSocket listener.
-    #[arg(long, env = "THERAROOM_BIND", default_value = "127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "THERAROOM_BIND",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
     pub bind: SocketAddr,
     /// Directory for the embedded database and generated secrets.
-    #[arg(long, env = "THERAROOM_DATA_DIR", default_value = "./data", global = true)]
+    #[arg(
+        long,
+        env = "THERAROOM_DATA_DIR",
+        default_value = "./data",
+        global = true
+    )]
     pub data_dir: PathBuf,
     /// Database URL (`postgres://...` or `sqlite://...`); default: SQLite in the data dir.
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     pub database_url: Option<String>,
     /// HS256 secret for JWTs; generated and kept in the data dir when absent.
-    #[arg(long, env = "THERAROOM_JWT_SECRET", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "THERAROOM_JWT_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
     pub jwt_secret: Option<String>,
     /// Shared secret with the TURN server (coturn `static-auth-secret`).
-    #[arg(long, env = "THERAROOM_TURN_SECRET", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "THERAROOM_TURN_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
     pub turn_secret: Option<String>,
     /// TURN/STUN URIs handed to clients, comma-separated.
-    #[arg(long, env = "THERAROOM_TURN_URIS", value_delimiter = ',', global = true)]
+    #[arg(
+        long,
+        env = "THERAROOM_TURN_URIS",
+        value_delimiter = ',',
+        global = true
+    )]
     pub turn_uris: Vec<String>,
     /// Lifetime of TURN credentials, e.g. 3600, 1h.
     #[arg(long, env = "THERAROOM_TURN_TTL", default_value = "1h", global = true)]
@@ -83,10 +108,20 @@ pub struct Settings {
     #[arg(long, env = "THERAROOM_STATIC_DIR", global = true)]
     pub static_dir: Option<PathBuf>,
     /// IP address the media (ICE/UDP) sockets bind to.
-    #[arg(long, env = "THERAROOM_RTC_IP", default_value = "127.0.0.1", global = true)]
+    #[arg(
+        long,
+        env = "THERAROOM_RTC_IP",
+        default_value = "127.0.0.1",
+        global = true
+    )]
     pub rtc_ip: IpAddr,
     /// Public IP to announce instead of the bind IP (NAT 1:1), comma-separated.
-    #[arg(long, env = "THERAROOM_RTC_PUBLIC_IPS", value_delimiter = ',', global = true)]
+    #[arg(
+        long,
+        env = "THERAROOM_RTC_PUBLIC_IPS",
+        value_delimiter = ',',
+        global = true
+    )]
     pub rtc_public_ips: Vec<IpAddr>,
     /// UDP port range for media, `MIN-MAX` (e.g. 50000-50999); empty = any port.
     #[arg(long, env = "THERAROOM_RTC_PORTS", global = true)]
@@ -95,7 +130,12 @@ pub struct Settings {
     #[arg(long, env = "THERAROOM_ICE_LITE", global = true)]
     pub ice_lite: bool,
     /// How long a dropped participant keeps its place, e.g. 30s.
-    #[arg(long, env = "THERAROOM_RECONNECT_GRACE", default_value = "30s", global = true)]
+    #[arg(
+        long,
+        env = "THERAROOM_RECONNECT_GRACE",
+        default_value = "30s",
+        global = true
+    )]
     pub reconnect_grace: String,
 }
 
@@ -104,7 +144,10 @@ impl Settings {
     pub fn database_url(&self) -> String {
         match &self.database_url {
             Some(url) if !url.trim().is_empty() => url.clone(),
-            _ => format!("sqlite://{}?mode=rwc", self.data_dir.join("theraroom.db").display()),
+            _ => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("theraroom.db").display()
+            ),
         }
     }
 
@@ -117,8 +160,12 @@ impl Settings {
 
     /// Reconnect grace period in seconds.
     pub fn reconnect_grace_secs(&self) -> Result<u64, String> {
-        crate::clock::parse_duration_secs(&self.reconnect_grace)
-            .ok_or_else(|| format!("invalid THERAROOM_RECONNECT_GRACE {:?}", self.reconnect_grace))
+        crate::clock::parse_duration_secs(&self.reconnect_grace).ok_or_else(|| {
+            format!(
+                "invalid THERAROOM_RECONNECT_GRACE {:?}",
+                self.reconnect_grace
+            )
+        })
     }
 
     /// Parsed media port range, `(0, 0)` for any port.
@@ -126,12 +173,14 @@ impl Settings {
         let Some(text) = self.rtc_ports.as_deref().filter(|t| !t.trim().is_empty()) else {
             return Ok((0, 0));
         };
-        let parsed = text
-            .split_once('-')
-            .and_then(|(a, b)| Some((a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?)));
+        let parsed = text.split_once('-').and_then(|(a, b)| {
+            Some((a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?))
+        });
         match parsed {
             Some((min, max)) if min > 0 && min <= max => Ok((min, max)),
-            _ => Err(format!("invalid THERAROOM_RTC_PORTS {text:?}, expected MIN-MAX")),
+            _ => Err(format!(
+                "invalid THERAROOM_RTC_PORTS {text:?}, expected MIN-MAX"
+            )),
         }
     }
 

@@ -31,7 +31,11 @@ pub struct DemoData {
 }
 
 /// Creates what is missing of the demo data and mints fresh tokens for it.
-pub async fn ensure_demo(store: &Store, keys: &JwtKeys, ttl_secs: i64) -> Result<DemoData, sqlx::Error> {
+pub async fn ensure_demo(
+    store: &Store,
+    keys: &JwtKeys,
+    ttl_secs: i64,
+) -> Result<DemoData, sqlx::Error> {
     let org = match store.organization_by_name(ORG_NAME).await? {
         Some(org) => org,
         None => store.create_organization(ORG_NAME, true).await?,
@@ -41,7 +45,12 @@ pub async fn ensure_demo(store: &Store, keys: &JwtKeys, ttl_secs: i64) -> Result
         Some(user) => user,
         None => {
             store
-                .create_user(Some(&org_id), Role::Organization, "Demo Practice Admin", "admin@demo.theraroom.test")
+                .create_user(
+                    Some(&org_id),
+                    Role::Organization,
+                    "Demo Practice Admin",
+                    "admin@demo.theraroom.test",
+                )
                 .await?
         }
     };
@@ -60,18 +69,32 @@ pub async fn ensure_demo(store: &Store, keys: &JwtKeys, ttl_secs: i64) -> Result
         Some(user) => user,
         None => {
             store
-                .create_client(&org_id, Some(&therapists[0]), "Casey Client", "client@demo.theraroom.test")
+                .create_client(
+                    &org_id,
+                    Some(&therapists[0]),
+                    "Casey Client",
+                    "client@demo.theraroom.test",
+                )
                 .await?
         }
     };
     let token = |id: &str, role: Role| keys.issue(id, role, Some(&org_id), None, ttl_secs).0;
     Ok(DemoData {
         organization_id: org_id.clone(),
-        org_admin: Account { token: token(&admin.id, Role::Organization), id: admin.id },
+        org_admin: Account {
+            token: token(&admin.id, Role::Organization),
+            id: admin.id,
+        },
         therapists: therapists
             .iter()
-            .map(|id| Account { id: id.clone(), token: token(id, Role::Therapist) })
+            .map(|id| Account {
+                id: id.clone(),
+                token: token(id, Role::Therapist),
+            })
             .collect(),
-        client: Account { token: token(&client.id, Role::Client), id: client.id },
+        client: Account {
+            token: token(&client.id, Role::Client),
+            id: client.id,
+        },
     })
 }

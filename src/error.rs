@@ -92,7 +92,10 @@ impl From<sqlx::Error> for ApiError {
                 return ApiError::conflict("conflict", "conflicts with existing data");
             }
             if db.is_foreign_key_violation() {
-                return ApiError::bad_request("invalid_reference", "a referenced record does not exist");
+                return ApiError::bad_request(
+                    "invalid_reference",
+                    "a referenced record does not exist",
+                );
             }
         }
         ApiError::internal()

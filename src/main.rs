@@ -15,9 +15,20 @@ async fn main() -> ExitCode {
         Command::Serve => serve::serve(cli.settings).await,
         Command::Migrate => serve::migrate(&cli.settings).await,
         Command::Demo { json: _, ttl } => serve::demo(&cli.settings, &ttl).await,
-        Command::Token { role, user, org, session, ttl } => {
-            serve::token(&cli.settings, &role, &user, org.as_deref(), session.as_deref(), &ttl)
-        }
+        Command::Token {
+            role,
+            user,
+            org,
+            session,
+            ttl,
+        } => serve::token(
+            &cli.settings,
+            &role,
+            &user,
+            org.as_deref(),
+            session.as_deref(),
+            &ttl,
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -33,8 +44,11 @@ async fn main() -> ExitCode {
 /// overrides the default filter. The `log` records of webrtc-rs are bridged in.
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,webrtc=warn,rtc=warn,rtc_dtls=error,rtc_ice=error,sqlx=warn,tower_http=info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(
+            "info,webrtc=warn,rtc=warn,rtc_dtls=error,rtc_ice=error,sqlx=warn,tower_http=info",
+        )
+    });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

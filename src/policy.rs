@@ -9,7 +9,10 @@ use crate::store::sessions::VideoSession;
 use crate::store::Store;
 
 /// The seed 000 decision for a therapist, read from the database.
-pub async fn therapist_video_access(store: &Store, therapist_id: &str) -> ApiResult<AccessDecision> {
+pub async fn therapist_video_access(
+    store: &Store,
+    therapist_id: &str,
+) -> ApiResult<AccessDecision> {
     let therapist = store
         .therapist(therapist_id)
         .await?
@@ -28,7 +31,11 @@ pub async fn therapist_video_access(store: &Store, therapist_id: &str) -> ApiRes
 /// True if `claims` may read `session` and its participant list: its therapist, an
 /// administrator of its organization, a guest of exactly this session, or a
 /// registered participant.
-pub async fn can_view_session(store: &Store, claims: &Claims, session: &VideoSession) -> ApiResult<bool> {
+pub async fn can_view_session(
+    store: &Store,
+    claims: &Claims,
+    session: &VideoSession,
+) -> ApiResult<bool> {
     if claims.sub == session.therapist_id {
         return Ok(true);
     }
@@ -46,7 +53,8 @@ pub async fn can_view_session(store: &Store, claims: &Claims, session: &VideoSes
 
 /// True if `claims` administers organization `org_id` (super admins administer all).
 pub fn is_admin_of(claims: &Claims, org_id: &str) -> bool {
-    claims.role == Role::SuperAdmin || (claims.role.is_org_admin() && claims.org_id.as_deref() == Some(org_id))
+    claims.role == Role::SuperAdmin
+        || (claims.role.is_org_admin() && claims.org_id.as_deref() == Some(org_id))
 }
 
 /// True if `claims` may manage `session` (end it, remove participants).
@@ -82,17 +90,33 @@ impl Entrant {
 /// open (`session_ended`), the caller belongs there (`forbidden`), the caller was not
 /// removed (`removed`), and the therapist's video access (`therapist_disabled`,
 /// `organization_disabled`). Capacity is the room's business.
-pub async fn admit(store: &Store, claims: &Claims, session: &VideoSession, now_ms: i64) -> ApiResult<Entrant> {
+pub async fn admit(
+    store: &Store,
+    claims: &Claims,
+    session: &VideoSession,
+    now_ms: i64,
+) -> ApiResult<Entrant> {
     if !session.is_open_at(now_ms) {
-        return Err(ApiError::conflict("session_ended", "this session has ended"));
+        return Err(ApiError::conflict(
+            "session_ended",
+            "this session has ended",
+        ));
     }
     let entrant = identify(store, claims, session).await?;
-    if let Some(existing) = store.participant_of(&session.id, entrant.registrant()).await? {
+    if let Some(existing) = store
+        .participant_of(&session.id, entrant.registrant())
+        .await?
+    {
         if existing.removed() {
-            return Err(ApiError::forbidden("removed", "the therapist removed you from this session"));
+            return Err(ApiError::forbidden(
+                "removed",
+                "the therapist removed you from this session",
+            ));
         }
     }
-    therapist_video_access(store, &session.therapist_id).await?.require()?;
+    therapist_video_access(store, &session.therapist_id)
+        .await?
+        .require()?;
     Ok(entrant)
 }
 
@@ -122,7 +146,12 @@ async fn identify(store: &Store, claims: &Claims, session: &VideoSession) -> Api
     } else {
         match role {
             Role::Therapist | Role::Organization | Role::Admin => same_org,
-            Role::Client => same_org && store.is_active_client_of(&user.id, &session.organization_id).await?,
+            Role::Client => {
+                same_org
+                    && store
+                        .is_active_client_of(&user.id, &session.organization_id)
+                        .await?
+            }
             Role::SuperAdmin | Role::Guest => false,
         }
     };

@@ -64,7 +64,12 @@ impl Gatekeeper for StoreGatekeeper {
             })?;
         let (row, _) = self
             .store
-            .register_participant(&session.id, entrant.registrant(), &entrant.display_name, entrant.role.as_str())
+            .register_participant(
+                &session.id,
+                entrant.registrant(),
+                &entrant.display_name,
+                entrant.role.as_str(),
+            )
             .await
             .map_err(internal)?;
         let ice_servers = if self.turn.uris().is_empty() {
@@ -95,6 +100,13 @@ impl Gatekeeper for StoreGatekeeper {
         })
     }
 
+    async fn authenticate(&self, token: &str) -> Result<String, Refusal> {
+        self.jwt
+            .verify(token)
+            .map(|claims| claims.sub)
+            .map_err(|_| refusal("unauthorized", "the token is not valid"))
+    }
+
     async fn participant_joined(&self, participant_id: &str) {
         if let Err(err) = self.store.mark_participant_joined(participant_id).await {
             tracing::error!(error = %err, participant_id, "could not mark participant joined");
@@ -116,6 +128,10 @@ impl LiveControl for HubControl {
         let hub = self.0.clone();
         let id = session_id.to_string();
         tokio::spawn(async move { hub.end_session(&id, "ended_by_therapist").await });
+    }
+
+    fn notify(&self, user_id: &str, notification: serde_json::Value) {
+        self.0.notify(user_id, notification);
     }
 
     fn participant_removed(&self, session_id: &str, participant_id: &str) {
@@ -186,6 +202,11 @@ async fn run_socket(hub: Hub, mut socket: WebSocket, header_token: Option<String
                     let _ = socket
                         .send(Message::Close(Some(CloseFrame { code, reason: reason.into() })))
                         .await;
+                    // Closing handshake: read until the client's close reply (bounded). Dropping
+                    // the socket with unread client data (a pong, a late answer) makes the kernel
+                    // send RST, and the client loses the error and close frame (sees 1006).
+                    let drain = async { while let Some(Ok(_)) = socket.recv().await {} };
+                    let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
                     break;
                 }
                 None => break,

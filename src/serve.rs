@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
+use std::time::Duration;
 use theraroom::auth::{JwtKeys, Role};
 use theraroom::clock::parse_duration_secs;
 use theraroom::config::{load_or_create_secret, Settings};
-use std::time::Duration;
 
 use signaling::HubConfig;
 use theraroom::rtc::{HubControl, StoreGatekeeper};
@@ -15,25 +15,47 @@ use theraroom::turn::TurnIssuer;
 
 /// Opens the database (creating the data directory for SQLite) and migrates it.
 async fn open_store(settings: &Settings) -> Result<Store, String> {
-    std::fs::create_dir_all(&settings.data_dir)
-        .map_err(|e| format!("cannot create data dir {}: {e}", settings.data_dir.display()))?;
+    std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
+        format!(
+            "cannot create data dir {}: {e}",
+            settings.data_dir.display()
+        )
+    })?;
     let store = Store::connect(&settings.database_url())
         .await
         .map_err(|e| format!("cannot open database: {e}"))?;
-    store.migrate().await.map_err(|e| format!("migration failed: {e}"))?;
+    store
+        .migrate()
+        .await
+        .map_err(|e| format!("migration failed: {e}"))?;
     Ok(store)
 }
 
 fn jwt_keys(settings: &Settings) -> Result<JwtKeys, String> {
-    let secret = load_or_create_secret(&settings.data_dir, "jwt_secret", settings.jwt_secret.as_deref(), "JWT secret")
-        .map_err(|e| format!("cannot load JWT secret: {e}"))?;
+    let secret = load_or_create_secret(
+        &settings.data_dir,
+        "jwt_secret",
+        settings.jwt_secret.as_deref(),
+        "JWT secret",
+    )
+    .map_err(|e| format!("cannot load JWT secret: {e}"))?;
     Ok(JwtKeys::new(&secret))
 }
 
 fn turn_issuer(settings: &Settings) -> Result<TurnIssuer, String> {
-    let secret = load_or_create_secret(&settings.data_dir, "turn_secret", settings.turn_secret.as_deref(), "TURN secret")
-        .map_err(|e| format!("cannot load TURN secret: {e}"))?;
-    let uris = settings.turn_uris.iter().map(|u| u.trim().to_string()).filter(|u| !u.is_empty()).collect();
+    let secret = load_or_create_secret(
+        &settings.data_dir,
+        "turn_secret",
+        settings.turn_secret.as_deref(),
+        "TURN secret",
+    )
+    .map_err(|e| format!("cannot load TURN secret: {e}"))?;
+    let uris = settings
+        .turn_uris
+        .iter()
+        .map(|u| u.trim().to_string())
+        .filter(|u| !u.is_empty())
+        .collect();
     Ok(TurnIssuer::new(secret, uris, settings.turn_ttl_secs()?))
 }
 
@@ -54,12 +76,22 @@ pub async fn demo(settings: &Settings, ttl: &str) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot create demo data: {e}"))?;
     store.close().await;
-    println!("{}", serde_json::to_string_pretty(&data).map_err(|e| e.to_string())?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&data).map_err(|e| e.to_string())?
+    );
     Ok(())
 }
 
 /// `theraroom token`.
-pub fn token(settings: &Settings, role: &str, user: &str, org: Option<&str>, session: Option<&str>, ttl: &str) -> Result<(), String> {
+pub fn token(
+    settings: &Settings,
+    role: &str,
+    user: &str,
+    org: Option<&str>,
+    session: Option<&str>,
+    ttl: &str,
+) -> Result<(), String> {
     let role = Role::parse(role).ok_or_else(|| format!("unknown role {role:?}"))?;
     if role == Role::Guest && session.is_none() {
         return Err("guest tokens need --session".into());
@@ -74,9 +106,15 @@ pub fn token(settings: &Settings, role: &str, user: &str, org: Option<&str>, ses
 /// `theraroom serve`: runs until SIGINT/SIGTERM, then drains connections.
 pub async fn serve(settings: Settings) -> Result<(), String> {
     let store = open_store(&settings).await?;
-    let stale = store.close_all_active_participants().await.map_err(|e| e.to_string())?;
+    let stale = store
+        .close_all_active_participants()
+        .await
+        .map_err(|e| e.to_string())?;
     if stale > 0 {
-        tracing::info!(stale, "closed participant rows left active by a previous run");
+        tracing::info!(
+            stale,
+            "closed participant rows left active by a previous run"
+        );
     }
     let jwt = jwt_keys(&settings)?;
     let turn = turn_issuer(&settings)?;
@@ -91,10 +129,22 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     .map_err(|e| format!("cannot start the SFU: {e}"))?;
     let hub = theraroom::rtc::hub(
         sfu,
-        StoreGatekeeper { store: store.clone(), jwt: jwt.clone(), turn: turn.clone() },
-        HubConfig { reconnect_grace: Duration::from_secs(settings.reconnect_grace_secs()?), ..HubConfig::default() },
+        StoreGatekeeper {
+            store: store.clone(),
+            jwt: jwt.clone(),
+            turn: turn.clone(),
+        },
+        HubConfig {
+            reconnect_grace: Duration::from_secs(settings.reconnect_grace_secs()?),
+            ..HubConfig::default()
+        },
     );
-    let state = AppState { store: store.clone(), jwt, turn, live: Arc::new(HubControl(hub.clone())) };
+    let state = AppState {
+        store: store.clone(),
+        jwt,
+        turn,
+        live: Arc::new(HubControl(hub.clone())),
+    };
     let extra = theraroom::rtc::routes(hub).merge(theraroom::metrics::routes());
     let app = theraroom::app::build(state, settings.static_dir(), extra);
     let listener = tokio::net::TcpListener::bind(settings.bind)

@@ -15,6 +15,8 @@ pub trait LiveControl: Send + Sync {
     fn session_ended(&self, session_id: &str);
     /// A participant was removed by the therapist: disconnect them.
     fn participant_removed(&self, session_id: &str, participant_id: &str);
+    /// Pushes a notification to the user's open signaling connections, if any.
+    fn notify(&self, user_id: &str, notification: serde_json::Value);
 }
 
 /// A [`LiveControl`] for when no signaling hub runs.
@@ -23,6 +25,7 @@ pub struct NoLiveRooms;
 impl LiveControl for NoLiveRooms {
     fn session_ended(&self, _session_id: &str) {}
     fn participant_removed(&self, _session_id: &str, _participant_id: &str) {}
+    fn notify(&self, _user_id: &str, _notification: serde_json::Value) {}
 }
 
 /// State of the HTTP application; cheap to clone.

@@ -30,7 +30,11 @@ pub struct TurnCredential {
 impl TurnIssuer {
     /// Builds an issuer.
     pub fn new(secret: Vec<u8>, uris: Vec<String>, ttl_secs: u64) -> Self {
-        Self { secret, uris, ttl_secs }
+        Self {
+            secret,
+            uris,
+            ttl_secs,
+        }
     }
 
     /// Credential for `subject`, valid from `now_unix` for the configured TTL.
@@ -52,7 +56,8 @@ impl TurnIssuer {
 
     /// The password for a username.
     pub fn sign(&self, username: &str) -> String {
-        let mut mac = Hmac::<Sha1>::new_from_slice(&self.secret).expect("HMAC accepts any key length");
+        let mut mac =
+            Hmac::<Sha1>::new_from_slice(&self.secret).expect("HMAC accepts any key length");
         mac.update(username.as_bytes());
         base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
     }

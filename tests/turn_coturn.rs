@@ -15,7 +15,9 @@ use theraroom::turn::{TurnCredential, TurnIssuer};
 const SECRET: &[u8] = b"coturn-test-shared-secret";
 
 fn in_ci() -> bool {
-    std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false)
+    std::env::var("CI")
+        .map(|v| v == "true" || v == "1")
+        .unwrap_or(false)
 }
 
 fn find_tool(name: &str) -> Option<PathBuf> {
@@ -68,22 +70,42 @@ impl Drop for Coturn {
 
 impl Coturn {
     fn start(turnserver: &Path, secret: &[u8]) -> Coturn {
-        let dir = std::env::temp_dir().join(format!("theraroom-coturn-{}", uuid::Uuid::new_v4().simple()));
+        let dir = std::env::temp_dir().join(format!(
+            "theraroom-coturn-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         let port = free_udp_port();
         // A relay range of its own per run, away from the listening port.
         let min_port = 50_000 + (u32::from(port) * 7 % 9_000) as u16;
         let log = std::fs::File::create(dir.join("turnserver.log")).unwrap();
         let child = Command::new(turnserver)
-            .args(["-c", "/dev/null", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1"])
+            .args([
+                "-c",
+                "/dev/null",
+                "--listening-ip=127.0.0.1",
+                "--relay-ip=127.0.0.1",
+            ])
             .arg(format!("--listening-port={port}"))
             .arg(format!("--min-port={min_port}"))
             .arg(format!("--max-port={}", min_port + 60))
             .arg("--use-auth-secret")
-            .arg(format!("--static-auth-secret={}", String::from_utf8_lossy(secret)))
-            .args(["--realm=theraroom.test", "--no-tls", "--no-dtls", "--no-cli", "--allow-loopback-peers"])
+            .arg(format!(
+                "--static-auth-secret={}",
+                String::from_utf8_lossy(secret)
+            ))
+            .args([
+                "--realm=theraroom.test",
+                "--no-tls",
+                "--no-dtls",
+                "--no-cli",
+                "--allow-loopback-peers",
+            ])
             .args(["--log-file=stdout", "--simple-log"])
-            .arg(format!("--pidfile={}", dir.join("turnserver.pid").display()))
+            .arg(format!(
+                "--pidfile={}",
+                dir.join("turnserver.pid").display()
+            ))
             .arg(format!("--userdb={}", dir.join("turndb").display()))
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone().unwrap()))
@@ -98,7 +120,9 @@ impl Coturn {
     /// Waits until the server answers a STUN binding request.
     fn wait_ready(&mut self) {
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        socket.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
         let mut request = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42];
         request.extend_from_slice(&uuid::Uuid::new_v4().as_bytes()[..12]);
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -115,13 +139,40 @@ impl Coturn {
                 }
             }
         }
-        panic!("turnserver did not answer STUN on 127.0.0.1:{} within 20 s", self.port);
+        panic!(
+            "turnserver did not answer STUN on 127.0.0.1:{} within 20 s",
+            self.port
+        );
+    }
+
+    /// What the server logged so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("turnserver.log")).unwrap_or_default()
+    }
+
+    /// True if the server logged an authentication refusal for `username`.
+    fn refused_auth(&self, username: &str) -> bool {
+        let needle = format!("<{username}>");
+        self.log()
+            .lines()
+            .any(|l| l.contains("check_stun_auth") && l.contains(&needle))
+    }
+
+    /// Asserts that the server refused `username` at authentication (not for another reason).
+    fn assert_auth_refused(&self, username: &str) {
+        assert!(
+            self.refused_auth(username),
+            "coturn did not log an authentication refusal for {username}:\n{}",
+            self.log()
+        );
     }
 
     /// Runs `turnutils_uclient` with a credential: allocations on both ends relaying to
     /// each other (`-y`). Returns its exit status and output.
     fn allocate(&self, uclient: &Path, cred: &TurnCredential) -> (ExitStatus, String) {
-        let out_path = self.dir.join(format!("uclient-{}.log", uuid::Uuid::new_v4().simple()));
+        let out_path = self
+            .dir
+            .join(format!("uclient-{}.log", uuid::Uuid::new_v4().simple()));
         let out = std::fs::File::create(&out_path).unwrap();
         let mut child = Command::new(uclient)
             .args(["-y", "-n", "10", "-L", "127.0.0.1", "-e", "127.0.0.1"])
@@ -145,23 +196,41 @@ impl Coturn {
             }
             std::thread::sleep(Duration::from_millis(50));
         };
-        (status, std::fs::read_to_string(out_path).unwrap_or_default())
+        (
+            status,
+            std::fs::read_to_string(out_path).unwrap_or_default(),
+        )
     }
 }
 
 #[test]
 fn fresh_credential_allocates() {
-    let Some((server, client)) = tools("fresh_credential_allocates") else { return };
+    let Some((server, client)) = tools("fresh_credential_allocates") else {
+        return;
+    };
     let coturn = Coturn::start(&server, SECRET);
-    let issuer = TurnIssuer::new(SECRET.to_vec(), vec![format!("turn:127.0.0.1:{}", coturn.port)], 600);
+    let issuer = TurnIssuer::new(
+        SECRET.to_vec(),
+        vec![format!("turn:127.0.0.1:{}", coturn.port)],
+        600,
+    );
     let cred = issuer.issue("therapist-1");
     let (status, output) = coturn.allocate(&client, &cred);
-    assert!(status.success(), "a fresh credential must allocate; uclient {status}:\n{output}");
+    assert!(
+        status.success(),
+        "a fresh credential must allocate; uclient {status}:\n{output}"
+    );
+    assert!(
+        !coturn.refused_auth(&cred.username),
+        "coturn logged a refusal for the fresh credential"
+    );
 }
 
 #[test]
 fn expired_credential_is_refused() {
-    let Some((server, client)) = tools("expired_credential_is_refused") else { return };
+    let Some((server, client)) = tools("expired_credential_is_refused") else {
+        return;
+    };
     let coturn = Coturn::start(&server, SECRET);
     let issuer = TurnIssuer::new(SECRET.to_vec(), vec![], 600);
     // Issued two hours ago with a ten-minute lifetime: expired 110 minutes ago.
@@ -169,22 +238,38 @@ fn expired_credential_is_refused() {
     let expiry: i64 = cred.username.split_once(':').unwrap().0.parse().unwrap();
     assert!(expiry < chrono::Utc::now().timestamp());
     let (status, output) = coturn.allocate(&client, &cred);
-    assert!(!status.success(), "an expired credential must be refused; uclient {status}:\n{output}");
+    assert!(
+        !status.success(),
+        "an expired credential must be refused; uclient {status}:\n{output}"
+    );
+    coturn.assert_auth_refused(&cred.username);
     // And the same server still accepts a fresh one, so the refusal is about expiry.
     let (status, output) = coturn.allocate(&client, &issuer.issue("therapist-1"));
-    assert!(status.success(), "control: fresh credential; uclient {status}:\n{output}");
+    assert!(
+        status.success(),
+        "control: fresh credential; uclient {status}:\n{output}"
+    );
 }
 
 #[test]
 fn credential_signed_with_another_secret_is_refused() {
-    let Some((server, client)) = tools("credential_signed_with_another_secret_is_refused") else { return };
+    let Some((server, client)) = tools("credential_signed_with_another_secret_is_refused") else {
+        return;
+    };
     let coturn = Coturn::start(&server, SECRET);
     let other = TurnIssuer::new(b"not-the-shared-secret".to_vec(), vec![], 600);
     let cred = other.issue("therapist-1");
     let (status, output) = coturn.allocate(&client, &cred);
-    assert!(!status.success(), "a credential signed with another secret must be refused; uclient {status}:\n{output}");
+    assert!(
+        !status.success(),
+        "a credential signed with another secret must be refused; uclient {status}:\n{output}"
+    );
+    coturn.assert_auth_refused(&cred.username);
     let good = TurnIssuer::new(SECRET.to_vec(), vec![], 600).issue("therapist-1");
     assert_eq!(good.username.split_once(':').unwrap().1, "therapist-1");
     let (status, output) = coturn.allocate(&client, &good);
-    assert!(status.success(), "control: right secret; uclient {status}:\n{output}");
+    assert!(
+        status.success(),
+        "control: right secret; uclient {status}:\n{output}"
+    );
 }

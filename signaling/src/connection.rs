@@ -14,8 +14,8 @@ use crate::gatekeeper::Admission;
 use crate::hub::{track_view, Hub, Member, RoomState};
 use crate::outbox::{Outbound, Outbox};
 use crate::protocol::{
-    CandidateInit, ClientMessage, ConnectionStatus, Kind, ParticipantView, PcName, ServerMessage, MAX_MESSAGE_BYTES,
-    PROTOCOL_VERSION,
+    CandidateInit, ClientMessage, ConnectionStatus, Kind, ParticipantView, PcName, ServerMessage,
+    MAX_MESSAGE_BYTES, PROTOCOL_VERSION,
 };
 
 /// Whether the transport should keep reading.
@@ -41,6 +41,8 @@ pub struct Connection {
     outbox: Outbox,
     header_token: Option<String>,
     joined: Option<Joined>,
+    /// Token subject once authenticated (join or listen), for notifications.
+    subject: Option<String>,
     stopped: bool,
 }
 
@@ -55,6 +57,7 @@ impl Hub {
             outbox,
             header_token,
             joined: None,
+            subject: None,
             stopped: false,
         };
         (connection, rx)
@@ -74,13 +77,20 @@ impl Connection {
 
     /// Called for a binary frame.
     pub fn handle_binary(&mut self) -> Flow {
-        self.outbox.send(ServerMessage::error("bad_message", "binary frames are not part of the protocol", false));
+        self.outbox.send(ServerMessage::error(
+            "bad_message",
+            "binary frames are not part of the protocol",
+            false,
+        ));
         Flow::Continue
     }
 
     /// Called when the transport refused a frame over the size limit.
     pub fn handle_oversize(&mut self) -> Flow {
-        self.fatal("message_too_large", format!("messages are limited to {MAX_MESSAGE_BYTES} bytes"))
+        self.fatal(
+            "message_too_large",
+            format!("messages are limited to {MAX_MESSAGE_BYTES} bytes"),
+        )
     }
 
     /// Handles one text frame.
@@ -94,7 +104,11 @@ impl Connection {
         let message: ClientMessage = match serde_json::from_str(text) {
             Ok(m) => m,
             Err(err) => {
-                self.outbox.send(ServerMessage::error("bad_message", format!("invalid message: {err}"), false));
+                self.outbox.send(ServerMessage::error(
+                    "bad_message",
+                    format!("invalid message: {err}"),
+                    false,
+                ));
                 return Flow::Continue;
             }
         };
@@ -109,9 +123,11 @@ impl Connection {
                 self.outbox.send(ServerMessage::Pong { ts });
                 Flow::Continue
             }
+            ClientMessage::Listen { protocol, token } => self.listen(protocol, token).await,
             other => {
                 let Some(joined) = &self.joined else {
-                    self.outbox.send(ServerMessage::error("not_joined", "send join first", false));
+                    self.outbox
+                        .send(ServerMessage::error("not_joined", "send join first", false));
                     return Flow::Continue;
                 };
                 let media = joined.media.clone();
@@ -130,11 +146,20 @@ impl Connection {
         media: sfu::Participant,
     ) -> Flow {
         match message {
-            ClientMessage::Offer { pc: PcName::Publisher, sdp } => match media.handle_publisher_offer(sdp).await {
-                Ok(answer) => self.outbox.send(ServerMessage::Answer { pc: PcName::Publisher, sdp: answer }),
+            ClientMessage::Offer {
+                pc: PcName::Publisher,
+                sdp,
+            } => match media.handle_publisher_offer(sdp).await {
+                Ok(answer) => self.outbox.send(ServerMessage::Answer {
+                    pc: PcName::Publisher,
+                    sdp: answer,
+                }),
                 Err(err) => self.negotiation_failed(err),
             },
-            ClientMessage::Answer { pc: PcName::Subscriber, sdp } => {
+            ClientMessage::Answer {
+                pc: PcName::Subscriber,
+                sdp,
+            } => {
                 if let Err(err) = media.handle_subscriber_answer(sdp).await {
                     self.negotiation_failed(err);
                 }
@@ -147,7 +172,9 @@ impl Connection {
                 ));
             }
             ClientMessage::Candidate { pc, candidate } => {
-                let candidate = candidate.filter(|c| !c.candidate.is_empty()).map(to_sfu_candidate);
+                let candidate = candidate
+                    .filter(|c| !c.candidate.is_empty())
+                    .map(to_sfu_candidate);
                 if let Err(err) = media.add_ice_candidate(to_sfu_pc(pc), candidate).await {
                     self.negotiation_failed(err);
                 }
@@ -173,7 +200,10 @@ impl Connection {
             ClientMessage::Leave => {
                 let member = {
                     let mut members = room.members.lock().await;
-                    let ours = members.by_id.get(&participant_id).is_some_and(|m| m.connection_id == self.id);
+                    let ours = members
+                        .by_id
+                        .get(&participant_id)
+                        .is_some_and(|m| m.connection_id == self.id);
                     if ours {
                         members.by_id.remove(&participant_id)
                     } else {
@@ -182,7 +212,9 @@ impl Connection {
                 };
                 self.joined = None;
                 if let Some(member) = member {
-                    self.hub.finish_departure(&room, &participant_id, member, "left").await;
+                    self.hub
+                        .finish_departure(&room, &participant_id, member, "left")
+                        .await;
                 }
                 self.outbox.send(ServerMessage::Left);
                 self.outbox.close(1000, "left");
@@ -190,16 +222,26 @@ impl Connection {
                 return Flow::Stop;
             }
             ClientMessage::Join { .. } => {
-                self.outbox.send(ServerMessage::error("already_joined", "this connection already joined", false));
+                self.outbox.send(ServerMessage::error(
+                    "already_joined",
+                    "this connection already joined",
+                    false,
+                ));
             }
-            ClientMessage::Ping { .. } => unreachable!("handled before"),
+            ClientMessage::Ping { .. } | ClientMessage::Listen { .. } => {
+                unreachable!("handled before")
+            }
         }
         Flow::Continue
     }
 
     fn negotiation_failed(&self, err: sfu::SfuError) {
         tracing::warn!(error = %err, "negotiation failed");
-        self.outbox.send(ServerMessage::error("negotiation_failed", err.to_string(), false));
+        self.outbox.send(ServerMessage::error(
+            "negotiation_failed",
+            err.to_string(),
+            false,
+        ));
     }
 
     fn fatal(&mut self, code: &str, message: impl Into<String>) -> Flow {
@@ -208,13 +250,53 @@ impl Connection {
         Flow::Stop
     }
 
-    async fn join(&mut self, protocol: u32, session_id: &str, token: Option<String>, display_name: Option<String>) -> Flow {
+    async fn listen(&mut self, protocol: u32, token: Option<String>) -> Flow {
+        if protocol != PROTOCOL_VERSION {
+            return self.fatal(
+                "protocol_version",
+                format!("this server speaks protocol {PROTOCOL_VERSION}"),
+            );
+        }
+        let Some(token) = token.or_else(|| self.header_token.clone()) else {
+            return self.fatal("unauthorized", "a token is required");
+        };
+        match self.hub.inner.gate.authenticate(&token).await {
+            Ok(subject) => {
+                self.register_subject(&subject);
+                self.outbox.send(ServerMessage::Listening { subject });
+                Flow::Continue
+            }
+            Err(refusal) => self.fatal(&refusal.code, refusal.message),
+        }
+    }
+
+    fn register_subject(&mut self, subject: &str) {
+        if let Some(previous) = self.subject.replace(subject.to_string()) {
+            self.hub.remove_listener(&previous, self.id);
+        }
+        self.hub.add_listener(subject, self.id, &self.outbox);
+    }
+
+    async fn join(
+        &mut self,
+        protocol: u32,
+        session_id: &str,
+        token: Option<String>,
+        display_name: Option<String>,
+    ) -> Flow {
         if self.joined.is_some() {
-            self.outbox.send(ServerMessage::error("already_joined", "this connection already joined", false));
+            self.outbox.send(ServerMessage::error(
+                "already_joined",
+                "this connection already joined",
+                false,
+            ));
             return Flow::Continue;
         }
         if protocol != PROTOCOL_VERSION {
-            return self.fatal("protocol_version", format!("this server speaks protocol {PROTOCOL_VERSION}"));
+            return self.fatal(
+                "protocol_version",
+                format!("this server speaks protocol {PROTOCOL_VERSION}"),
+            );
         }
         let Some(token) = token.or_else(|| self.header_token.clone()) else {
             return self.fatal("unauthorized", "a token is required");
@@ -225,7 +307,9 @@ impl Connection {
             Err(refusal) => return self.fatal(&refusal.code, refusal.message),
         };
         if let Some(name) = display_name.map(|n| n.trim().to_string()) {
-            let valid = !name.is_empty() && name.chars().count() <= 80 && !name.chars().any(char::is_control);
+            let valid = !name.is_empty()
+                && name.chars().count() <= 80
+                && !name.chars().any(char::is_control);
             if valid && !admission.is_guest {
                 admission.display_name = name;
             }
@@ -237,7 +321,11 @@ impl Connection {
         }
     }
 
-    async fn enter_room(&mut self, admission: Admission, started: Instant) -> Result<(), (&'static str, String)> {
+    async fn enter_room(
+        &mut self,
+        admission: Admission,
+        started: Instant,
+    ) -> Result<(), (&'static str, String)> {
         let hub = self.hub.clone();
         let room = hub.room_or_create(&admission.session.id, admission.expires_at_ms);
         let pid = admission.participant_id.clone();
@@ -246,7 +334,9 @@ impl Connection {
             return Err(("session_ended", "this session has ended".into()));
         }
         let resumed = if let Some(existing) = members.by_id.get_mut(&pid) {
-            existing.outbox.fail("replaced", "you joined from another connection");
+            existing
+                .outbox
+                .fail("replaced", "you joined from another connection");
             existing.connection_id = self.id;
             existing.outbox = self.outbox.clone();
             existing.view.connection = ConnectionStatus::Connected;
@@ -256,13 +346,18 @@ impl Connection {
                 room.media.remove_participant(&pid).await;
             }
             let view = existing.view.clone();
-            members.broadcast(&pid, &ServerMessage::ParticipantJoined { participant: view });
+            members.broadcast(
+                &pid,
+                &ServerMessage::ParticipantJoined { participant: view },
+            );
             true
         } else {
             if members.by_id.len() >= admission.session.max_participants as usize {
                 drop(members);
                 if room.members.lock().await.by_id.is_empty() {
-                    hub.inner.rooms.remove_if(&room.id, |_, r| Arc::ptr_eq(r, &room));
+                    hub.inner
+                        .rooms
+                        .remove_if(&room.id, |_, r| Arc::ptr_eq(r, &room));
                 }
                 return Err(("room_full", "this session is full".into()));
             }
@@ -276,7 +371,12 @@ impl Connection {
                 video_muted: false,
                 tracks: Vec::new(),
             };
-            members.broadcast(&pid, &ServerMessage::ParticipantJoined { participant: view.clone() });
+            members.broadcast(
+                &pid,
+                &ServerMessage::ParticipantJoined {
+                    participant: view.clone(),
+                },
+            );
             members.by_id.insert(
                 pid.clone(),
                 Member {
@@ -290,14 +390,19 @@ impl Connection {
             false
         };
         let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let media = match room.media.add_participant(&pid, Vec::new(), events_tx).await {
+        let media = match room
+            .media
+            .add_participant(&pid, Vec::new(), events_tx)
+            .await
+        {
             Ok(media) => media,
             Err(err) => {
                 tracing::error!(error = %err, "could not create peer connections");
                 let member = members.by_id.remove(&pid);
                 drop(members);
                 if let Some(member) = member {
-                    hub.finish_departure(&room, &pid, member, "disconnected").await;
+                    hub.finish_departure(&room, &pid, member, "disconnected")
+                        .await;
                 }
                 return Err(("internal", "the media server could not accept you".into()));
             }
@@ -326,8 +431,10 @@ impl Connection {
             participants,
         });
         tokio::spawn(
-            pump_media_events(events_rx, self.outbox.clone(), pid.clone(), started).instrument(tracing::Span::current()),
+            pump_media_events(events_rx, self.outbox.clone(), pid.clone(), started)
+                .instrument(tracing::Span::current()),
         );
+        self.register_subject(&admission.subject);
         tracing::info!(resumed, "participant joined");
         self.joined = Some(Joined {
             room,
@@ -340,8 +447,13 @@ impl Connection {
     /// Called once the socket is gone. A joined participant whose socket dropped
     /// (without `leave`) keeps its place for the grace period.
     pub async fn disconnected(mut self) {
+        if let Some(subject) = self.subject.take() {
+            self.hub.remove_listener(&subject, self.id);
+        }
         if let Some(joined) = self.joined.take() {
-            self.hub.start_grace(joined.room, joined.participant_id, self.id).await;
+            self.hub
+                .start_grace(joined.room, joined.participant_id, self.id)
+                .await;
         }
     }
 }
@@ -365,8 +477,14 @@ async fn pump_media_events(
                     username_fragment: candidate.username_fragment,
                 },
             },
-            sfu::SfuEvent::SubscriberOffer { sdp } => ServerMessage::Offer { pc: PcName::Subscriber, sdp },
-            sfu::SfuEvent::TrackPublished { participant_id: publisher, track } => {
+            sfu::SfuEvent::SubscriberOffer { sdp } => ServerMessage::Offer {
+                pc: PcName::Subscriber,
+                sdp,
+            },
+            sfu::SfuEvent::TrackPublished {
+                participant_id: publisher,
+                track,
+            } => {
                 if publisher == participant_id {
                     continue;
                 }
@@ -375,7 +493,10 @@ async fn pump_media_events(
                     track: track_view(&track),
                 }
             }
-            sfu::SfuEvent::TrackUnpublished { participant_id: publisher, track_id } => {
+            sfu::SfuEvent::TrackUnpublished {
+                participant_id: publisher,
+                track_id,
+            } => {
                 if publisher == participant_id {
                     continue;
                 }
@@ -388,12 +509,14 @@ async fn pump_media_events(
                 tracing::debug!(pc = pc.as_str(), state, "peer connection state");
                 if pc == sfu::PcRole::Publisher && state == "connected" && !connected_recorded {
                     connected_recorded = true;
-                    metrics::histogram!("theraroom_join_to_connected_seconds").record(started.elapsed().as_secs_f64());
+                    metrics::histogram!("theraroom_join_to_connected_seconds")
+                        .record(started.elapsed().as_secs_f64());
                 }
                 continue;
             }
             sfu::SfuEvent::MediaFlowing => {
-                metrics::histogram!("theraroom_join_to_media_seconds").record(started.elapsed().as_secs_f64());
+                metrics::histogram!("theraroom_join_to_media_seconds")
+                    .record(started.elapsed().as_secs_f64());
                 continue;
             }
         };

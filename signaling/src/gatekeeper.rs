@@ -44,6 +44,9 @@ pub trait Gatekeeper: Send + Sync + 'static {
     /// Verifies `token`, checks that its holder may enter `session_id` now, and
     /// registers (idempotently) the participant row.
     async fn admit(&self, token: &str, session_id: &str) -> Result<Admission, Refusal>;
+    /// Verifies `token` alone and returns its subject (user or guest id), for
+    /// connections that only listen for notifications.
+    async fn authenticate(&self, token: &str) -> Result<String, Refusal>;
     /// The participant entered the room (row becomes active).
     async fn participant_joined(&self, participant_id: &str);
     /// The participant is gone for good (row inactive, `left_at` set).

@@ -44,6 +44,8 @@ pub(crate) struct HubInner {
     pub(crate) gate: Arc<dyn Gatekeeper>,
     pub(crate) config: HubConfig,
     pub(crate) next_connection: AtomicU64,
+    /// Connections per token subject, for notifications.
+    pub(crate) listeners: DashMap<String, HashMap<u64, Outbox>>,
 }
 
 /// One session's room.
@@ -90,6 +92,7 @@ impl Hub {
                 gate,
                 config,
                 next_connection: AtomicU64::new(1),
+                listeners: DashMap::new(),
             }),
         }
     }
@@ -173,7 +176,9 @@ impl Hub {
         let gone: Vec<(String, Member)> = members.by_id.drain().collect();
         drop(members);
         for (id, member) in gone {
-            member.outbox.send(ServerMessage::SessionEnded { reason: reason.to_string() });
+            member.outbox.send(ServerMessage::SessionEnded {
+                reason: reason.to_string(),
+            });
             member.outbox.close(1000, "session_ended");
             if member.media.is_some() {
                 room.media.remove_participant(&id).await;
@@ -194,14 +199,23 @@ impl Hub {
         let Some(member) = room.members.lock().await.by_id.remove(participant_id) else {
             return;
         };
-        member.outbox.send(ServerMessage::Removed { reason: "removed_by_therapist".into() });
+        member.outbox.send(ServerMessage::Removed {
+            reason: "removed_by_therapist".into(),
+        });
         member.outbox.close(1000, "removed");
-        self.finish_departure(&room, participant_id, member, "removed").await;
+        self.finish_departure(&room, participant_id, member, "removed")
+            .await;
     }
 
     /// Completes a departure after the member left the map: tells the others,
     /// releases media, closes the row, and drops the room if it is empty.
-    pub(crate) async fn finish_departure(&self, room: &Arc<RoomState>, participant_id: &str, member: Member, reason: &str) {
+    pub(crate) async fn finish_departure(
+        &self,
+        room: &Arc<RoomState>,
+        participant_id: &str,
+        member: Member,
+        reason: &str,
+    ) {
         let empty = {
             let members = room.members.lock().await;
             members.broadcast(
@@ -242,7 +256,12 @@ impl Hub {
     }
 
     /// Starts the grace period of a participant whose connection dropped.
-    pub(crate) async fn start_grace(&self, room: Arc<RoomState>, participant_id: String, connection_id: u64) {
+    pub(crate) async fn start_grace(
+        &self,
+        room: Arc<RoomState>,
+        participant_id: String,
+        connection_id: u64,
+    ) {
         {
             let mut members = room.members.lock().await;
             let Some(member) = members.by_id.get_mut(&participant_id) else {
@@ -262,7 +281,8 @@ impl Hub {
         tracing::info!(room_id = %room.id, participant_id, "connection dropped; grace period started");
         let hub = self.clone();
         let grace = self.inner.config.reconnect_grace;
-        let span = tracing::info_span!("grace", room_id = %room.id, participant_id = %participant_id);
+        let span =
+            tracing::info_span!("grace", room_id = %room.id, participant_id = %participant_id);
         tokio::spawn(
             async move {
                 tokio::time::sleep(grace).await;
@@ -278,7 +298,8 @@ impl Hub {
                     members.by_id.remove(&participant_id)
                 };
                 if let Some(member) = member {
-                    hub.finish_departure(&room, &participant_id, member, "disconnected").await;
+                    hub.finish_departure(&room, &participant_id, member, "disconnected")
+                        .await;
                 }
             }
             .instrument(span),
@@ -293,6 +314,38 @@ impl Hub {
             .filter(|(pid, _)| pid == participant_id)
             .map(|(_, t)| track_view(&t))
             .collect()
+    }
+
+    /// Pushes a `notification` message to every open connection of `subject` (a
+    /// user id). Returns how many connections it reached.
+    pub fn notify(&self, subject: &str, notification: serde_json::Value) -> usize {
+        let Some(mut connections) = self.inner.listeners.get_mut(subject) else {
+            return 0;
+        };
+        connections.retain(|_, outbox| !outbox.is_closed());
+        for outbox in connections.values() {
+            outbox.send(ServerMessage::Notification {
+                notification: notification.clone(),
+            });
+        }
+        connections.len()
+    }
+
+    pub(crate) fn add_listener(&self, subject: &str, connection_id: u64, outbox: &Outbox) {
+        self.inner
+            .listeners
+            .entry(subject.to_string())
+            .or_default()
+            .insert(connection_id, outbox.clone());
+    }
+
+    pub(crate) fn remove_listener(&self, subject: &str, connection_id: u64) {
+        self.inner
+            .listeners
+            .remove_if_mut(subject, |_, connections| {
+                connections.remove(&connection_id);
+                connections.is_empty()
+            });
     }
 
     pub(crate) fn next_connection_id(&self) -> u64 {

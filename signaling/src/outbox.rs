@@ -39,7 +39,9 @@ impl Outbox {
 
     /// Queues a message; drops it (and logs) when the client is not keeping up.
     pub fn send(&self, message: ServerMessage) {
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(Outbound::Message(message)) {
+        if let Err(mpsc::error::TrySendError::Full(_)) =
+            self.tx.try_send(Outbound::Message(message))
+        {
             tracing::warn!("signaling client is not reading; closing it");
             let _ = self.tx.try_send(Outbound::Close {
                 code: 4408,

@@ -41,7 +41,11 @@ pub struct CandidateInit {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sdp_mid: Option<String>,
     /// Media line index.
-    #[serde(default, rename = "sdpMLineIndex", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "sdpMLineIndex",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub sdp_mline_index: Option<u16>,
     /// ICE username fragment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -64,6 +68,14 @@ pub enum ClientMessage {
         /// Name override for signed-in users.
         #[serde(default)]
         display_name: Option<String>,
+    },
+    /// Listen for notifications without entering a room.
+    Listen {
+        /// Must be [`PROTOCOL_VERSION`].
+        protocol: u32,
+        /// JWT (optional when sent as an `Authorization` header on upgrade).
+        #[serde(default)]
+        token: Option<String>,
     },
     /// SDP offer (publisher connection).
     Offer {
@@ -198,6 +210,11 @@ pub enum ServerMessage {
         /// Everyone else.
         participants: Vec<ParticipantView>,
     },
+    /// Acknowledges `listen`: notifications for `subject` will arrive here.
+    Listening {
+        /// The token's subject.
+        subject: String,
+    },
     /// Answer to a publisher offer.
     Answer {
         /// Always `publisher`.
@@ -323,35 +340,58 @@ mod tests {
 
     #[test]
     fn parses_join_and_candidate() {
-        let join: ClientMessage = serde_json::from_str(
-            r#"{"type":"join","protocol":1,"session_id":"s1","token":"t"}"#,
-        )
-        .unwrap();
+        let join: ClientMessage =
+            serde_json::from_str(r#"{"type":"join","protocol":1,"session_id":"s1","token":"t"}"#)
+                .unwrap();
         assert_eq!(
             join,
-            ClientMessage::Join { protocol: 1, session_id: "s1".into(), token: Some("t".into()), display_name: None }
+            ClientMessage::Join {
+                protocol: 1,
+                session_id: "s1".into(),
+                token: Some("t".into()),
+                display_name: None
+            }
         );
         let cand: ClientMessage = serde_json::from_str(
             r#"{"type":"candidate","pc":"publisher","candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 5000 typ host","sdpMid":"0","sdpMLineIndex":0}}"#,
         )
         .unwrap();
         match cand {
-            ClientMessage::Candidate { pc: PcName::Publisher, candidate: Some(c) } => {
+            ClientMessage::Candidate {
+                pc: PcName::Publisher,
+                candidate: Some(c),
+            } => {
                 assert_eq!(c.sdp_mid.as_deref(), Some("0"));
                 assert_eq!(c.sdp_mline_index, Some(0));
             }
             other => panic!("unexpected {other:?}"),
         }
-        let end: ClientMessage = serde_json::from_str(r#"{"type":"candidate","pc":"subscriber","candidate":null}"#).unwrap();
-        assert_eq!(end, ClientMessage::Candidate { pc: PcName::Subscriber, candidate: None });
-        assert_eq!(serde_json::from_str::<ClientMessage>(r#"{"type":"leave"}"#).unwrap(), ClientMessage::Leave);
+        let end: ClientMessage =
+            serde_json::from_str(r#"{"type":"candidate","pc":"subscriber","candidate":null}"#)
+                .unwrap();
+        assert_eq!(
+            end,
+            ClientMessage::Candidate {
+                pc: PcName::Subscriber,
+                candidate: None
+            }
+        );
+        assert_eq!(
+            serde_json::from_str::<ClientMessage>(r#"{"type":"leave"}"#).unwrap(),
+            ClientMessage::Leave
+        );
     }
 
     #[test]
     fn rejects_unknown_and_incomplete() {
         assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"dance"}"#).is_err());
-        assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"offer","pc":"publisher"}"#).is_err());
-        assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"mute","kind":"smell","muted":true}"#).is_err());
+        assert!(
+            serde_json::from_str::<ClientMessage>(r#"{"type":"offer","pc":"publisher"}"#).is_err()
+        );
+        assert!(serde_json::from_str::<ClientMessage>(
+            r#"{"type":"mute","kind":"smell","muted":true}"#
+        )
+        .is_err());
         assert!(serde_json::from_str::<ClientMessage>(r#"[1,2]"#).is_err());
     }
 
@@ -362,8 +402,16 @@ mod tests {
             serde_json::to_value(&msg).unwrap(),
             serde_json::json!({"type":"error","code":"room_full","message":"full","fatal":true})
         );
-        let pong = ServerMessage::Pong { ts: Some(serde_json::json!(5)) };
-        assert_eq!(serde_json::to_string(&pong).unwrap(), r#"{"type":"pong","ts":5}"#);
-        assert_eq!(serde_json::to_string(&ServerMessage::Left).unwrap(), r#"{"type":"left"}"#);
+        let pong = ServerMessage::Pong {
+            ts: Some(serde_json::json!(5)),
+        };
+        assert_eq!(
+            serde_json::to_string(&pong).unwrap(),
+            r#"{"type":"pong","ts":5}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&ServerMessage::Left).unwrap(),
+            r#"{"type":"left"}"#
+        );
     }
 }

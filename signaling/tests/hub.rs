@@ -21,10 +21,16 @@ struct MemoryGate {
 impl Gatekeeper for MemoryGate {
     async fn admit(&self, token: &str, session_id: &str) -> Result<Admission, Refusal> {
         let Some((pid, sid)) = token.split_once('@') else {
-            return Err(Refusal { code: "unauthorized".into(), message: "bad token".into() });
+            return Err(Refusal {
+                code: "unauthorized".into(),
+                message: "bad token".into(),
+            });
         };
         if sid != session_id {
-            return Err(Refusal { code: "forbidden".into(), message: "other session".into() });
+            return Err(Refusal {
+                code: "forbidden".into(),
+                message: "other session".into(),
+            });
         }
         Ok(Admission {
             participant_id: pid.to_string(),
@@ -43,11 +49,26 @@ impl Gatekeeper for MemoryGate {
             ice_servers: vec![],
         })
     }
+    async fn authenticate(&self, token: &str) -> Result<String, Refusal> {
+        match token.split_once('@') {
+            Some((pid, _)) => Ok(pid.to_string()),
+            None => Err(Refusal {
+                code: "unauthorized".into(),
+                message: "bad token".into(),
+            }),
+        }
+    }
     async fn participant_joined(&self, participant_id: &str) {
-        self.active.lock().unwrap().insert(participant_id.to_string(), true);
+        self.active
+            .lock()
+            .unwrap()
+            .insert(participant_id.to_string(), true);
     }
     async fn participant_left(&self, participant_id: &str) {
-        self.active.lock().unwrap().insert(participant_id.to_string(), false);
+        self.active
+            .lock()
+            .unwrap()
+            .insert(participant_id.to_string(), false);
     }
 }
 
@@ -57,20 +78,28 @@ fn hub_with(grace: Duration) -> (Hub, Arc<MemoryGate>) {
     let hub = Hub::new(
         sfu,
         gate.clone(),
-        HubConfig { reconnect_grace: grace, join_timeout: Duration::from_secs(10) },
+        HubConfig {
+            reconnect_grace: grace,
+            join_timeout: Duration::from_secs(10),
+        },
     );
     (hub, gate)
 }
 
 async fn next(rx: &mut Receiver<Outbound>) -> Outbound {
-    tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("message in time").expect("open")
+    tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("message in time")
+        .expect("open")
 }
 
 /// Next message that is not media negotiation noise.
 async fn next_message(rx: &mut Receiver<Outbound>) -> ServerMessage {
     loop {
         match next(rx).await {
-            Outbound::Message(ServerMessage::Candidate { .. } | ServerMessage::Offer { .. }) => continue,
+            Outbound::Message(ServerMessage::Candidate { .. } | ServerMessage::Offer { .. }) => {
+                continue
+            }
             Outbound::Message(m) => return m,
             Outbound::Close { code, reason } => panic!("unexpected close {code} {reason}"),
         }
@@ -79,7 +108,11 @@ async fn next_message(rx: &mut Receiver<Outbound>) -> ServerMessage {
 
 async fn expect_fatal(rx: &mut Receiver<Outbound>, code: &str, close_code: u16) {
     match next(rx).await {
-        Outbound::Message(ServerMessage::Error { code: c, fatal: true, .. }) => assert_eq!(c, code),
+        Outbound::Message(ServerMessage::Error {
+            code: c,
+            fatal: true,
+            ..
+        }) => assert_eq!(c, code),
         other => panic!("expected fatal {code}, got {other:?}"),
     }
     match next(rx).await {
@@ -98,7 +131,12 @@ async fn join_capacity_and_presence() {
     let (mut a, mut a_rx) = hub.connect(None);
     assert_eq!(a.handle_text(&join("s1", "a@s1")).await, Flow::Continue);
     match next_message(&mut a_rx).await {
-        ServerMessage::Joined { participant_id, resumed, participants, .. } => {
+        ServerMessage::Joined {
+            participant_id,
+            resumed,
+            participants,
+            ..
+        } => {
             assert_eq!(participant_id, "a");
             assert!(!resumed);
             assert!(participants.is_empty());
@@ -115,25 +153,38 @@ async fn join_capacity_and_presence() {
         other => panic!("expected joined, got {other:?}"),
     }
     match next_message(&mut a_rx).await {
-        ServerMessage::ParticipantJoined { participant } => assert_eq!(participant.participant_id, "b"),
+        ServerMessage::ParticipantJoined { participant } => {
+            assert_eq!(participant.participant_id, "b")
+        }
         other => panic!("expected participant_joined, got {other:?}"),
     }
     // Third one: room full.
     let (mut c, mut c_rx) = hub.connect(None);
     assert_eq!(c.handle_text(&join("s1", "c@s1")).await, Flow::Stop);
     expect_fatal(&mut c_rx, "room_full", 4409).await;
-    assert_eq!(hub.participants_in("s1").await, vec!["a".to_string(), "b".to_string()]);
+    assert_eq!(
+        hub.participants_in("s1").await,
+        vec!["a".to_string(), "b".to_string()]
+    );
     // Mute fan-out.
-    b.handle_text(r#"{"type":"mute","kind":"audio","muted":true}"#).await;
+    b.handle_text(r#"{"type":"mute","kind":"audio","muted":true}"#)
+        .await;
     match next_message(&mut a_rx).await {
-        ServerMessage::Mute { participant_id, muted: true, .. } => assert_eq!(participant_id, "b"),
+        ServerMessage::Mute {
+            participant_id,
+            muted: true,
+            ..
+        } => assert_eq!(participant_id, "b"),
         other => panic!("expected mute, got {other:?}"),
     }
     // Leave.
     assert_eq!(b.handle_text(r#"{"type":"leave"}"#).await, Flow::Stop);
     assert_eq!(next_message(&mut b_rx).await, ServerMessage::Left);
     match next_message(&mut a_rx).await {
-        ServerMessage::ParticipantLeft { participant_id, reason } => {
+        ServerMessage::ParticipantLeft {
+            participant_id,
+            reason,
+        } => {
             assert_eq!(participant_id, "b");
             assert_eq!(reason, "left");
         }
@@ -148,11 +199,21 @@ async fn refusals_and_bad_messages() {
     let (hub, _) = hub_with(Duration::from_secs(30));
     let (mut x, mut x_rx) = hub.connect(None);
     x.handle_text("not json").await;
-    assert!(matches!(next_message(&mut x_rx).await, ServerMessage::Error { code, fatal: false, .. } if code == "bad_message"));
-    x.handle_text(r#"{"type":"offer","pc":"publisher","sdp":"v=0"}"#).await;
-    assert!(matches!(next_message(&mut x_rx).await, ServerMessage::Error { code, fatal: false, .. } if code == "not_joined"));
+    assert!(
+        matches!(next_message(&mut x_rx).await, ServerMessage::Error { code, fatal: false, .. } if code == "bad_message")
+    );
+    x.handle_text(r#"{"type":"offer","pc":"publisher","sdp":"v=0"}"#)
+        .await;
+    assert!(
+        matches!(next_message(&mut x_rx).await, ServerMessage::Error { code, fatal: false, .. } if code == "not_joined")
+    );
     x.handle_text(r#"{"type":"ping","ts":7}"#).await;
-    assert_eq!(next_message(&mut x_rx).await, ServerMessage::Pong { ts: Some(serde_json::json!(7)) });
+    assert_eq!(
+        next_message(&mut x_rx).await,
+        ServerMessage::Pong {
+            ts: Some(serde_json::json!(7))
+        }
+    );
     x.handle_text(&"x".repeat(70_000)).await;
     expect_fatal(&mut x_rx, "message_too_large", 4400).await;
 
@@ -161,11 +222,13 @@ async fn refusals_and_bad_messages() {
     expect_fatal(&mut y_rx, "forbidden", 4403).await;
 
     let (mut z, mut z_rx) = hub.connect(None);
-    z.handle_text(r#"{"type":"join","protocol":2,"session_id":"s1","token":"z@s1"}"#).await;
+    z.handle_text(r#"{"type":"join","protocol":2,"session_id":"s1","token":"z@s1"}"#)
+        .await;
     expect_fatal(&mut z_rx, "protocol_version", 4400).await;
 
     let (mut w, mut w_rx) = hub.connect(None);
-    w.handle_text(r#"{"type":"join","protocol":1,"session_id":"s1"}"#).await;
+    w.handle_text(r#"{"type":"join","protocol":1,"session_id":"s1"}"#)
+        .await;
     expect_fatal(&mut w_rx, "unauthorized", 4401).await;
     assert_eq!(hub.room_count(), 0, "refused joins leave no room behind");
 }
@@ -180,12 +243,17 @@ async fn reload_takes_over_without_duplicate() {
     b.handle_text(&join("s3", "b@s3")).await;
     next_message(&mut b_rx).await;
     next_message(&mut a_rx).await; // b joined
-    // b reloads: a new connection with the same token.
+                                   // b reloads: a new connection with the same token.
     let (mut b2, mut b2_rx) = hub.connect(None);
     b2.handle_text(&join("s3", "b@s3")).await;
     expect_fatal(&mut b_rx, "replaced", 4409).await;
     match next_message(&mut b2_rx).await {
-        ServerMessage::Joined { resumed, participant_id, participants, .. } => {
+        ServerMessage::Joined {
+            resumed,
+            participant_id,
+            participants,
+            ..
+        } => {
             assert!(resumed);
             assert_eq!(participant_id, "b");
             assert_eq!(participants.len(), 1);
@@ -194,10 +262,15 @@ async fn reload_takes_over_without_duplicate() {
     }
     // The old socket closing must not start a grace period for the new one.
     b.disconnected().await;
-    assert_eq!(hub.participants_in("s3").await, vec!["a".to_string(), "b".to_string()]);
+    assert_eq!(
+        hub.participants_in("s3").await,
+        vec!["a".to_string(), "b".to_string()]
+    );
     // a only sees an update of b, never a leave.
     match next_message(&mut a_rx).await {
-        ServerMessage::ParticipantJoined { participant } => assert_eq!(participant.participant_id, "b"),
+        ServerMessage::ParticipantJoined { participant } => {
+            assert_eq!(participant.participant_id, "b")
+        }
         other => panic!("expected participant update, got {other:?}"),
     }
 }
@@ -213,21 +286,36 @@ async fn dropped_connection_resumes_within_grace_and_leaves_after() {
     next_message(&mut b_rx).await;
     next_message(&mut a_rx).await;
     b.disconnected().await;
-    assert!(matches!(next_message(&mut a_rx).await, ServerMessage::ParticipantReconnecting { participant_id } if participant_id == "b"));
+    assert!(
+        matches!(next_message(&mut a_rx).await, ServerMessage::ParticipantReconnecting { participant_id } if participant_id == "b")
+    );
     // Back within the grace period: same participant, resumed.
     let (mut b2, mut b2_rx) = hub.connect(None);
     b2.handle_text(&join("s4", "b@s4")).await;
-    assert!(matches!(next_message(&mut b2_rx).await, ServerMessage::Joined { resumed: true, .. }));
+    assert!(matches!(
+        next_message(&mut b2_rx).await,
+        ServerMessage::Joined { resumed: true, .. }
+    ));
     tokio::time::sleep(Duration::from_millis(700)).await;
-    assert_eq!(hub.participants_in("s4").await.len(), 2, "grace timer of the old socket must not remove the resumed participant");
+    assert_eq!(
+        hub.participants_in("s4").await.len(),
+        2,
+        "grace timer of the old socket must not remove the resumed participant"
+    );
     // Now drop for good.
     b2.disconnected().await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(hub.participants_in("s4").await, vec!["a".to_string()]);
     assert_eq!(gate.active.lock().unwrap().get("b"), Some(&false));
     let mut saw_left = false;
-    while let Ok(Some(Outbound::Message(m))) = tokio::time::timeout(Duration::from_millis(200), a_rx.recv()).await {
-        if let ServerMessage::ParticipantLeft { participant_id, reason } = m {
+    while let Ok(Some(Outbound::Message(m))) =
+        tokio::time::timeout(Duration::from_millis(200), a_rx.recv()).await
+    {
+        if let ServerMessage::ParticipantLeft {
+            participant_id,
+            reason,
+        } = m
+        {
             assert_eq!(participant_id, "b");
             assert_eq!(reason, "disconnected");
             saw_left = true;
@@ -247,14 +335,60 @@ async fn removal_and_session_end_disconnect_everyone() {
     next_message(&mut b_rx).await;
     next_message(&mut a_rx).await;
     hub.remove_participant("s5", "b").await;
-    assert!(matches!(next_message(&mut b_rx).await, ServerMessage::Removed { .. }));
-    assert!(matches!(next(&mut b_rx).await, Outbound::Close { code: 1000, .. }));
-    assert!(matches!(next_message(&mut a_rx).await, ServerMessage::ParticipantLeft { reason, .. } if reason == "removed"));
+    assert!(matches!(
+        next_message(&mut b_rx).await,
+        ServerMessage::Removed { .. }
+    ));
+    assert!(matches!(
+        next(&mut b_rx).await,
+        Outbound::Close { code: 1000, .. }
+    ));
+    assert!(
+        matches!(next_message(&mut a_rx).await, ServerMessage::ParticipantLeft { reason, .. } if reason == "removed")
+    );
     assert_eq!(gate.active.lock().unwrap().get("b"), Some(&false));
 
     hub.end_session("s5", "ended_by_therapist").await;
-    assert!(matches!(next_message(&mut a_rx).await, ServerMessage::SessionEnded { reason } if reason == "ended_by_therapist"));
-    assert!(matches!(next(&mut a_rx).await, Outbound::Close { code: 1000, .. }));
+    assert!(
+        matches!(next_message(&mut a_rx).await, ServerMessage::SessionEnded { reason } if reason == "ended_by_therapist")
+    );
+    assert!(matches!(
+        next(&mut a_rx).await,
+        Outbound::Close { code: 1000, .. }
+    ));
     assert_eq!(gate.active.lock().unwrap().get("a"), Some(&false));
     assert_eq!(hub.room_count(), 0);
+}
+
+#[tokio::test]
+async fn notifications_reach_listeners_and_joined_users() {
+    let (hub, _) = hub_with(Duration::from_secs(30));
+    let (mut l, mut l_rx) = hub.connect(None);
+    l.handle_text(r#"{"type":"listen","protocol":1,"token":"u1@any"}"#)
+        .await;
+    assert_eq!(
+        next_message(&mut l_rx).await,
+        ServerMessage::Listening {
+            subject: "u1".into()
+        }
+    );
+    let (mut a, mut a_rx) = hub.connect(None);
+    a.handle_text(&join("s6", "u1@s6")).await;
+    next_message(&mut a_rx).await;
+    assert_eq!(hub.notify("u1", serde_json::json!({"type":"reminder"})), 2);
+    for rx in [&mut l_rx, &mut a_rx] {
+        assert_eq!(
+            next_message(rx).await,
+            ServerMessage::Notification {
+                notification: serde_json::json!({"type":"reminder"})
+            }
+        );
+    }
+    assert_eq!(hub.notify("nobody", serde_json::json!({})), 0);
+    l.disconnected().await;
+    assert_eq!(hub.notify("u1", serde_json::json!({"n":2})), 1);
+    let (mut bad, mut bad_rx) = hub.connect(None);
+    bad.handle_text(r#"{"type":"listen","protocol":1,"token":"garbage"}"#)
+        .await;
+    expect_fatal(&mut bad_rx, "unauthorized", 4401).await;
 }

@@ -10,9 +10,9 @@ use super::guard::{controlled_org, therapist_of};
 use crate::auth::Caller;
 use crate::clock::rfc3339;
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 use crate::store::audit::{self, AuditEntry};
 use crate::store::users::{self, Therapist};
-use crate::state::AppState;
 
 /// A therapist and their blog permission.
 #[derive(Serialize, ToSchema)]
@@ -68,14 +68,26 @@ pub async fn list_blog_permissions(
     }))
 }
 
-async fn change(state: AppState, caller: Caller, org_id: String, therapist_id: String, grant: bool) -> ApiResult<Json<BlogPermissionChange>> {
+async fn change(
+    state: AppState,
+    caller: Caller,
+    org_id: String,
+    therapist_id: String,
+    grant: bool,
+) -> ApiResult<Json<BlogPermissionChange>> {
     let org = controlled_org(&state.store, &caller, &org_id).await?;
     let therapist = therapist_of(&state.store, &org, &therapist_id).await?;
     if therapist.can_post_blogs() == grant {
         let (code, message) = if grant {
-            ("permission_already_granted", "Blog posting permission is already granted")
+            (
+                "permission_already_granted",
+                "Blog posting permission is already granted",
+            )
         } else {
-            ("permission_already_revoked", "Blog posting permission is already revoked")
+            (
+                "permission_already_revoked",
+                "Blog posting permission is already revoked",
+            )
         };
         return Err(ApiError::bad_request(code, message));
     }
@@ -87,7 +99,11 @@ async fn change(state: AppState, caller: Caller, org_id: String, therapist_id: S
             organization_id: Some(&org.id),
             actor_id: &caller.sub,
             actor_role: caller.role.as_str(),
-            action: if grant { "therapist.blog_permission.grant" } else { "therapist.blog_permission.revoke" },
+            action: if grant {
+                "therapist.blog_permission.grant"
+            } else {
+                "therapist.blog_permission.revoke"
+            },
             target_type: "therapist",
             target_id: &therapist.id,
             before: Some(json!({"can_post_blogs": !grant})),

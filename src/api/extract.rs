@@ -25,14 +25,25 @@ impl From<JsonRejection> for ApiError {
 }
 
 /// Checks a human-entered name: trimmed, 1..=max characters, no control characters.
-pub fn validate_name(raw: &str, max: usize, code: &'static str, what: &str) -> Result<String, ApiError> {
+pub fn validate_name(
+    raw: &str,
+    max: usize,
+    code: &'static str,
+    what: &str,
+) -> Result<String, ApiError> {
     let name = raw.trim();
     let len = name.chars().count();
     if len == 0 || len > max {
-        return Err(ApiError::bad_request(code, format!("{what} must be 1 to {max} characters")));
+        return Err(ApiError::bad_request(
+            code,
+            format!("{what} must be 1 to {max} characters"),
+        ));
     }
     if name.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(code, format!("{what} may not contain control characters")));
+        return Err(ApiError::bad_request(
+            code,
+            format!("{what} may not contain control characters"),
+        ));
     }
     Ok(name.to_string())
 }

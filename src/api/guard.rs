@@ -9,7 +9,11 @@ use crate::store::Store;
 /// Checks that the caller administers organization `org_id` and returns it.
 /// Order: wrong role (403 `forbidden`) → other organization (403
 /// `not_organization_owner`) → unknown organization (404 `organization_not_found`).
-pub async fn administered_org(store: &Store, caller: &Caller, org_id: &str) -> ApiResult<Organization> {
+pub async fn administered_org(
+    store: &Store,
+    caller: &Caller,
+    org_id: &str,
+) -> ApiResult<Organization> {
     if !(caller.role.is_org_admin() || caller.role == crate::auth::Role::SuperAdmin) {
         return Err(ApiError::wrong_role());
     }
@@ -27,7 +31,11 @@ pub async fn administered_org(store: &Store, caller: &Caller, org_id: &str) -> A
 
 /// Like [`administered_org`], and also requires the organization to be
 /// theraptrack-controlled (403 `not_theraptrack_controlled`).
-pub async fn controlled_org(store: &Store, caller: &Caller, org_id: &str) -> ApiResult<Organization> {
+pub async fn controlled_org(
+    store: &Store,
+    caller: &Caller,
+    org_id: &str,
+) -> ApiResult<Organization> {
     let org = administered_org(store, caller, org_id).await?;
     if !org.theraptrack_controlled() {
         return Err(ApiError::forbidden(
@@ -40,7 +48,11 @@ pub async fn controlled_org(store: &Store, caller: &Caller, org_id: &str) -> Api
 
 /// Loads a therapist that must belong to `org`: 404 `therapist_not_found`, or 403
 /// `therapist_not_in_organization` for another organization's therapist.
-pub async fn therapist_of(store: &Store, org: &Organization, therapist_id: &str) -> ApiResult<Therapist> {
+pub async fn therapist_of(
+    store: &Store,
+    org: &Organization,
+    therapist_id: &str,
+) -> ApiResult<Therapist> {
     let therapist = store
         .therapist(therapist_id)
         .await?

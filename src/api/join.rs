@@ -58,7 +58,10 @@ async fn open_session(state: &AppState, share_token: &str) -> ApiResult<VideoSes
 /// Describes the session behind a share link while it is open.
 #[utoipa::path(get, path = "/api/join/{share_token}", tag = "share links", params(("share_token" = String, Path, description = "token from the share link")),
     responses((status = 200, body = JoinInfo), (status = 404, body = crate::error::ErrorBody)))]
-pub async fn join_info(State(state): State<AppState>, Path(share_token): Path<String>) -> ApiResult<Json<JoinInfo>> {
+pub async fn join_info(
+    State(state): State<AppState>,
+    Path(share_token): Path<String>,
+) -> ApiResult<Json<JoinInfo>> {
     let s = open_session(&state, &share_token).await?;
     Ok(Json(JoinInfo {
         session_id: s.id,
@@ -81,7 +84,9 @@ pub async fn guest_token(
 ) -> ApiResult<(StatusCode, Json<GuestToken>)> {
     let name = validate_name(&body.name, 80, "invalid_name", "name")?;
     let session = open_session(&state, &share_token).await?;
-    therapist_video_access(&state.store, &session.therapist_id).await?.require()?;
+    therapist_video_access(&state.store, &session.therapist_id)
+        .await?
+        .require()?;
     let guest = state.store.create_guest(&session.id, &name).await?;
     let until_session_end = (session.expires_at - now_ms()) / 1000;
     let ttl = until_session_end.clamp(60, GUEST_TOKEN_MAX_SECS);

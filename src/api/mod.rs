@@ -40,7 +40,12 @@ impl Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
         );
     }
 }
@@ -50,7 +55,10 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
     let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
-        .routes(routes!(video_settings::get_organization_video_settings, video_settings::put_organization_video_settings))
+        .routes(routes!(
+            video_settings::get_organization_video_settings,
+            video_settings::put_organization_video_settings
+        ))
         .routes(routes!(video_settings::list_therapist_video_settings))
         .routes(routes!(video_settings::put_therapist_video_settings))
         .routes(routes!(video_settings::bulk_therapist_video_settings))
@@ -60,7 +68,10 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(sessions::create_session, sessions::list_sessions))
         .routes(routes!(sessions::get_session))
         .routes(routes!(sessions::end_session))
-        .routes(routes!(participants::register_participant, participants::list_participants))
+        .routes(routes!(
+            participants::register_participant,
+            participants::list_participants
+        ))
         .routes(routes!(participants::remove_participant))
         .routes(routes!(join::join_info))
         .routes(routes!(join::guest_token))

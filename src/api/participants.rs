@@ -12,9 +12,9 @@ use crate::auth::Caller;
 use crate::clock::rfc3339;
 use crate::error::{ApiError, ApiResult};
 use crate::policy::admit;
+use crate::state::AppState;
 use crate::store::audit::{self, AuditEntry};
 use crate::store::participants::Participant;
-use crate::state::AppState;
 
 /// A participant as the API shows it.
 #[derive(Serialize, ToSchema)]
@@ -67,7 +67,11 @@ pub async fn register_participant(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<ParticipantView>)> {
-    let session = state.store.session(&id).await?.ok_or_else(ApiError::session_not_found)?;
+    let session = state
+        .store
+        .session(&id)
+        .await?
+        .ok_or_else(ApiError::session_not_found)?;
     let entrant = match admit(&state.store, &caller, &session, crate::clock::now_ms()).await {
         // Hide sessions of other tenants entirely.
         Err(err) if err.code == "forbidden" => return Err(ApiError::session_not_found()),
@@ -75,16 +79,29 @@ pub async fn register_participant(
     };
     let (row, created) = state
         .store
-        .register_participant(&session.id, entrant.registrant(), &entrant.display_name, entrant.role.as_str())
+        .register_participant(
+            &session.id,
+            entrant.registrant(),
+            &entrant.display_name,
+            entrant.role.as_str(),
+        )
         .await?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(participant_view(&row))))
 }
 
 /// Lists a session's participants (its therapist, administrators and participants only).
 #[utoipa::path(get, path = "/api/sessions/{id}/participants", tag = "participants", params(("id" = String, Path, description = "session id")), security(("bearer" = [])),
     responses((status = 200, body = ParticipantList), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
-pub async fn list_participants(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<ParticipantList>> {
+pub async fn list_participants(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ParticipantList>> {
     let session = visible_session(&state, &caller, &id).await?;
     let rows = state.store.participants(&session.id).await?;
     Ok(Json(ParticipantList {
@@ -107,14 +124,28 @@ pub async fn remove_participant(
         .participant(&participant_id)
         .await?
         .filter(|p| p.session_id == session.id)
-        .ok_or_else(|| ApiError::not_found("participant_not_found", "participant not found in this session"))?;
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "participant_not_found",
+                "participant not found in this session",
+            )
+        })?;
     if participant.user_id.as_deref() == Some(session.therapist_id.as_str()) {
-        return Err(ApiError::conflict("cannot_remove_therapist", "the session's therapist cannot be removed"));
+        return Err(ApiError::conflict(
+            "cannot_remove_therapist",
+            "the session's therapist cannot be removed",
+        ));
     }
     if participant.removed() {
-        return Err(ApiError::conflict("participant_already_removed", "the participant was already removed"));
+        return Err(ApiError::conflict(
+            "participant_already_removed",
+            "the participant was already removed",
+        ));
     }
-    state.store.mark_participant_removed(&participant.id).await?;
+    state
+        .store
+        .mark_participant_removed(&participant.id)
+        .await?;
     let mut conn = state.store.pool().acquire().await?;
     audit::record(
         &mut conn,
@@ -131,6 +162,10 @@ pub async fn remove_participant(
     )
     .await?;
     state.live.participant_removed(&session.id, &participant.id);
-    let updated = state.store.participant(&participant.id).await?.ok_or_else(ApiError::internal)?;
+    let updated = state
+        .store
+        .participant(&participant.id)
+        .await?
+        .ok_or_else(ApiError::internal)?;
     Ok(Json(participant_view(&updated)))
 }

@@ -15,9 +15,9 @@ use crate::auth::{Caller, Role};
 use crate::clock::rfc3339;
 use crate::error::{ApiError, ApiResult};
 use crate::policy::{can_manage_session, can_view_session, therapist_video_access};
+use crate::state::AppState;
 use crate::store::audit::{self, AuditEntry};
 use crate::store::sessions::{self as session_store, NewSession, VideoSession};
-use crate::state::AppState;
 
 /// Body of `POST /api/sessions`.
 #[derive(Deserialize, ToSchema)]
@@ -94,29 +94,49 @@ pub async fn create_session(
     JsonBody(body): JsonBody<CreateSession>,
 ) -> ApiResult<(StatusCode, Json<SessionView>)> {
     if caller.role != Role::Therapist {
-        return Err(ApiError::forbidden("forbidden", "only therapists start video sessions"));
+        return Err(ApiError::forbidden(
+            "forbidden",
+            "only therapists start video sessions",
+        ));
     }
-    let name = validate_name(&body.session_name, 120, "invalid_session_name", "session_name")?;
+    let name = validate_name(
+        &body.session_name,
+        120,
+        "invalid_session_name",
+        "session_name",
+    )?;
     let max = body.max_participants.unwrap_or(2);
     if !(2..=50).contains(&max) {
-        return Err(ApiError::bad_request("invalid_max_participants", "max_participants must be between 2 and 50"));
+        return Err(ApiError::bad_request(
+            "invalid_max_participants",
+            "max_participants must be between 2 and 50",
+        ));
     }
     let minutes = body.expires_in_minutes.unwrap_or(120);
     if !(5..=1440).contains(&minutes) {
-        return Err(ApiError::bad_request("invalid_expiry", "expires_in_minutes must be between 5 and 1440"));
+        return Err(ApiError::bad_request(
+            "invalid_expiry",
+            "expires_in_minutes must be between 5 and 1440",
+        ));
     }
     let kind = match body.kind.as_deref() {
         None if max > 2 => "group",
         None | Some("instant") => "instant",
         Some("group") => "group",
-        Some(_) => return Err(ApiError::bad_request("invalid_kind", "kind must be instant or group")),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_kind",
+                "kind must be instant or group",
+            ))
+        }
     };
-    therapist_video_access(&state.store, &caller.sub).await?.require()?;
-    let therapist = state
-        .store
-        .therapist(&caller.sub)
+    therapist_video_access(&state.store, &caller.sub)
         .await?
-        .ok_or_else(|| ApiError::forbidden("forbidden", "only therapists start video sessions"))?;
+        .require()?;
+    let therapist =
+        state.store.therapist(&caller.sub).await?.ok_or_else(|| {
+            ApiError::forbidden("forbidden", "only therapists start video sessions")
+        })?;
     let share_token = new_share_token();
     let session = state
         .store
@@ -146,14 +166,20 @@ pub async fn create_session(
     )
     .await?;
     tracing::info!(session_id = %session.id, therapist_id = %therapist.id, "session created");
-    Ok((StatusCode::CREATED, Json(session_view(&session, true, crate::clock::now_ms()))))
+    Ok((
+        StatusCode::CREATED,
+        Json(session_view(&session, true, crate::clock::now_ms())),
+    ))
 }
 
 /// Lists sessions: a therapist's own, a client's joined ones, an organization's for
 /// its administrators, all for super admins.
 #[utoipa::path(get, path = "/api/sessions", tag = "sessions", security(("bearer" = [])),
     responses((status = 200, body = SessionList), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
-pub async fn list_sessions(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<SessionList>> {
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<SessionList>> {
     let now = crate::clock::now_ms();
     let (sessions, with_link) = match caller.role {
         Role::Therapist => (state.store.sessions_of_therapist(&caller.sub).await?, true),
@@ -165,13 +191,24 @@ pub async fn list_sessions(State(state): State<AppState>, caller: Caller) -> Api
         Role::SuperAdmin | Role::Guest => return Err(ApiError::wrong_role()),
     };
     Ok(Json(SessionList {
-        sessions: sessions.iter().map(|s| session_view(s, with_link, now)).collect(),
+        sessions: sessions
+            .iter()
+            .map(|s| session_view(s, with_link, now))
+            .collect(),
     }))
 }
 
 /// Loads a session the caller may see, or 404 without revealing whether it exists.
-pub async fn visible_session(state: &AppState, caller: &Caller, id: &str) -> ApiResult<VideoSession> {
-    let session = state.store.session(id).await?.ok_or_else(ApiError::session_not_found)?;
+pub async fn visible_session(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> ApiResult<VideoSession> {
+    let session = state
+        .store
+        .session(id)
+        .await?
+        .ok_or_else(ApiError::session_not_found)?;
     if !can_view_session(&state.store, caller, &session).await? {
         return Err(ApiError::session_not_found());
     }
@@ -181,21 +218,38 @@ pub async fn visible_session(state: &AppState, caller: &Caller, id: &str) -> Api
 /// Reads one session.
 #[utoipa::path(get, path = "/api/sessions/{id}", tag = "sessions", params(("id" = String, Path, description = "session id")), security(("bearer" = [])),
     responses((status = 200, body = SessionView), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
-pub async fn get_session(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<SessionView>> {
+pub async fn get_session(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SessionView>> {
     let session = visible_session(&state, &caller, &id).await?;
     let with_link = can_manage_session(&caller, &session);
-    Ok(Json(session_view(&session, with_link, crate::clock::now_ms())))
+    Ok(Json(session_view(
+        &session,
+        with_link,
+        crate::clock::now_ms(),
+    )))
 }
 
 /// Checks that the caller may manage the session now; a therapist whose video access
 /// is off is read-only (seed 000).
-pub async fn managed_session(state: &AppState, caller: &Caller, id: &str) -> ApiResult<VideoSession> {
+pub async fn managed_session(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> ApiResult<VideoSession> {
     let session = visible_session(state, caller, id).await?;
     if !can_manage_session(caller, &session) {
-        return Err(ApiError::forbidden("forbidden", "only the session's therapist or an organization administrator may do this"));
+        return Err(ApiError::forbidden(
+            "forbidden",
+            "only the session's therapist or an organization administrator may do this",
+        ));
     }
     if caller.role == Role::Therapist {
-        therapist_video_access(&state.store, &caller.sub).await?.require()?;
+        therapist_video_access(&state.store, &caller.sub)
+            .await?
+            .require()?;
     }
     Ok(session)
 }
@@ -203,11 +257,18 @@ pub async fn managed_session(state: &AppState, caller: &Caller, id: &str) -> Api
 /// Ends a session: everyone in its room receives `session_ended` and is disconnected.
 #[utoipa::path(post, path = "/api/sessions/{id}/end", tag = "sessions", params(("id" = String, Path, description = "session id")), security(("bearer" = [])),
     responses((status = 200, body = SessionView), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody, description = "session_already_ended")))]
-pub async fn end_session(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<SessionView>> {
+pub async fn end_session(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SessionView>> {
     let session = managed_session(&state, &caller, &id).await?;
     let mut tx = state.store.pool().begin().await?;
     if !session_store::end_session(&mut tx, &session.id).await? {
-        return Err(ApiError::conflict("session_already_ended", "the session has already ended"));
+        return Err(ApiError::conflict(
+            "session_already_ended",
+            "the session has already ended",
+        ));
     }
     audit::record(
         &mut tx,
@@ -226,6 +287,10 @@ pub async fn end_session(State(state): State<AppState>, caller: Caller, Path(id)
     tx.commit().await?;
     state.live.session_ended(&session.id);
     tracing::info!(session_id = %session.id, "session ended");
-    let ended = state.store.session(&id).await?.ok_or_else(ApiError::session_not_found)?;
+    let ended = state
+        .store
+        .session(&id)
+        .await?
+        .ok_or_else(ApiError::session_not_found)?;
     Ok(Json(session_view(&ended, true, crate::clock::now_ms())))
 }

@@ -11,10 +11,10 @@ use super::JsonBody;
 use crate::access::{decide, AccessDecision, AccessInputs};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 use crate::store::audit::{self, AuditEntry};
 use crate::store::organizations::{self, Organization};
 use crate::store::users::{self, Therapist};
-use crate::state::AppState;
 
 /// Upper bound on therapists changed by one bulk request.
 const MAX_BULK: usize = 500;
@@ -84,7 +84,12 @@ pub fn therapist_access(org: &Organization, therapist: &Therapist) -> AccessDeci
     })
 }
 
-fn therapist_view(org: &Organization, t: &Therapist, client_count: i64, session_count: i64) -> TherapistVideoSetting {
+fn therapist_view(
+    org: &Organization,
+    t: &Therapist,
+    client_count: i64,
+    session_count: i64,
+) -> TherapistVideoSetting {
     TherapistVideoSetting {
         therapist_id: t.id.clone(),
         name: t.display_name.clone(),
@@ -162,7 +167,10 @@ pub async fn list_therapist_video_settings(
         .iter()
         .map(|r| therapist_view(&org, &r.therapist, r.client_count, r.session_count))
         .collect();
-    let enabled = therapists.iter().filter(|t| t.video_sessions_enabled).count();
+    let enabled = therapists
+        .iter()
+        .filter(|t| t.video_sessions_enabled)
+        .count();
     Ok(Json(TherapistVideoSettingsList {
         organization: org_view(&org),
         total: therapists.len(),
@@ -186,7 +194,14 @@ pub async fn put_therapist_video_settings(
     let org = controlled_org(&state.store, &caller, &org_id).await?;
     let therapist = therapist_of(&state.store, &org, &therapist_id).await?;
     let mut tx = state.store.pool().begin().await?;
-    set_and_audit(&mut tx, &caller, &org, &therapist, body.video_sessions_enabled).await?;
+    set_and_audit(
+        &mut tx,
+        &caller,
+        &org,
+        &therapist,
+        body.video_sessions_enabled,
+    )
+    .await?;
     tx.commit().await?;
     // Answer with the same row as the listing, usage counts included.
     let row = state
@@ -196,7 +211,12 @@ pub async fn put_therapist_video_settings(
         .into_iter()
         .find(|r| r.therapist.id == therapist.id)
         .ok_or_else(ApiError::internal)?;
-    Ok(Json(therapist_view(&org, &row.therapist, row.client_count, row.session_count)))
+    Ok(Json(therapist_view(
+        &org,
+        &row.therapist,
+        row.client_count,
+        row.session_count,
+    )))
 }
 
 async fn set_and_audit(
@@ -259,7 +279,14 @@ pub async fn bulk_therapist_video_settings(
     }
     let mut tx = state.store.pool().begin().await?;
     for therapist in &therapists {
-        set_and_audit(&mut tx, &caller, &org, therapist, body.video_sessions_enabled).await?;
+        set_and_audit(
+            &mut tx,
+            &caller,
+            &org,
+            therapist,
+            body.video_sessions_enabled,
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok(Json(BulkResult {

@@ -56,18 +56,25 @@ impl Store {
 
     /// Looks an organization up by id.
     pub async fn organization(&self, id: &str) -> Result<Option<Organization>, sqlx::Error> {
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM organizations WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM organizations WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await
     }
 
     /// Looks an organization up by name (used by the idempotent demo seeding).
-    pub async fn organization_by_name(&self, name: &str) -> Result<Option<Organization>, sqlx::Error> {
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM organizations WHERE name = $1 ORDER BY created_at LIMIT 1"))
-            .bind(name)
-            .fetch_optional(self.pool())
-            .await
+    pub async fn organization_by_name(
+        &self,
+        name: &str,
+    ) -> Result<Option<Organization>, sqlx::Error> {
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM organizations WHERE name = $1 ORDER BY created_at LIMIT 1"
+        ))
+        .bind(name)
+        .fetch_optional(self.pool())
+        .await
     }
 }
 

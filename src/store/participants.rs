@@ -98,7 +98,11 @@ impl Store {
     }
 
     /// The registration of a user or guest in a session, if any.
-    pub async fn participant_of(&self, session_id: &str, who: Registrant<'_>) -> Result<Option<Participant>, sqlx::Error> {
+    pub async fn participant_of(
+        &self,
+        session_id: &str,
+        who: Registrant<'_>,
+    ) -> Result<Option<Participant>, sqlx::Error> {
         let (column, subject) = match who {
             Registrant::User(id) => ("user_id", id),
             Registrant::Guest(id) => ("guest_id", id),
@@ -114,10 +118,12 @@ impl Store {
 
     /// One participant by id.
     pub async fn participant(&self, id: &str) -> Result<Option<Participant>, sqlx::Error> {
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM session_participants WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM session_participants WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await
     }
 
     /// Every participant of a session, in registration order.
@@ -164,23 +170,31 @@ impl Store {
 
     /// Closes every active participant row (at server start: nobody is connected yet).
     pub async fn close_all_active_participants(&self) -> Result<u64, sqlx::Error> {
-        sqlx::query("UPDATE session_participants SET is_active = 0, left_at = $1 WHERE is_active = 1")
-            .bind(now_ms())
-            .execute(self.pool())
-            .await
-            .map(|r| r.rows_affected())
+        sqlx::query(
+            "UPDATE session_participants SET is_active = 0, left_at = $1 WHERE is_active = 1",
+        )
+        .bind(now_ms())
+        .execute(self.pool())
+        .await
+        .map(|r| r.rows_affected())
     }
 
     /// Creates a guest for one session.
-    pub async fn create_guest(&self, session_id: &str, display_name: &str) -> Result<Guest, sqlx::Error> {
+    pub async fn create_guest(
+        &self,
+        session_id: &str,
+        display_name: &str,
+    ) -> Result<Guest, sqlx::Error> {
         let id = new_id();
-        sqlx::query("INSERT INTO guests (id, session_id, display_name, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(&id)
-            .bind(session_id)
-            .bind(display_name)
-            .bind(now_ms())
-            .execute(self.pool())
-            .await?;
+        sqlx::query(
+            "INSERT INTO guests (id, session_id, display_name, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&id)
+        .bind(session_id)
+        .bind(display_name)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
         Ok(Guest {
             id,
             session_id: session_id.to_string(),

@@ -100,7 +100,10 @@ impl Store {
     }
 
     /// Looks a session up by its share token.
-    pub async fn session_by_share_token(&self, token: &str) -> Result<Option<VideoSession>, sqlx::Error> {
+    pub async fn session_by_share_token(
+        &self,
+        token: &str,
+    ) -> Result<Option<VideoSession>, sqlx::Error> {
         sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM instant_sessions s JOIN users u ON u.id = s.therapist_id WHERE s.share_token = $1"
         ))
@@ -110,7 +113,10 @@ impl Store {
     }
 
     /// Sessions a therapist created, newest first.
-    pub async fn sessions_of_therapist(&self, therapist_id: &str) -> Result<Vec<VideoSession>, sqlx::Error> {
+    pub async fn sessions_of_therapist(
+        &self,
+        therapist_id: &str,
+    ) -> Result<Vec<VideoSession>, sqlx::Error> {
         sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM instant_sessions s JOIN users u ON u.id = s.therapist_id \
              WHERE s.therapist_id = $1 ORDER BY s.created_at DESC, s.id"
@@ -121,7 +127,10 @@ impl Store {
     }
 
     /// Sessions of an organization, newest first.
-    pub async fn sessions_of_organization(&self, org_id: &str) -> Result<Vec<VideoSession>, sqlx::Error> {
+    pub async fn sessions_of_organization(
+        &self,
+        org_id: &str,
+    ) -> Result<Vec<VideoSession>, sqlx::Error> {
         sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM instant_sessions s JOIN users u ON u.id = s.therapist_id \
              WHERE s.organization_id = $1 ORDER BY s.created_at DESC, s.id"
@@ -132,7 +141,10 @@ impl Store {
     }
 
     /// Sessions a user is registered in as a participant, newest first.
-    pub async fn sessions_joined_by(&self, user_id: &str) -> Result<Vec<VideoSession>, sqlx::Error> {
+    pub async fn sessions_joined_by(
+        &self,
+        user_id: &str,
+    ) -> Result<Vec<VideoSession>, sqlx::Error> {
         sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM instant_sessions s JOIN users u ON u.id = s.therapist_id \
              WHERE s.id IN (SELECT p.session_id FROM session_participants p WHERE p.user_id = $1) \
@@ -148,11 +160,13 @@ impl Store {
 /// Returns false when the session was already ended.
 pub async fn end_session(conn: &mut AnyConnection, id: &str) -> Result<bool, sqlx::Error> {
     let now = now_ms();
-    let done = sqlx::query("UPDATE instant_sessions SET is_active = 0, ended_at = $1 WHERE id = $2 AND is_active = 1")
-        .bind(now)
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
+    let done = sqlx::query(
+        "UPDATE instant_sessions SET is_active = 0, ended_at = $1 WHERE id = $2 AND is_active = 1",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
     if done.rows_affected() == 0 {
         return Ok(false);
     }

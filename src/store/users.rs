@@ -63,7 +63,8 @@ pub struct TherapistUsage {
     pub session_count: i64,
 }
 
-const THERAPIST_COLUMNS: &str = "t.id, t.organization_id, t.partner_code, t.video_sessions_enabled, \
+const THERAPIST_COLUMNS: &str =
+    "t.id, t.organization_id, t.partner_code, t.video_sessions_enabled, \
      t.can_post_blogs, u.display_name, u.email, t.created_at";
 
 impl Store {
@@ -98,18 +99,22 @@ impl Store {
 
     /// Looks a user up by id.
     pub async fn user(&self, id: &str) -> Result<Option<User>, sqlx::Error> {
-        sqlx::query_as("SELECT id, organization_id, role, display_name, email FROM users WHERE id = $1")
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await
+        sqlx::query_as(
+            "SELECT id, organization_id, role, display_name, email FROM users WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await
     }
 
     /// Looks a user up by e-mail.
     pub async fn user_by_email(&self, email: &str) -> Result<Option<User>, sqlx::Error> {
-        sqlx::query_as("SELECT id, organization_id, role, display_name, email FROM users WHERE email = $1")
-            .bind(email)
-            .fetch_optional(self.pool())
-            .await
+        sqlx::query_as(
+            "SELECT id, organization_id, role, display_name, email FROM users WHERE email = $1",
+        )
+        .bind(email)
+        .fetch_optional(self.pool())
+        .await
     }
 
     /// Creates a therapist (user + therapist rows) in one transaction.
@@ -189,7 +194,10 @@ impl Store {
     }
 
     /// All therapists of an organization, by name.
-    pub async fn therapists_of(&self, organization_id: &str) -> Result<Vec<Therapist>, sqlx::Error> {
+    pub async fn therapists_of(
+        &self,
+        organization_id: &str,
+    ) -> Result<Vec<Therapist>, sqlx::Error> {
         sqlx::query_as(&format!(
             "SELECT {THERAPIST_COLUMNS} FROM therapists t JOIN users u ON u.id = t.id \
              WHERE t.organization_id = $1 ORDER BY u.display_name, t.id"
@@ -200,7 +208,10 @@ impl Store {
     }
 
     /// All therapists of an organization with client and session counts, in one query.
-    pub async fn therapist_usage(&self, organization_id: &str) -> Result<Vec<TherapistUsage>, sqlx::Error> {
+    pub async fn therapist_usage(
+        &self,
+        organization_id: &str,
+    ) -> Result<Vec<TherapistUsage>, sqlx::Error> {
         sqlx::query_as(&format!(
             "SELECT {THERAPIST_COLUMNS}, \
                (SELECT COUNT(*) FROM clients c WHERE c.therapist_id = t.id AND c.deleted_at IS NULL) AS client_count, \
@@ -214,7 +225,11 @@ impl Store {
     }
 
     /// Whether `client_id` is an active (not soft-deleted) client of organization `org_id`.
-    pub async fn is_active_client_of(&self, client_id: &str, org_id: &str) -> Result<bool, sqlx::Error> {
+    pub async fn is_active_client_of(
+        &self,
+        client_id: &str,
+        org_id: &str,
+    ) -> Result<bool, sqlx::Error> {
         let row: Option<(String,)> = sqlx::query_as(
             "SELECT id FROM clients WHERE id = $1 AND organization_id = $2 AND deleted_at IS NULL",
         )
@@ -227,7 +242,11 @@ impl Store {
 }
 
 /// Sets a therapist's video switch inside a transaction.
-pub async fn set_therapist_video(conn: &mut AnyConnection, id: &str, enabled: bool) -> Result<(), sqlx::Error> {
+pub async fn set_therapist_video(
+    conn: &mut AnyConnection,
+    id: &str,
+    enabled: bool,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE therapists SET video_sessions_enabled = $1 WHERE id = $2")
         .bind(flag(enabled))
         .bind(id)
@@ -237,7 +256,11 @@ pub async fn set_therapist_video(conn: &mut AnyConnection, id: &str, enabled: bo
 }
 
 /// Sets a therapist's blog permission inside a transaction.
-pub async fn set_blog_permission(conn: &mut AnyConnection, id: &str, allowed: bool) -> Result<(), sqlx::Error> {
+pub async fn set_blog_permission(
+    conn: &mut AnyConnection,
+    id: &str,
+    allowed: bool,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE therapists SET can_post_blogs = $1 WHERE id = $2")
         .bind(flag(allowed))
         .bind(id)

@@ -40,7 +40,9 @@ pub enum Db {
 
 /// True when running in CI (`CI=true`): missing services fail instead of skipping.
 pub fn in_ci() -> bool {
-    std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false)
+    std::env::var("CI")
+        .map(|v| v == "true" || v == "1")
+        .unwrap_or(false)
 }
 
 /// An isolated database for one test.
@@ -64,20 +66,42 @@ fn pg_candidates() -> Vec<String> {
     }
 }
 
+/// Finds the first PostgreSQL URL that answers; probed once per test process.
+async fn pg_url() -> Result<String, String> {
+    static FOUND: tokio::sync::OnceCell<Result<String, String>> =
+        tokio::sync::OnceCell::const_new();
+    FOUND
+        .get_or_init(|| async {
+            let mut errors = Vec::new();
+            for url in pg_candidates() {
+                let attempt =
+                    tokio::time::timeout(std::time::Duration::from_secs(15), Store::connect(&url))
+                        .await;
+                match attempt {
+                    Ok(Ok(store)) => {
+                        let pinged = store.ping().await;
+                        store.close().await;
+                        match pinged {
+                            Ok(()) => return Ok(url),
+                            Err(e) => errors.push(format!("{url}: {e}")),
+                        }
+                    }
+                    Ok(Err(e)) => errors.push(format!("{url}: {e}")),
+                    Err(_) => errors.push(format!("{url}: connect timed out")),
+                }
+            }
+            Err(errors.join("; "))
+        })
+        .await
+        .clone()
+}
+
 async fn pg_admin() -> Result<(String, Store), String> {
-    let mut errors = Vec::new();
-    for url in pg_candidates() {
-        let attempt = tokio::time::timeout(std::time::Duration::from_secs(15), Store::connect(&url)).await;
-        match attempt {
-            Ok(Ok(store)) => match store.ping().await {
-                Ok(()) => return Ok((url, store)),
-                Err(e) => errors.push(format!("{url}: {e}")),
-            },
-            Ok(Err(e)) => errors.push(format!("{url}: {e}")),
-            Err(_) => errors.push(format!("{url}: connect timed out")),
-        }
-    }
-    Err(errors.join("; "))
+    let url = pg_url().await?;
+    let store = Store::connect(&url)
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    Ok((url, store))
 }
 
 fn with_search_path(url: &str, schema: &str) -> String {
@@ -88,7 +112,8 @@ fn with_search_path(url: &str, schema: &str) -> String {
 impl TestDb {
     /// A fresh SQLite file in a temporary directory.
     pub async fn sqlite() -> TestDb {
-        let dir = std::env::temp_dir().join(format!("theraroom-rest-{}", uuid::Uuid::new_v4().simple()));
+        let dir =
+            std::env::temp_dir().join(format!("theraroom-rest-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("create temp dir");
         let url = format!("sqlite://{}?mode=rwc", dir.join("db.sqlite").display());
         let store = Store::connect(&url).await.expect("open sqlite");
@@ -132,7 +157,10 @@ impl TestDb {
             .fetch_one(store.pool())
             .await
             .expect("current_schema()");
-        assert_eq!(current, schema, "search_path did not apply to the test connection");
+        assert_eq!(
+            current, schema,
+            "search_path did not apply to the test connection"
+        );
         store.migrate().await.expect("migrate postgres");
         Some(TestDb {
             store,
@@ -171,14 +199,24 @@ impl Resp {
     /// Asserts the status and returns the JSON body.
     #[track_caller]
     pub fn expect(&self, status: u16) -> &Value {
-        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.text);
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.text
+        );
         &self.json
     }
 
     /// Asserts an error response: status, JSON error shape, and code.
     #[track_caller]
     pub fn expect_err(&self, status: u16, code: &str) -> &Value {
-        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.text);
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.text
+        );
         assert_eq!(
             self.json["error"]["code"].as_str(),
             Some(code),
@@ -186,7 +224,9 @@ impl Resp {
             self.text
         );
         assert!(
-            self.json["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+            self.json["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
             "error without message: {}",
             self.text
         );
@@ -263,7 +303,13 @@ impl TestApp {
     }
 
     /// Sends `method path` with an optional bearer token and JSON body.
-    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Resp {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
         let mut builder = Request::builder().method(method).uri(path);
         if let Some(token) = token {
             builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
@@ -299,7 +345,13 @@ impl TestApp {
     }
 
     /// POST with a raw body and content type (for malformed JSON).
-    pub async fn post_raw(&self, path: &str, token: Option<&str>, content_type: &str, body: &str) -> Resp {
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: &str,
+    ) -> Resp {
         let mut builder = Request::builder()
             .method(Method::POST)
             .uri(path)
@@ -307,7 +359,8 @@ impl TestApp {
         if let Some(token) = token {
             builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
         }
-        self.send(builder.body(Body::from(body.to_string())).unwrap()).await
+        self.send(builder.body(Body::from(body.to_string())).unwrap())
+            .await
     }
 
     /// Mints a token.
@@ -322,7 +375,9 @@ impl TestApp {
             .create_organization(name, theraptrack_controlled)
             .await
             .expect("create organization");
-        let admin = self.user(&org.id, Role::Organization, &format!("{name} admin")).await;
+        let admin = self
+            .user(&org.id, Role::Organization, &format!("{name} admin"))
+            .await;
         OrgFx { id: org.id, admin }
     }
 
@@ -404,11 +459,13 @@ impl TestApp {
 
     /// Counts rows of a table matching `where_clause` with one text parameter.
     pub async fn count(&self, table: &str, where_clause: &str, param: &str) -> i64 {
-        let (n,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table} WHERE {where_clause}"))
-            .bind(param)
-            .fetch_one(self.store.pool())
-            .await
-            .expect("count");
+        let (n,): (i64,) = sqlx::query_as(&format!(
+            "SELECT COUNT(*) FROM {table} WHERE {where_clause}"
+        ))
+        .bind(param)
+        .fetch_one(self.store.pool())
+        .await
+        .expect("count");
         n
     }
 
@@ -426,9 +483,18 @@ impl TestApp {
 
 /// Sends a request through any router and reads the body.
 pub async fn send_to(router: &Router, req: Request<Body>) -> Resp {
-    let resp = router.clone().oneshot(req).await.expect("router is infallible");
+    let resp = router
+        .clone()
+        .oneshot(req)
+        .await
+        .expect("router is infallible");
     let status = resp.status();
-    let bytes = resp.into_body().collect().await.expect("read body").to_bytes();
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .expect("read body")
+        .to_bytes();
     let text = String::from_utf8_lossy(&bytes).into_owned();
     let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     Resp { status, json, text }
@@ -441,7 +507,10 @@ pub fn unique_email(name: &str) -> String {
         .filter(|c| c.is_ascii_alphanumeric())
         .collect::<String>()
         .to_lowercase();
-    format!("{local}-{}@test.theraroom.invalid", uuid::Uuid::new_v4().simple())
+    format!(
+        "{local}-{}@test.theraroom.invalid",
+        uuid::Uuid::new_v4().simple()
+    )
 }
 
 /// Runs `body` against a fresh database of kind `db`, then removes the database (also
@@ -476,12 +545,22 @@ macro_rules! both_dbs {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                $crate::common::run_test($crate::common::Db::Sqlite, concat!(stringify!($name), "::sqlite"), |$app| $body).await;
+                $crate::common::run_test(
+                    $crate::common::Db::Sqlite,
+                    concat!(stringify!($name), "::sqlite"),
+                    |$app| $body,
+                )
+                .await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                $crate::common::run_test($crate::common::Db::Postgres, concat!(stringify!($name), "::postgres"), |$app| $body).await;
+                $crate::common::run_test(
+                    $crate::common::Db::Postgres,
+                    concat!(stringify!($name), "::postgres"),
+                    |$app| $body,
+                )
+                .await;
             }
         }
     };

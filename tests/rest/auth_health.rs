@@ -15,11 +15,23 @@ const ROUTES: [(&str, &str); 21] = [
     ("get", "/api/organizations/{id}/video-settings"),
     ("put", "/api/organizations/{id}/video-settings"),
     ("get", "/api/organizations/{id}/therapists/video-settings"),
-    ("put", "/api/organizations/{id}/therapists/{therapist_id}/video-settings"),
-    ("put", "/api/organizations/{id}/therapists/video-settings/bulk"),
+    (
+        "put",
+        "/api/organizations/{id}/therapists/{therapist_id}/video-settings",
+    ),
+    (
+        "put",
+        "/api/organizations/{id}/therapists/video-settings/bulk",
+    ),
     ("get", "/api/organizations/{id}/therapists/blog-permissions"),
-    ("post", "/api/organizations/{id}/therapists/{therapist_id}/blog-permission/grant"),
-    ("post", "/api/organizations/{id}/therapists/{therapist_id}/blog-permission/revoke"),
+    (
+        "post",
+        "/api/organizations/{id}/therapists/{therapist_id}/blog-permission/grant",
+    ),
+    (
+        "post",
+        "/api/organizations/{id}/therapists/{therapist_id}/blog-permission/revoke",
+    ),
     ("post", "/api/sessions"),
     ("get", "/api/sessions"),
     ("get", "/api/sessions/{id}"),
@@ -59,25 +71,61 @@ const DOC_PATHS: [&str; 17] = [
 fn protected() -> Vec<(Method, String, Option<Value>)> {
     let switch = json!({"video_sessions_enabled": true});
     vec![
-        (Method::GET, "/api/organizations/o/video-settings".into(), None),
-        (Method::PUT, "/api/organizations/o/video-settings".into(), Some(switch.clone())),
-        (Method::GET, "/api/organizations/o/therapists/video-settings".into(), None),
-        (Method::PUT, "/api/organizations/o/therapists/t/video-settings".into(), Some(switch.clone())),
+        (
+            Method::GET,
+            "/api/organizations/o/video-settings".into(),
+            None,
+        ),
+        (
+            Method::PUT,
+            "/api/organizations/o/video-settings".into(),
+            Some(switch.clone()),
+        ),
+        (
+            Method::GET,
+            "/api/organizations/o/therapists/video-settings".into(),
+            None,
+        ),
+        (
+            Method::PUT,
+            "/api/organizations/o/therapists/t/video-settings".into(),
+            Some(switch.clone()),
+        ),
         (
             Method::PUT,
             "/api/organizations/o/therapists/video-settings/bulk".into(),
             Some(json!({"therapist_ids": ["t"], "video_sessions_enabled": true})),
         ),
-        (Method::GET, "/api/organizations/o/therapists/blog-permissions".into(), None),
-        (Method::POST, "/api/organizations/o/therapists/t/blog-permission/grant".into(), None),
-        (Method::POST, "/api/organizations/o/therapists/t/blog-permission/revoke".into(), None),
-        (Method::POST, "/api/sessions".into(), Some(json!({"session_name": "x"}))),
+        (
+            Method::GET,
+            "/api/organizations/o/therapists/blog-permissions".into(),
+            None,
+        ),
+        (
+            Method::POST,
+            "/api/organizations/o/therapists/t/blog-permission/grant".into(),
+            None,
+        ),
+        (
+            Method::POST,
+            "/api/organizations/o/therapists/t/blog-permission/revoke".into(),
+            None,
+        ),
+        (
+            Method::POST,
+            "/api/sessions".into(),
+            Some(json!({"session_name": "x"})),
+        ),
         (Method::GET, "/api/sessions".into(), None),
         (Method::GET, "/api/sessions/s".into(), None),
         (Method::POST, "/api/sessions/s/end".into(), None),
         (Method::POST, "/api/sessions/s/participants".into(), None),
         (Method::GET, "/api/sessions/s/participants".into(), None),
-        (Method::DELETE, "/api/sessions/s/participants/p".into(), None),
+        (
+            Method::DELETE,
+            "/api/sessions/s/participants/p".into(),
+            None,
+        ),
         (Method::GET, "/api/turn-credentials".into(), None),
     ]
 }
@@ -86,63 +134,99 @@ fn b64url(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-both_dbs!(every_protected_route_needs_a_valid_token, |app| async move {
-    let org = app.org("Auth Clinic", true).await;
-    let t = app.therapist(&org.id, "Dr Auth").await;
-    let expired = app.jwt.issue(&t.id, Role::Therapist, Some(&org.id), None, -10).0;
-    let forged = theraroom::auth::JwtKeys::new(b"some-other-secret")
-        .issue(&t.id, Role::Therapist, Some(&org.id), None, 600)
-        .0;
-    let exp = chrono::Utc::now().timestamp() + 600;
-    let claims = format!(r#"{{"sub":"{}","role":"super_admin","exp":{exp},"iat":0}}"#, t.id);
-    let alg_none = format!("{}.{}.", b64url(br#"{"alg":"none","typ":"JWT"}"#), b64url(claims.as_bytes()));
-    // HS512 with the right secret: only HS256 is accepted.
-    let hs512 = jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS512),
-        &json!({"sub": t.id, "role": "therapist", "org_id": org.id, "exp": exp, "iat": 0}),
-        &jsonwebtoken::EncodingKey::from_secret(common::JWT_SECRET),
-    )
-    .unwrap();
-    // A guest token without the session it is scoped to.
-    let unscoped_guest = app.jwt.issue("g", Role::Guest, Some(&org.id), None, 600).0;
-    let tampered = {
-        let mut parts: Vec<String> = t.token.split('.').map(str::to_string).collect();
-        let payload = format!(r#"{{"sub":"{}","role":"super_admin","exp":{exp},"iat":0}}"#, t.id);
-        parts[1] = b64url(payload.as_bytes());
-        parts.join(".")
-    };
-
-    for (method, path, body) in protected() {
-        let what = format!("{method} {path}");
-        let resp = app.call(method.clone(), &path, None, body.clone()).await;
-        assert_eq!(resp.status.as_u16(), 401, "{what}: {}", resp.text);
-        resp.expect_err(401, "unauthorized");
-        app.call(method.clone(), &path, Some(&expired), body.clone())
-            .await
-            .expect_err(401, "token_expired");
-        for bad in [&forged, &alg_none, &hs512, &unscoped_guest, &tampered, &"not-a-jwt".to_string()] {
-            let resp = app.call(method.clone(), &path, Some(bad), body.clone()).await;
-            assert_eq!(resp.status.as_u16(), 401, "{what} with {bad}: {}", resp.text);
-            resp.expect_err(401, "invalid_token");
-        }
-        // Other schemes than Bearer count as no token.
-        let mut req = Request::builder()
-            .method(method.clone())
-            .uri(&path)
-            .header(header::AUTHORIZATION, format!("Basic {}", b64url(b"user:pass")));
-        let payload = match &body {
-            Some(json) => {
-                req = req.header(header::CONTENT_TYPE, "application/json");
-                Body::from(json.to_string())
-            }
-            None => Body::empty(),
+both_dbs!(
+    every_protected_route_needs_a_valid_token,
+    |app| async move {
+        let org = app.org("Auth Clinic", true).await;
+        let t = app.therapist(&org.id, "Dr Auth").await;
+        let expired = app
+            .jwt
+            .issue(&t.id, Role::Therapist, Some(&org.id), None, -10)
+            .0;
+        let forged = theraroom::auth::JwtKeys::new(b"some-other-secret")
+            .issue(&t.id, Role::Therapist, Some(&org.id), None, 600)
+            .0;
+        let exp = chrono::Utc::now().timestamp() + 600;
+        let claims = format!(
+            r#"{{"sub":"{}","role":"super_admin","exp":{exp},"iat":0}}"#,
+            t.id
+        );
+        let alg_none = format!(
+            "{}.{}.",
+            b64url(br#"{"alg":"none","typ":"JWT"}"#),
+            b64url(claims.as_bytes())
+        );
+        // HS512 with the right secret: only HS256 is accepted.
+        let hs512 = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS512),
+            &json!({"sub": t.id, "role": "therapist", "org_id": org.id, "exp": exp, "iat": 0}),
+            &jsonwebtoken::EncodingKey::from_secret(common::JWT_SECRET),
+        )
+        .unwrap();
+        // A guest token without the session it is scoped to.
+        let unscoped_guest = app.jwt.issue("g", Role::Guest, Some(&org.id), None, 600).0;
+        let tampered = {
+            let mut parts: Vec<String> = t.token.split('.').map(str::to_string).collect();
+            let payload = format!(
+                r#"{{"sub":"{}","role":"super_admin","exp":{exp},"iat":0}}"#,
+                t.id
+            );
+            parts[1] = b64url(payload.as_bytes());
+            parts.join(".")
         };
-        app.send(req.body(payload).unwrap()).await.expect_err(401, "unauthorized");
+
+        for (method, path, body) in protected() {
+            let what = format!("{method} {path}");
+            let resp = app.call(method.clone(), &path, None, body.clone()).await;
+            assert_eq!(resp.status.as_u16(), 401, "{what}: {}", resp.text);
+            resp.expect_err(401, "unauthorized");
+            app.call(method.clone(), &path, Some(&expired), body.clone())
+                .await
+                .expect_err(401, "token_expired");
+            for bad in [
+                &forged,
+                &alg_none,
+                &hs512,
+                &unscoped_guest,
+                &tampered,
+                &"not-a-jwt".to_string(),
+            ] {
+                let resp = app
+                    .call(method.clone(), &path, Some(bad), body.clone())
+                    .await;
+                assert_eq!(
+                    resp.status.as_u16(),
+                    401,
+                    "{what} with {bad}: {}",
+                    resp.text
+                );
+                resp.expect_err(401, "invalid_token");
+            }
+            // Other schemes than Bearer count as no token.
+            let mut req = Request::builder().method(method.clone()).uri(&path).header(
+                header::AUTHORIZATION,
+                format!("Basic {}", b64url(b"user:pass")),
+            );
+            let payload = match &body {
+                Some(json) => {
+                    req = req.header(header::CONTENT_TYPE, "application/json");
+                    Body::from(json.to_string())
+                }
+                None => Body::empty(),
+            };
+            app.send(req.body(payload).unwrap())
+                .await
+                .expect_err(401, "unauthorized");
+        }
+        // The same therapist with a valid token gets through.
+        app.get("/api/sessions", Some(&t.token)).await.expect(200);
+        assert_eq!(
+            app.count("instant_sessions", "therapist_id = $1", &t.id)
+                .await,
+            0
+        );
     }
-    // The same therapist with a valid token gets through.
-    app.get("/api/sessions", Some(&t.token)).await.expect(200);
-    assert_eq!(app.count("instant_sessions", "therapist_id = $1", &t.id).await, 0);
-});
+);
 
 both_dbs!(turn_credentials, |app| async move {
     let org = app.org("Turn Clinic", true).await;
@@ -168,14 +252,26 @@ both_dbs!(turn_credentials, |app| async move {
 
     // Guests get credentials too, for their guest id.
     let s = app.session(&t, "Turn room").await;
-    let g = app.guest(s["share_token"].as_str().unwrap(), "Turn Guest").await;
+    let g = app
+        .guest(s["share_token"].as_str().unwrap(), "Turn Guest")
+        .await;
     let gcred = app.get("/api/turn-credentials", g["token"].as_str()).await;
     let gcred = gcred.expect(200);
-    assert!(gcred["username"].as_str().unwrap().ends_with(&format!(":{}", g["guest_id"].as_str().unwrap())));
+    assert!(gcred["username"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!(":{}", g["guest_id"].as_str().unwrap())));
 
-    app.get("/api/turn-credentials", None).await.expect_err(401, "unauthorized");
-    let expired = app.jwt.issue(&t.id, Role::Therapist, Some(&org.id), None, -10).0;
-    app.get("/api/turn-credentials", Some(&expired)).await.expect_err(401, "token_expired");
+    app.get("/api/turn-credentials", None)
+        .await
+        .expect_err(401, "unauthorized");
+    let expired = app
+        .jwt
+        .issue(&t.id, Role::Therapist, Some(&org.id), None, -10)
+        .0;
+    app.get("/api/turn-credentials", Some(&expired))
+        .await
+        .expect_err(401, "token_expired");
 });
 
 both_dbs!(health_probes, |app| async move {
@@ -186,7 +282,10 @@ both_dbs!(health_probes, |app| async move {
     // Without a database the service is not ready (but still alive).
     app.store.close().await;
     let r = app.get("/readyz", None).await;
-    assert_eq!(r.expect(503).clone(), json!({"status": "database_unavailable"}));
+    assert_eq!(
+        r.expect(503).clone(),
+        json!({"status": "database_unavailable"})
+    );
     app.get("/healthz", None).await.expect(200);
 });
 
@@ -203,9 +302,17 @@ both_dbs!(unknown_api_routes_are_json_404, |app| async move {
     // The assembled application (REST + pages + static files) answers the same for /api.
     let static_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("static");
     let full = theraroom::app::build(app.state(), static_dir, axum::Router::new());
-    let req = Request::builder().uri("/api/does/not/exist").body(Body::empty()).unwrap();
-    common::send_to(&full, req).await.expect_err(404, "not_found");
-    let req = Request::builder().uri("/healthz").body(Body::empty()).unwrap();
+    let req = Request::builder()
+        .uri("/api/does/not/exist")
+        .body(Body::empty())
+        .unwrap();
+    common::send_to(&full, req)
+        .await
+        .expect_err(404, "not_found");
+    let req = Request::builder()
+        .uri("/healthz")
+        .body(Body::empty())
+        .unwrap();
     common::send_to(&full, req).await.expect(200);
 });
 
@@ -245,7 +352,11 @@ both_dbs!(openapi_lists_every_route, |app| async move {
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let body = matches!(method, Method::POST | Method::PUT).then(|| json!({}));
         let resp = app.call(method.clone(), &concrete, None, body).await;
-        assert_ne!(resp.status.as_u16(), 405, "{method} {concrete} is not routed");
+        assert_ne!(
+            resp.status.as_u16(),
+            405,
+            "{method} {concrete} is not routed"
+        );
         assert_ne!(
             resp.json["error"]["code"],
             json!("not_found"),
@@ -254,10 +365,18 @@ both_dbs!(openapi_lists_every_route, |app| async move {
     }
 
     // Every operation documents its error responses with the shared error schema.
-    let protected_ops = doc_routes.iter().filter(|(_, p)| p.starts_with("/api/") && !p.starts_with("/api/join/"));
+    let protected_ops = doc_routes
+        .iter()
+        .filter(|(_, p)| p.starts_with("/api/") && !p.starts_with("/api/join/"));
     for (method, path) in protected_ops {
         let op = &paths[path.as_str()][method.as_str()];
-        assert!(op["responses"].get("401").is_some(), "{method} {path} documents no 401");
-        assert!(op.get("security").is_some(), "{method} {path} documents no security");
+        assert!(
+            op["responses"].get("401").is_some(),
+            "{method} {path} documents no 401"
+        );
+        assert!(
+            op.get("security").is_some(),
+            "{method} {path} documents no security"
+        );
     }
 });

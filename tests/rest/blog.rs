@@ -26,7 +26,10 @@ both_dbs!(list_grant_revoke, |app| async move {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["id"], json!(t.id));
     assert_eq!(rows[0]["name"], "Dr John Doe");
-    assert_eq!(rows[0]["can_post_blogs"], false, "new therapists may not post by default");
+    assert_eq!(
+        rows[0]["can_post_blogs"], false,
+        "new therapists may not post by default"
+    );
     assert!(rows[0]["email"].as_str().unwrap().contains('@'));
     assert!(!rows[0]["partner_id"].as_str().unwrap().is_empty());
     assert!(rows[0]["created_at"].as_str().unwrap().ends_with('Z'));
@@ -34,10 +37,19 @@ both_dbs!(list_grant_revoke, |app| async move {
     let granted = app.post(&grant_path(&org.id, &t.id), admin, None).await;
     let granted = granted.expect(200);
     assert_eq!(granted["success"], true);
-    assert_eq!(granted["message"], "Blog posting permission granted successfully");
+    assert_eq!(
+        granted["message"],
+        "Blog posting permission granted successfully"
+    );
     assert_eq!(granted["therapist"]["id"], json!(t.id));
     assert_eq!(granted["therapist"]["can_post_blogs"], true);
-    assert!(app.store.therapist(&t.id).await.unwrap().unwrap().can_post_blogs());
+    assert!(app
+        .store
+        .therapist(&t.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .can_post_blogs());
     let list = app.get(&list_path(&org.id), admin).await;
     assert_eq!(list.expect(200)["therapists"][0]["can_post_blogs"], true);
 
@@ -47,20 +59,45 @@ both_dbs!(list_grant_revoke, |app| async move {
 
     let revoked = app.post(&revoke_path(&org.id, &t.id), admin, None).await;
     let revoked = revoked.expect(200);
-    assert_eq!(revoked["message"], "Blog posting permission revoked successfully");
+    assert_eq!(
+        revoked["message"],
+        "Blog posting permission revoked successfully"
+    );
     assert_eq!(revoked["therapist"]["can_post_blogs"], false);
-    assert!(!app.store.therapist(&t.id).await.unwrap().unwrap().can_post_blogs());
+    assert!(!app
+        .store
+        .therapist(&t.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .can_post_blogs());
 
     app.post(&revoke_path(&org.id, &t.id), admin, None)
         .await
         .expect_err(400, "permission_already_revoked");
 
     // Only the two real changes are in the audit log, with before and after.
-    let audit = app.store.audit_for_target("therapist", &t.id).await.unwrap();
+    let audit = app
+        .store
+        .audit_for_target("therapist", &t.id)
+        .await
+        .unwrap();
     let actions: Vec<_> = audit.iter().map(|a| a.action.as_str()).collect();
-    assert_eq!(actions, vec!["therapist.blog_permission.grant", "therapist.blog_permission.revoke"]);
-    assert_eq!(audit[0].before_state.as_deref(), Some(r#"{"can_post_blogs":false}"#));
-    assert_eq!(audit[0].after_state.as_deref(), Some(r#"{"can_post_blogs":true}"#));
+    assert_eq!(
+        actions,
+        vec![
+            "therapist.blog_permission.grant",
+            "therapist.blog_permission.revoke"
+        ]
+    );
+    assert_eq!(
+        audit[0].before_state.as_deref(),
+        Some(r#"{"can_post_blogs":false}"#)
+    );
+    assert_eq!(
+        audit[0].after_state.as_deref(),
+        Some(r#"{"can_post_blogs":true}"#)
+    );
     assert_eq!(audit[1].actor_id, org.admin.id);
 });
 
@@ -75,7 +112,9 @@ both_dbs!(seed_003_error_codes, |app| async move {
 
     // 403 not_theraptrack_controlled.
     let p = Some(plain.admin.token.as_str());
-    app.get(&list_path(&plain.id), p).await.expect_err(403, "not_theraptrack_controlled");
+    app.get(&list_path(&plain.id), p)
+        .await
+        .expect_err(403, "not_theraptrack_controlled");
     app.post(&grant_path(&plain.id, &plain_t.id), p, None)
         .await
         .expect_err(403, "not_theraptrack_controlled");
@@ -85,9 +124,15 @@ both_dbs!(seed_003_error_codes, |app| async move {
 
     // 403 not_organization_owner: another organization's administrator.
     let o = Some(other.admin.token.as_str());
-    app.get(&list_path(&org.id), o).await.expect_err(403, "not_organization_owner");
-    app.post(&grant_path(&org.id, &t.id), o, None).await.expect_err(403, "not_organization_owner");
-    app.post(&revoke_path(&org.id, &t.id), o, None).await.expect_err(403, "not_organization_owner");
+    app.get(&list_path(&org.id), o)
+        .await
+        .expect_err(403, "not_organization_owner");
+    app.post(&grant_path(&org.id, &t.id), o, None)
+        .await
+        .expect_err(403, "not_organization_owner");
+    app.post(&revoke_path(&org.id, &t.id), o, None)
+        .await
+        .expect_err(403, "not_organization_owner");
 
     // 403 therapist_not_in_organization: another organization's therapist.
     app.post(&grant_path(&org.id, &foreign.id), admin, None)
@@ -105,21 +150,39 @@ both_dbs!(seed_003_error_codes, |app| async move {
         .await
         .expect_err(404, "therapist_not_found");
     let root = app.token("root", Role::SuperAdmin, None, None);
-    app.get(&list_path("no-such-org"), Some(&root)).await.expect_err(404, "organization_not_found");
+    app.get(&list_path("no-such-org"), Some(&root))
+        .await
+        .expect_err(404, "organization_not_found");
     app.post(&grant_path("no-such-org", &t.id), Some(&root), None)
         .await
         .expect_err(404, "organization_not_found");
 
     // Wrong role and no token.
-    app.get(&list_path(&org.id), Some(&t.token)).await.expect_err(403, "forbidden");
-    app.post(&grant_path(&org.id, &t.id), Some(&t.token), None).await.expect_err(403, "forbidden");
-    app.get(&list_path(&org.id), None).await.expect_err(401, "unauthorized");
-    app.post(&grant_path(&org.id, &t.id), None, None).await.expect_err(401, "unauthorized");
-    app.post(&revoke_path(&org.id, &t.id), None, None).await.expect_err(401, "unauthorized");
+    app.get(&list_path(&org.id), Some(&t.token))
+        .await
+        .expect_err(403, "forbidden");
+    app.post(&grant_path(&org.id, &t.id), Some(&t.token), None)
+        .await
+        .expect_err(403, "forbidden");
+    app.get(&list_path(&org.id), None)
+        .await
+        .expect_err(401, "unauthorized");
+    app.post(&grant_path(&org.id, &t.id), None, None)
+        .await
+        .expect_err(401, "unauthorized");
+    app.post(&revoke_path(&org.id, &t.id), None, None)
+        .await
+        .expect_err(401, "unauthorized");
 
     // Nothing changed anywhere.
     for id in [&t.id, &foreign.id, &plain_t.id] {
-        assert!(!app.store.therapist(id).await.unwrap().unwrap().can_post_blogs());
+        assert!(!app
+            .store
+            .therapist(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .can_post_blogs());
         assert!(app.audit_actions("therapist", id).await.is_empty());
     }
 });

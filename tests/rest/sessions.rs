@@ -45,14 +45,25 @@ both_dbs!(create_session_success, |app| async move {
     assert_eq!(s["organization_id"], json!(org.id));
     assert!(s["ended_at"].is_null());
     let share = s["share_token"].as_str().unwrap();
-    assert!(share.len() >= 22, "share token carries at least 128 bits: {share}");
-    assert!(share.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+    assert!(
+        share.len() >= 22,
+        "share token carries at least 128 bits: {share}"
+    );
+    assert!(share
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
     assert_eq!(s["join_url"], json!(format!("/join/{share}")));
     let expires = parse_time(&s["expires_at"]);
     let minutes = (expires - before).num_seconds() as f64 / 60.0;
-    assert!((29.0..=31.0).contains(&minutes), "expires in about 30 minutes, got {minutes}");
+    assert!(
+        (29.0..=31.0).contains(&minutes),
+        "expires in about 30 minutes, got {minutes}"
+    );
     let sid = s["id"].as_str().unwrap();
-    assert_eq!(app.audit_actions("session", sid).await, vec!["session.create"]);
+    assert_eq!(
+        app.audit_actions("session", sid).await,
+        vec!["session.create"]
+    );
 
     // Group sessions: explicit kind, or implied by capacity.
     let g = app
@@ -84,17 +95,44 @@ both_dbs!(create_session_validation, |app| async move {
     let cases = [
         (json!({"session_name": ""}), "invalid_session_name"),
         (json!({"session_name": "   "}), "invalid_session_name"),
-        (json!({"session_name": "x".repeat(121)}), "invalid_session_name"),
-        (json!({"session_name": "bell\u{0007}"}), "invalid_session_name"),
-        (json!({"session_name": "two\nlines"}), "invalid_session_name"),
-        (json!({"session_name": "ok", "max_participants": 1}), "invalid_max_participants"),
-        (json!({"session_name": "ok", "max_participants": 51}), "invalid_max_participants"),
-        (json!({"session_name": "ok", "expires_in_minutes": 4}), "invalid_expiry"),
-        (json!({"session_name": "ok", "expires_in_minutes": 1441}), "invalid_expiry"),
-        (json!({"session_name": "ok", "kind": "webinar"}), "invalid_kind"),
+        (
+            json!({"session_name": "x".repeat(121)}),
+            "invalid_session_name",
+        ),
+        (
+            json!({"session_name": "bell\u{0007}"}),
+            "invalid_session_name",
+        ),
+        (
+            json!({"session_name": "two\nlines"}),
+            "invalid_session_name",
+        ),
+        (
+            json!({"session_name": "ok", "max_participants": 1}),
+            "invalid_max_participants",
+        ),
+        (
+            json!({"session_name": "ok", "max_participants": 51}),
+            "invalid_max_participants",
+        ),
+        (
+            json!({"session_name": "ok", "expires_in_minutes": 4}),
+            "invalid_expiry",
+        ),
+        (
+            json!({"session_name": "ok", "expires_in_minutes": 1441}),
+            "invalid_expiry",
+        ),
+        (
+            json!({"session_name": "ok", "kind": "webinar"}),
+            "invalid_kind",
+        ),
         (json!({}), "invalid_json"),
         (json!({"session_name": 42}), "invalid_json"),
-        (json!({"session_name": "ok", "max_participants": "four"}), "invalid_json"),
+        (
+            json!({"session_name": "ok", "max_participants": "four"}),
+            "invalid_json",
+        ),
     ];
     for (body, code) in cases {
         let resp = app.post("/api/sessions", tok, Some(body.clone())).await;
@@ -104,9 +142,14 @@ both_dbs!(create_session_validation, |app| async move {
     app.post_raw("/api/sessions", tok, "application/json", "{not json")
         .await
         .expect_err(400, "invalid_json");
-    app.post_raw("/api/sessions", tok, "text/plain", r#"{"session_name":"ok"}"#)
-        .await
-        .expect_err(415, "unsupported_media_type");
+    app.post_raw(
+        "/api/sessions",
+        tok,
+        "text/plain",
+        r#"{"session_name":"ok"}"#,
+    )
+    .await
+    .expect_err(415, "unsupported_media_type");
     // The limits themselves are accepted.
     app.post(
         "/api/sessions",
@@ -122,7 +165,11 @@ both_dbs!(create_session_validation, |app| async move {
     )
     .await
     .expect(201);
-    assert_eq!(app.count("instant_sessions", "therapist_id = $1", &t.id).await, 2);
+    assert_eq!(
+        app.count("instant_sessions", "therapist_id = $1", &t.id)
+            .await,
+        2
+    );
 });
 
 both_dbs!(create_session_wrong_role, |app| async move {
@@ -131,7 +178,9 @@ both_dbs!(create_session_wrong_role, |app| async move {
     let client = app.client(&org.id, Some(&t.id), "Client").await;
     let admin_user = app.user(&org.id, Role::Admin, "Admin").await;
     let session = app.session(&t, "Existing").await;
-    let guest = app.guest(session["share_token"].as_str().unwrap(), "Guest").await;
+    let guest = app
+        .guest(session["share_token"].as_str().unwrap(), "Guest")
+        .await;
     let root = app.token("root", Role::SuperAdmin, None, None);
     let body = json!({"session_name": "Not mine to start"});
     for token in [
@@ -147,9 +196,17 @@ both_dbs!(create_session_wrong_role, |app| async move {
     }
     // A therapist token whose subject is not a therapist row.
     let fake = app.token("not-a-therapist", Role::Therapist, Some(&org.id), None);
-    app.post("/api/sessions", Some(&fake), Some(body.clone())).await.expect_err(403, "forbidden");
-    app.post("/api/sessions", None, Some(body)).await.expect_err(401, "unauthorized");
-    assert_eq!(app.count("instant_sessions", "organization_id = $1", &org.id).await, 1);
+    app.post("/api/sessions", Some(&fake), Some(body.clone()))
+        .await
+        .expect_err(403, "forbidden");
+    app.post("/api/sessions", None, Some(body))
+        .await
+        .expect_err(401, "unauthorized");
+    assert_eq!(
+        app.count("instant_sessions", "organization_id = $1", &org.id)
+            .await,
+        1
+    );
 });
 
 both_dbs!(list_sessions_per_role, |app| async move {
@@ -160,31 +217,71 @@ both_dbs!(list_sessions_per_role, |app| async move {
     let other = app.org("Elsewhere", true).await;
     let t3 = app.therapist(&other.id, "Dr Three").await;
 
-    let a = app.session(&t1, "A").await["id"].as_str().unwrap().to_string();
-    let b = app.session(&t1, "B").await["id"].as_str().unwrap().to_string();
-    let c = app.session(&t2, "C").await["id"].as_str().unwrap().to_string();
-    let d = app.session(&t3, "D").await["id"].as_str().unwrap().to_string();
+    let a = app.session(&t1, "A").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b = app.session(&t1, "B").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let c = app.session(&t2, "C").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let d = app.session(&t3, "D").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     // Therapist: own sessions only, with links.
     let list = app.get("/api/sessions", Some(&t1.token)).await;
     let list = list.expect(200);
     assert_eq!(ids(list), sorted(vec![a.clone(), b.clone()]));
-    assert!(list["sessions"][0]["join_url"].as_str().unwrap().starts_with("/join/"));
-    assert_eq!(ids(app.get("/api/sessions", Some(&t2.token)).await.expect(200)), vec![c.clone()]);
+    assert!(list["sessions"][0]["join_url"]
+        .as_str()
+        .unwrap()
+        .starts_with("/join/"));
+    assert_eq!(
+        ids(app.get("/api/sessions", Some(&t2.token)).await.expect(200)),
+        vec![c.clone()]
+    );
 
     // Organization administrators: the organization's sessions.
     let list = app.get("/api/sessions", Some(&org.admin.token)).await;
-    assert_eq!(ids(list.expect(200)), sorted(vec![a.clone(), b.clone(), c.clone()]));
+    assert_eq!(
+        ids(list.expect(200)),
+        sorted(vec![a.clone(), b.clone(), c.clone()])
+    );
     let admin_user = app.user(&org.id, Role::Admin, "Admin").await;
     let list = app.get("/api/sessions", Some(&admin_user.token)).await;
-    assert_eq!(ids(list.expect(200)), sorted(vec![a.clone(), b.clone(), c.clone()]));
-    assert_eq!(ids(app.get("/api/sessions", Some(&other.admin.token)).await.expect(200)), vec![d.clone()]);
+    assert_eq!(
+        ids(list.expect(200)),
+        sorted(vec![a.clone(), b.clone(), c.clone()])
+    );
+    assert_eq!(
+        ids(app
+            .get("/api/sessions", Some(&other.admin.token))
+            .await
+            .expect(200)),
+        vec![d.clone()]
+    );
 
     // Client: the sessions they joined (registered in), without links.
-    assert_eq!(ids(app.get("/api/sessions", Some(&client.token)).await.expect(200)), Vec::<String>::new());
-    app.post(&format!("/api/sessions/{a}/participants"), Some(&client.token), None)
-        .await
-        .expect(201);
+    assert_eq!(
+        ids(app
+            .get("/api/sessions", Some(&client.token))
+            .await
+            .expect(200)),
+        Vec::<String>::new()
+    );
+    app.post(
+        &format!("/api/sessions/{a}/participants"),
+        Some(&client.token),
+        None,
+    )
+    .await
+    .expect(201);
     let list = app.get("/api/sessions", Some(&client.token)).await;
     let list = list.expect(200);
     assert_eq!(ids(list), vec![a.clone()]);
@@ -193,14 +290,23 @@ both_dbs!(list_sessions_per_role, |app| async move {
 
     // Roles without a listing.
     let root = app.token("root", Role::SuperAdmin, None, None);
-    app.get("/api/sessions", Some(&root)).await.expect_err(403, "forbidden");
-    let share = app.get(&format!("/api/sessions/{a}"), Some(&t1.token)).await.expect(200)["share_token"]
+    app.get("/api/sessions", Some(&root))
+        .await
+        .expect_err(403, "forbidden");
+    let share = app
+        .get(&format!("/api/sessions/{a}"), Some(&t1.token))
+        .await
+        .expect(200)["share_token"]
         .as_str()
         .unwrap()
         .to_string();
     let guest = app.guest(&share, "Guest").await;
-    app.get("/api/sessions", guest["token"].as_str()).await.expect_err(403, "forbidden");
-    app.get("/api/sessions", None).await.expect_err(401, "unauthorized");
+    app.get("/api/sessions", guest["token"].as_str())
+        .await
+        .expect_err(403, "forbidden");
+    app.get("/api/sessions", None)
+        .await
+        .expect_err(401, "unauthorized");
 });
 
 both_dbs!(get_session_visibility, |app| async move {
@@ -221,8 +327,16 @@ both_dbs!(get_session_visibility, |app| async move {
     assert_eq!(by_admin.expect(200)["id"], json!(sid));
 
     // Not visible (404, same as unknown) to those who have nothing to do with it.
-    for token in [&colleague.token, &client.token, &other_t.token, &other_admin.token, &other.admin.token] {
-        app.get(&path, Some(token)).await.expect_err(404, "session_not_found");
+    for token in [
+        &colleague.token,
+        &client.token,
+        &other_t.token,
+        &other_admin.token,
+        &other.admin.token,
+    ] {
+        app.get(&path, Some(token))
+            .await
+            .expect_err(404, "session_not_found");
     }
     app.get("/api/sessions/no-such-session", Some(&t.token))
         .await
@@ -230,7 +344,9 @@ both_dbs!(get_session_visibility, |app| async move {
     app.get(&path, None).await.expect_err(401, "unauthorized");
 
     // A registered client sees it, without the link.
-    app.post(&format!("{path}/participants"), Some(&client.token), None).await.expect(201);
+    app.post(&format!("{path}/participants"), Some(&client.token), None)
+        .await
+        .expect(201);
     let seen = app.get(&path, Some(&client.token)).await;
     let seen = seen.expect(200);
     assert_eq!(seen["session_name"], "Private");
@@ -246,38 +362,66 @@ both_dbs!(end_session_and_its_failures, |app| async move {
     let s = app.session(&t, "To end").await;
     let sid = s["id"].as_str().unwrap();
     let end = format!("/api/sessions/{sid}/end");
-    app.post(&format!("/api/sessions/{sid}/participants"), Some(&client.token), None)
-        .await
-        .expect(201);
+    app.post(
+        &format!("/api/sessions/{sid}/participants"),
+        Some(&client.token),
+        None,
+    )
+    .await
+    .expect(201);
 
     // Refusals first: nothing ends.
-    app.post(&end, None, None).await.expect_err(401, "unauthorized");
-    app.post(&end, Some(&client.token), None).await.expect_err(403, "forbidden");
-    app.post(&end, Some(&other_t.token), None).await.expect_err(404, "session_not_found");
-    app.post(&end, Some(&other.admin.token), None).await.expect_err(404, "session_not_found");
+    app.post(&end, None, None)
+        .await
+        .expect_err(401, "unauthorized");
+    app.post(&end, Some(&client.token), None)
+        .await
+        .expect_err(403, "forbidden");
+    app.post(&end, Some(&other_t.token), None)
+        .await
+        .expect_err(404, "session_not_found");
+    app.post(&end, Some(&other.admin.token), None)
+        .await
+        .expect_err(404, "session_not_found");
     app.post("/api/sessions/no-such-session/end", Some(&t.token), None)
         .await
         .expect_err(404, "session_not_found");
-    assert_eq!(app.get(&format!("/api/sessions/{sid}"), Some(&t.token)).await.expect(200)["is_active"], true);
+    assert_eq!(
+        app.get(&format!("/api/sessions/{sid}"), Some(&t.token))
+            .await
+            .expect(200)["is_active"],
+        true
+    );
 
     let ended = app.post(&end, Some(&t.token), None).await;
     let ended = ended.expect(200);
     assert_eq!(ended["is_active"], false);
     assert!(ended["ended_at"].is_string());
-    app.post(&end, Some(&t.token), None).await.expect_err(409, "session_already_ended");
-    app.post(&end, Some(&org.admin.token), None).await.expect_err(409, "session_already_ended");
-    let read = app.get(&format!("/api/sessions/{sid}"), Some(&t.token)).await;
+    app.post(&end, Some(&t.token), None)
+        .await
+        .expect_err(409, "session_already_ended");
+    app.post(&end, Some(&org.admin.token), None)
+        .await
+        .expect_err(409, "session_already_ended");
+    let read = app
+        .get(&format!("/api/sessions/{sid}"), Some(&t.token))
+        .await;
     assert_eq!(read.expect(200)["is_active"], false);
     let audit = app.store.audit_for_target("session", sid).await.unwrap();
     let actions: Vec<_> = audit.iter().map(|a| a.action.as_str()).collect();
     assert_eq!(actions, vec!["session.create", "session.end"]);
     assert_eq!(audit[1].actor_id, t.id);
-    assert_eq!(audit[1].after_state.as_deref(), Some(r#"{"is_active":false}"#));
+    assert_eq!(
+        audit[1].after_state.as_deref(),
+        Some(r#"{"is_active":false}"#)
+    );
 
     // An expired session reads as inactive.
     let s2 = app.session(&t, "Will expire").await;
     let sid2 = s2["id"].as_str().unwrap();
     app.expire_session(sid2).await;
-    let read = app.get(&format!("/api/sessions/{sid2}"), Some(&t.token)).await;
+    let read = app
+        .get(&format!("/api/sessions/{sid2}"), Some(&t.token))
+        .await;
     assert_eq!(read.expect(200)["is_active"], false);
 });

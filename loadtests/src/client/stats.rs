@@ -1,0 +1,434 @@
+//! What goes into a synthetic media packet and what a receiver counts about it.
+//!
+//! The tool owns both ends of every stream, so each payload carries a per-track index and
+//! the send time: the receiver can then count unique packets (loss, duplicates) and
+//! one-way latency without any side channel. Everything here is allocation-free per
+//! packet: fixed-size bitmaps and a fixed-bucket histogram.
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use super::protocol::Kind;
+
+/// Marks a payload written by this tool; followed by the index (u32) and the send time
+/// (u64 µs since the Unix epoch), big-endian.
+pub const MAGIC: [u8; 4] = *b"TRLD";
+
+/// Bytes of the tag ([`MAGIC`], index, send time).
+pub const TAG_LEN: usize = 16;
+
+/// First byte of every synthetic VP8 payload: a VP8 payload descriptor with the S bit
+/// (start of partition) set and partition index 0, so the packet is well-formed VP8 RTP.
+pub const VP8_DESCRIPTOR: u8 = 0x10;
+
+/// Where the tag starts in a payload of `kind`: after the VP8 payload descriptor for
+/// video, at the start for audio.
+pub fn tag_offset(kind: Kind) -> usize {
+    match kind {
+        Kind::Video => 1,
+        Kind::Audio => 0,
+    }
+}
+
+/// Microseconds since the Unix epoch: the clock both ends share (same machine).
+pub fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// Fills `buf` (at least `tag_offset + TAG_LEN` long) with a tagged payload.
+pub fn write_tag(buf: &mut [u8], kind: Kind, index: u32, sent_us: u64) {
+    let o = tag_offset(kind);
+    if kind == Kind::Video {
+        buf[0] = VP8_DESCRIPTOR;
+    }
+    buf[o..o + 4].copy_from_slice(&MAGIC);
+    buf[o + 4..o + 8].copy_from_slice(&index.to_be_bytes());
+    buf[o + 8..o + 16].copy_from_slice(&sent_us.to_be_bytes());
+}
+
+/// Reads the tag of a payload of `kind`: `(index, send time in µs)`, or `None` for a
+/// payload this tool did not write.
+pub fn read_tag(payload: &[u8], kind: Kind) -> Option<(u32, u64)> {
+    let o = tag_offset(kind);
+    let tag = payload.get(o..o + TAG_LEN)?;
+    if tag[..4] != MAGIC {
+        return None;
+    }
+    let index = u32::from_be_bytes(tag[4..8].try_into().ok()?);
+    let sent = u64::from_be_bytes(tag[8..16].try_into().ok()?);
+    Some((index, sent))
+}
+
+/// Number of recent indices [`SeqWindow`] remembers.
+pub const SEQ_WINDOW: u32 = 1024;
+
+/// Remembers which of the last [`SEQ_WINDOW`] indices arrived, to tell new packets from
+/// duplicates (NACK retransmissions, replays) without a growing set.
+#[derive(Debug, Clone, Default)]
+pub struct SeqWindow {
+    highest: Option<u32>,
+    /// Bit `age` set = index `highest - age` arrived.
+    bits: [u64; (SEQ_WINDOW / 64) as usize],
+}
+
+impl SeqWindow {
+    /// Records `index`; true if it was not seen before (or is older than the window).
+    pub fn insert(&mut self, index: u32) -> bool {
+        let Some(highest) = self.highest else {
+            self.highest = Some(index);
+            self.bits[0] = 1;
+            return true;
+        };
+        if index > highest {
+            self.shift(index - highest);
+            self.highest = Some(index);
+            self.bits[0] |= 1;
+            return true;
+        }
+        let age = highest - index;
+        if age >= SEQ_WINDOW {
+            return true;
+        }
+        let (w, b) = ((age / 64) as usize, age % 64);
+        let seen = self.bits[w] & (1 << b) != 0;
+        self.bits[w] |= 1 << b;
+        !seen
+    }
+
+    /// Highest index seen.
+    pub fn highest(&self) -> Option<u32> {
+        self.highest
+    }
+
+    fn shift(&mut self, d: u32) {
+        let n = self.bits.len();
+        if d >= SEQ_WINDOW {
+            self.bits = [0; (SEQ_WINDOW / 64) as usize];
+            return;
+        }
+        let words = (d / 64) as usize;
+        let bits = d % 64;
+        for w in (0..n).rev() {
+            let mut v = 0;
+            if w >= words {
+                let src = w - words;
+                v = self.bits[src] << bits;
+                if bits > 0 && src >= 1 {
+                    v |= self.bits[src - 1] >> (64 - bits);
+                }
+            }
+            self.bits[w] = v;
+        }
+    }
+}
+
+const FINE_BUCKETS: usize = 100; // [0, 10 ms) by 100 µs
+const COARSE_BUCKETS: usize = 99; // [10 ms, 1 s) by 10 ms
+const BUCKETS: usize = FINE_BUCKETS + COARSE_BUCKETS + 1; // + [1 s, ∞)
+
+/// One-way latency samples in fixed buckets (100 µs below 10 ms, 10 ms below 1 s, one
+/// overflow bucket): constant memory and no allocation per sample, precise enough to
+/// report percentiles of a loopback or LAN test.
+#[derive(Clone)]
+pub struct LatencyHistogram {
+    buckets: [u64; BUCKETS],
+    count: u64,
+    sum_us: u64,
+    min_us: u64,
+    max_us: u64,
+}
+
+impl std::fmt::Debug for LatencyHistogram {
+    /// A summary (count, min, p50, p99, max in µs) rather than 200 buckets.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LatencyHistogram")
+            .field("count", &self.count)
+            .field("min_us", &self.min_us())
+            .field("p50_us", &self.quantile_us(0.5))
+            .field("p99_us", &self.quantile_us(0.99))
+            .field("max_us", &self.max_us())
+            .finish()
+    }
+}
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        LatencyHistogram {
+            buckets: [0; BUCKETS],
+            count: 0,
+            sum_us: 0,
+            min_us: u64::MAX,
+            max_us: 0,
+        }
+    }
+}
+
+fn bucket_of(us: u64) -> usize {
+    if us < 10_000 {
+        (us / 100) as usize
+    } else if us < 1_000_000 {
+        FINE_BUCKETS + ((us - 10_000) / 10_000) as usize
+    } else {
+        BUCKETS - 1
+    }
+}
+
+fn bucket_upper_us(i: usize) -> u64 {
+    if i < FINE_BUCKETS {
+        (i as u64 + 1) * 100
+    } else if i < FINE_BUCKETS + COARSE_BUCKETS {
+        10_000 + (i - FINE_BUCKETS + 1) as u64 * 10_000
+    } else {
+        u64::MAX
+    }
+}
+
+impl LatencyHistogram {
+    /// Adds one sample.
+    pub fn record(&mut self, us: u64) {
+        self.buckets[bucket_of(us)] += 1;
+        self.count += 1;
+        self.sum_us = self.sum_us.saturating_add(us);
+        self.min_us = self.min_us.min(us);
+        self.max_us = self.max_us.max(us);
+    }
+
+    /// Adds every sample of `other` (to aggregate tracks or participants).
+    pub fn merge(&mut self, other: &LatencyHistogram) {
+        for (a, b) in self.buckets.iter_mut().zip(other.buckets.iter()) {
+            *a += b;
+        }
+        self.count += other.count;
+        self.sum_us = self.sum_us.saturating_add(other.sum_us);
+        self.min_us = self.min_us.min(other.min_us);
+        self.max_us = self.max_us.max(other.max_us);
+    }
+
+    /// Number of samples.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Smallest sample (µs), if any.
+    pub fn min_us(&self) -> Option<u64> {
+        (self.count > 0).then_some(self.min_us)
+    }
+
+    /// Largest sample (µs), if any.
+    pub fn max_us(&self) -> Option<u64> {
+        (self.count > 0).then_some(self.max_us)
+    }
+
+    /// Mean (µs), if any.
+    pub fn mean_us(&self) -> Option<u64> {
+        (self.count > 0).then(|| self.sum_us / self.count)
+    }
+
+    /// Upper bound (µs) of the bucket holding quantile `q` (0.0–1.0), capped by the
+    /// largest sample; `None` without samples.
+    pub fn quantile_us(&self, q: f64) -> Option<u64> {
+        if self.count == 0 {
+            return None;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * self.count as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (i, n) in self.buckets.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                return Some(bucket_upper_us(i).min(self.max_us));
+            }
+        }
+        Some(self.max_us)
+    }
+}
+
+/// What one remote track delivered so far (a snapshot).
+#[derive(Debug, Clone)]
+pub struct RemoteTrackStats {
+    /// Track id: the `track_id` announced in `track_published`.
+    pub track_id: String,
+    /// MediaStream id: the publishing participant's id.
+    pub stream_id: String,
+    /// Audio or video.
+    pub kind: Kind,
+    /// SSRC of the last packet (0 before any).
+    pub ssrc: u32,
+    /// RTP packets received, duplicates included.
+    pub packets: u64,
+    /// Payload bytes received.
+    pub bytes: u64,
+    /// Packets carrying this tool's tag.
+    pub tagged: u64,
+    /// Tagged packets whose index had not been seen before.
+    pub unique: u64,
+    /// Tagged packets whose index had been seen before.
+    pub duplicates: u64,
+    /// Lowest and highest tag index seen.
+    pub index_range: Option<(u32, u32)>,
+    /// When the first packet arrived.
+    pub first_packet_at: Option<Instant>,
+    /// When the last packet arrived.
+    pub last_packet_at: Option<Instant>,
+    /// One-way latency of the tagged packets (unique ones only).
+    pub latency: LatencyHistogram,
+    /// True once the track ended (the publisher left or the connection closed).
+    pub ended: bool,
+}
+
+impl RemoteTrackStats {
+    /// Indices inside [`RemoteTrackStats::index_range`] that never arrived: losses
+    /// since the first tagged packet received (packets sent before that are not counted).
+    pub fn missing(&self) -> u64 {
+        self.index_range
+            .map_or(0, |(lo, hi)| (u64::from(hi - lo) + 1).saturating_sub(self.unique))
+    }
+}
+
+/// The per-track receive state the reader task updates for every packet.
+#[derive(Debug, Clone)]
+pub(crate) struct RemoteTrackState {
+    pub(crate) stats: RemoteTrackStats,
+    pub(crate) window: SeqWindow,
+}
+
+impl RemoteTrackState {
+    pub(crate) fn new(track_id: String, stream_id: String, kind: Kind) -> Self {
+        RemoteTrackState {
+            stats: RemoteTrackStats {
+                track_id,
+                stream_id,
+                kind,
+                ssrc: 0,
+                packets: 0,
+                bytes: 0,
+                tagged: 0,
+                unique: 0,
+                duplicates: 0,
+                index_range: None,
+                first_packet_at: None,
+                last_packet_at: None,
+                latency: LatencyHistogram::default(),
+                ended: false,
+            },
+            window: SeqWindow::default(),
+        }
+    }
+
+    /// Accounts one received packet.
+    pub(crate) fn on_packet(&mut self, ssrc: u32, payload: &[u8], now: Instant, now_us: u64) {
+        let s = &mut self.stats;
+        s.ssrc = ssrc;
+        s.packets += 1;
+        s.bytes += payload.len() as u64;
+        s.first_packet_at.get_or_insert(now);
+        s.last_packet_at = Some(now);
+        let Some((index, sent_us)) = read_tag(payload, s.kind) else {
+            return;
+        };
+        s.tagged += 1;
+        if self.window.insert(index) {
+            s.unique += 1;
+            s.latency.record(now_us.saturating_sub(sent_us));
+            s.index_range = Some(match s.index_range {
+                None => (index, index),
+                Some((lo, hi)) => (lo.min(index), hi.max(index)),
+            });
+        } else {
+            s.duplicates += 1;
+        }
+    }
+}
+
+/// What one local track sent so far (a snapshot).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentStats {
+    /// Our track id (the server keeps it: receivers see the same `track_id`).
+    pub track_id: String,
+    /// Audio or video.
+    pub kind: Kind,
+    /// Packets handed to the peer connection without error (the driver may still drop
+    /// some: webrtc 0.21 reports no error for those, test delivery instead).
+    pub packets: u64,
+    /// Payload bytes of those packets.
+    pub bytes: u64,
+    /// Writes that failed (e.g. before the track was bound to the transport).
+    pub errors: u64,
+    /// Next tag index to be written (= tagged packets attempted).
+    pub next_index: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_round_trip() {
+        for kind in [Kind::Audio, Kind::Video] {
+            let mut buf = vec![0u8; 40];
+            write_tag(&mut buf, kind, 7, 123_456);
+            assert_eq!(read_tag(&buf, kind), Some((7, 123_456)));
+            if kind == Kind::Video {
+                assert_eq!(buf[0], VP8_DESCRIPTOR);
+            }
+        }
+        assert_eq!(read_tag(&[0u8; 40], Kind::Audio), None);
+        assert_eq!(read_tag(&[0u8; 3], Kind::Video), None);
+    }
+
+    #[test]
+    fn window_tells_duplicates() {
+        let mut w = SeqWindow::default();
+        assert!(w.insert(10));
+        assert!(!w.insert(10));
+        assert!(w.insert(12));
+        assert!(w.insert(11));
+        assert!(!w.insert(11));
+        assert!(w.insert(200));
+        assert!(!w.insert(12), "still inside the window after a shift");
+        assert!(w.insert(13));
+        assert!(w.insert(200 + 70));
+        assert!(!w.insert(200));
+        assert!(!w.insert(13));
+        assert!(w.insert(5000));
+        assert!(w.insert(13), "older than the window counts as new");
+        assert_eq!(w.highest(), Some(5000));
+    }
+
+    #[test]
+    fn histogram_quantiles() {
+        let mut h = LatencyHistogram::default();
+        assert_eq!(h.quantile_us(0.5), None);
+        for us in [50, 150, 250, 20_000, 2_000_000] {
+            h.record(us);
+        }
+        assert_eq!(h.count(), 5);
+        assert_eq!(h.min_us(), Some(50));
+        assert_eq!(h.max_us(), Some(2_000_000));
+        assert_eq!(h.quantile_us(0.2), Some(100));
+        assert_eq!(h.quantile_us(0.6), Some(300));
+        assert_eq!(h.quantile_us(0.8), Some(30_000));
+        assert_eq!(h.quantile_us(1.0), Some(2_000_000));
+        let mut g = LatencyHistogram::default();
+        g.merge(&h);
+        assert_eq!(g.count(), 5);
+    }
+
+    #[test]
+    fn track_state_counts() {
+        let mut st = RemoteTrackState::new("t".into(), "p".into(), Kind::Video);
+        let mut buf = vec![0u8; 100];
+        let now = Instant::now();
+        write_tag(&mut buf, Kind::Video, 1, 1_000);
+        st.on_packet(9, &buf, now, 1_500);
+        st.on_packet(9, &buf, now, 1_600);
+        write_tag(&mut buf, Kind::Video, 2, 2_000);
+        st.on_packet(9, &buf, now, 2_300);
+        st.on_packet(9, &[1, 2, 3], now, 0);
+        let s = &st.stats;
+        assert_eq!((s.packets, s.tagged, s.unique, s.duplicates), (4, 3, 2, 1));
+        assert_eq!(s.index_range, Some((1, 2)));
+        assert_eq!(s.latency.min_us(), Some(300));
+        assert_eq!(s.latency.max_us(), Some(500));
+    }
+}

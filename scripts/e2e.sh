@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Runs the Chromium end-to-end scenarios (e2e/run.sh) against a fresh TheraRoom server
+# with its own temporary data directory, inside a network namespace that has only `lo`
+# (so the browser and the SFU talk over loopback and nothing else).
+#
+# Usage: scripts/e2e.sh [scenario ...]   (needs a built debug binary, chromium, and
+#        `npm ci` done in e2e/; scripts/test.sh and .ci/run take care of both)
+set -euo pipefail
+
+self="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
+cd "$(dirname "$self")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/theraroom-target}"
+
+if [ -z "${THERAROOM_E2E_IN_NS:-}" ] && unshare -n true 2>/dev/null; then
+  export THERAROOM_E2E_IN_NS=1
+  exec unshare -n sh -c 'ip link set lo up && exec "$0" "$@"' "$self" "$@"
+fi
+
+bin="$CARGO_TARGET_DIR/debug/theraroom"
+[ -x "$bin" ] || cargo build --offline -p theraroom --bin theraroom
+
+data=$(mktemp -d "${TMPDIR:-/tmp}/theraroom-e2e.XXXXXX")
+if [ -n "${THERAROOM_E2E_IN_NS:-}" ]; then
+  port=8080  # a namespace of our own: every port is free
+else
+  echo "WARNING: unshare -n is not available; running e2e on the host network" >&2
+  port=$((20000 + RANDOM % 20000))
+fi
+base="http://127.0.0.1:$port"
+
+"$bin" --data-dir "$data" --bind "127.0.0.1:$port" >"$data/server.log" 2>&1 &
+server=$!
+cleanup() {
+  kill "$server" 2>/dev/null || true
+  wait "$server" 2>/dev/null || true
+  rm -rf "$data"
+}
+trap cleanup EXIT
+
+for _ in $(seq 1 100); do
+  curl -fsS "$base/readyz" >/dev/null 2>&1 && break
+  if ! kill -0 "$server" 2>/dev/null; then
+    cat "$data/server.log" >&2
+    echo "e2e: the server did not start" >&2
+    exit 1
+  fi
+  sleep 0.2
+done
+curl -fsS "$base/readyz" >/dev/null || { cat "$data/server.log" >&2; exit 1; }
+
+demo_json=$("$bin" --data-dir "$data" demo --json)
+status=0
+BASE_URL="$base" DEMO_JSON="$demo_json" sh e2e/run.sh "$@" || status=$?
+if [ "$status" -ne 0 ]; then
+  echo "---- server log (last 50 lines) ----" >&2
+  tail -n 50 "$data/server.log" >&2
+fi
+exit "$status"
