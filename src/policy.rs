@@ -123,7 +123,7 @@ pub async fn admit(
 async fn identify(store: &Store, claims: &Claims, session: &VideoSession) -> ApiResult<Entrant> {
     let forbidden = || ApiError::forbidden("forbidden", "you may not join this session");
     if claims.role == Role::Guest {
-        if claims.session_id.as_deref() != Some(session.id.as_str()) {
+        if session.restricted() || claims.session_id.as_deref() != Some(session.id.as_str()) {
             return Err(forbidden());
         }
         let guest = store.guest(&claims.sub).await?.ok_or_else(forbidden)?;
@@ -141,7 +141,7 @@ async fn identify(store: &Store, claims: &Claims, session: &VideoSession) -> Api
     let role = Role::parse(&user.role).ok_or_else(forbidden)?;
     let same_org = user.organization_id.as_deref() == Some(session.organization_id.as_str())
         && claims.org_id.as_deref() == Some(session.organization_id.as_str());
-    let allowed = if user.id == session.therapist_id {
+    let mut allowed = if user.id == session.therapist_id {
         true
     } else {
         match role {
@@ -155,6 +155,9 @@ async fn identify(store: &Store, claims: &Claims, session: &VideoSession) -> Api
             Role::SuperAdmin | Role::Guest => false,
         }
     };
+    if allowed && session.restricted() && user.id != session.therapist_id {
+        allowed = store.is_room_invitee(&session.id, &user.id).await?;
+    }
     let registered = store
         .participant_of(&session.id, Registrant::User(&user.id))
         .await?

@@ -84,6 +84,12 @@ pub async fn guest_token(
 ) -> ApiResult<(StatusCode, Json<GuestToken>)> {
     let name = validate_name(&body.name, 80, "invalid_name", "name")?;
     let session = open_session(&state, &share_token).await?;
+    if session.restricted() {
+        return Err(ApiError::forbidden(
+            "guests_not_allowed",
+            "this session admits invited participants only",
+        ));
+    }
     therapist_video_access(&state.store, &session.therapist_id)
         .await?
         .require()?;

@@ -9,6 +9,7 @@ mod extract;
 mod guard;
 mod health;
 mod join;
+mod notifications;
 mod participants;
 mod sessions;
 mod turn;
@@ -76,6 +77,8 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(join::join_info))
         .routes(routes!(join::guest_token))
         .routes(routes!(turn::turn_credentials))
+        .routes(routes!(notifications::list_notifications))
+        .routes(routes!(notifications::mark_read))
         .with_state(state)
         .split_for_parts();
     let doc_json = doc.clone();

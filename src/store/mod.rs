@@ -6,6 +6,7 @@
 //! differ per backend. Each submodule owns one group of tables.
 
 pub mod audit;
+pub mod notifications;
 pub mod organizations;
 pub mod participants;
 pub mod sessions;

@@ -179,6 +179,23 @@ impl Store {
         .map(|r| r.rows_affected())
     }
 
+    /// Whether a user is an invitee of a restricted room (booked 1:1 or group session).
+    pub async fn is_room_invitee(
+        &self,
+        instant_session_id: &str,
+        user_id: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT user_id FROM scheduled_room_invitees WHERE instant_session_id = $1 AND user_id = $2 \
+             UNION SELECT user_id FROM group_room_invitees WHERE instant_session_id = $1 AND user_id = $2",
+        )
+        .bind(instant_session_id)
+        .bind(user_id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.is_some())
+    }
+
     /// Creates a guest for one session.
     pub async fn create_guest(
         &self,

@@ -31,12 +31,17 @@ pub struct VideoSession {
     pub ended_at: Option<i64>,
     /// The therapist's display name (joined in).
     pub therapist_name: String,
+    restricted: i16,
 }
 
 impl VideoSession {
     /// False once ended.
     pub fn is_active(&self) -> bool {
         self.is_active != 0
+    }
+    /// True for rooms of booked or group sessions: only their invitees may enter.
+    pub fn restricted(&self) -> bool {
+        self.restricted != 0
     }
     /// Active and not past its expiry at `now_ms`.
     pub fn is_open_at(&self, now_ms: i64) -> bool {
@@ -64,7 +69,7 @@ pub struct NewSession<'a> {
 }
 
 const COLUMNS: &str = "s.id, s.session_name, s.share_token, s.therapist_id, s.organization_id, s.kind, \
-     s.max_participants, s.is_active, s.created_at, s.expires_at, s.ended_at, u.display_name AS therapist_name";
+     s.max_participants, s.is_active, s.created_at, s.expires_at, s.ended_at, u.display_name AS therapist_name, s.restricted";
 
 impl Store {
     /// Inserts a session and returns it.

@@ -9,7 +9,7 @@ use hmac::{Hmac, Mac};
 use std::collections::BTreeSet;
 
 /// Every route of the REST API: (method, OpenAPI path).
-const ROUTES: [(&str, &str); 21] = [
+const ROUTES: [(&str, &str); 23] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/api/organizations/{id}/video-settings"),
@@ -42,12 +42,14 @@ const ROUTES: [(&str, &str); 21] = [
     ("get", "/api/join/{share_token}"),
     ("post", "/api/join/{share_token}/guest"),
     ("get", "/api/turn-credentials"),
+    ("get", "/api/notifications"),
+    ("post", "/api/notifications/{id}/read"),
     // Served, but not part of the document it serves.
     ("get", "/api/openapi.json"),
 ];
 
 /// The 17 documented paths.
-const DOC_PATHS: [&str; 17] = [
+const DOC_PATHS: [&str; 19] = [
     "/healthz",
     "/readyz",
     "/api/organizations/{id}/video-settings",
@@ -65,6 +67,8 @@ const DOC_PATHS: [&str; 17] = [
     "/api/join/{share_token}",
     "/api/join/{share_token}/guest",
     "/api/turn-credentials",
+    "/api/notifications",
+    "/api/notifications/{id}/read",
 ];
 
 /// Routes that need a bearer token.
