@@ -28,7 +28,7 @@ else
 fi
 base="http://127.0.0.1:$port"
 
-"$bin" --data-dir "$data" --bind "127.0.0.1:$port" >"$data/server.log" 2>&1 &
+"$bin" --data-dir "$data" --static-dir "$PWD/static" --bind "127.0.0.1:$port" >"$data/server.log" 2>&1 &
 server=$!
 cleanup() {
   kill "$server" 2>/dev/null || true

@@ -36,7 +36,7 @@ done
 
 # Packages whose tests need the private network namespace.
 media_packages=()
-for p in sfu; do
+for p in sfu signaling theraroom-load; do
   [ -f "$p/Cargo.toml" ] && media_packages+=("$p")
 done
 
