@@ -51,6 +51,12 @@ curl -fsS "$base/readyz" >/dev/null || { cat "$data/server.log" >&2; exit 1; }
 demo_json=$("$bin" --data-dir "$data" demo --json)
 status=0
 BASE_URL="$base" DEMO_JSON="$demo_json" sh e2e/run.sh "$@" || status=$?
+# What the server saw and spent (for the closing notes; not asserted).
+curl -fsS "$base/metrics" 2>/dev/null | grep -E '^(sfu_|theraroom_)' | grep -v '_bucket' >&2 || true
+if [ -r "/proc/$server/stat" ]; then
+  ticks=$(getconf CLK_TCK)
+  awk -v t="$ticks" '{printf "e2e: server CPU %.2f s (user %.2f, system %.2f)\n", ($14+$15)/t, $14/t, $15/t}' "/proc/$server/stat" >&2
+fi
 if [ "$status" -ne 0 ]; then
   echo "---- server log (last 50 lines) ----" >&2
   tail -n 50 "$data/server.log" >&2

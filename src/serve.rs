@@ -145,14 +145,20 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         turn,
         live: Arc::new(HubControl(hub.clone())),
     };
-    let extra = theraroom::rtc::routes(hub).merge(theraroom::metrics::routes());
+    let extra = theraroom::rtc::routes(hub.clone()).merge(theraroom::metrics::routes());
     let app = theraroom::app::build(state, settings.static_dir(), extra);
     let listener = tokio::net::TcpListener::bind(settings.bind)
         .await
         .map_err(|e| format!("cannot bind {}: {e}", settings.bind))?;
     tracing::info!(addr = %settings.bind, backend = ?store.backend(), "TheraRoom listening");
+    let closing_hub = hub.clone();
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            // Live calls are upgraded connections the HTTP server does not wait for:
+            // close them ourselves so clients know to reconnect and rows are closed.
+            closing_hub.shutdown().await;
+        })
         .await
         .map_err(|e| format!("server error: {e}"))?;
     store.close().await;

@@ -190,6 +190,31 @@ impl Hub {
         tracing::info!(room_id = %session_id, reason, "room ended");
     }
 
+    /// Closes every room because the server stops: clients get close code 1012
+    /// (service restart) and may reconnect to another instance; rows are closed.
+    pub async fn shutdown(&self) {
+        let ids: Vec<String> = self.inner.rooms.iter().map(|r| r.key().clone()).collect();
+        for id in ids {
+            let Some((_, room)) = self.inner.rooms.remove(&id) else {
+                continue;
+            };
+            let mut members = room.members.lock().await;
+            members.closed = true;
+            let gone: Vec<(String, Member)> = members.by_id.drain().collect();
+            drop(members);
+            for (pid, member) in gone {
+                member.outbox.close(1012, "server_restart");
+                if member.media.is_some() {
+                    room.media.remove_participant(&pid).await;
+                }
+                self.inner.gate.participant_left(&pid).await;
+                metrics::gauge!("theraroom_participants").decrement(1.0);
+            }
+            self.inner.sfu.remove_room(&id);
+        }
+        metrics::gauge!("theraroom_rooms").set(0.0);
+    }
+
     /// Removes one participant on the therapist's order: they receive `removed` and
     /// are disconnected; the others see `participant_left` with reason `removed`.
     pub async fn remove_participant(&self, session_id: &str, participant_id: &str) {

@@ -392,3 +392,18 @@ async fn notifications_reach_listeners_and_joined_users() {
         .await;
     expect_fatal(&mut bad_rx, "unauthorized", 4401).await;
 }
+
+#[tokio::test]
+async fn shutdown_closes_everyone_for_reconnect() {
+    let (hub, gate) = hub_with(Duration::from_secs(30));
+    let (mut a, mut a_rx) = hub.connect(None);
+    a.handle_text(&join("s7", "a@s7")).await;
+    next_message(&mut a_rx).await;
+    hub.shutdown().await;
+    assert!(matches!(
+        next(&mut a_rx).await,
+        Outbound::Close { code: 1012, .. }
+    ));
+    assert_eq!(gate.active.lock().unwrap().get("a"), Some(&false));
+    assert_eq!(hub.room_count(), 0);
+}
