@@ -166,7 +166,8 @@ async fn run_socket(hub: Hub, mut socket: WebSocket, header_token: Option<String
     let (mut connection, mut outbound) = hub.connect(header_token);
     let join_deadline = tokio::time::sleep(hub.config().join_timeout);
     tokio::pin!(join_deadline);
-    let mut ping = tokio::time::interval(PING_EVERY);
+    // First ping after one period: pinging at once would race the client's `join`.
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
     let mut last_heard = tokio::time::Instant::now();
     let mut reading = true;
     loop {

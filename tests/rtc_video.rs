@@ -418,6 +418,7 @@ async fn reload_resumes_the_same_participant_and_media_flows_again() {
         media_both_ways(&t, &before).await;
         let gid = before.participant_id().to_owned();
         let old_video = track_from(&t, &gid, Kind::Video).track_id;
+        let old_tracks: Vec<String> = t.received_from(&gid).into_iter().map(|r| r.track_id).collect();
         let mut t_events = t.events();
 
         // The page reloads: same guest token, new socket, while the old one is still open.
@@ -444,12 +445,20 @@ async fn reload_resumes_the_same_participant_and_media_flows_again() {
         after.start_media(rtc_common::RATE);
         t.start_media(rtc_common::RATE);
         let flowing = eventually(MEDIA_LIMIT, || {
+            let new_tracks: Vec<_> = t
+                .received_from(&gid)
+                .into_iter()
+                .filter(|r| !old_tracks.contains(&r.track_id) && r.unique > 0)
+                .collect();
             receiving_from(&after, t.participant_id())
-                && t.received_from(&gid).iter().any(|r| r.track_id != old_video && r.kind == Kind::Video && r.unique > 0)
-                && receiving_from(&t, &gid)
+                && [Kind::Audio, Kind::Video].iter().all(|k| new_tracks.iter().any(|r| r.kind == *k))
         })
         .await;
         assert!(flowing, "after reload: therapist got {:?}, guest got {:?}", t.received(), after.received());
+        for old in &old_tracks {
+            let rx = t.received_track(old).expect("old track known");
+            assert!(rx.ended, "old track {old} still live after track_unpublished");
+        }
         assert_delivery(&server, &t, &after).await;
         // The therapist saw the old tracks go and new ones come, never a leave.
         let log = t.event_log();

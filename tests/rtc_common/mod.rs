@@ -329,13 +329,14 @@ impl Delivery {
 /// drain pause after the publishers stop. Leaves the media stopped.
 pub async fn measure(pairs: &[(&Participant, &Participant)], window: Duration) -> Vec<Delivery> {
     let kinds = [Kind::Video, Kind::Audio];
-    let before: Vec<(u64, u64)> = pairs
+    // (sent, received, track id) per pair and kind; the same track is read afterwards.
+    let before: Vec<(u64, u64, String)> = pairs
         .iter()
         .flat_map(|(p, s)| {
             kinds.iter().map(move |k| {
                 let sent = p.sent_of(*k).map_or(0, |x| x.packets);
-                let got = track_from(s, p.participant_id(), *k).unique;
-                (sent, got)
+                let t = track_from(s, p.participant_id(), *k);
+                (sent, t.unique, t.track_id)
             })
         })
         .collect();
@@ -349,9 +350,12 @@ pub async fn measure(pairs: &[(&Participant, &Participant)], window: Duration) -
     for (p, s) in pairs {
         for k in kinds {
             let sent = p.sent_of(k).map_or(0, |x| x.packets);
-            let t = track_from(s, p.participant_id(), k);
-            let (sent0, got0) = before[i];
+            let (sent0, got0, track_id) = &before[i];
+            let (sent0, got0) = (*sent0, *got0);
             i += 1;
+            let t = s
+                .received_track(track_id)
+                .expect("measured track still known");
             let d = Delivery {
                 label: format!(
                     "{} -> {} {k:?} ({})",

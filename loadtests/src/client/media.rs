@@ -120,6 +120,20 @@ impl ReceiveTable {
         Some(st.stats.clone())
     }
 
+    /// Marks a track as ended (the server announced `track_unpublished`; webrtc-rs does
+    /// not always end a remote track whose m-line was deactivated by renegotiation).
+    pub(crate) fn mark_ended(&self, track_id: &str) {
+        let t = self
+            .tracks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(track_id)
+            .cloned();
+        if let Some(t) = t {
+            t.lock().unwrap_or_else(|e| e.into_inner()).stats.ended = true;
+        }
+    }
+
     fn register(&self, state: RemoteTrackState) -> Arc<Mutex<RemoteTrackState>> {
         let id = state.stats.track_id.clone();
         let shared = Arc::new(Mutex::new(state));

@@ -665,6 +665,9 @@ async fn handle(
             flush(target, queue).await
         }
         other => {
+            if let ServerMessage::TrackUnpublished { track_id, .. } = &other {
+                shared.received.mark_ended(track_id);
+            }
             shared.events.push(other);
             Ok(())
         }

@@ -272,7 +272,8 @@ pub struct RemoteTrackStats {
     pub last_packet_at: Option<Instant>,
     /// One-way latency of the tagged packets (unique ones only).
     pub latency: LatencyHistogram,
-    /// True once the track ended (the publisher left or the connection closed).
+    /// True once the track ended: the server announced `track_unpublished` for it, or
+    /// webrtc ended it (connection closed).
     pub ended: bool,
 }
 
@@ -280,8 +281,9 @@ impl RemoteTrackStats {
     /// Indices inside [`RemoteTrackStats::index_range`] that never arrived: losses
     /// since the first tagged packet received (packets sent before that are not counted).
     pub fn missing(&self) -> u64 {
-        self.index_range
-            .map_or(0, |(lo, hi)| (u64::from(hi - lo) + 1).saturating_sub(self.unique))
+        self.index_range.map_or(0, |(lo, hi)| {
+            (u64::from(hi - lo) + 1).saturating_sub(self.unique)
+        })
     }
 }
 
