@@ -13,6 +13,11 @@ use tower_http::trace::TraceLayer;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// Policy for every response: the browser client is same-origin ES modules only.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data: blob:; media-src 'self' blob: mediastream:; connect-src 'self'; \
+     object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
+
 /// Builds the application router. `extra` carries routes owned by other layers
 /// (the signaling WebSocket, metrics) so this module stays independent of them.
 pub fn build(state: AppState, static_dir: PathBuf, extra: Router) -> Router {
@@ -39,6 +44,15 @@ pub fn build(state: AppState, static_dir: PathBuf, extra: Router) -> Router {
         .layer(SetResponseHeaderLayer::overriding(
             header::X_FRAME_OPTIONS,
             HeaderValue::from_static("DENY"),
+        ))
+        // The client is plain same-origin modules: nothing inline, nothing third-party.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::HeaderName::from_static("permissions-policy"),
+            HeaderValue::from_static("camera=(self), microphone=(self), geolocation=()"),
         ))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {

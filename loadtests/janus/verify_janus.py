@@ -279,7 +279,7 @@ async def publish(j, room, display):
     pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
     pc.on("connectionstatechange", lambda: log(f"{display} pc:", pc.connectionState))
 
-    r = await offer_with_trickle(j, h, pc, {"request": "configure", "audio": True, "video": True})
+    r = await offer_with_trickle(j, h, pc, {"request": ARGS.publish_request, "audio": True, "video": True})
     d = r["plugindata"]["data"]
     assert d.get("configured") == "ok", r
     await pc.setRemoteDescription(RTCSessionDescription(r["jsep"]["sdp"], r["jsep"]["type"]))
@@ -455,6 +455,15 @@ if __name__ == "__main__":
                     help="also try subscribing before the publisher is up (pitfall demo)")
     ap.add_argument("--second-publisher", action="store_true",
                     help="a second publisher joins; the subscriber adds it with 'subscribe'")
+    ap.add_argument("--publish-request", default="configure", choices=["configure", "publish"],
+                    help="request that carries the publisher's offer")
     ap.add_argument("--transcript", help="write every JSON message (JSONL) here")
     ARGS = ap.parse_args()
-    sys.exit(asyncio.run(main()))
+    try:
+        rc = asyncio.run(main())
+    except (asyncio.TimeoutError, TimeoutError):
+        import traceback
+        traceback.print_exc()
+        print("VERIFY FAILED: timed out (ICE? see the last step logged above)", flush=True)
+        rc = 1
+    sys.exit(rc)
