@@ -16,6 +16,7 @@ pub mod error;
 pub mod metrics;
 pub mod policy;
 pub mod rtc;
+pub mod schedule;
 pub mod state;
 pub mod store;
 pub mod turn;

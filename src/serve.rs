@@ -145,6 +145,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         turn,
         live: Arc::new(HubControl(hub.clone())),
     };
+    tokio::spawn(remind_group_sessions(store.clone(), hub.clone()));
     let extra = theraroom::rtc::routes(hub.clone()).merge(theraroom::metrics::routes());
     let app = theraroom::app::build(state, settings.static_dir(), extra);
     let listener = tokio::net::TcpListener::bind(settings.bind)
@@ -186,4 +187,31 @@ async fn shutdown_signal() {
         _ = terminate => {},
     }
     tracing::info!("shutdown requested");
+}
+
+/// How far ahead group-session reminders go out, and how often to look.
+const REMINDER_LEAD_MS: i64 = 30 * 60 * 1000;
+const REMINDER_EVERY: Duration = Duration::from_secs(60);
+
+/// Sends group-session reminders (stored, and pushed to connected users) once per
+/// session, `REMINDER_LEAD_MS` before it starts. Runs until the process stops.
+async fn remind_group_sessions(store: Store, hub: signaling::Hub) {
+    let mut tick = tokio::time::interval(REMINDER_EVERY);
+    loop {
+        tick.tick().await;
+        match theraroom::store::groups::send_due_reminders(
+            &store,
+            theraroom::clock::now_ms(),
+            REMINDER_LEAD_MS,
+        )
+        .await
+        {
+            Ok(sent) => {
+                for n in sent {
+                    hub.notify(&n.user_id, n.to_json());
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "group session reminders failed"),
+        }
+    }
 }

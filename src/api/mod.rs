@@ -6,11 +6,16 @@
 
 mod blog;
 mod extract;
+mod groups;
+mod groups_communities;
 mod guard;
 mod health;
 mod join;
 mod notifications;
 mod participants;
+mod schedule;
+mod schedule_calendar;
+mod schedule_sessions;
 mod sessions;
 mod turn;
 mod video_settings;
@@ -79,6 +84,47 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(turn::turn_credentials))
         .routes(routes!(notifications::list_notifications))
         .routes(routes!(notifications::mark_read))
+        .routes(routes!(schedule::create_hold))
+        .routes(routes!(schedule::confirm_hold))
+        .routes(routes!(schedule::release_hold))
+        .routes(routes!(schedule_sessions::list_scheduled_sessions))
+        .routes(routes!(schedule_sessions::get_scheduled_session))
+        .routes(routes!(schedule_sessions::cancel_scheduled_session))
+        .routes(routes!(schedule_sessions::set_attendance))
+        .routes(routes!(
+            schedule_sessions::list_notes,
+            schedule_sessions::create_note
+        ))
+        .routes(routes!(schedule_sessions::update_note))
+        .routes(routes!(schedule_sessions::session_video))
+        .routes(routes!(schedule_calendar::unified_schedule))
+        .routes(routes!(schedule_calendar::check_conflicts))
+        .routes(routes!(
+            groups_communities::create_community,
+            groups_communities::list_communities
+        ))
+        .routes(routes!(
+            groups_communities::add_member,
+            groups_communities::list_members
+        ))
+        .routes(routes!(
+            groups::create_group_session,
+            groups::list_group_sessions
+        ))
+        .routes(routes!(groups::my_group_sessions))
+        .routes(routes!(
+            groups::get_group_session,
+            groups::cancel_group_session
+        ))
+        .routes(routes!(groups::complete_group_session))
+        .routes(routes!(groups::list_group_participants))
+        .routes(routes!(groups::set_attendance))
+        .routes(routes!(groups::join_group_session))
+        .routes(routes!(groups::leave_group_session))
+        .routes(routes!(groups::group_video_room))
+        .routes(routes!(groups::list_invitations))
+        .routes(routes!(groups::respond_to_invitation))
+        .routes(routes!(groups::therapist_group_sessions))
         .with_state(state)
         .split_for_parts();
     let doc_json = doc.clone();

@@ -6,9 +6,11 @@
 //! differ per backend. Each submodule owns one group of tables.
 
 pub mod audit;
+pub mod groups;
 pub mod notifications;
 pub mod organizations;
 pub mod participants;
+pub mod schedule;
 pub mod sessions;
 pub mod users;
 

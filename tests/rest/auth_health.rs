@@ -9,7 +9,7 @@ use hmac::{Hmac, Mac};
 use std::collections::BTreeSet;
 
 /// Every route of the REST API: (method, OpenAPI path).
-const ROUTES: [(&str, &str); 23] = [
+const ROUTES: [(&str, &str); 54] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/api/organizations/{id}/video-settings"),
@@ -44,12 +44,49 @@ const ROUTES: [(&str, &str); 23] = [
     ("get", "/api/turn-credentials"),
     ("get", "/api/notifications"),
     ("post", "/api/notifications/{id}/read"),
+    ("post", "/api/schedule/holds"),
+    ("post", "/api/schedule/holds/{hold_key}/confirm"),
+    ("delete", "/api/schedule/holds/{hold_key}"),
+    ("get", "/api/schedule/sessions"),
+    ("get", "/api/schedule/sessions/{id}"),
+    ("post", "/api/schedule/sessions/{id}/cancel"),
+    ("put", "/api/schedule/sessions/{id}/attendance"),
+    ("get", "/api/schedule/sessions/{id}/notes"),
+    ("post", "/api/schedule/sessions/{id}/notes"),
+    ("put", "/api/schedule/sessions/{id}/notes/{note_id}"),
+    ("get", "/api/schedule/sessions/{id}/video"),
+    ("get", "/api/schedule"),
+    ("get", "/api/schedule/conflicts"),
+    ("post", "/api/communities"),
+    ("get", "/api/communities"),
+    ("post", "/api/communities/{id}/members"),
+    ("get", "/api/communities/{id}/members"),
+    ("post", "/api/group-sessions"),
+    ("get", "/api/group-sessions"),
+    ("get", "/api/group-sessions/my-sessions"),
+    ("get", "/api/group-sessions/{id}"),
+    ("delete", "/api/group-sessions/{id}"),
+    ("post", "/api/group-sessions/{id}/complete"),
+    ("get", "/api/group-sessions/{id}/participants"),
+    (
+        "put",
+        "/api/group-sessions/{id}/participants/{participant_id}/attendance",
+    ),
+    ("post", "/api/group-sessions/{id}/join"),
+    ("delete", "/api/group-sessions/{id}/leave"),
+    ("get", "/api/group-sessions/{id}/video"),
+    ("get", "/api/group-sessions/therapist/invitations"),
+    (
+        "post",
+        "/api/group-sessions/therapist/invitations/{id}/respond",
+    ),
+    ("get", "/api/group-sessions/therapist/sessions"),
     // Served, but not part of the document it serves.
     ("get", "/api/openapi.json"),
 ];
 
 /// The 17 documented paths.
-const DOC_PATHS: [&str; 19] = [
+const DOC_PATHS: [&str; 45] = [
     "/healthz",
     "/readyz",
     "/api/organizations/{id}/video-settings",
@@ -69,6 +106,32 @@ const DOC_PATHS: [&str; 19] = [
     "/api/turn-credentials",
     "/api/notifications",
     "/api/notifications/{id}/read",
+    "/api/schedule/holds",
+    "/api/schedule/holds/{hold_key}/confirm",
+    "/api/schedule/holds/{hold_key}",
+    "/api/schedule/sessions",
+    "/api/schedule/sessions/{id}",
+    "/api/schedule/sessions/{id}/cancel",
+    "/api/schedule/sessions/{id}/attendance",
+    "/api/schedule/sessions/{id}/notes",
+    "/api/schedule/sessions/{id}/notes/{note_id}",
+    "/api/schedule/sessions/{id}/video",
+    "/api/schedule",
+    "/api/schedule/conflicts",
+    "/api/communities",
+    "/api/communities/{id}/members",
+    "/api/group-sessions",
+    "/api/group-sessions/my-sessions",
+    "/api/group-sessions/{id}",
+    "/api/group-sessions/{id}/complete",
+    "/api/group-sessions/{id}/participants",
+    "/api/group-sessions/{id}/participants/{participant_id}/attendance",
+    "/api/group-sessions/{id}/join",
+    "/api/group-sessions/{id}/leave",
+    "/api/group-sessions/{id}/video",
+    "/api/group-sessions/therapist/invitations",
+    "/api/group-sessions/therapist/invitations/{id}/respond",
+    "/api/group-sessions/therapist/sessions",
 ];
 
 /// Routes that need a bearer token.
@@ -352,7 +415,9 @@ both_dbs!(openapi_lists_every_route, |app| async move {
             .replace("{id}", "x")
             .replace("{therapist_id}", "t")
             .replace("{participant_id}", "p")
-            .replace("{share_token}", "st");
+            .replace("{share_token}", "st")
+            .replace("{hold_key}", "hk")
+            .replace("{note_id}", "n");
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let body = matches!(method, Method::POST | Method::PUT).then(|| json!({}));
         let resp = app.call(method.clone(), &concrete, None, body).await;

@@ -11,8 +11,10 @@ mod common;
 mod auth_health;
 mod blog;
 mod cross_tenant;
+mod groups;
 mod join;
 mod participants;
+mod scheduling;
 mod sessions;
 mod video_access;
 

@@ -1,0 +1,627 @@
+//! 1:1 scheduling (seed 002), part 2: booked sessions. List and read (therapists
+//! their own, clients their own read-only, administrators their organization's),
+//! cancel, record attendance, session notes (every change audited), and the video
+//! room of a session, open from a little before its start until its end.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use base64::Engine;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+use super::schedule::{
+    managed_session, notify_all, parse_opt_instant, push_all, session_view, visible_session,
+    ScheduledSessionView,
+};
+use super::JsonBody;
+use crate::auth::{Caller, Role};
+use crate::clock::{now_ms, rfc3339};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::policy::{is_admin_of, therapist_video_access};
+use crate::schedule::write_tx;
+use crate::state::AppState;
+use crate::store::audit::{self, AuditEntry};
+use crate::store::notifications::NotificationKind;
+use crate::store::schedule::{self as store, SessionFilter, SessionNote};
+use crate::store::sessions as video_store;
+
+/// Default minutes before the start when a session's video room opens.
+pub const DEFAULT_JOIN_WINDOW_MINUTES: i64 = 10;
+/// How long a session's video room stays open after the session's end.
+pub const ROOM_GRACE_MS: i64 = 30 * 60_000;
+/// Longest note, in characters.
+pub const MAX_NOTE_CHARS: usize = 10_000;
+
+/// Minutes before the start when the video room opens: `THERAROOM_JOIN_WINDOW_MINUTES`
+/// (0–1440), else [`DEFAULT_JOIN_WINDOW_MINUTES`].
+pub fn join_window_minutes() -> i64 {
+    std::env::var("THERAROOM_JOIN_WINDOW_MINUTES")
+        .ok()
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .filter(|m| (0..=1440).contains(m))
+        .unwrap_or(DEFAULT_JOIN_WINDOW_MINUTES)
+}
+
+/// Query of the session listing.
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct SessionsQuery {
+    /// Only sessions ending after this instant (RFC 3339).
+    start: Option<String>,
+    /// Only sessions starting before this instant (RFC 3339).
+    end: Option<String>,
+    /// Only this therapist's sessions.
+    therapist_id: Option<String>,
+    /// Only this client's sessions.
+    client_id: Option<String>,
+    /// Only this status (`scheduled`, `completed`, `cancelled`).
+    status: Option<String>,
+    /// At most this many (1–500, default 200).
+    limit: Option<i64>,
+}
+
+/// A list of sessions.
+#[derive(Serialize, ToSchema)]
+pub struct ScheduledSessionList {
+    sessions: Vec<ScheduledSessionView>,
+}
+
+/// Lists booked sessions in time order: a therapist's own, a client's own, an
+/// organization's for its administrators, any for super admins.
+#[utoipa::path(get, path = "/api/schedule/sessions", tag = "schedule", params(SessionsQuery), security(("bearer" = [])),
+    responses(
+        (status = 200, body = ScheduledSessionList),
+        (status = 400, body = ErrorBody, description = "invalid_timestamp, invalid_status, invalid_limit"),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "forbidden, not_own_calendar")))]
+pub async fn list_scheduled_sessions(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<SessionsQuery>,
+) -> ApiResult<Json<ScheduledSessionList>> {
+    let limit = q.limit.unwrap_or(200);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_limit",
+            "limit must be between 1 and 500",
+        ));
+    }
+    if let Some(status) = q.status.as_deref() {
+        if !["scheduled", "completed", "cancelled"].contains(&status) {
+            return Err(ApiError::bad_request(
+                "invalid_status",
+                "status must be scheduled, completed or cancelled",
+            ));
+        }
+    }
+    let mut filter = SessionFilter {
+        therapist_id: q.therapist_id.as_deref(),
+        client_id: q.client_id.as_deref(),
+        status: q.status.as_deref(),
+        from_ms: parse_opt_instant("start", q.start.as_deref())?,
+        to_ms: parse_opt_instant("end", q.end.as_deref())?,
+        limit,
+        ..SessionFilter::default()
+    };
+    match caller.role {
+        Role::Therapist => {
+            if filter.therapist_id.is_some_and(|t| t != caller.sub) {
+                return Err(ApiError::forbidden(
+                    "not_own_calendar",
+                    "therapists see their own calendar only",
+                ));
+            }
+            filter.therapist_id = Some(&caller.sub);
+        }
+        Role::Client => {
+            if filter.client_id.is_some_and(|c| c != caller.sub) {
+                return Err(ApiError::forbidden(
+                    "forbidden",
+                    "clients see their own sessions only",
+                ));
+            }
+            filter.client_id = Some(&caller.sub);
+        }
+        Role::Organization | Role::Admin => {
+            filter.organization_id =
+                Some(caller.org_id.as_deref().ok_or_else(ApiError::wrong_role)?);
+        }
+        Role::SuperAdmin => {}
+        Role::Guest => return Err(ApiError::wrong_role()),
+    }
+    let mut conn = state.store.pool().acquire().await?;
+    let sessions = store::list_sessions(&mut conn, &filter).await?;
+    Ok(Json(ScheduledSessionList {
+        sessions: sessions.iter().map(session_view).collect(),
+    }))
+}
+
+/// Reads one booked session (its therapist, its client, its organization's
+/// administrators); 404 for anyone else.
+#[utoipa::path(get, path = "/api/schedule/sessions/{id}", tag = "schedule",
+    params(("id" = String, Path, description = "scheduled session id")), security(("bearer" = [])),
+    responses((status = 200, body = ScheduledSessionView), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "scheduled_session_not_found")))]
+pub async fn get_scheduled_session(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ScheduledSessionView>> {
+    let s = visible_session(&state, &caller, &id).await?;
+    Ok(Json(session_view(&s)))
+}
+
+/// Body of the cancellation (optional).
+#[derive(Deserialize, ToSchema)]
+pub struct CancelBody {
+    /// Why (at most 500 characters).
+    reason: Option<String>,
+}
+
+/// Cancels a scheduled session: its slot is free again, its video room (if any) is
+/// ended, and the therapist and the client receive a `booking_cancelled` notification.
+#[utoipa::path(post, path = "/api/schedule/sessions/{id}/cancel", tag = "schedule",
+    params(("id" = String, Path, description = "scheduled session id")), request_body(content = Option<CancelBody>), security(("bearer" = [])),
+    responses((status = 200, body = ScheduledSessionView),
+        (status = 400, body = ErrorBody, description = "invalid_json, invalid_reason"),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "forbidden (clients)"),
+        (status = 404, body = ErrorBody, description = "scheduled_session_not_found"),
+        (status = 409, body = ErrorBody, description = "session_already_cancelled, session_completed")))]
+pub async fn cancel_scheduled_session(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    raw: Bytes,
+) -> ApiResult<Json<ScheduledSessionView>> {
+    let s = managed_session(&state, &caller, &id).await?;
+    let reason = if raw.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        let body: CancelBody = serde_json::from_slice(&raw)
+            .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;
+        body.reason
+            .map(|r| r.trim().to_string())
+            .filter(|r| !r.is_empty())
+    };
+    if reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
+        return Err(ApiError::bad_request(
+            "invalid_reason",
+            "reason is at most 500 characters",
+        ));
+    }
+    let mut tx = write_tx(&state.store, &[&s.therapist_id, &s.client_id]).await?;
+    let now = now_ms();
+    if !store::cancel_session(&mut tx, &s.id, &caller.sub, reason.as_deref(), now).await? {
+        let current = store::session(&mut tx, &s.id)
+            .await?
+            .ok_or_else(ApiError::internal)?;
+        return Err(if current.status == "cancelled" {
+            ApiError::conflict(
+                "session_already_cancelled",
+                "the session is already cancelled",
+            )
+        } else {
+            ApiError::conflict(
+                "session_completed",
+                "a completed session cannot be cancelled",
+            )
+        });
+    }
+    let mut ended_room = None;
+    if let Some(room) = &s.video_session_id {
+        if video_store::end_session(&mut tx, room).await? {
+            ended_room = Some(room.clone());
+        }
+    }
+    audit::record(
+        &mut tx,
+        AuditEntry {
+            organization_id: Some(&s.organization_id),
+            actor_id: &caller.sub,
+            actor_role: caller.role.as_str(),
+            action: "schedule.session.cancel",
+            target_type: "scheduled_session",
+            target_id: &s.id,
+            before: Some(json!({"status": s.status})),
+            after: Some(json!({"status": "cancelled", "reason": reason})),
+        },
+    )
+    .await?;
+    let when = rfc3339(s.start_ms);
+    let to_therapist = format!("Session with {} on {when} was cancelled", s.client_name);
+    let to_client = format!("Session with {} on {when} was cancelled", s.therapist_name);
+    let sent = notify_all(
+        &mut tx,
+        &[
+            (s.therapist_id.as_str(), to_therapist.as_str()),
+            (s.client_id.as_str(), to_client.as_str()),
+        ],
+        &s.organization_id,
+        NotificationKind::BookingCancelled,
+        "Session cancelled",
+        json!({"session_id": s.id, "start": when, "end": rfc3339(s.end_ms), "reason": reason}),
+    )
+    .await?;
+    let updated = store::session(&mut tx, &s.id)
+        .await?
+        .ok_or_else(ApiError::internal)?;
+    tx.commit().await?;
+    push_all(&state, &sent);
+    if let Some(room) = ended_room {
+        state.live.session_ended(&room);
+    }
+    tracing::info!(scheduled_session_id = %s.id, "scheduled session cancelled");
+    Ok(Json(session_view(&updated)))
+}
+
+/// Body of the attendance update.
+#[derive(Deserialize, ToSchema)]
+pub struct AttendanceBody {
+    /// `attended` or `no_show` (the session then counts as completed; only once it has
+    /// started), `late_cancel` (cancelled sessions only), or `unknown` (reset).
+    attendance: String,
+}
+
+/// Records attendance. Audited with the state before and after.
+#[utoipa::path(put, path = "/api/schedule/sessions/{id}/attendance", tag = "schedule",
+    params(("id" = String, Path, description = "scheduled session id")), request_body = AttendanceBody, security(("bearer" = [])),
+    responses((status = 200, body = ScheduledSessionView),
+        (status = 400, body = ErrorBody, description = "invalid_attendance"),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "forbidden (clients)"),
+        (status = 404, body = ErrorBody, description = "scheduled_session_not_found"),
+        (status = 409, body = ErrorBody, description = "session_cancelled, session_not_started, session_not_cancelled")))]
+pub async fn set_attendance(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<AttendanceBody>,
+) -> ApiResult<Json<ScheduledSessionView>> {
+    let s = managed_session(&state, &caller, &id).await?;
+    let attendance = body.attendance.as_str();
+    let now = now_ms();
+    let status = match attendance {
+        "attended" | "no_show" => {
+            if s.status == "cancelled" {
+                return Err(ApiError::conflict(
+                    "session_cancelled",
+                    "the session was cancelled",
+                ));
+            }
+            if now < s.start_ms {
+                return Err(ApiError::conflict(
+                    "session_not_started",
+                    "attendance is recorded once the session has started",
+                ));
+            }
+            "completed"
+        }
+        "late_cancel" => {
+            if s.status != "cancelled" {
+                return Err(ApiError::conflict(
+                    "session_not_cancelled",
+                    "late_cancel applies to cancelled sessions",
+                ));
+            }
+            "cancelled"
+        }
+        "unknown" => {
+            if s.status == "completed" {
+                "scheduled"
+            } else {
+                s.status.as_str()
+            }
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_attendance",
+                "attendance must be unknown, attended, no_show or late_cancel",
+            ))
+        }
+    };
+    let mut tx = write_tx(&state.store, &[&s.therapist_id, &s.client_id]).await?;
+    store::set_attendance(&mut tx, &s.id, attendance, status, now).await?;
+    audit::record(
+        &mut tx,
+        AuditEntry {
+            organization_id: Some(&s.organization_id),
+            actor_id: &caller.sub,
+            actor_role: caller.role.as_str(),
+            action: "schedule.session.attendance",
+            target_type: "scheduled_session",
+            target_id: &s.id,
+            before: Some(json!({"status": s.status, "attendance": s.attendance})),
+            after: Some(json!({"status": status, "attendance": attendance})),
+        },
+    )
+    .await?;
+    let updated = store::session(&mut tx, &s.id)
+        .await?
+        .ok_or_else(ApiError::internal)?;
+    tx.commit().await?;
+    Ok(Json(session_view(&updated)))
+}
+
+/// A session note.
+#[derive(Serialize, ToSchema)]
+pub struct NoteView {
+    id: String,
+    session_id: String,
+    author_id: String,
+    body: String,
+    created_at: String,
+    updated_at: String,
+    updated_by: Option<String>,
+}
+
+fn note_view(n: &SessionNote) -> NoteView {
+    NoteView {
+        id: n.id.clone(),
+        session_id: n.session_id.clone(),
+        author_id: n.author_id.clone(),
+        body: n.body.clone(),
+        created_at: rfc3339(n.created_at),
+        updated_at: rfc3339(n.updated_at),
+        updated_by: n.updated_by.clone(),
+    }
+}
+
+/// The notes of a session.
+#[derive(Serialize, ToSchema)]
+pub struct NoteList {
+    notes: Vec<NoteView>,
+}
+
+/// Body of a note.
+#[derive(Deserialize, ToSchema)]
+pub struct NoteBody {
+    /// Text, 1–10000 characters.
+    body: String,
+}
+
+fn validate_note(raw: &str) -> ApiResult<String> {
+    let text = raw.trim();
+    let len = text.chars().count();
+    if len == 0 || len > MAX_NOTE_CHARS {
+        return Err(ApiError::bad_request(
+            "invalid_note",
+            format!("a note is 1 to {MAX_NOTE_CHARS} characters"),
+        ));
+    }
+    Ok(text.to_string())
+}
+
+/// Lists a session's notes (its therapist and its organization's administrators;
+/// notes are clinical records, not shown to clients).
+#[utoipa::path(get, path = "/api/schedule/sessions/{id}/notes", tag = "schedule",
+    params(("id" = String, Path, description = "scheduled session id")), security(("bearer" = [])),
+    responses((status = 200, body = NoteList), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "forbidden (clients)"),
+        (status = 404, body = ErrorBody, description = "scheduled_session_not_found")))]
+pub async fn list_notes(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<NoteList>> {
+    let s = managed_session(&state, &caller, &id).await?;
+    let mut conn = state.store.pool().acquire().await?;
+    let notes = store::notes_of(&mut conn, &s.id).await?;
+    Ok(Json(NoteList {
+        notes: notes.iter().map(note_view).collect(),
+    }))
+}
+
+/// Adds a note to a session (audited).
+#[utoipa::path(post, path = "/api/schedule/sessions/{id}/notes", tag = "schedule",
+    params(("id" = String, Path, description = "scheduled session id")), request_body = NoteBody, security(("bearer" = [])),
+    responses((status = 201, body = NoteView),
+        (status = 400, body = ErrorBody, description = "invalid_note"),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "forbidden (clients)"),
+        (status = 404, body = ErrorBody, description = "scheduled_session_not_found")))]
+pub async fn create_note(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<NoteBody>,
+) -> ApiResult<(StatusCode, Json<NoteView>)> {
+    let s = managed_session(&state, &caller, &id).await?;
+    let text = validate_note(&body.body)?;
+    let mut tx = state.store.pool().begin().await?;
+    let note = store::insert_note(
+        &mut tx,
+        &s.id,
+        &s.organization_id,
+        &caller.sub,
+        &text,
+        now_ms(),
+    )
+    .await?;
+    audit::record(
+        &mut tx,
+        AuditEntry {
+            organization_id: Some(&s.organization_id),
+            actor_id: &caller.sub,
+            actor_role: caller.role.as_str(),
+            action: "schedule.note.create",
+            target_type: "scheduled_session_note",
+            target_id: &note.id,
+            before: None,
+            after: Some(json!({"session_id": s.id, "body": note.body})),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(note_view(&note))))
+}
+
+/// Changes a note (its author or an administrator of the organization); audited with
+/// the text before and after.
+#[utoipa::path(put, path = "/api/schedule/sessions/{id}/notes/{note_id}", tag = "schedule",
+    params(("id" = String, Path, description = "scheduled session id"), ("note_id" = String, Path, description = "note id")),
+    request_body = NoteBody, security(("bearer" = [])),
+    responses((status = 200, body = NoteView),
+        (status = 400, body = ErrorBody, description = "invalid_note"),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "forbidden (clients), not_note_author"),
+        (status = 404, body = ErrorBody, description = "scheduled_session_not_found, note_not_found")))]
+pub async fn update_note(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, note_id)): Path<(String, String)>,
+    JsonBody(body): JsonBody<NoteBody>,
+) -> ApiResult<Json<NoteView>> {
+    let s = managed_session(&state, &caller, &id).await?;
+    let text = validate_note(&body.body)?;
+    let mut tx = state.store.pool().begin().await?;
+    let before = store::note(&mut tx, &s.id, &note_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("note_not_found", "note not found"))?;
+    if before.author_id != caller.sub && !is_admin_of(&caller, &s.organization_id) {
+        return Err(ApiError::forbidden(
+            "not_note_author",
+            "only the author or an administrator may change a note",
+        ));
+    }
+    store::update_note(&mut tx, &before.id, &text, &caller.sub, now_ms()).await?;
+    audit::record(
+        &mut tx,
+        AuditEntry {
+            organization_id: Some(&s.organization_id),
+            actor_id: &caller.sub,
+            actor_role: caller.role.as_str(),
+            action: "schedule.note.update",
+            target_type: "scheduled_session_note",
+            target_id: &before.id,
+            before: Some(json!({"body": before.body})),
+            after: Some(json!({"body": text})),
+        },
+    )
+    .await?;
+    let after = store::note(&mut tx, &s.id, &note_id)
+        .await?
+        .ok_or_else(ApiError::internal)?;
+    tx.commit().await?;
+    Ok(Json(note_view(&after)))
+}
+
+/// The video room of a booked session.
+#[derive(Serialize, ToSchema)]
+pub struct VideoLinkView {
+    /// The room (video session) id, for the live-video path.
+    session_id: String,
+    /// Link to join the room.
+    join_url: String,
+    /// The booked session.
+    scheduled_session_id: String,
+    /// When the room closes.
+    expires_at: String,
+}
+
+/// The video room of a booked session, for its therapist and its client, from
+/// `THERAROOM_JOIN_WINDOW_MINUTES` (default 10) minutes before the start until the
+/// end. The room is created on the first call (a restricted 1:1 room: only the
+/// session's therapist and client may enter) and returned on the next ones.
+#[utoipa::path(get, path = "/api/schedule/sessions/{id}/video", tag = "schedule",
+    params(("id" = String, Path, description = "scheduled session id")), security(("bearer" = [])),
+    responses((status = 200, body = VideoLinkView),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "not_a_participant, therapist_disabled, organization_disabled"),
+        (status = 404, body = ErrorBody, description = "scheduled_session_not_found"),
+        (status = 409, body = ErrorBody, description = "too_early, session_over, session_cancelled")))]
+pub async fn session_video(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<VideoLinkView>> {
+    let s = visible_session(&state, &caller, &id).await?;
+    if caller.sub != s.therapist_id && caller.sub != s.client_id {
+        return Err(ApiError::forbidden(
+            "not_a_participant",
+            "only the session's therapist and client join its video room",
+        ));
+    }
+    if s.status == "cancelled" {
+        return Err(ApiError::conflict(
+            "session_cancelled",
+            "the session was cancelled",
+        ));
+    }
+    let now = now_ms();
+    let opens_at = s.start_ms - join_window_minutes() * 60_000;
+    if now < opens_at {
+        return Err(ApiError::conflict(
+            "too_early",
+            format!("the video room opens at {}", rfc3339(opens_at)),
+        ));
+    }
+    if now >= s.end_ms {
+        return Err(ApiError::conflict("session_over", "the session is over"));
+    }
+    therapist_video_access(&state.store, &s.therapist_id)
+        .await?
+        .require()?;
+    let mut tx = write_tx(&state.store, &[&s.therapist_id, &s.client_id]).await?;
+    let current = store::session(&mut tx, &s.id)
+        .await?
+        .ok_or_else(ApiError::internal)?;
+    let room = if let Some(room_id) = &current.video_session_id {
+        let (token, expires_at): (String, i64) =
+            sqlx::query_as("SELECT share_token, expires_at FROM instant_sessions WHERE id = $1")
+                .bind(room_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        tx.rollback().await?;
+        (room_id.clone(), token, expires_at)
+    } else {
+        let room_id = crate::store::new_id();
+        let mut bytes = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut bytes);
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let expires_at = s.end_ms + ROOM_GRACE_MS;
+        let name = format!("Session with {} and {}", s.therapist_name, s.client_name);
+        let name: String = name.chars().take(120).collect();
+        sqlx::query(
+            "INSERT INTO instant_sessions (id, session_name, share_token, therapist_id, organization_id, kind, \
+             max_participants, is_active, created_at, expires_at, restricted) \
+             VALUES ($1, $2, $3, $4, $5, 'instant', 2, 1, $6, $7, 1)",
+        )
+        .bind(&room_id)
+        .bind(&name)
+        .bind(&token)
+        .bind(&s.therapist_id)
+        .bind(&s.organization_id)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await?;
+        store::link_video(&mut tx, &s.id, &room_id, now).await?;
+        audit::record(
+            &mut tx,
+            AuditEntry {
+                organization_id: Some(&s.organization_id),
+                actor_id: &caller.sub,
+                actor_role: caller.role.as_str(),
+                action: "schedule.session.video_room",
+                target_type: "scheduled_session",
+                target_id: &s.id,
+                before: Some(json!({"video_session_id": null})),
+                after: Some(json!({"video_session_id": room_id})),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::info!(scheduled_session_id = %s.id, room_id = %room_id, "video room created for scheduled session");
+        (room_id, token, expires_at)
+    };
+    Ok(Json(VideoLinkView {
+        session_id: room.0,
+        join_url: format!("/join/{}", room.1),
+        scheduled_session_id: s.id,
+        expires_at: rfc3339(room.2),
+    }))
+}

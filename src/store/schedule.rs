@@ -1,0 +1,618 @@
+//! 1:1 scheduling tables (seed 002): holds and their occurrences, booked sessions,
+//! session notes, and the unified-schedule read. Functions take a connection so the
+//! callers can run them inside their write transaction (see
+//! [`crate::schedule::write_tx`]).
+
+use sqlx::AnyConnection;
+
+use super::new_id;
+
+/// A client row: organization and assigned therapist.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClientRecord {
+    /// Identifier (the user id).
+    pub id: String,
+    /// Organization.
+    pub organization_id: String,
+    /// Assigned therapist, if any.
+    pub therapist_id: Option<String>,
+    /// Soft-deletion time, Unix ms.
+    pub deleted_at: Option<i64>,
+    /// Display name.
+    pub display_name: String,
+}
+
+/// Looks a client up.
+pub async fn client(
+    conn: &mut AnyConnection,
+    id: &str,
+) -> Result<Option<ClientRecord>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT c.id, c.organization_id, c.therapist_id, c.deleted_at, u.display_name \
+         FROM clients c JOIN users u ON u.id = c.id WHERE c.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// A hold on one or more slots.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Hold {
+    /// Internal identifier (the `source_id` of its busy intervals).
+    pub id: String,
+    /// Secret key the API hands out to confirm or release the hold.
+    pub hold_key: String,
+    /// Organization.
+    pub organization_id: String,
+    /// Therapist.
+    pub therapist_id: String,
+    /// Client.
+    pub client_id: String,
+    /// IANA time zone the occurrences were generated in.
+    pub time_zone: String,
+    /// `active`, `confirmed`, `released` or `expired`.
+    pub status: String,
+    /// Who asked for the hold.
+    pub created_by: String,
+    /// The caller's `Idempotency-Key`, if any.
+    pub idempotency_key: Option<String>,
+    /// Hash of the normalized request, compared on a retry with the same key.
+    pub request_hash: Option<String>,
+    /// Creation time, Unix ms.
+    pub created_at: i64,
+    /// Expiry, Unix ms.
+    pub expires_at: i64,
+    /// Confirmation time, Unix ms.
+    pub confirmed_at: Option<i64>,
+    /// Release time, Unix ms.
+    pub released_at: Option<i64>,
+}
+
+impl Hold {
+    /// The status as the API shows it at `now_ms`: an active hold past its expiry is
+    /// `expired`.
+    pub fn status_at(&self, now_ms: i64) -> &str {
+        if self.status == "active" && self.expires_at <= now_ms {
+            "expired"
+        } else {
+            &self.status
+        }
+    }
+}
+
+/// One held slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct HoldOccurrence {
+    /// Position in the series, from 0.
+    pub position: i64,
+    /// Start, Unix ms.
+    pub start_ms: i64,
+    /// End, Unix ms (exclusive).
+    pub end_ms: i64,
+}
+
+const HOLD_COLUMNS: &str =
+    "id, hold_key, organization_id, therapist_id, client_id, time_zone, status, created_by, \
+     idempotency_key, request_hash, created_at, expires_at, confirmed_at, released_at";
+
+/// Looks a hold up by its key.
+pub async fn hold_by_key(conn: &mut AnyConnection, key: &str) -> Result<Option<Hold>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {HOLD_COLUMNS} FROM schedule_holds WHERE hold_key = $1"
+    ))
+    .bind(key)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Looks up the hold a caller created with an idempotency key.
+pub async fn hold_by_idempotency_key(
+    conn: &mut AnyConnection,
+    created_by: &str,
+    key: &str,
+) -> Result<Option<Hold>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {HOLD_COLUMNS} FROM schedule_holds WHERE created_by = $1 AND idempotency_key = $2"
+    ))
+    .bind(created_by)
+    .bind(key)
+    .fetch_optional(conn)
+    .await
+}
+
+/// The occurrences of a hold, in order.
+pub async fn hold_occurrences(
+    conn: &mut AnyConnection,
+    hold_id: &str,
+) -> Result<Vec<HoldOccurrence>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT position, start_ms, end_ms FROM schedule_hold_occurrences WHERE hold_id = $1 ORDER BY position",
+    )
+    .bind(hold_id)
+    .fetch_all(conn)
+    .await
+}
+
+/// Inserts a hold (already built, with its id and key) and its occurrences.
+pub async fn insert_hold(
+    conn: &mut AnyConnection,
+    hold: &Hold,
+    occurrences: &[(i64, i64)],
+) -> Result<(), sqlx::Error> {
+    sqlx::query(&format!(
+        "INSERT INTO schedule_holds ({HOLD_COLUMNS}) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+    ))
+    .bind(&hold.id)
+    .bind(&hold.hold_key)
+    .bind(&hold.organization_id)
+    .bind(&hold.therapist_id)
+    .bind(&hold.client_id)
+    .bind(&hold.time_zone)
+    .bind(&hold.status)
+    .bind(&hold.created_by)
+    .bind(&hold.idempotency_key)
+    .bind(&hold.request_hash)
+    .bind(hold.created_at)
+    .bind(hold.expires_at)
+    .bind(hold.confirmed_at)
+    .bind(hold.released_at)
+    .execute(&mut *conn)
+    .await?;
+    for (position, (start, end)) in occurrences.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO schedule_hold_occurrences (id, hold_id, position, start_ms, end_ms) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(new_id())
+        .bind(&hold.id)
+        .bind(position as i64)
+        .bind(*start)
+        .bind(*end)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Moves a hold from status `from` to `to`, stamping `confirmed_at` or `released_at`.
+/// Returns false when the hold was not in status `from` (someone else got there first).
+pub async fn set_hold_status(
+    conn: &mut AnyConnection,
+    id: &str,
+    from: &str,
+    to: &str,
+    at_ms: i64,
+) -> Result<bool, sqlx::Error> {
+    let stamp = match to {
+        "confirmed" => ", confirmed_at = $4",
+        "released" => ", released_at = $4",
+        _ => ", released_at = COALESCE(released_at, $4)",
+    };
+    let done = sqlx::query(&format!(
+        "UPDATE schedule_holds SET status = $1{stamp} WHERE id = $2 AND status = $3"
+    ))
+    .bind(to)
+    .bind(id)
+    .bind(from)
+    .bind(at_ms)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A booked 1:1 session, with the names of its therapist and client.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ScheduledSession {
+    /// Identifier.
+    pub id: String,
+    /// Organization.
+    pub organization_id: String,
+    /// Therapist.
+    pub therapist_id: String,
+    /// Client.
+    pub client_id: String,
+    /// Start, Unix ms.
+    pub start_ms: i64,
+    /// End, Unix ms (exclusive).
+    pub end_ms: i64,
+    /// IANA time zone it was booked in.
+    pub time_zone: String,
+    /// `scheduled`, `completed` or `cancelled`.
+    pub status: String,
+    /// `unknown`, `attended`, `no_show` or `late_cancel`.
+    pub attendance: String,
+    /// The hold it was booked through.
+    pub hold_id: Option<String>,
+    /// The series (hold) it belongs to when booked as a recurrence.
+    pub series_id: Option<String>,
+    /// Linked video room (an `instant_sessions` row), once created.
+    pub video_session_id: Option<String>,
+    /// Who booked it.
+    pub created_by: String,
+    /// Creation time, Unix ms.
+    pub created_at: i64,
+    /// Last change, Unix ms.
+    pub updated_at: i64,
+    /// Cancellation time, Unix ms.
+    pub cancelled_at: Option<i64>,
+    /// Who cancelled it.
+    pub cancelled_by: Option<String>,
+    /// Why it was cancelled.
+    pub cancel_reason: Option<String>,
+    /// Therapist's display name.
+    pub therapist_name: String,
+    /// Client's display name.
+    pub client_name: String,
+}
+
+const SESSION_COLUMNS: &str = "s.id, s.organization_id, s.therapist_id, s.client_id, s.start_ms, s.end_ms, s.time_zone, \
+     s.status, s.attendance, s.hold_id, s.series_id, s.video_session_id, s.created_by, s.created_at, s.updated_at, \
+     s.cancelled_at, s.cancelled_by, s.cancel_reason, tu.display_name AS therapist_name, cu.display_name AS client_name";
+const SESSION_FROM: &str = "scheduled_sessions s JOIN users tu ON tu.id = s.therapist_id JOIN users cu ON cu.id = s.client_id";
+
+/// A session to insert.
+#[derive(Debug, Clone)]
+pub struct NewScheduledSession<'a> {
+    /// Organization.
+    pub organization_id: &'a str,
+    /// Therapist.
+    pub therapist_id: &'a str,
+    /// Client.
+    pub client_id: &'a str,
+    /// Start, Unix ms.
+    pub start_ms: i64,
+    /// End, Unix ms.
+    pub end_ms: i64,
+    /// IANA time zone.
+    pub time_zone: &'a str,
+    /// Hold it comes from.
+    pub hold_id: Option<&'a str>,
+    /// Series it belongs to.
+    pub series_id: Option<&'a str>,
+    /// Who books it.
+    pub created_by: &'a str,
+    /// Now, Unix ms.
+    pub now_ms: i64,
+}
+
+/// Inserts a session and returns its id. On PostgreSQL an overlap is refused by the
+/// exclusion constraints (SQLSTATE 23P01).
+pub async fn insert_session(
+    conn: &mut AnyConnection,
+    new: NewScheduledSession<'_>,
+) -> Result<String, sqlx::Error> {
+    let id = new_id();
+    sqlx::query(
+        "INSERT INTO scheduled_sessions (id, organization_id, therapist_id, client_id, start_ms, end_ms, time_zone, \
+         status, attendance, hold_id, series_id, created_by, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'scheduled', 'unknown', $8, $9, $10, $11, $11)",
+    )
+    .bind(&id)
+    .bind(new.organization_id)
+    .bind(new.therapist_id)
+    .bind(new.client_id)
+    .bind(new.start_ms)
+    .bind(new.end_ms)
+    .bind(new.time_zone)
+    .bind(new.hold_id)
+    .bind(new.series_id)
+    .bind(new.created_by)
+    .bind(new.now_ms)
+    .execute(conn)
+    .await?;
+    Ok(id)
+}
+
+/// Looks a session up.
+pub async fn session(
+    conn: &mut AnyConnection,
+    id: &str,
+) -> Result<Option<ScheduledSession>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {SESSION_COLUMNS} FROM {SESSION_FROM} WHERE s.id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// The sessions booked through a hold, in time order.
+pub async fn sessions_of_hold(
+    conn: &mut AnyConnection,
+    hold_id: &str,
+) -> Result<Vec<ScheduledSession>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {SESSION_COLUMNS} FROM {SESSION_FROM} WHERE s.hold_id = $1 ORDER BY s.start_ms, s.id"
+    ))
+    .bind(hold_id)
+    .fetch_all(conn)
+    .await
+}
+
+/// Filters of a session listing. `None` means no filter.
+#[derive(Debug, Clone, Default)]
+pub struct SessionFilter<'a> {
+    /// Only this organization.
+    pub organization_id: Option<&'a str>,
+    /// Only this therapist.
+    pub therapist_id: Option<&'a str>,
+    /// Only this client.
+    pub client_id: Option<&'a str>,
+    /// Only this status.
+    pub status: Option<&'a str>,
+    /// Only sessions ending after this instant (Unix ms).
+    pub from_ms: Option<i64>,
+    /// Only sessions starting before this instant (Unix ms).
+    pub to_ms: Option<i64>,
+    /// At most this many.
+    pub limit: i64,
+}
+
+/// Sessions matching `filter`, in time order.
+pub async fn list_sessions(
+    conn: &mut AnyConnection,
+    filter: &SessionFilter<'_>,
+) -> Result<Vec<ScheduledSession>, sqlx::Error> {
+    let mut clauses = Vec::new();
+    let mut n = 0;
+    let mut next = || {
+        n += 1;
+        n
+    };
+    let mut texts: Vec<&str> = Vec::new();
+    let mut ints: Vec<i64> = Vec::new();
+    for (column, value) in [
+        ("s.organization_id", filter.organization_id),
+        ("s.therapist_id", filter.therapist_id),
+        ("s.client_id", filter.client_id),
+        ("s.status", filter.status),
+    ] {
+        if let Some(v) = value {
+            clauses.push(format!("{column} = ${}", next()));
+            texts.push(v);
+        }
+    }
+    let mut int_clauses = Vec::new();
+    if let Some(from) = filter.from_ms {
+        int_clauses.push(format!("s.end_ms > ${}", next()));
+        ints.push(from);
+    }
+    if let Some(to) = filter.to_ms {
+        int_clauses.push(format!("s.start_ms < ${}", next()));
+        ints.push(to);
+    }
+    clauses.extend(int_clauses);
+    let limit_param = next();
+    let where_clause = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", clauses.join(" AND "))
+    };
+    let sql = format!(
+        "SELECT {SESSION_COLUMNS} FROM {SESSION_FROM}{where_clause} ORDER BY s.start_ms, s.id LIMIT ${limit_param}"
+    );
+    let mut query = sqlx::query_as::<_, ScheduledSession>(&sql);
+    for t in texts {
+        query = query.bind(t);
+    }
+    for i in ints {
+        query = query.bind(i);
+    }
+    query.bind(filter.limit).fetch_all(conn).await
+}
+
+/// Cancels a scheduled session; false if it was not `scheduled` any more.
+pub async fn cancel_session(
+    conn: &mut AnyConnection,
+    id: &str,
+    by: &str,
+    reason: Option<&str>,
+    now_ms: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE scheduled_sessions SET status = 'cancelled', cancelled_at = $1, cancelled_by = $2, cancel_reason = $3, updated_at = $1 \
+         WHERE id = $4 AND status = 'scheduled'",
+    )
+    .bind(now_ms)
+    .bind(by)
+    .bind(reason)
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Sets attendance and status of a session.
+pub async fn set_attendance(
+    conn: &mut AnyConnection,
+    id: &str,
+    attendance: &str,
+    status: &str,
+    now_ms: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE scheduled_sessions SET attendance = $1, status = $2, updated_at = $3 WHERE id = $4",
+    )
+    .bind(attendance)
+    .bind(status)
+    .bind(now_ms)
+    .bind(id)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
+/// Links a video room to a session that has none yet; false if one was linked meanwhile.
+pub async fn link_video(
+    conn: &mut AnyConnection,
+    id: &str,
+    video_session_id: &str,
+    now_ms: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE scheduled_sessions SET video_session_id = $1, updated_at = $2 WHERE id = $3 AND video_session_id IS NULL",
+    )
+    .bind(video_session_id)
+    .bind(now_ms)
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A session note.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SessionNote {
+    /// Identifier.
+    pub id: String,
+    /// The session.
+    pub session_id: String,
+    /// Organization.
+    pub organization_id: String,
+    /// Author.
+    pub author_id: String,
+    /// Text.
+    pub body: String,
+    /// Creation time, Unix ms.
+    pub created_at: i64,
+    /// Last change, Unix ms.
+    pub updated_at: i64,
+    /// Who changed it last.
+    pub updated_by: Option<String>,
+}
+
+const NOTE_COLUMNS: &str =
+    "id, session_id, organization_id, author_id, body, created_at, updated_at, updated_by";
+
+/// Notes of a session, oldest first.
+pub async fn notes_of(
+    conn: &mut AnyConnection,
+    session_id: &str,
+) -> Result<Vec<SessionNote>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {NOTE_COLUMNS} FROM scheduled_session_notes WHERE session_id = $1 ORDER BY created_at, id"
+    ))
+    .bind(session_id)
+    .fetch_all(conn)
+    .await
+}
+
+/// One note of a session.
+pub async fn note(
+    conn: &mut AnyConnection,
+    session_id: &str,
+    id: &str,
+) -> Result<Option<SessionNote>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {NOTE_COLUMNS} FROM scheduled_session_notes WHERE id = $1 AND session_id = $2"
+    ))
+    .bind(id)
+    .bind(session_id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Adds a note and returns it.
+pub async fn insert_note(
+    conn: &mut AnyConnection,
+    session_id: &str,
+    organization_id: &str,
+    author_id: &str,
+    body: &str,
+    now_ms: i64,
+) -> Result<SessionNote, sqlx::Error> {
+    let stored = SessionNote {
+        id: new_id(),
+        session_id: session_id.to_string(),
+        organization_id: organization_id.to_string(),
+        author_id: author_id.to_string(),
+        body: body.to_string(),
+        created_at: now_ms,
+        updated_at: now_ms,
+        updated_by: None,
+    };
+    sqlx::query(&format!(
+        "INSERT INTO scheduled_session_notes ({NOTE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+    ))
+    .bind(&stored.id)
+    .bind(&stored.session_id)
+    .bind(&stored.organization_id)
+    .bind(&stored.author_id)
+    .bind(&stored.body)
+    .bind(stored.created_at)
+    .bind(stored.updated_at)
+    .bind(&stored.updated_by)
+    .execute(conn)
+    .await?;
+    Ok(stored)
+}
+
+/// Replaces a note's text.
+pub async fn update_note(
+    conn: &mut AnyConnection,
+    id: &str,
+    body: &str,
+    by: &str,
+    now_ms: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE scheduled_session_notes SET body = $1, updated_at = $2, updated_by = $3 WHERE id = $4",
+    )
+    .bind(body)
+    .bind(now_ms)
+    .bind(by)
+    .bind(id)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
+/// One event of the unified schedule (a 1:1 session or a group session).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ScheduleEvent {
+    /// Event id (scheduled or group session id).
+    pub event_id: String,
+    /// `one_on_one` or the group feature's type.
+    pub event_type: String,
+    /// Title shown in the calendar.
+    pub title: String,
+    /// Start, Unix ms.
+    pub start_ms: i64,
+    /// End, Unix ms (exclusive).
+    pub end_ms: i64,
+    /// Status as its feature names it.
+    pub status: String,
+}
+
+/// A user's events overlapping `[from_ms, to_ms)` from `scheduled_events` and
+/// `group_events`, sorted by start. Cancelled events are left out, and completed ones
+/// unless `include_completed`.
+pub async fn events_of(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    from_ms: i64,
+    to_ms: i64,
+    include_completed: bool,
+) -> Result<Vec<ScheduleEvent>, sqlx::Error> {
+    let completed = if include_completed {
+        ""
+    } else {
+        " AND LOWER(e.status) <> 'completed'"
+    };
+    sqlx::query_as(&format!(
+        "SELECT e.event_id, e.event_type, e.title, e.start_ms, e.end_ms, e.status FROM ( \
+           SELECT user_id, event_id, event_type, title, start_ms, end_ms, status FROM scheduled_events \
+           UNION ALL \
+           SELECT user_id, event_id, event_type, title, start_ms, end_ms, status FROM group_events \
+         ) e \
+         WHERE e.user_id = $1 AND e.start_ms < $3 AND $2 < e.end_ms \
+           AND LOWER(e.status) NOT IN ('cancelled', 'canceled'){completed} \
+         ORDER BY e.start_ms, e.end_ms, e.event_id"
+    ))
+    .bind(user_id)
+    .bind(from_ms)
+    .bind(to_ms)
+    .fetch_all(conn)
+    .await
+}
