@@ -95,20 +95,18 @@ async fn change(
     users::set_blog_permission(&mut tx, &therapist.id, grant).await?;
     audit::record(
         &mut tx,
-        AuditEntry {
-            organization_id: Some(&org.id),
-            actor_id: &caller.sub,
-            actor_role: caller.role.as_str(),
-            action: if grant {
+        AuditEntry::by(
+            &caller,
+            Some(&org.id),
+            if grant {
                 "therapist.blog_permission.grant"
             } else {
                 "therapist.blog_permission.revoke"
             },
-            target_type: "therapist",
-            target_id: &therapist.id,
-            before: Some(json!({"can_post_blogs": !grant})),
-            after: Some(json!({"can_post_blogs": grant})),
-        },
+            ("therapist", &therapist.id),
+        )
+        .before(json!({"can_post_blogs": !grant}))
+        .after(json!({"can_post_blogs": grant})),
     )
     .await?;
     tx.commit().await?;

@@ -683,21 +683,18 @@ pub async fn create_group_session(
     }
     audit::record(
         &mut tx,
-        AuditEntry {
-            organization_id: Some(&session.organization_id),
-            actor_id: &caller.sub,
-            actor_role: caller.role.as_str(),
-            action: "group_session.create",
-            target_type: "group_session",
-            target_id: &session.id,
-            before: None,
-            after: Some(json!({
-                "status": session.status,
-                "community_id": session.community_id,
-                "scheduled_at": rfc3339(session.start_ms),
-                "therapist_ids": therapist_ids,
-            })),
-        },
+        AuditEntry::by(
+            &caller,
+            Some(&session.organization_id),
+            "group_session.create",
+            ("group_session", &session.id),
+        )
+        .after(json!({
+            "status": session.status,
+            "community_id": session.community_id,
+            "scheduled_at": rfc3339(session.start_ms),
+            "therapist_ids": therapist_ids,
+        })),
     )
     .await?;
     tx.commit().await?;
@@ -773,16 +770,14 @@ pub async fn cancel_group_session(
     .await?;
     audit::record(
         &mut tx,
-        AuditEntry {
-            organization_id: Some(&session.organization_id),
-            actor_id: &caller.sub,
-            actor_role: caller.role.as_str(),
-            action: "group_session.cancel",
-            target_type: "group_session",
-            target_id: &session.id,
-            before: Some(json!({"status": before.status})),
-            after: Some(json!({"status": session.status})),
-        },
+        AuditEntry::by(
+            &caller,
+            Some(&session.organization_id),
+            "group_session.cancel",
+            ("group_session", &session.id),
+        )
+        .before(json!({"status": before.status}))
+        .after(json!({"status": session.status})),
     )
     .await?;
     tx.commit().await?;
@@ -829,16 +824,14 @@ pub async fn complete_group_session(
     let session = reload(&mut tx, &id).await?;
     audit::record(
         &mut tx,
-        AuditEntry {
-            organization_id: Some(&session.organization_id),
-            actor_id: &caller.sub,
-            actor_role: caller.role.as_str(),
-            action: "group_session.complete",
-            target_type: "group_session",
-            target_id: &session.id,
-            before: Some(json!({"status": before.status})),
-            after: Some(json!({"status": session.status})),
-        },
+        AuditEntry::by(
+            &caller,
+            Some(&session.organization_id),
+            "group_session.complete",
+            ("group_session", &session.id),
+        )
+        .before(json!({"status": before.status}))
+        .after(json!({"status": session.status})),
     )
     .await?;
     tx.commit().await?;
@@ -1169,22 +1162,18 @@ pub async fn respond_to_invitation(
     .await?;
     audit::record(
         &mut tx,
-        AuditEntry {
-            organization_id: Some(&session.organization_id),
-            actor_id: &caller.sub,
-            actor_role: caller.role.as_str(),
-            action: if accept {
+        AuditEntry::by(
+            &caller,
+            Some(&session.organization_id),
+            if accept {
                 "group_session.invitation.accept"
             } else {
                 "group_session.invitation.decline"
             },
-            target_type: "group_session_invitation",
-            target_id: &invitation.id,
-            before: Some(json!({"status": "pending"})),
-            after: Some(
-                json!({"status": status, "message": message, "group_session_id": session.id}),
-            ),
-        },
+            ("group_session_invitation", &invitation.id),
+        )
+        .before(json!({"status": "pending"}))
+        .after(json!({"status": status, "message": message, "group_session_id": session.id})),
     )
     .await?;
     let invitations = store::invitations_of(&mut tx, &session.id).await?;
@@ -1216,16 +1205,14 @@ pub async fn respond_to_invitation(
         .await?;
         audit::record(
             &mut tx,
-            AuditEntry {
-                organization_id: Some(&session.organization_id),
-                actor_id: &caller.sub,
-                actor_role: caller.role.as_str(),
-                action: "group_session.approve",
-                target_type: "group_session",
-                target_id: &session.id,
-                before: Some(json!({"status": "pending_approval"})),
-                after: Some(json!({"status": "approved"})),
-            },
+            AuditEntry::by(
+                &caller,
+                Some(&session.organization_id),
+                "group_session.approve",
+                ("group_session", &session.id),
+            )
+            .before(json!({"status": "pending_approval"}))
+            .after(json!({"status": "approved"})),
         )
         .await?;
     }
@@ -1446,16 +1433,14 @@ pub async fn set_attendance(
     store::set_attendance(&mut tx, &participant_id, &status).await?;
     audit::record(
         &mut tx,
-        AuditEntry {
-            organization_id: Some(&session.organization_id),
-            actor_id: &caller.sub,
-            actor_role: caller.role.as_str(),
-            action: "group_session.attendance",
-            target_type: "group_session_participant",
-            target_id: &participant_id,
-            before: Some(json!({"attendance_status": before.attendance_status})),
-            after: Some(json!({"attendance_status": status})),
-        },
+        AuditEntry::by(
+            &caller,
+            Some(&session.organization_id),
+            "group_session.attendance",
+            ("group_session_participant", &participant_id),
+        )
+        .before(json!({"attendance_status": before.attendance_status}))
+        .after(json!({"attendance_status": status})),
     )
     .await?;
     let after = store::participant_by_id(&mut tx, &participant_id)

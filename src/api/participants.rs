@@ -149,16 +149,14 @@ pub async fn remove_participant(
     let mut conn = state.store.pool().acquire().await?;
     audit::record(
         &mut conn,
-        AuditEntry {
-            organization_id: Some(&session.organization_id),
-            actor_id: &caller.sub,
-            actor_role: caller.role.as_str(),
-            action: "session.participant.remove",
-            target_type: "participant",
-            target_id: &participant.id,
-            before: Some(json!({"is_active": participant.is_active(), "removed": false})),
-            after: Some(json!({"is_active": false, "removed": true})),
-        },
+        AuditEntry::by(
+            &caller,
+            Some(&session.organization_id),
+            "session.participant.remove",
+            ("participant", &participant.id),
+        )
+        .before(json!({"is_active": participant.is_active(), "removed": false}))
+        .after(json!({"is_active": false, "removed": true})),
     )
     .await?;
     state.live.participant_removed(&session.id, &participant.id);

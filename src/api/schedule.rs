@@ -807,22 +807,13 @@ pub async fn create_hold(
     inserted?;
     audit::record(
         &mut tx,
-        AuditEntry {
-            organization_id: Some(&hold.organization_id),
-            actor_id: &caller.sub,
-            actor_role: caller.role.as_str(),
-            action: "schedule.hold.create",
-            target_type: "schedule_hold",
-            target_id: &hold.id,
-            before: None,
-            after: Some(json!({
+        AuditEntry::by(&caller, Some(&hold.organization_id), "schedule.hold.create", ("schedule_hold", &hold.id)).after(json!({
                 "therapist_id": hold.therapist_id,
                 "client_id": hold.client_id,
                 "time_zone": hold.time_zone,
                 "expires_at": rfc3339(hold.expires_at),
                 "occurrences": req.occurrences.iter().map(|o| json!([rfc3339(o.0), rfc3339(o.1)])).collect::<Vec<_>>(),
             })),
-        },
     )
     .await?;
     let view = hold_view(&mut tx, &hold).await?;
@@ -978,38 +969,33 @@ pub async fn confirm_hold(
     for (id, occ) in session_ids.iter().zip(&occurrences) {
         audit::record(
             &mut tx,
-            AuditEntry {
-                organization_id: Some(&hold.organization_id),
-                actor_id: &caller.sub,
-                actor_role: caller.role.as_str(),
-                action: "schedule.session.book",
-                target_type: "scheduled_session",
-                target_id: id,
-                before: None,
-                after: Some(json!({
-                    "therapist_id": hold.therapist_id,
-                    "client_id": hold.client_id,
-                    "start": rfc3339(occ.start_ms),
-                    "end": rfc3339(occ.end_ms),
-                    "status": "scheduled",
-                    "hold_id": hold.id,
-                })),
-            },
+            AuditEntry::by(
+                &caller,
+                Some(&hold.organization_id),
+                "schedule.session.book",
+                ("scheduled_session", id),
+            )
+            .after(json!({
+                "therapist_id": hold.therapist_id,
+                "client_id": hold.client_id,
+                "start": rfc3339(occ.start_ms),
+                "end": rfc3339(occ.end_ms),
+                "status": "scheduled",
+                "hold_id": hold.id,
+            })),
         )
         .await?;
     }
     audit::record(
         &mut tx,
-        AuditEntry {
-            organization_id: Some(&hold.organization_id),
-            actor_id: &caller.sub,
-            actor_role: caller.role.as_str(),
-            action: "schedule.hold.confirm",
-            target_type: "schedule_hold",
-            target_id: &hold.id,
-            before: Some(json!({"status": "active"})),
-            after: Some(json!({"status": "confirmed", "session_ids": session_ids})),
-        },
+        AuditEntry::by(
+            &caller,
+            Some(&hold.organization_id),
+            "schedule.hold.confirm",
+            ("schedule_hold", &hold.id),
+        )
+        .before(json!({"status": "active"}))
+        .after(json!({"status": "confirmed", "session_ids": session_ids})),
     )
     .await?;
     let sessions = store::sessions_of_hold(&mut tx, &hold.id).await?;
@@ -1088,16 +1074,14 @@ pub async fn release_hold(
     store::set_hold_status(&mut tx, &hold.id, &hold.status, "released", now).await?;
     audit::record(
         &mut tx,
-        AuditEntry {
-            organization_id: Some(&hold.organization_id),
-            actor_id: &caller.sub,
-            actor_role: caller.role.as_str(),
-            action: "schedule.hold.release",
-            target_type: "schedule_hold",
-            target_id: &hold.id,
-            before: Some(json!({"status": hold.status_at(now)})),
-            after: Some(json!({"status": "released"})),
-        },
+        AuditEntry::by(
+            &caller,
+            Some(&hold.organization_id),
+            "schedule.hold.release",
+            ("schedule_hold", &hold.id),
+        )
+        .before(json!({"status": hold.status_at(now)}))
+        .after(json!({"status": "released"})),
     )
     .await?;
     let released = store::hold_by_key(&mut tx, &hold_key)

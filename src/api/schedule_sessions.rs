@@ -219,16 +219,14 @@ pub async fn cancel_scheduled_session(
     }
     audit::record(
         &mut tx,
-        AuditEntry {
-            organization_id: Some(&s.organization_id),
-            actor_id: &caller.sub,
-            actor_role: caller.role.as_str(),
-            action: "schedule.session.cancel",
-            target_type: "scheduled_session",
-            target_id: &s.id,
-            before: Some(json!({"status": s.status})),
-            after: Some(json!({"status": "cancelled", "reason": reason})),
-        },
+        AuditEntry::by(
+            &caller,
+            Some(&s.organization_id),
+            "schedule.session.cancel",
+            ("scheduled_session", &s.id),
+        )
+        .before(json!({"status": s.status}))
+        .after(json!({"status": "cancelled", "reason": reason})),
     )
     .await?;
     let when = rfc3339(s.start_ms);
@@ -327,16 +325,14 @@ pub async fn set_attendance(
     store::set_attendance(&mut tx, &s.id, attendance, status, now).await?;
     audit::record(
         &mut tx,
-        AuditEntry {
-            organization_id: Some(&s.organization_id),
-            actor_id: &caller.sub,
-            actor_role: caller.role.as_str(),
-            action: "schedule.session.attendance",
-            target_type: "scheduled_session",
-            target_id: &s.id,
-            before: Some(json!({"status": s.status, "attendance": s.attendance})),
-            after: Some(json!({"status": status, "attendance": attendance})),
-        },
+        AuditEntry::by(
+            &caller,
+            Some(&s.organization_id),
+            "schedule.session.attendance",
+            ("scheduled_session", &s.id),
+        )
+        .before(json!({"status": s.status, "attendance": s.attendance}))
+        .after(json!({"status": status, "attendance": attendance})),
     )
     .await?;
     let updated = store::session(&mut tx, &s.id)
@@ -443,16 +439,13 @@ pub async fn create_note(
     .await?;
     audit::record(
         &mut tx,
-        AuditEntry {
-            organization_id: Some(&s.organization_id),
-            actor_id: &caller.sub,
-            actor_role: caller.role.as_str(),
-            action: "schedule.note.create",
-            target_type: "scheduled_session_note",
-            target_id: &note.id,
-            before: None,
-            after: Some(json!({"session_id": s.id, "body": note.body})),
-        },
+        AuditEntry::by(
+            &caller,
+            Some(&s.organization_id),
+            "schedule.note.create",
+            ("scheduled_session_note", &note.id),
+        )
+        .after(json!({"session_id": s.id, "body": note.body})),
     )
     .await?;
     tx.commit().await?;
@@ -490,16 +483,14 @@ pub async fn update_note(
     store::update_note(&mut tx, &before.id, &text, &caller.sub, now_ms()).await?;
     audit::record(
         &mut tx,
-        AuditEntry {
-            organization_id: Some(&s.organization_id),
-            actor_id: &caller.sub,
-            actor_role: caller.role.as_str(),
-            action: "schedule.note.update",
-            target_type: "scheduled_session_note",
-            target_id: &before.id,
-            before: Some(json!({"body": before.body})),
-            after: Some(json!({"body": text})),
-        },
+        AuditEntry::by(
+            &caller,
+            Some(&s.organization_id),
+            "schedule.note.update",
+            ("scheduled_session_note", &before.id),
+        )
+        .before(json!({"body": before.body}))
+        .after(json!({"body": text})),
     )
     .await?;
     let after = store::note(&mut tx, &s.id, &note_id)
@@ -602,16 +593,14 @@ pub async fn session_video(
         store::link_video(&mut tx, &s.id, &room_id, now).await?;
         audit::record(
             &mut tx,
-            AuditEntry {
-                organization_id: Some(&s.organization_id),
-                actor_id: &caller.sub,
-                actor_role: caller.role.as_str(),
-                action: "schedule.session.video_room",
-                target_type: "scheduled_session",
-                target_id: &s.id,
-                before: Some(json!({"video_session_id": null})),
-                after: Some(json!({"video_session_id": room_id})),
-            },
+            AuditEntry::by(
+                &caller,
+                Some(&s.organization_id),
+                "schedule.session.video_room",
+                ("scheduled_session", &s.id),
+            )
+            .before(json!({"video_session_id": null}))
+            .after(json!({"video_session_id": room_id})),
         )
         .await?;
         tx.commit().await?;

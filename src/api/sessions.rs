@@ -153,16 +153,15 @@ pub async fn create_session(
     let mut conn = state.store.pool().acquire().await?;
     audit::record(
         &mut conn,
-        AuditEntry {
-            organization_id: Some(&session.organization_id),
-            actor_id: &caller.sub,
-            actor_role: caller.role.as_str(),
-            action: "session.create",
-            target_type: "session",
-            target_id: &session.id,
-            before: None,
-            after: Some(json!({"session_name": session.session_name, "max_participants": max, "kind": kind})),
-        },
+        AuditEntry::by(
+            &caller,
+            Some(&session.organization_id),
+            "session.create",
+            ("session", &session.id),
+        )
+        .after(
+            json!({"session_name": session.session_name, "max_participants": max, "kind": kind}),
+        ),
     )
     .await?;
     tracing::info!(session_id = %session.id, therapist_id = %therapist.id, "session created");
@@ -272,16 +271,14 @@ pub async fn end_session(
     }
     audit::record(
         &mut tx,
-        AuditEntry {
-            organization_id: Some(&session.organization_id),
-            actor_id: &caller.sub,
-            actor_role: caller.role.as_str(),
-            action: "session.end",
-            target_type: "session",
-            target_id: &session.id,
-            before: Some(json!({"is_active": true})),
-            after: Some(json!({"is_active": false})),
-        },
+        AuditEntry::by(
+            &caller,
+            Some(&session.organization_id),
+            "session.end",
+            ("session", &session.id),
+        )
+        .before(json!({"is_active": true}))
+        .after(json!({"is_active": false})),
     )
     .await?;
     tx.commit().await?;

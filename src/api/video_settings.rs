@@ -133,16 +133,14 @@ pub async fn put_organization_video_settings(
     organizations::set_video_enabled(&mut tx, &org.id, body.video_sessions_enabled).await?;
     audit::record(
         &mut tx,
-        AuditEntry {
-            organization_id: Some(&org.id),
-            actor_id: &caller.sub,
-            actor_role: caller.role.as_str(),
-            action: "organization.video_settings.update",
-            target_type: "organization",
-            target_id: &org.id,
-            before: Some(json!({"video_sessions_enabled": org.video_sessions_enabled()})),
-            after: Some(json!({"video_sessions_enabled": body.video_sessions_enabled})),
-        },
+        AuditEntry::by(
+            &caller,
+            Some(&org.id),
+            "organization.video_settings.update",
+            ("organization", &org.id),
+        )
+        .before(json!({"video_sessions_enabled": org.video_sessions_enabled()}))
+        .after(json!({"video_sessions_enabled": body.video_sessions_enabled})),
     )
     .await?;
     tx.commit().await?;
@@ -229,16 +227,14 @@ async fn set_and_audit(
     users::set_therapist_video(tx, &therapist.id, enabled).await?;
     audit::record(
         tx,
-        AuditEntry {
-            organization_id: Some(&org.id),
-            actor_id: &caller.sub,
-            actor_role: caller.role.as_str(),
-            action: "therapist.video_settings.update",
-            target_type: "therapist",
-            target_id: &therapist.id,
-            before: Some(json!({"video_sessions_enabled": therapist.video_sessions_enabled()})),
-            after: Some(json!({"video_sessions_enabled": enabled})),
-        },
+        AuditEntry::by(
+            caller,
+            Some(&org.id),
+            "therapist.video_settings.update",
+            ("therapist", &therapist.id),
+        )
+        .before(json!({"video_sessions_enabled": therapist.video_sessions_enabled()}))
+        .after(json!({"video_sessions_enabled": enabled})),
     )
     .await?;
     Ok(())

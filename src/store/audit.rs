@@ -27,6 +27,39 @@ pub struct AuditEntry<'a> {
     pub after: Option<Value>,
 }
 
+impl<'a> AuditEntry<'a> {
+    /// An entry for `action` on `target` (kind, id) made by the authenticated `actor`.
+    pub fn by(
+        actor: &'a crate::auth::Claims,
+        organization_id: Option<&'a str>,
+        action: &'a str,
+        (target_type, target_id): (&'a str, &'a str),
+    ) -> Self {
+        AuditEntry {
+            organization_id,
+            actor_id: &actor.sub,
+            actor_role: actor.role.as_str(),
+            action,
+            target_type,
+            target_id,
+            before: None,
+            after: None,
+        }
+    }
+
+    /// The state before the change.
+    pub fn before(mut self, state: Value) -> Self {
+        self.before = Some(state);
+        self
+    }
+
+    /// The state after the change.
+    pub fn after(mut self, state: Value) -> Self {
+        self.after = Some(state);
+        self
+    }
+}
+
 /// A stored audit entry, as read back.
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct AuditRecord {
