@@ -354,11 +354,7 @@ impl Connection {
         } else {
             if members.by_id.len() >= admission.session.max_participants as usize {
                 drop(members);
-                if room.members.lock().await.by_id.is_empty() {
-                    hub.inner
-                        .rooms
-                        .remove_if(&room.id, |_, r| Arc::ptr_eq(r, &room));
-                }
+                hub.drop_room_if_empty(&room).await;
                 return Err(("room_full", "this session is full".into()));
             }
             let view = ParticipantView {

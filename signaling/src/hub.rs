@@ -263,7 +263,8 @@ impl Hub {
         }
     }
 
-    async fn drop_room_if_empty(&self, room: &Arc<RoomState>) {
+    /// Forgets a room (and its SFU room) once nobody is in it.
+    pub(crate) async fn drop_room_if_empty(&self, room: &Arc<RoomState>) {
         let members = room.members.lock().await;
         if !members.by_id.is_empty() {
             return;
