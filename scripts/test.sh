@@ -75,6 +75,10 @@ if [ ${#media_targets[@]} -gt 0 ]; then
   in_namespace cargo test --offline -p theraroom "${media_targets[@]}"
 fi
 
+step "load tool smoke run: theraroom-load --smoke against a spawned server (namespace; asserts delivery, no timings)"
+cargo build --offline -p theraroom -p theraroom-load
+in_namespace "$CARGO_TARGET_DIR/debug/theraroom-load" --smoke --server-bin "$CARGO_TARGET_DIR/debug/theraroom"
+
 if [ -f e2e/run.sh ]; then
   step "browser end-to-end tests (scripts/e2e.sh → e2e/run.sh, in a private network namespace)"
   scripts/e2e.sh

@@ -25,7 +25,7 @@ pub mod client;
 
 pub use client::rest;
 pub use client::{
-    ClientError, ClientMessage, CloseInfo, Events, JoinOptions, Joined, Kind, LatencyHistogram,
-    MediaRate, Participant, ParticipantInfo, PcName, PcState, Publish, RemoteTrackStats, SentStats,
-    ServerMessage, TrackInfo,
+    ClientError, ClientMessage, Clip, ClipSet, CloseInfo, Events, JoinOptions, Joined, Kind,
+    LatencyHistogram, MediaRate, Participant, ParticipantInfo, PcName, PcState, Publish,
+    RemoteTrackStats, SentStats, ServerMessage, TrackInfo,
 };

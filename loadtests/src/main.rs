@@ -1,1 +1,494 @@
-fn main() {}
+//! `theraroom-load`: drives a separate TheraRoom (and optionally Janus) server process
+//! with simulated WebRTC participants sending real VP8 + Opus, and reports what a
+//! browser would get (delivery, latency, join time) and what it costs the server (CPU
+//! from /proc, RSS, CPU per forwarded packet). See `loadtests/RESULTS.md`.
+
+mod tool;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use theraroom_load::{ClipSet, MediaRate, Publish};
+
+use tool::backend::{Backend, Media, TheraBackend};
+use tool::scenario::{progress, Fleet, JoinPace, Measurement, RoomSpec, AUDIO_ONLY};
+use tool::server::TheraServer;
+
+/// Load tests for TheraRoom (and Janus side by side).
+#[derive(Debug, Parser)]
+#[command(name = "theraroom-load", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Only the raw UDP relay baseline (no ICE, no SRTP).
+    RelayBaseline(RelayArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+struct RelayArgs {
+    /// Sender sockets.
+    #[arg(long, default_value_t = 1)]
+    senders: usize,
+    /// Receiver sockets (each gets every packet).
+    #[arg(long, default_value_t = 1)]
+    receivers: usize,
+    /// Total packets/s offered; 0 = as fast as the sender can.
+    #[arg(long, default_value_t = 0.0)]
+    pps: f64,
+    /// Packet size (bytes).
+    #[arg(long, default_value_t = 1200)]
+    bytes: usize,
+    /// Measurement window (s).
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+struct RunArgs {
+    /// TheraRoom binary to spawn (fresh data dir, free port, 127.0.0.1).
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// An already running TheraRoom (`http://127.0.0.1:8080`); needs --server-pid and
+    /// --therapist-token.
+    #[arg(long)]
+    server_url: Option<String>,
+    /// Process id of the running server (CPU and RSS from /proc).
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Therapist token of the running server (`theraroom demo --json`).
+    #[arg(long)]
+    therapist_token: Option<String>,
+    /// Servers to drive: theraroom, janus, or both.
+    #[arg(long, default_value = "theraroom")]
+    target: String,
+    /// Janus WebSocket URL (see loadtests/janus/README.md).
+    #[arg(long, default_value = "ws://127.1.0.1:8188")]
+    janus_ws: String,
+    /// Janus process id (default: found with `pidof janus`).
+    #[arg(long)]
+    janus_pid: Option<u32>,
+    /// Scenarios, comma-separated: all, one-to-one, group, fanout, audio, storm.
+    #[arg(long, default_value = "all", value_delimiter = ',')]
+    scenario: Vec<String>,
+    /// 1:1 room counts to run (two participants each, both publishing).
+    #[arg(long, default_value = "10,25", value_delimiter = ',')]
+    rooms: Vec<usize>,
+    /// Size of the group room (everyone publishes audio and video).
+    #[arg(long, default_value_t = 10)]
+    group_size: usize,
+    /// Subscriber counts of the one-publisher fan-out (TheraRoom rooms hold ≤ 50).
+    #[arg(long, default_value = "20,49", value_delimiter = ',')]
+    fanout: Vec<usize>,
+    /// Size of the audio-only room (everyone publishes audio).
+    #[arg(long, default_value_t = 16)]
+    audio_room: usize,
+    /// Join storm: joins per second.
+    #[arg(long, default_value_t = 20.0)]
+    storm_rate: f64,
+    /// Join storm: participants (rooms of two).
+    #[arg(long, default_value_t = 40)]
+    storm_count: usize,
+    /// Measurement window per scenario (s).
+    #[arg(long, default_value_t = 10)]
+    window: u64,
+    /// Settling time after every track flows, before measuring (s).
+    #[arg(long, default_value_t = 3)]
+    warmup: u64,
+    /// Joins in flight while setting a scenario up.
+    #[arg(long, default_value_t = 8)]
+    parallel: usize,
+    /// Directory of video.ivf and audio.ogg (made by media/make.sh when missing).
+    #[arg(long)]
+    media_dir: Option<PathBuf>,
+    /// Send synthetic tagged packets instead of real VP8/Opus.
+    #[arg(long)]
+    synthetic: bool,
+    /// Write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Ramp mode: add 1:1 rooms step by step until delivery < 99.5% or p99 > 50 ms.
+    #[arg(long)]
+    ramp: bool,
+    /// Rooms added per ramp step.
+    #[arg(long, default_value_t = 5)]
+    ramp_step: usize,
+    /// Stop the ramp at this many rooms.
+    #[arg(long, default_value_t = 100)]
+    ramp_max: usize,
+    /// Also run the raw UDP relay baseline at the end.
+    #[arg(long)]
+    relay: bool,
+    /// Smoke mode: 2 rooms of 2 for a few seconds; exits non-zero unless media is
+    /// delivered (≥ 95% per subscriber) without errors. Asserts no timing.
+    #[arg(long)]
+    smoke: bool,
+}
+
+fn media(args: &RunArgs) -> Media {
+    let fallback = Media::Synthetic(MediaRate {
+        video_pps: 60,
+        video_bytes: 1000,
+        audio_pps: 50,
+        audio_bytes: 120,
+    });
+    if args.synthetic {
+        return fallback;
+    }
+    let dir = args
+        .media_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("media"));
+    if !dir.join("video.ivf").exists() || !dir.join("audio.ogg").exists() {
+        progress(format!("making media files in {}", dir.display()));
+        let _ = std::process::Command::new("sh")
+            .arg(dir.join("make.sh"))
+            .status();
+    }
+    match ClipSet::load(&dir) {
+        Ok(c) => {
+            progress(format!(
+                "media: VP8 {:.0} kbit/s {:.0} pkt/s ({} frames), Opus {:.0} kbit/s {:.0} pkt/s",
+                c.video.bitrate() / 1e3,
+                c.video.packet_rate(),
+                c.video.frames.len(),
+                c.audio.bitrate() / 1e3,
+                c.audio.packet_rate()
+            ));
+            Media::Clips(Arc::new(c))
+        }
+        Err(e) => {
+            progress(format!(
+                "WARNING: no media files ({e}); sending synthetic packets instead"
+            ));
+            fallback
+        }
+    }
+}
+
+async fn one_scenario(
+    backend: &Arc<dyn Backend>,
+    media: &Media,
+    args: &RunArgs,
+    label: &str,
+    specs: Vec<RoomSpec>,
+    pace: JoinPace,
+) -> Measurement {
+    let n: usize = specs.iter().map(|s| s.members.len()).sum();
+    progress(format!(
+        "{}: scenario {label}: {} rooms, {n} participants",
+        backend.name(),
+        specs.len()
+    ));
+    let mut fleet = Fleet::new(Arc::clone(backend), media.clone());
+    fleet.add_rooms(&specs, pace).await;
+    let missing = fleet.wait_flowing(Duration::from_secs(30)).await;
+    if missing > 0 {
+        progress(format!("  {missing} remote tracks still silent after 30 s"));
+    }
+    tokio::time::sleep(Duration::from_secs(args.warmup)).await;
+    let mut m = fleet.measure(label, Duration::from_secs(args.window)).await;
+    let (errors, secs) = fleet.leave_all().await;
+    progress(format!(
+        "  everyone left in {secs:.1} s ({} errors)",
+        errors.len()
+    ));
+    m.errors += errors.len();
+    m.error_samples.extend(errors.into_iter().take(3));
+    // Let the server settle (closing connections) before the next scenario.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    m
+}
+
+fn wants(args: &RunArgs, name: &str) -> bool {
+    args.scenario.iter().any(|s| s == "all" || s == name)
+}
+
+async fn run_scenarios(
+    backend: Arc<dyn Backend>,
+    media: &Media,
+    args: &RunArgs,
+) -> Vec<Measurement> {
+    let mut out = Vec::new();
+    let pace = JoinPace::Parallel(args.parallel);
+    if wants(args, "one-to-one") {
+        for &n in &args.rooms {
+            let specs = vec![RoomSpec::uniform(2, Publish::BOTH); n];
+            out.push(one_scenario(&backend, media, args, &format!("1:1 x{n}"), specs, pace).await);
+        }
+    }
+    if wants(args, "group") {
+        let specs = vec![RoomSpec::uniform(args.group_size, Publish::BOTH)];
+        let label = format!("group {}", args.group_size);
+        out.push(one_scenario(&backend, media, args, &label, specs, pace).await);
+    }
+    if wants(args, "fanout") {
+        for &n in &args.fanout {
+            let mut members = vec![Publish::BOTH];
+            members.extend(std::iter::repeat_n(Publish::NOTHING, n));
+            let label = format!("1->{n}");
+            out.push(
+                one_scenario(
+                    &backend,
+                    media,
+                    args,
+                    &label,
+                    vec![RoomSpec { members }],
+                    pace,
+                )
+                .await,
+            );
+        }
+    }
+    if wants(args, "audio") {
+        let specs = vec![RoomSpec::uniform(args.audio_room, AUDIO_ONLY)];
+        let label = format!("audio {}", args.audio_room);
+        out.push(one_scenario(&backend, media, args, &label, specs, pace).await);
+    }
+    if wants(args, "storm") {
+        let specs = vec![RoomSpec::uniform(2, Publish::BOTH); args.storm_count.div_ceil(2)];
+        let label = format!("storm {}/s", args.storm_rate);
+        out.push(
+            one_scenario(
+                &backend,
+                media,
+                args,
+                &label,
+                specs,
+                JoinPace::Rate(args.storm_rate),
+            )
+            .await,
+        );
+    }
+    out
+}
+
+/// Adds 1:1 rooms step by step; returns every step and the last good room count.
+async fn ramp(
+    backend: Arc<dyn Backend>,
+    media: &Media,
+    args: &RunArgs,
+) -> (Vec<Measurement>, usize) {
+    let mut fleet = Fleet::new(Arc::clone(&backend), media.clone());
+    let mut rows = Vec::new();
+    let mut capacity = 0;
+    let mut rooms = 0;
+    while rooms + args.ramp_step <= args.ramp_max {
+        rooms += args.ramp_step;
+        progress(format!(
+            "{}: ramp step to {rooms} 1:1 rooms",
+            backend.name()
+        ));
+        let specs = vec![RoomSpec::uniform(2, Publish::BOTH); args.ramp_step];
+        fleet
+            .add_rooms(&specs, JoinPace::Parallel(args.parallel))
+            .await;
+        fleet.wait_flowing(Duration::from_secs(20)).await;
+        tokio::time::sleep(Duration::from_secs(args.warmup)).await;
+        let m = fleet
+            .measure(&format!("ramp x{rooms}"), Duration::from_secs(args.window))
+            .await;
+        let good = m.delivery_min >= 0.995 && m.latency_p99_ms <= 50.0 && m.errors == 0;
+        progress(format!(
+            "  {rooms} rooms: delivery min {:.2}%, p99 {:.1} ms, {} errors, server CPU {:.0}% -> {}",
+            m.delivery_min * 100.0,
+            m.latency_p99_ms,
+            m.errors,
+            m.server_cpu_pct,
+            if good { "good" } else { "over capacity" }
+        ));
+        rows.push(m);
+        if !good {
+            break;
+        }
+        capacity = rooms;
+    }
+    let (errors, secs) = fleet.leave_all().await;
+    progress(format!(
+        "  ramp teardown {secs:.1} s, {} errors",
+        errors.len()
+    ));
+    (rows, capacity)
+}
+
+async fn thera_backend(args: &RunArgs) -> Result<Arc<dyn Backend>, String> {
+    let server = match (&args.server_bin, &args.server_url) {
+        (Some(bin), _) => {
+            progress(format!("starting {}", bin.display()));
+            TheraServer::spawn(bin).await?
+        }
+        (None, Some(url)) => {
+            let pid = args.server_pid.ok_or("--server-url needs --server-pid")?;
+            let token = args
+                .therapist_token
+                .as_deref()
+                .ok_or("--server-url needs --therapist-token")?;
+            TheraServer::attach(url, pid, token)
+        }
+        (None, None) => return Err("give --server-bin PATH or --server-url URL".into()),
+    };
+    progress(format!("TheraRoom at {} (pid {})", server.base, server.pid));
+    Ok(Arc::new(TheraBackend { server }))
+}
+
+async fn janus_backend(args: &RunArgs) -> Result<Arc<dyn Backend>, String> {
+    let pid = match args.janus_pid {
+        Some(p) => p,
+        None => tool::janus::pidof_janus()
+            .ok_or("janus is not running (start loadtests/janus/start.sh) and no --janus-pid")?,
+    };
+    let b = tool::janus::JanusBackend::connect(&args.janus_ws, pid).await?;
+    Ok(Arc::new(b))
+}
+
+async fn smoke(args: &RunArgs) -> ExitCode {
+    let backend = match thera_backend(args).await {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("smoke: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let media = media(args);
+    let mut a = args.clone();
+    a.window = 4;
+    a.warmup = 1;
+    let specs = vec![RoomSpec::uniform(2, Publish::BOTH); 2];
+    let m = one_scenario(
+        &backend,
+        &media,
+        &a,
+        "smoke 2x1:1",
+        specs,
+        JoinPace::Parallel(4),
+    )
+    .await;
+    tool::report::print_table(std::slice::from_ref(&m));
+    let ok = m.delivery_min >= 0.95 && m.errors == 0 && m.forwarded_tracks == 8;
+    if ok {
+        println!(
+            "smoke: OK (delivery min {:.2}%, no errors)",
+            m.delivery_min * 100.0
+        );
+        ExitCode::SUCCESS
+    } else {
+        println!(
+            "smoke: FAILED (delivery min {:.2}%, {} forwarded tracks of 8, {} errors: {:?})",
+            m.delivery_min * 100.0,
+            m.forwarded_tracks,
+            m.errors,
+            m.error_samples
+        );
+        ExitCode::FAILURE
+    }
+}
+
+fn relay_only(r: &RelayArgs) -> ExitCode {
+    match tool::relay::run(
+        r.senders,
+        r.receivers,
+        r.pps,
+        r.bytes,
+        Duration::from_secs(r.seconds),
+    ) {
+        Ok(res) => {
+            tool::report::print_relay(&res, &[]);
+            println!("{}", serde_json::to_string_pretty(&res).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("relay: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::RelayBaseline(r)) = &cli.command {
+        return relay_only(r);
+    }
+    let args = cli.run;
+    if args.smoke {
+        return smoke(&args).await;
+    }
+    let media = media(&args);
+    let mut rows = Vec::new();
+    let mut capacity = serde_json::Map::new();
+    let targets: Vec<&str> = match args.target.as_str() {
+        "both" => vec!["theraroom", "janus"],
+        t => vec![t],
+    };
+    for target in targets {
+        let backend = match target {
+            "theraroom" => thera_backend(&args).await,
+            "janus" => janus_backend(&args).await,
+            other => Err(format!("unknown target {other}")),
+        };
+        let backend = match backend {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("{target}: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        if args.ramp {
+            let (r, cap) = ramp(Arc::clone(&backend), &media, &args).await;
+            rows.extend(r);
+            capacity.insert(target.into(), serde_json::json!(cap));
+            println!(
+                "{target}: capacity {cap} 1:1 rooms ({} participants)",
+                cap * 2
+            );
+        } else {
+            rows.extend(run_scenarios(Arc::clone(&backend), &media, &args).await);
+        }
+        drop(backend);
+    }
+    println!();
+    tool::report::print_table(&rows);
+    tool::report::print_comparison(&rows);
+    let relay = if args.relay {
+        // 1200-byte packets at the heaviest forwarded rate of the run (at least 10k/s),
+        // one send per packet, so the relay works at a comparable packet rate.
+        let pps = rows
+            .iter()
+            .map(|m| m.server_fwd_pps.unwrap_or(m.recv_pps))
+            .fold(10_000.0, f64::max);
+        progress(format!("raw UDP relay baseline at {pps:.0} pkt/s"));
+        let r = tool::relay::run(1, 1, pps, 1200, Duration::from_secs(5)).ok();
+        if let Some(r) = &r {
+            tool::report::print_relay(r, &rows);
+        }
+        r
+    } else {
+        None
+    };
+    if let Some(path) = &args.json {
+        let (cpus, model, kernel) = tool::procfs::machine();
+        let report = tool::report::Report {
+            machine: serde_json::json!({"cpus": cpus, "model": model, "kernel": kernel}),
+            results: &rows,
+            capacity: serde_json::Value::Object(capacity),
+            relay: relay.as_ref(),
+        };
+        match serde_json::to_string_pretty(&report) {
+            Ok(text) => {
+                if let Err(e) = std::fs::write(path, text) {
+                    eprintln!("writing {}: {e}", path.display());
+                }
+            }
+            Err(e) => eprintln!("json: {e}"),
+        }
+    }
+    ExitCode::SUCCESS
+}

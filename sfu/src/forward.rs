@@ -229,15 +229,16 @@ fn remap_extensions(h: &mut rtc::rtp::header::Header, map: &LegMapping) {
         h.extensions_padding = 0;
         return;
     }
-    let mut kept: Vec<Extension> = Vec::with_capacity(h.extensions.len());
-    for ext in h.extensions.drain(..) {
-        if let Some(id) = map.map_extension(ext.id) {
-            kept.push(Extension {
-                id,
-                payload: ext.payload,
-            });
-        }
-    }
+    // In place: no second vector per packet.
+    h.extensions
+        .retain_mut(|ext: &mut Extension| match map.map_extension(ext.id) {
+            Some(id) => {
+                ext.id = id;
+                true
+            }
+            None => false,
+        });
+    let kept = &h.extensions;
     h.extensions_padding = 0;
     if kept.is_empty() {
         h.extension = false;
@@ -253,7 +254,6 @@ fn remap_extensions(h: &mut rtc::rtp::header::Header, map: &LegMapping) {
         };
         h.extension = true;
     }
-    h.extensions = kept;
 }
 
 /// Picks the one SSRC of a remote track that is forwarded. Sticks to the current SSRC

@@ -134,13 +134,20 @@ impl ReceiveTable {
         }
     }
 
+    /// Registers a new remote track. A track id already taken (servers that reuse
+    /// msid track ids across m-lines) gets a `#n` suffix so no track hides another.
     fn register(&self, state: RemoteTrackState) -> Arc<Mutex<RemoteTrackState>> {
-        let id = state.stats.track_id.clone();
+        let mut tracks = self.tracks.lock().unwrap_or_else(|e| e.into_inner());
+        let mut id = state.stats.track_id.clone();
+        let mut n = 1;
+        while tracks.contains_key(&id) {
+            n += 1;
+            id = format!("{}#{n}", state.stats.track_id);
+        }
+        let mut state = state;
+        state.stats.track_id.clone_from(&id);
         let shared = Arc::new(Mutex::new(state));
-        self.tracks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, Arc::clone(&shared));
+        tracks.insert(id, Arc::clone(&shared));
         shared
     }
 }
@@ -235,6 +242,11 @@ pub(crate) async fn build_pc(
         .with_multicast_dns_mode(MulticastDnsMode::Disabled)
         .with_network_types(vec![network])
         .with_include_loopback_candidate(bind_ip.is_loopback())
+        // Like a browser: nominate a peer-reflexive pair (the server's checks arriving
+        // before its trickled candidate) at once instead of webrtc's 1 s hold, and check
+        // every 50 ms while connecting, so join times measure the server, not this client.
+        .with_prflx_acceptance_min_wait(Some(std::time::Duration::ZERO))
+        .with_ice_connection_attempts(Some(std::time::Duration::from_millis(50)), None)
         .build();
     let configuration = RTCConfigurationBuilder::new()
         .with_ice_servers(

@@ -6,15 +6,19 @@
 //! - [`protocol`]: the wire types (a deliberate copy of the document, not of the server).
 //! - [`signal`]: the WebSocket and the `join` handshake.
 //! - [`media`]: the publisher and subscriber peer connections and the receive path.
-//! - [`pacer`]: synthetic tagged RTP at a fixed packet rate.
+//! - [`pacer`]: synthetic tagged RTP at a fixed packet rate, or real media looped.
+//! - [`clip`]: VP8 (IVF) and Opus (Ogg) files packetized into RTP payloads.
 //! - [`stats`]: the tag format, duplicate detection and latency histogram.
 //! - [`rest`]: the few HTTP calls needed before joining.
+//! - [`standalone`]: one peer connection driven by another server's signaling.
 
+pub mod clip;
 pub mod media;
 pub mod pacer;
 pub mod protocol;
 pub mod rest;
 pub mod signal;
+pub mod standalone;
 pub mod stats;
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -25,6 +29,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use webrtc::peer_connection::{PeerConnection, RTCIceCandidateInit, RTCSessionDescription};
 
+pub use clip::{Clip, ClipSet};
 pub use pacer::MediaRate;
 pub use protocol::{
     ClientMessage, Joined, Kind, ParticipantInfo, PcName, ServerMessage, TrackInfo,
@@ -421,6 +426,17 @@ impl Participant {
         // Stop the old tasks before the new ones read the RTP state they leave behind.
         slot.take();
         *slot = Some(Pacer::start(&self.local, rate, &publisher.state));
+    }
+
+    /// Starts (or restarts) looping real media from `clips` on our tracks, paced in real
+    /// time (video frame rate, 20 ms audio frames), each packet tagged at its end.
+    pub fn start_clips(&self, clips: &Arc<ClipSet>) {
+        let Some(publisher) = &self.shared.publisher else {
+            return;
+        };
+        let mut slot = self.pacer.lock().unwrap_or_else(|e| e.into_inner());
+        slot.take();
+        *slot = Some(Pacer::start_clips(&self.local, clips, &publisher.state));
     }
 
     /// Stops sending media.

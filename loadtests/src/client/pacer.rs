@@ -13,9 +13,12 @@ use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 use webrtc::media_stream::track_local::TrackLocal;
 
+use super::clip::{Clip, ClipSet};
 use super::media::LocalTrack;
 use super::protocol::Kind;
-use super::stats::{now_micros, tag_offset, write_tag, SentStats, TAG_LEN};
+use super::stats::{
+    append_tag, in_measure_window, now_micros, tag_offset, write_tag, SentStats, TAG_LEN,
+};
 use super::PcState;
 
 /// How much synthetic media a participant sends.
@@ -52,6 +55,7 @@ pub(crate) struct SentCounters {
     bytes: AtomicU64,
     errors: AtomicU64,
     next_index: AtomicU32,
+    window_packets: AtomicU64,
     /// RTP sequence number and timestamp of the last packet: a restarted pacer continues
     /// them (a jump back would be dropped by SRTP replay protection at the server).
     rtp_sequence: AtomicU32,
@@ -67,6 +71,7 @@ impl SentCounters {
             bytes: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             next_index: AtomicU32::new(0),
+            window_packets: AtomicU64::new(0),
             rtp_sequence: AtomicU32::new(u32::from(rand::random::<u16>())),
             rtp_timestamp: AtomicU32::new(rand::random()),
         })
@@ -80,6 +85,7 @@ impl SentCounters {
             bytes: self.bytes.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
             next_index: self.next_index.load(Ordering::Relaxed),
+            window_packets: self.window_packets.load(Ordering::Relaxed),
         }
     }
 }
@@ -126,6 +132,26 @@ impl Pacer {
             .collect();
         Pacer { tasks }
     }
+
+    /// Starts one task per track looping the matching clip of `clips` in real time.
+    pub(crate) fn start_clips(
+        tracks: &[(LocalTrack, Arc<SentCounters>)],
+        clips: &Arc<ClipSet>,
+        connection: &watch::Receiver<PcState>,
+    ) -> Pacer {
+        let tasks = tracks
+            .iter()
+            .map(|(track, counters)| {
+                tokio::spawn(pace_clip(
+                    track.clone(),
+                    Arc::clone(counters),
+                    Arc::clone(clips),
+                    connection.clone(),
+                ))
+            })
+            .collect();
+        Pacer { tasks }
+    }
 }
 
 async fn pace(
@@ -152,7 +178,8 @@ async fn pace(
         }
         let index = counters.next_index.fetch_add(1, Ordering::Relaxed);
         let mut payload = BytesMut::zeroed(size);
-        write_tag(&mut payload, track.kind, index, now_micros());
+        let sent_us = now_micros();
+        write_tag(&mut payload, track.kind, index, sent_us);
         sequence = sequence.wrapping_add(1);
         timestamp = timestamp.wrapping_add(ts_step);
         counters
@@ -172,13 +199,81 @@ async fn pace(
             payload: payload.freeze(),
         };
         match track.track.write_rtp(packet).await {
-            Ok(()) => {
-                counters.packets.fetch_add(1, Ordering::Relaxed);
-                counters.bytes.fetch_add(size as u64, Ordering::Relaxed);
-            }
+            Ok(()) => counters.sent(size, sent_us),
             Err(_) => {
                 counters.errors.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+}
+
+impl SentCounters {
+    fn sent(&self, size: usize, sent_us: u64) {
+        self.packets.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(size as u64, Ordering::Relaxed);
+        if in_measure_window(sent_us) {
+            self.window_packets.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Loops `clip` on `track` in real time: one tick per frame, all packets of the frame
+/// back to back (as a browser's pacer would send a small frame), tag appended to each.
+async fn pace_clip(
+    track: LocalTrack,
+    counters: Arc<SentCounters>,
+    clip: Arc<ClipSet>,
+    connection: watch::Receiver<PcState>,
+) {
+    let clip: &Clip = match track.kind {
+        Kind::Video => &clip.video,
+        Kind::Audio => &clip.audio,
+    };
+    let mut sequence = counters.rtp_sequence.load(Ordering::Relaxed) as u16;
+    let mut timestamp = counters.rtp_timestamp.load(Ordering::Relaxed);
+    // Publishers start at different points of the clip so keyframes do not line up.
+    let mut frame_no = rand::random::<usize>() % clip.frames.len();
+    let mut ticker = tokio::time::interval(clip.frame_interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    loop {
+        ticker.tick().await;
+        if *connection.borrow() != PcState::Connected {
+            continue;
+        }
+        let frame = &clip.frames[frame_no % clip.frames.len()];
+        frame_no = frame_no.wrapping_add(1);
+        timestamp = timestamp.wrapping_add(clip.ts_step);
+        let last = frame.packets.len().saturating_sub(1);
+        for (i, body) in frame.packets.iter().enumerate() {
+            let index = counters.next_index.fetch_add(1, Ordering::Relaxed);
+            let sent_us = now_micros();
+            let mut payload = Vec::with_capacity(body.len() + TAG_LEN);
+            payload.extend_from_slice(body);
+            append_tag(&mut payload, index, sent_us);
+            let size = payload.len();
+            sequence = sequence.wrapping_add(1);
+            let packet = Packet {
+                header: Header {
+                    version: 2,
+                    marker: track.kind == Kind::Video && i == last,
+                    payload_type: track.payload_type,
+                    sequence_number: sequence,
+                    timestamp,
+                    ssrc: track.ssrc,
+                    ..Default::default()
+                },
+                payload: payload.into(),
+            };
+            match track.track.write_rtp(packet).await {
+                Ok(()) => counters.sent(size, sent_us),
+                Err(_) => {
+                    counters.errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        counters
+            .rtp_sequence
+            .store(u32::from(sequence), Ordering::Relaxed);
+        counters.rtp_timestamp.store(timestamp, Ordering::Relaxed);
     }
 }

@@ -5,6 +5,7 @@
 //! one-way latency without any side channel. Everything here is allocation-free per
 //! packet: fixed-size bitmaps and a fixed-bucket histogram.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::protocol::Kind;
@@ -47,17 +48,55 @@ pub fn write_tag(buf: &mut [u8], kind: Kind, index: u32, sent_us: u64) {
     buf[o + 8..o + 16].copy_from_slice(&sent_us.to_be_bytes());
 }
 
-/// Reads the tag of a payload of `kind`: `(index, send time in µs)`, or `None` for a
-/// payload this tool did not write.
-pub fn read_tag(payload: &[u8], kind: Kind) -> Option<(u32, u64)> {
-    let o = tag_offset(kind);
-    let tag = payload.get(o..o + TAG_LEN)?;
-    if tag[..4] != MAGIC {
+/// Appends a tag to a real media payload (VP8 or Opus from a file): the payload keeps
+/// its own bytes (and VP8 descriptor) first, the tag is its last [`TAG_LEN`] bytes.
+pub fn append_tag(buf: &mut Vec<u8>, index: u32, sent_us: u64) {
+    buf.extend_from_slice(&MAGIC);
+    buf.extend_from_slice(&index.to_be_bytes());
+    buf.extend_from_slice(&sent_us.to_be_bytes());
+}
+
+fn parse_tag(tag: &[u8]) -> Option<(u32, u64)> {
+    if tag.len() != TAG_LEN || tag[..4] != MAGIC {
         return None;
     }
     let index = u32::from_be_bytes(tag[4..8].try_into().ok()?);
     let sent = u64::from_be_bytes(tag[8..16].try_into().ok()?);
     Some((index, sent))
+}
+
+/// Reads the tag of a payload of `kind`: `(index, send time in µs)`, or `None` for a
+/// payload this tool did not write. Looks at the synthetic position ([`write_tag`])
+/// first, then at the end of the payload ([`append_tag`]).
+pub fn read_tag(payload: &[u8], kind: Kind) -> Option<(u32, u64)> {
+    let o = tag_offset(kind);
+    if let Some(t) = payload.get(o..o + TAG_LEN).and_then(parse_tag) {
+        return Some(t);
+    }
+    let n = payload.len();
+    if n < TAG_LEN + o {
+        return None;
+    }
+    parse_tag(&payload[n - TAG_LEN..])
+}
+
+static WINDOW_START_US: AtomicU64 = AtomicU64::new(u64::MAX);
+static WINDOW_END_US: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// Sets the process-wide measurement window `[start_us, end_us)` (send times, µs since
+/// the Unix epoch). Senders count the packets they send inside it
+/// ([`SentStats::window_packets`]); receivers count the unique packets *sent* inside it
+/// and their latency ([`RemoteTrackStats::window_unique`], [`RemoteTrackStats::window_latency`]),
+/// so delivery = received / sent is exact however late packets arrive.
+pub fn set_measure_window(start_us: u64, end_us: u64) {
+    WINDOW_END_US.store(end_us, Ordering::Relaxed);
+    WINDOW_START_US.store(start_us, Ordering::Relaxed);
+}
+
+/// Whether a packet sent at `sent_us` lies inside the measurement window.
+pub fn in_measure_window(sent_us: u64) -> bool {
+    sent_us >= WINDOW_START_US.load(Ordering::Relaxed)
+        && sent_us < WINDOW_END_US.load(Ordering::Relaxed)
 }
 
 /// Number of recent indices [`SeqWindow`] remembers.
@@ -272,6 +311,10 @@ pub struct RemoteTrackStats {
     pub last_packet_at: Option<Instant>,
     /// One-way latency of the tagged packets (unique ones only).
     pub latency: LatencyHistogram,
+    /// Unique tagged packets sent inside the measurement window ([`set_measure_window`]).
+    pub window_unique: u64,
+    /// One-way latency of those packets.
+    pub window_latency: LatencyHistogram,
     /// True once the track ended: the server announced `track_unpublished` for it, or
     /// webrtc ended it (connection closed).
     pub ended: bool,
@@ -311,6 +354,8 @@ impl RemoteTrackState {
                 first_packet_at: None,
                 last_packet_at: None,
                 latency: LatencyHistogram::default(),
+                window_unique: 0,
+                window_latency: LatencyHistogram::default(),
                 ended: false,
             },
             window: SeqWindow::default(),
@@ -331,7 +376,12 @@ impl RemoteTrackState {
         s.tagged += 1;
         if self.window.insert(index) {
             s.unique += 1;
-            s.latency.record(now_us.saturating_sub(sent_us));
+            let latency = now_us.saturating_sub(sent_us);
+            s.latency.record(latency);
+            if in_measure_window(sent_us) {
+                s.window_unique += 1;
+                s.window_latency.record(latency);
+            }
             s.index_range = Some(match s.index_range {
                 None => (index, index),
                 Some((lo, hi)) => (lo.min(index), hi.max(index)),
@@ -358,6 +408,8 @@ pub struct SentStats {
     pub errors: u64,
     /// Next tag index to be written (= tagged packets attempted).
     pub next_index: u32,
+    /// Packets sent inside the measurement window ([`set_measure_window`]).
+    pub window_packets: u64,
 }
 
 #[cfg(test)]
@@ -376,6 +428,10 @@ mod tests {
         }
         assert_eq!(read_tag(&[0u8; 40], Kind::Audio), None);
         assert_eq!(read_tag(&[0u8; 3], Kind::Video), None);
+        let mut real = vec![0x10, 0x9d, 0x01, 0x2a, 5, 6, 7];
+        append_tag(&mut real, 9, 77);
+        assert_eq!(read_tag(&real, Kind::Video), Some((9, 77)));
+        assert_eq!(read_tag(&real, Kind::Audio), Some((9, 77)));
     }
 
     #[test]
