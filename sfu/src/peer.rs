@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::ice::network_type::NetworkType;
-use rtc::interceptor::Slot;
+use rtc::interceptor::{
+    NackGeneratorBuilder, NackResponderBuilder, ReceiverReportBuilder, SenderReportBuilder, Slot,
+    TwccReceiverBuilder,
+};
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, warn, Instrument};
 use webrtc::media_stream::track_remote::TrackRemote;
@@ -257,6 +260,34 @@ impl PeerConnectionEventHandler for PcHandler {
     }
 }
 
+/// The interceptors of one server connection, by role. The media engine gets exactly
+/// what webrtc's defaults register (feedback types, header extensions: the SDP is the
+/// same), but each chain only holds the interceptors its direction uses, because every
+/// packet walks the whole chain (measured with `theraroom-load`: fewer hops, fewer
+/// copies of each packet):
+/// - publisher connection (the server only receives media): NACK generator, TWCC
+///   feedback, receiver reports;
+/// - subscriber connection (the server only sends media): NACK responder (retransmits
+///   from its buffer), sender reports, and the keyframe-request forwarder.
+fn interceptors(role: PcRole, media_engine: &mut MediaEngine) -> Result<Registry, SfuError> {
+    // Registers the defaults' codecs feedback and extensions on the media engine; the
+    // interceptors it builds are dropped and re-chosen below.
+    drop(register_default_interceptors(Registry::new(), media_engine).map_err(SfuError::webrtc)?);
+    Ok(match role {
+        PcRole::Publisher => Registry::new()
+            .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
+            .with(Slot::TwccReceiver, TwccReceiverBuilder::new().build())
+            .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build()),
+        PcRole::Subscriber => Registry::new()
+            .with(Slot::NackResponder, NackResponderBuilder::new().build())
+            .with(Slot::SenderReport, SenderReportBuilder::new().build())
+            .with(
+                Slot::from(KEYFRAME_FORWARDER_SLOT),
+                KeyframeRequestForwarder::default(),
+            ),
+    })
+}
+
 fn setting_engine(config: &SfuConfig) -> SettingEngine {
     let network = match config.bind_ip {
         IpAddr::V4(_) => NetworkType::Udp4,
@@ -314,14 +345,7 @@ pub(crate) async fn build_peer_connection(
         media_engine
             .register_default_codecs()
             .map_err(SfuError::webrtc)?;
-        let mut registry = register_default_interceptors(Registry::new(), &mut media_engine)
-            .map_err(SfuError::webrtc)?;
-        if role == PcRole::Subscriber {
-            registry = registry.with(
-                Slot::from(KEYFRAME_FORWARDER_SLOT),
-                KeyframeRequestForwarder::default(),
-            );
-        }
+        let registry = interceptors(role, &mut media_engine)?;
         let configuration = RTCConfigurationBuilder::new()
             .with_ice_servers(ice_servers(servers))
             .build();

@@ -17,7 +17,8 @@ use super::clip::{Clip, ClipSet};
 use super::media::LocalTrack;
 use super::protocol::Kind;
 use super::stats::{
-    append_tag, in_measure_window, now_micros, tag_offset, write_tag, SentStats, TAG_LEN,
+    append_tag, in_measure_window, measure_epoch, now_micros, tag_offset, write_tag, SentStats,
+    TAG_LEN,
 };
 use super::PcState;
 
@@ -56,6 +57,7 @@ pub(crate) struct SentCounters {
     errors: AtomicU64,
     next_index: AtomicU32,
     window_packets: AtomicU64,
+    window_epoch: AtomicU64,
     /// RTP sequence number and timestamp of the last packet: a restarted pacer continues
     /// them (a jump back would be dropped by SRTP replay protection at the server).
     rtp_sequence: AtomicU32,
@@ -72,6 +74,7 @@ impl SentCounters {
             errors: AtomicU64::new(0),
             next_index: AtomicU32::new(0),
             window_packets: AtomicU64::new(0),
+            window_epoch: AtomicU64::new(0),
             rtp_sequence: AtomicU32::new(u32::from(rand::random::<u16>())),
             rtp_timestamp: AtomicU32::new(rand::random()),
         })
@@ -85,7 +88,11 @@ impl SentCounters {
             bytes: self.bytes.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
             next_index: self.next_index.load(Ordering::Relaxed),
-            window_packets: self.window_packets.load(Ordering::Relaxed),
+            window_packets: if self.window_epoch.load(Ordering::Relaxed) == measure_epoch() {
+                self.window_packets.load(Ordering::Relaxed)
+            } else {
+                0
+            },
         }
     }
 }
@@ -212,6 +219,11 @@ impl SentCounters {
         self.packets.fetch_add(1, Ordering::Relaxed);
         self.bytes.fetch_add(size as u64, Ordering::Relaxed);
         if in_measure_window(sent_us) {
+            // One writer per track (its pacer task): reset when a new window began.
+            let epoch = measure_epoch();
+            if self.window_epoch.swap(epoch, Ordering::Relaxed) != epoch {
+                self.window_packets.store(0, Ordering::Relaxed);
+            }
             self.window_packets.fetch_add(1, Ordering::Relaxed);
         }
     }

@@ -88,9 +88,23 @@ static WINDOW_END_US: AtomicU64 = AtomicU64::new(u64::MAX);
 /// ([`SentStats::window_packets`]); receivers count the unique packets *sent* inside it
 /// and their latency ([`RemoteTrackStats::window_unique`], [`RemoteTrackStats::window_latency`]),
 /// so delivery = received / sent is exact however late packets arrive.
+///
+/// Each new window (`start_us != u64::MAX`) starts a new epoch ([`measure_epoch`]): the
+/// window counters of earlier windows are not carried over.
 pub fn set_measure_window(start_us: u64, end_us: u64) {
     WINDOW_END_US.store(end_us, Ordering::Relaxed);
     WINDOW_START_US.store(start_us, Ordering::Relaxed);
+    if start_us != u64::MAX {
+        WINDOW_EPOCH.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+static WINDOW_EPOCH: AtomicU64 = AtomicU64::new(0);
+
+/// Number of the current measurement window: window counters tagged with another
+/// epoch belong to an earlier window and count as zero.
+pub fn measure_epoch() -> u64 {
+    WINDOW_EPOCH.load(Ordering::Relaxed)
 }
 
 /// Whether a packet sent at `sent_us` lies inside the measurement window.
@@ -315,6 +329,8 @@ pub struct RemoteTrackStats {
     pub window_unique: u64,
     /// One-way latency of those packets.
     pub window_latency: LatencyHistogram,
+    /// Measurement window ([`measure_epoch`]) the two fields above belong to.
+    pub window_epoch: u64,
     /// True once the track ended: the server announced `track_unpublished` for it, or
     /// webrtc ended it (connection closed).
     pub ended: bool,
@@ -356,6 +372,7 @@ impl RemoteTrackState {
                 latency: LatencyHistogram::default(),
                 window_unique: 0,
                 window_latency: LatencyHistogram::default(),
+                window_epoch: 0,
                 ended: false,
             },
             window: SeqWindow::default(),
@@ -379,6 +396,12 @@ impl RemoteTrackState {
             let latency = now_us.saturating_sub(sent_us);
             s.latency.record(latency);
             if in_measure_window(sent_us) {
+                let epoch = measure_epoch();
+                if s.window_epoch != epoch {
+                    s.window_epoch = epoch;
+                    s.window_unique = 0;
+                    s.window_latency = LatencyHistogram::default();
+                }
                 s.window_unique += 1;
                 s.window_latency.record(latency);
             }
@@ -408,8 +431,20 @@ pub struct SentStats {
     pub errors: u64,
     /// Next tag index to be written (= tagged packets attempted).
     pub next_index: u32,
-    /// Packets sent inside the measurement window ([`set_measure_window`]).
+    /// Packets sent inside the current measurement window ([`set_measure_window`]).
     pub window_packets: u64,
+}
+
+impl RemoteTrackStats {
+    /// Unique packets of the current measurement window (0 if the counters belong to
+    /// an earlier one).
+    pub fn current_window_unique(&self) -> u64 {
+        if self.window_epoch == measure_epoch() {
+            self.window_unique
+        } else {
+            0
+        }
+    }
 }
 
 #[cfg(test)]
@@ -470,6 +505,35 @@ mod tests {
         let mut g = LatencyHistogram::default();
         g.merge(&h);
         assert_eq!(g.count(), 5);
+    }
+
+    #[test]
+    fn window_counters_restart_with_each_window() {
+        let mut st = RemoteTrackState::new("w".into(), "p".into(), Kind::Audio);
+        let mut buf = vec![0u8; 40];
+        let now = Instant::now();
+        set_measure_window(1_000, 2_000);
+        write_tag(&mut buf, Kind::Audio, 1, 1_500);
+        st.on_packet(1, &buf, now, 1_600);
+        write_tag(&mut buf, Kind::Audio, 2, 2_500); // after the window
+        st.on_packet(1, &buf, now, 2_600);
+        assert_eq!(st.stats.current_window_unique(), 1);
+        set_measure_window(3_000, 4_000);
+        assert_eq!(
+            st.stats.current_window_unique(),
+            0,
+            "earlier window not carried over"
+        );
+        write_tag(&mut buf, Kind::Audio, 3, 3_500);
+        st.on_packet(1, &buf, now, 3_600);
+        assert_eq!(st.stats.current_window_unique(), 1);
+        assert_eq!(st.stats.window_latency.count(), 1);
+        set_measure_window(u64::MAX, u64::MAX);
+        assert_eq!(
+            st.stats.current_window_unique(),
+            1,
+            "closing keeps the last window"
+        );
     }
 
     #[test]

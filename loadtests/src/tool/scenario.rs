@@ -355,9 +355,12 @@ impl Fleet {
                 let track = got.iter().find(|t| t.stream_id == ids[p] && t.kind == kind);
                 match track {
                     Some(t) => {
-                        received += t.window_unique;
-                        latency.merge(&t.window_latency);
-                        if t.window_unique > 0 {
+                        let current = t.current_window_unique();
+                        received += current;
+                        if current > 0 {
+                            latency.merge(&t.window_latency);
+                        }
+                        if current > 0 {
                             m.forwarded_tracks += 1;
                         }
                         match t.first_packet_at {
