@@ -167,27 +167,17 @@ impl Hub {
 
     /// Ends a session's room: everyone receives `session_ended` and is disconnected.
     pub async fn end_session(&self, session_id: &str, reason: &str) {
-        let Some((_, room)) = self.inner.rooms.remove(session_id) else {
-            return;
-        };
-        metrics::gauge!("theraroom_rooms").set(self.inner.rooms.len() as f64);
-        let mut members = room.members.lock().await;
-        members.closed = true;
-        let gone: Vec<(String, Member)> = members.by_id.drain().collect();
-        drop(members);
-        for (id, member) in gone {
-            member.outbox.send(ServerMessage::SessionEnded {
-                reason: reason.to_string(),
-            });
-            member.outbox.close(1000, "session_ended");
-            if member.media.is_some() {
-                room.media.remove_participant(&id).await;
-            }
-            self.inner.gate.participant_left(&id).await;
-            metrics::gauge!("theraroom_participants").decrement(1.0);
+        let closed = self
+            .close_room(session_id, |outbox| {
+                outbox.send(ServerMessage::SessionEnded {
+                    reason: reason.to_string(),
+                });
+                outbox.close(1000, "session_ended");
+            })
+            .await;
+        if closed {
+            tracing::info!(room_id = %session_id, reason, "room ended");
         }
-        self.inner.sfu.remove_room(session_id);
-        tracing::info!(room_id = %session_id, reason, "room ended");
     }
 
     /// Closes every room because the server stops: clients get close code 1012
@@ -195,24 +185,33 @@ impl Hub {
     pub async fn shutdown(&self) {
         let ids: Vec<String> = self.inner.rooms.iter().map(|r| r.key().clone()).collect();
         for id in ids {
-            let Some((_, room)) = self.inner.rooms.remove(&id) else {
-                continue;
-            };
-            let mut members = room.members.lock().await;
-            members.closed = true;
-            let gone: Vec<(String, Member)> = members.by_id.drain().collect();
-            drop(members);
-            for (pid, member) in gone {
-                member.outbox.close(1012, "server_restart");
-                if member.media.is_some() {
-                    room.media.remove_participant(&pid).await;
-                }
-                self.inner.gate.participant_left(&pid).await;
-                metrics::gauge!("theraroom_participants").decrement(1.0);
-            }
-            self.inner.sfu.remove_room(&id);
+            self.close_room(&id, |outbox| outbox.close(1012, "server_restart"))
+                .await;
         }
-        metrics::gauge!("theraroom_rooms").set(0.0);
+    }
+
+    /// Takes a room out of service: nobody may enter any more, every member gets
+    /// `farewell` on its outbox, media and participant rows are released. Returns
+    /// false when there was no such room.
+    async fn close_room(&self, session_id: &str, farewell: impl Fn(&Outbox)) -> bool {
+        let Some((_, room)) = self.inner.rooms.remove(session_id) else {
+            return false;
+        };
+        metrics::gauge!("theraroom_rooms").set(self.inner.rooms.len() as f64);
+        let mut members = room.members.lock().await;
+        members.closed = true;
+        let gone: Vec<(String, Member)> = members.by_id.drain().collect();
+        drop(members);
+        for (id, member) in gone {
+            farewell(&member.outbox);
+            if member.media.is_some() {
+                room.media.remove_participant(&id).await;
+            }
+            self.inner.gate.participant_left(&id).await;
+            metrics::gauge!("theraroom_participants").decrement(1.0);
+        }
+        self.inner.sfu.remove_room(session_id);
+        true
     }
 
     /// Removes one participant on the therapist's order: they receive `removed` and
