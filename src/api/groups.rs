@@ -240,6 +240,26 @@ pub struct SessionQuery {
     upcoming: bool,
 }
 
+impl SessionQuery {
+    /// The store filter this query asks for, after checking the status name.
+    fn filter(&self) -> ApiResult<SessionFilter<'_>> {
+        match self.status.as_deref() {
+            None | Some("pending_approval" | "approved" | "cancelled" | "completed") => {}
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "invalid_status",
+                    "status must be pending_approval, approved, cancelled or completed",
+                ))
+            }
+        }
+        Ok(SessionFilter {
+            community_id: self.community_id.as_deref(),
+            status: self.status.as_deref(),
+            not_ended_at: self.upcoming.then(now_ms),
+        })
+    }
+}
+
 /// Query of the invitation listing.
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct InvitationQuery {
@@ -340,16 +360,6 @@ fn schedule_conflict(busy: &[Busy]) -> ApiError {
             rfc3339(first.end_ms)
         ),
     )
-}
-
-fn check_status_filter(status: Option<&str>) -> ApiResult<()> {
-    match status {
-        None | Some("pending_approval" | "approved" | "cancelled" | "completed") => Ok(()),
-        Some(_) => Err(ApiError::bad_request(
-            "invalid_status",
-            "status must be pending_approval, approved, cancelled or completed",
-        )),
-    }
 }
 
 /// What the caller is to a session.
@@ -858,7 +868,7 @@ pub async fn list_group_sessions(
     if caller.role == Role::Guest {
         return Err(ApiError::wrong_role());
     }
-    check_status_filter(q.status.as_deref())?;
+    let filter = q.filter()?;
     let org_admin = caller.role.is_org_admin() && caller.org_id.is_some();
     if let Some(community_id) = q.community_id.as_deref() {
         let community = visible_community(&state, &caller, community_id).await?;
@@ -875,11 +885,6 @@ pub async fn list_group_sessions(
             ));
         }
     }
-    let filter = SessionFilter {
-        community_id: q.community_id.as_deref(),
-        status: q.status.as_deref(),
-        not_ended_at: q.upcoming.then(now_ms),
-    };
     let sessions = if org_admin {
         let org = caller.org_id.as_deref().unwrap_or_default();
         state
@@ -919,12 +924,7 @@ pub async fn my_group_sessions(
     if caller.role == Role::Guest {
         return Err(ApiError::wrong_role());
     }
-    check_status_filter(q.status.as_deref())?;
-    let filter = SessionFilter {
-        community_id: q.community_id.as_deref(),
-        status: q.status.as_deref(),
-        not_ended_at: q.upcoming.then(now_ms),
-    };
+    let filter = q.filter()?;
     let sessions = state
         .store
         .group_sessions_joined_by(&caller.sub, &filter)
@@ -1030,12 +1030,7 @@ pub async fn therapist_group_sessions(
     if caller.role != Role::Therapist {
         return Err(ApiError::wrong_role());
     }
-    check_status_filter(q.status.as_deref())?;
-    let filter = SessionFilter {
-        community_id: q.community_id.as_deref(),
-        status: q.status.as_deref(),
-        not_ended_at: q.upcoming.then(now_ms),
-    };
+    let filter = q.filter()?;
     let sessions = state
         .store
         .group_sessions_led_by(&caller.sub, &filter)
