@@ -1,0 +1,110 @@
+//! Admission over the database: the [`Gatekeeper`] the signaling hub asks before a
+//! socket enters a room, and the participant-row bookkeeping that follows.
+
+use async_trait::async_trait;
+use signaling::protocol::{IceServerInfo, SessionSummary};
+use signaling::{Admission, Gatekeeper, Refusal};
+
+use crate::auth::{JwtKeys, TokenError};
+use crate::clock::{now_ms, rfc3339};
+use crate::policy::admit;
+use crate::store::Store;
+use crate::turn::TurnIssuer;
+
+/// Admission and participant bookkeeping over the database.
+pub struct StoreGatekeeper {
+    /// Database.
+    pub store: Store,
+    /// Token verification.
+    pub jwt: JwtKeys,
+    /// TURN credentials for `joined.ice_servers`.
+    pub turn: TurnIssuer,
+}
+
+fn refusal(code: &str, message: impl Into<String>) -> Refusal {
+    Refusal {
+        code: code.to_string(),
+        message: message.into(),
+    }
+}
+
+#[async_trait]
+impl Gatekeeper for StoreGatekeeper {
+    async fn admit(&self, token: &str, session_id: &str) -> Result<Admission, Refusal> {
+        let claims = self.jwt.verify(token).map_err(|e| match e {
+            TokenError::Expired => refusal("unauthorized", "the token has expired"),
+            TokenError::Invalid => refusal("unauthorized", "the token is not valid"),
+        })?;
+        let internal = |err: sqlx::Error| {
+            tracing::error!(error = %err, "database error during admission");
+            refusal("internal", "internal error")
+        };
+        let session = self
+            .store
+            .session(session_id)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| refusal("session_not_found", "session not found"))?;
+        let entrant = admit(&self.store, &claims, &session, now_ms())
+            .await
+            .map_err(|err| match err.code {
+                "removed" => refusal("forbidden", err.message),
+                code => refusal(code, err.message),
+            })?;
+        let (row, _) = self
+            .store
+            .register_participant(
+                &session.id,
+                entrant.registrant(),
+                &entrant.display_name,
+                entrant.role.as_str(),
+            )
+            .await
+            .map_err(internal)?;
+        let ice_servers = if self.turn.uris().is_empty() {
+            Vec::new()
+        } else {
+            let credential = self.turn.issue(&row.id);
+            vec![IceServerInfo {
+                urls: credential.uris,
+                username: Some(credential.username),
+                credential: Some(credential.password),
+            }]
+        };
+        Ok(Admission {
+            participant_id: row.id,
+            subject: entrant.subject,
+            display_name: entrant.display_name,
+            role: entrant.role.as_str().to_string(),
+            is_guest: entrant.is_guest,
+            session: SessionSummary {
+                id: session.id.clone(),
+                name: session.session_name.clone(),
+                kind: session.kind.clone(),
+                max_participants: u32::try_from(session.max_participants).unwrap_or(2),
+                expires_at: rfc3339(session.expires_at),
+            },
+            expires_at_ms: session.expires_at,
+            ice_servers,
+        })
+    }
+
+    async fn authenticate(&self, token: &str) -> Result<String, Refusal> {
+        self.jwt
+            .verify(token)
+            .map(|claims| claims.sub)
+            .map_err(|_| refusal("unauthorized", "the token is not valid"))
+    }
+
+    async fn participant_joined(&self, participant_id: &str) {
+        if let Err(err) = self.store.mark_participant_joined(participant_id).await {
+            tracing::error!(error = %err, participant_id, "could not mark participant joined");
+        }
+    }
+
+    async fn participant_left(&self, participant_id: &str) {
+        if let Err(err) = self.store.mark_participant_left(participant_id).await {
+            tracing::error!(error = %err, participant_id, "could not mark participant left");
+        }
+    }
+}

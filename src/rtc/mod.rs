@@ -1,0 +1,49 @@
+//! Wiring of live video into the server: the `/rtc` WebSocket route ([`socket`]),
+//! the [`signaling::Gatekeeper`] backed by the store and the room rules ([`gate`]),
+//! and the [`LiveControl`] that lets REST changes reach live rooms.
+
+mod gate;
+mod socket;
+
+use std::sync::Arc;
+
+use axum::routing::get;
+use axum::Router;
+use signaling::Hub;
+
+pub use gate::StoreGatekeeper;
+
+use crate::state::LiveControl;
+
+/// REST → live rooms.
+pub struct HubControl(pub Hub);
+
+impl LiveControl for HubControl {
+    fn session_ended(&self, session_id: &str) {
+        let hub = self.0.clone();
+        let id = session_id.to_string();
+        tokio::spawn(async move { hub.end_session(&id, "ended_by_therapist").await });
+    }
+
+    fn notify(&self, user_id: &str, notification: serde_json::Value) {
+        self.0.notify(user_id, notification);
+    }
+
+    fn participant_removed(&self, session_id: &str, participant_id: &str) {
+        let hub = self.0.clone();
+        let (sid, pid) = (session_id.to_string(), participant_id.to_string());
+        tokio::spawn(async move { hub.remove_participant(&sid, &pid).await });
+    }
+}
+
+/// Builds the hub over `sfu` with the store-backed gatekeeper.
+pub fn hub(sfu: sfu::Sfu, gate: StoreGatekeeper, config: signaling::HubConfig) -> Hub {
+    Hub::new(sfu, Arc::new(gate), config)
+}
+
+/// The `/rtc` route.
+pub fn routes(hub: Hub) -> Router {
+    Router::new()
+        .route("/rtc", get(socket::upgrade))
+        .with_state(hub)
+}
