@@ -11,7 +11,7 @@
 
 use serde::Serialize;
 
-use crate::error::ApiError;
+use crate::denial::Denial;
 
 /// Why video sessions are or are not available.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -32,6 +32,15 @@ impl AccessReason {
             AccessReason::Enabled => "enabled",
             AccessReason::OrganizationDisabled => "organization_disabled",
             AccessReason::TherapistDisabled => "therapist_disabled",
+        }
+    }
+
+    /// The sentence shown to the user (seed wording).
+    pub fn message(self) -> &'static str {
+        match self {
+            AccessReason::Enabled => "Video sessions are enabled.",
+            AccessReason::OrganizationDisabled => ORGANIZATION_DISABLED_MESSAGE,
+            AccessReason::TherapistDisabled => THERAPIST_DISABLED_MESSAGE,
         }
     }
 }
@@ -75,25 +84,21 @@ pub fn decide(inputs: AccessInputs) -> AccessDecision {
     } else {
         AccessReason::Enabled
     };
-    let message = match reason {
-        AccessReason::Enabled => "Video sessions are enabled.",
-        AccessReason::OrganizationDisabled => ORGANIZATION_DISABLED_MESSAGE,
-        AccessReason::TherapistDisabled => THERAPIST_DISABLED_MESSAGE,
-    };
     AccessDecision {
         is_enabled: reason == AccessReason::Enabled,
         reason,
-        message,
+        message: reason.message(),
     }
 }
 
 impl AccessDecision {
-    /// Ok when enabled, otherwise the 403 error carrying the reason as its code.
-    pub fn require(&self) -> Result<(), ApiError> {
+    /// Ok when enabled, otherwise the denial carrying the reason (its code is the
+    /// reason's code).
+    pub fn require(&self) -> Result<(), Denial> {
         if self.is_enabled {
             Ok(())
         } else {
-            Err(ApiError::forbidden(self.reason.code(), self.message))
+            Err(Denial::VideoAccess(self.reason))
         }
     }
 }
@@ -134,7 +139,7 @@ mod tests {
         })
         .require()
         .unwrap_err();
-        assert_eq!(err.code, "therapist_disabled");
-        assert_eq!(err.message, THERAPIST_DISABLED_MESSAGE);
+        assert_eq!(err.code(), "therapist_disabled");
+        assert_eq!(err.message(), THERAPIST_DISABLED_MESSAGE);
     }
 }

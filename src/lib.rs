@@ -2,7 +2,7 @@
 //! of the signaling hub and SFU into one HTTP application.
 //!
 //! Follow a request: [`app::build`] routes it; REST handlers in [`api`] check the
-//! caller ([`auth`]) and the rules ([`policy`], [`access`]) and read or write the
+//! caller ([`auth`]) and the rules ([`policy`], [`access`], rooms in [`rooms`]) and read or write the
 //! [`store`].
 
 pub mod access;
@@ -12,9 +12,12 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod denial;
 pub mod error;
 pub mod metrics;
 pub mod policy;
+pub mod random;
+pub mod rooms;
 pub mod rtc;
 pub mod schedule;
 pub mod state;

@@ -1,26 +1,28 @@
-//! Who may see and who may enter a video session. Used by the REST routes and by the
-//! signaling hub, so a browser's join and a REST registration obey the same rules.
+//! Who may see and manage a video session, and the seed-000 video access of its
+//! therapist read from the database. Who may *enter* a room is decided in one place,
+//! [`crate::rooms::admission`].
 
 use crate::access::{decide, AccessDecision, AccessInputs};
 use crate::auth::{Claims, Role};
-use crate::error::{ApiError, ApiResult};
-use crate::store::participants::Registrant;
+use crate::denial::Denial;
+use crate::store::participants::{Participant, Registrant};
 use crate::store::sessions::VideoSession;
 use crate::store::Store;
 
-/// The seed 000 decision for a therapist, read from the database.
+/// The seed 000 decision for a therapist, read from the database. A caller who is not
+/// a therapist gets [`Denial::WrongRole`].
 pub async fn therapist_video_access(
     store: &Store,
     therapist_id: &str,
-) -> ApiResult<AccessDecision> {
+) -> Result<AccessDecision, Denial> {
     let therapist = store
         .therapist(therapist_id)
         .await?
-        .ok_or_else(|| ApiError::forbidden("forbidden", "only therapists manage video sessions"))?;
+        .ok_or(Denial::WrongRole)?;
     let org = store
         .organization(&therapist.organization_id)
         .await?
-        .ok_or_else(ApiError::internal)?;
+        .ok_or(Denial::Store(sqlx::Error::RowNotFound))?;
     Ok(decide(AccessInputs {
         organization_enabled: org.video_sessions_enabled(),
         theraptrack_controlled: org.theraptrack_controlled(),
@@ -29,26 +31,46 @@ pub async fn therapist_video_access(
 }
 
 /// True if `claims` may read `session` and its participant list: its therapist, an
-/// administrator of its organization, a guest of exactly this session, or a
-/// registered participant.
+/// administrator of its organization, or someone taking part in it now — a guest of
+/// exactly this session or a registered user (of a restricted room: a current invitee)
+/// — who was not removed and has not left.
 pub async fn can_view_session(
     store: &Store,
     claims: &Claims,
     session: &VideoSession,
-) -> ApiResult<bool> {
-    if claims.sub == session.therapist_id {
-        return Ok(true);
-    }
-    if is_admin_of(claims, &session.organization_id) {
+) -> Result<bool, Denial> {
+    if claims.sub == session.therapist_id || is_admin_of(claims, &session.organization_id) {
         return Ok(true);
     }
     if claims.role == Role::Guest {
-        return Ok(claims.session_id.as_deref() == Some(session.id.as_str()));
+        if claims.session_id.as_deref() != Some(session.id.as_str()) {
+            return Ok(false);
+        }
+        let Some(guest) = store.guest(&claims.sub).await? else {
+            return Ok(false);
+        };
+        if guest.session_id != session.id || guest.removed() {
+            return Ok(false);
+        }
+        let row = store
+            .participant_of(&session.id, Registrant::Guest(&claims.sub))
+            .await?;
+        return Ok(row.as_ref().is_none_or(takes_part));
     }
-    Ok(store
+    let row = store
         .participant_of(&session.id, Registrant::User(&claims.sub))
-        .await?
-        .is_some())
+        .await?;
+    if !row.as_ref().is_some_and(takes_part) {
+        return Ok(false);
+    }
+    // A restricted room's readers are its current invitees: leaving the group ends it.
+    Ok(!session.restricted() || store.is_room_invitee(&session.id, &claims.sub).await?)
+}
+
+/// A registration that still gives read access: not removed, and in the room or not
+/// yet entered (a row that entered and left is history, not access).
+fn takes_part(row: &Participant) -> bool {
+    !row.removed() && !row.has_left()
 }
 
 /// True if `claims` administers organization `org_id` (super admins administer all).
@@ -60,115 +82,4 @@ pub fn is_admin_of(claims: &Claims, org_id: &str) -> bool {
 /// True if `claims` may manage `session` (end it, remove participants).
 pub fn can_manage_session(claims: &Claims, session: &VideoSession) -> bool {
     claims.sub == session.therapist_id || is_admin_of(claims, &session.organization_id)
-}
-
-/// Who is entering a session, once admitted.
-#[derive(Debug, Clone)]
-pub struct Entrant {
-    /// User id or guest id (the token subject).
-    pub subject: String,
-    /// True for guests.
-    pub is_guest: bool,
-    /// Name shown to others.
-    pub display_name: String,
-    /// Role name.
-    pub role: Role,
-}
-
-impl Entrant {
-    /// The registration key of this entrant.
-    pub fn registrant(&self) -> Registrant<'_> {
-        if self.is_guest {
-            Registrant::Guest(&self.subject)
-        } else {
-            Registrant::User(&self.subject)
-        }
-    }
-}
-
-/// Decides whether `claims` may enter `session` now. Checks, in order: the session is
-/// open (`session_ended`), the caller belongs there (`forbidden`), the caller was not
-/// removed (`removed`), and the therapist's video access (`therapist_disabled`,
-/// `organization_disabled`). Capacity is the room's business.
-pub async fn admit(
-    store: &Store,
-    claims: &Claims,
-    session: &VideoSession,
-    now_ms: i64,
-) -> ApiResult<Entrant> {
-    if !session.is_open_at(now_ms) {
-        return Err(ApiError::conflict(
-            "session_ended",
-            "this session has ended",
-        ));
-    }
-    let entrant = identify(store, claims, session).await?;
-    if let Some(existing) = store
-        .participant_of(&session.id, entrant.registrant())
-        .await?
-    {
-        if existing.removed() {
-            return Err(ApiError::forbidden(
-                "removed",
-                "the therapist removed you from this session",
-            ));
-        }
-    }
-    therapist_video_access(store, &session.therapist_id)
-        .await?
-        .require()?;
-    Ok(entrant)
-}
-
-async fn identify(store: &Store, claims: &Claims, session: &VideoSession) -> ApiResult<Entrant> {
-    let forbidden = || ApiError::forbidden("forbidden", "you may not join this session");
-    if claims.role == Role::Guest {
-        if session.restricted() || claims.session_id.as_deref() != Some(session.id.as_str()) {
-            return Err(forbidden());
-        }
-        let guest = store.guest(&claims.sub).await?.ok_or_else(forbidden)?;
-        if guest.session_id != session.id {
-            return Err(forbidden());
-        }
-        return Ok(Entrant {
-            subject: guest.id,
-            is_guest: true,
-            display_name: guest.display_name,
-            role: Role::Guest,
-        });
-    }
-    let user = store.user(&claims.sub).await?.ok_or_else(forbidden)?;
-    let role = Role::parse(&user.role).ok_or_else(forbidden)?;
-    let same_org = user.organization_id.as_deref() == Some(session.organization_id.as_str())
-        && claims.org_id.as_deref() == Some(session.organization_id.as_str());
-    let mut allowed = if user.id == session.therapist_id {
-        true
-    } else {
-        match role {
-            Role::Therapist | Role::Organization | Role::Admin => same_org,
-            Role::Client => {
-                same_org
-                    && store
-                        .is_active_client_of(&user.id, &session.organization_id)
-                        .await?
-            }
-            Role::SuperAdmin | Role::Guest => false,
-        }
-    };
-    if allowed && session.restricted() && user.id != session.therapist_id {
-        allowed = store.is_room_invitee(&session.id, &user.id).await?;
-    }
-    let registered = store
-        .participant_of(&session.id, Registrant::User(&user.id))
-        .await?
-        .is_some();
-    if !(allowed || registered) {
-        return Err(forbidden());
-    }
-    Ok(Entrant {
-        subject: user.id,
-        is_guest: false,
-        display_name: user.display_name,
-        role,
-    })
 }

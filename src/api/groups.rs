@@ -16,8 +16,6 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use base64::Engine;
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::AnyConnection;
@@ -30,6 +28,7 @@ use crate::auth::{Caller, Role};
 use crate::clock::{now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::policy::is_admin_of;
+use crate::rooms::open::{open_scheduled, ScheduledRoom};
 use crate::schedule::availability::{self, Busy};
 use crate::state::AppState;
 use crate::store::audit::{self, AuditEntry};
@@ -41,8 +40,6 @@ use crate::store::sessions as video_store;
 
 /// Most therapists one session may invite.
 const MAX_INVITED_THERAPISTS: usize = 10;
-/// How long a group room stays open after the session's scheduled end.
-const ROOM_GRACE_MS: i64 = 30 * 60_000;
 
 // ---------------------------------------------------------------------------------
 // Wire shapes
@@ -1509,20 +1506,22 @@ pub async fn group_video_room(
                 .min_by_key(|i| (i.responded_at, i.id.clone()))
                 .ok_or_else(ApiError::internal)?;
             let capacity = (session.max_participants + therapists.len() as i64 + 1).min(50);
-            let name: String = session.title.chars().take(120).collect();
-            let mut bytes = [0u8; 32];
-            rand::thread_rng().fill_bytes(&mut bytes);
-            let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-            let room = store::create_room(
+            let room = open_scheduled(
                 &mut tx,
-                &session,
-                &owner.therapist_id,
-                &name,
-                &token,
-                capacity,
-                session.end_ms + ROOM_GRACE_MS,
+                &caller,
+                ScheduledRoom {
+                    serves: "group_session",
+                    serves_id: &session.id,
+                    name: &session.title,
+                    kind: "group",
+                    therapist_id: &owner.therapist_id,
+                    organization_id: &session.organization_id,
+                    max_participants: capacity,
+                    ends_at: session.end_ms,
+                },
             )
             .await?;
+            store::link_room(&mut tx, &session.id, &room).await?;
             tracing::info!(group_session_id = %session.id, room_id = %room, "group video room created");
             room
         }

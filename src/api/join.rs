@@ -10,10 +10,9 @@ use super::extract::validate_name;
 use super::JsonBody;
 use crate::auth::Role;
 use crate::clock::{now_ms, rfc3339};
-use crate::error::{ApiError, ApiResult};
-use crate::policy::therapist_video_access;
+use crate::error::ApiResult;
+use crate::rooms::admission::{mint_guest, session_by_link};
 use crate::state::AppState;
-use crate::store::sessions::VideoSession;
 
 /// Longest guest token lifetime; shorter when the session expires sooner.
 const GUEST_TOKEN_MAX_SECS: i64 = 4 * 3600;
@@ -45,24 +44,14 @@ pub struct GuestToken {
     guest_id: String,
 }
 
-async fn open_session(state: &AppState, share_token: &str) -> ApiResult<VideoSession> {
-    // Same 404 for unknown, ended and expired links: a link reveals nothing once closed.
-    state
-        .store
-        .session_by_share_token(share_token)
-        .await?
-        .filter(|s| s.is_open_at(now_ms()))
-        .ok_or_else(ApiError::session_not_found)
-}
-
 /// Describes the session behind a share link while it is open.
 #[utoipa::path(get, path = "/api/join/{share_token}", tag = "share links", params(("share_token" = String, Path, description = "token from the share link")),
-    responses((status = 200, body = JoinInfo), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = JoinInfo), (status = 403, body = crate::error::ErrorBody, description = "removed: the link was withdrawn when the therapist removed a guest"), (status = 404, body = crate::error::ErrorBody, description = "session_not_found: unknown, ended or expired link")))]
 pub async fn join_info(
     State(state): State<AppState>,
     Path(share_token): Path<String>,
 ) -> ApiResult<Json<JoinInfo>> {
-    let s = open_session(&state, &share_token).await?;
+    let s = session_by_link(&state.store, &share_token, now_ms()).await?;
     Ok(Json(JoinInfo {
         session_id: s.id,
         session_name: s.session_name,
@@ -76,24 +65,14 @@ pub async fn join_info(
 /// Issues a guest token for the session behind a share link.
 #[utoipa::path(post, path = "/api/join/{share_token}/guest", tag = "share links", params(("share_token" = String, Path, description = "token from the share link")),
     request_body = GuestRequest,
-    responses((status = 201, body = GuestToken), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody, description = "therapist_disabled or organization_disabled"), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 201, body = GuestToken), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody, description = "therapist_disabled, organization_disabled, guests_not_allowed, removed (withdrawn link)"), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn guest_token(
     State(state): State<AppState>,
     Path(share_token): Path<String>,
     JsonBody(body): JsonBody<GuestRequest>,
 ) -> ApiResult<(StatusCode, Json<GuestToken>)> {
     let name = validate_name(&body.name, 80, "invalid_name", "name")?;
-    let session = open_session(&state, &share_token).await?;
-    if session.restricted() {
-        return Err(ApiError::forbidden(
-            "guests_not_allowed",
-            "this session admits invited participants only",
-        ));
-    }
-    therapist_video_access(&state.store, &session.therapist_id)
-        .await?
-        .require()?;
-    let guest = state.store.create_guest(&session.id, &name).await?;
+    let (guest, session) = mint_guest(&state.store, &share_token, &name, now_ms()).await?;
     let until_session_end = (session.expires_at - now_ms()) / 1000;
     let ttl = until_session_end.clamp(60, GUEST_TOKEN_MAX_SECS);
     let (token, claims) = state.jwt.issue(

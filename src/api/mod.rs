@@ -5,6 +5,7 @@
 //! exactly the routes the router serves.
 
 mod blog;
+mod denial;
 mod extract;
 mod groups;
 mod groups_communities;

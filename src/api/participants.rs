@@ -4,16 +4,15 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
-use serde_json::json;
 use utoipa::ToSchema;
 
 use super::sessions::{managed_session, visible_session};
 use crate::auth::Caller;
 use crate::clock::rfc3339;
-use crate::error::{ApiError, ApiResult};
-use crate::policy::admit;
+use crate::denial::Denial;
+use crate::error::ApiResult;
+use crate::rooms::{admission, removal};
 use crate::state::AppState;
-use crate::store::audit::{self, AuditEntry};
 use crate::store::participants::Participant;
 
 /// A participant as the API shows it.
@@ -61,31 +60,21 @@ pub fn participant_view(p: &Participant) -> ParticipantView {
 /// returns the same row with 200 instead of 201. The row becomes active when the
 /// caller enters the room over signaling.
 #[utoipa::path(post, path = "/api/sessions/{id}/participants", tag = "participants", params(("id" = String, Path, description = "session id")), security(("bearer" = [])),
-    responses((status = 201, body = ParticipantView), (status = 200, body = ParticipantView, description = "already registered"), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody, description = "session_ended")))]
+    responses((status = 201, body = ParticipantView), (status = 200, body = ParticipantView, description = "already registered"), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody, description = "removed (the therapist removed you; it sticks), therapist_disabled, organization_disabled"), (status = 404, body = crate::error::ErrorBody, description = "session_not_found (also for sessions the caller may not enter)"), (status = 409, body = crate::error::ErrorBody, description = "session_ended")))]
 pub async fn register_participant(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<ParticipantView>)> {
-    let session = state
-        .store
-        .session(&id)
-        .await?
-        .ok_or_else(ApiError::session_not_found)?;
-    let entrant = match admit(&state.store, &caller, &session, crate::clock::now_ms()).await {
-        // Hide sessions of other tenants entirely.
-        Err(err) if err.code == "forbidden" => return Err(ApiError::session_not_found()),
-        other => other?,
-    };
-    let (row, created) = state
-        .store
-        .register_participant(
-            &session.id,
-            entrant.registrant(),
-            &entrant.display_name,
-            entrant.role.as_str(),
-        )
-        .await?;
+    let admitted =
+        match admission::admit_and_register(&state.store, &caller, &id, crate::clock::now_ms())
+            .await
+        {
+            // Hide sessions of other tenants entirely.
+            Err(Denial::Forbidden) => return Err(Denial::SessionNotFound.into()),
+            other => other?,
+        };
+    let (row, created) = (admitted.participant, admitted.newly_registered);
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -96,7 +85,7 @@ pub async fn register_participant(
 
 /// Lists a session's participants (its therapist, administrators and participants only).
 #[utoipa::path(get, path = "/api/sessions/{id}/participants", tag = "participants", params(("id" = String, Path, description = "session id")), security(("bearer" = [])),
-    responses((status = 200, body = ParticipantList), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = ParticipantList), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody, description = "session_not_found, also for removed participants and those who left")))]
 pub async fn list_participants(
     State(state): State<AppState>,
     caller: Caller,
@@ -109,61 +98,26 @@ pub async fn list_participants(
     }))
 }
 
-/// Removes a participant: they are disconnected and may not come back.
+/// Removes a participant: they are disconnected and may not come back. Removing a
+/// guest also withdraws the session's share link (read the new one with
+/// `GET /api/sessions/{id}`).
 #[utoipa::path(delete, path = "/api/sessions/{id}/participants/{participant_id}", tag = "participants",
     params(("id" = String, Path, description = "session id"), ("participant_id" = String, Path, description = "participant id")), security(("bearer" = [])),
-    responses((status = 200, body = ParticipantView), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody, description = "already removed or not removable")))]
+    responses((status = 200, body = ParticipantView), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody, description = "session_not_found, participant_not_found"), (status = 409, body = crate::error::ErrorBody, description = "participant_already_removed, cannot_remove_therapist")))]
 pub async fn remove_participant(
     State(state): State<AppState>,
     caller: Caller,
     Path((id, participant_id)): Path<(String, String)>,
 ) -> ApiResult<Json<ParticipantView>> {
     let session = managed_session(&state, &caller, &id).await?;
-    let participant = state
-        .store
-        .participant(&participant_id)
-        .await?
-        .filter(|p| p.session_id == session.id)
-        .ok_or_else(|| {
-            ApiError::not_found(
-                "participant_not_found",
-                "participant not found in this session",
-            )
-        })?;
-    if participant.user_id.as_deref() == Some(session.therapist_id.as_str()) {
-        return Err(ApiError::conflict(
-            "cannot_remove_therapist",
-            "the session's therapist cannot be removed",
-        ));
-    }
-    if participant.removed() {
-        return Err(ApiError::conflict(
-            "participant_already_removed",
-            "the participant was already removed",
-        ));
-    }
-    state
-        .store
-        .mark_participant_removed(&participant.id)
-        .await?;
-    let mut conn = state.store.pool().acquire().await?;
-    audit::record(
-        &mut conn,
-        AuditEntry::by(
-            &caller,
-            Some(&session.organization_id),
-            "session.participant.remove",
-            ("participant", &participant.id),
-        )
-        .before(json!({"is_active": participant.is_active(), "removed": false}))
-        .after(json!({"is_active": false, "removed": true})),
+    let removal = removal::remove(
+        &state.store,
+        state.live.as_ref(),
+        &caller,
+        &session,
+        &participant_id,
     )
     .await?;
-    state.live.participant_removed(&session.id, &participant.id);
-    let updated = state
-        .store
-        .participant(&participant.id)
-        .await?
-        .ok_or_else(ApiError::internal)?;
+    let updated = removal.participant;
     Ok(Json(participant_view(&updated)))
 }

@@ -15,9 +15,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use base64::Engine;
 use chrono_tz::Tz;
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha1::{Digest, Sha1};
@@ -679,9 +677,7 @@ fn request_hash(therapist_id: &str, client_id: &str, req: &HoldRequest) -> Strin
 }
 
 fn new_hold_key() -> String {
-    let mut bytes = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    crate::random::url_token()
 }
 
 fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {

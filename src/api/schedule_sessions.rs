@@ -7,8 +7,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use base64::Engine;
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -22,6 +20,7 @@ use crate::auth::{Caller, Role};
 use crate::clock::{now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::policy::{is_admin_of, therapist_video_access};
+use crate::rooms::open::{open_scheduled, ScheduledRoom};
 use crate::schedule::write_tx;
 use crate::state::AppState;
 use crate::store::audit::{self, AuditEntry};
@@ -31,8 +30,6 @@ use crate::store::sessions as video_store;
 
 /// Default minutes before the start when a session's video room opens.
 pub const DEFAULT_JOIN_WINDOW_MINUTES: i64 = 10;
-/// How long a session's video room stays open after the session's end.
-pub const ROOM_GRACE_MS: i64 = 30 * 60_000;
 /// Longest note, in characters.
 pub const MAX_NOTE_CHARS: usize = 10_000;
 
@@ -560,57 +557,41 @@ pub async fn session_video(
     let current = store::session(&mut tx, &s.id)
         .await?
         .ok_or_else(ApiError::internal)?;
-    let room = if let Some(room_id) = &current.video_session_id {
-        let (token, expires_at): (String, i64) =
-            sqlx::query_as("SELECT share_token, expires_at FROM instant_sessions WHERE id = $1")
-                .bind(room_id)
-                .fetch_one(&mut *tx)
-                .await?;
-        tx.rollback().await?;
-        (room_id.clone(), token, expires_at)
-    } else {
-        let room_id = crate::store::new_id();
-        let mut bytes = [0u8; 32];
-        rand::thread_rng().fill_bytes(&mut bytes);
-        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-        let expires_at = s.end_ms + ROOM_GRACE_MS;
-        let name = format!("Session with {} and {}", s.therapist_name, s.client_name);
-        let name: String = name.chars().take(120).collect();
-        sqlx::query(
-            "INSERT INTO instant_sessions (id, session_name, share_token, therapist_id, organization_id, kind, \
-             max_participants, is_active, created_at, expires_at, restricted) \
-             VALUES ($1, $2, $3, $4, $5, 'instant', 2, 1, $6, $7, 1)",
-        )
-        .bind(&room_id)
-        .bind(&name)
-        .bind(&token)
-        .bind(&s.therapist_id)
-        .bind(&s.organization_id)
-        .bind(now)
-        .bind(expires_at)
-        .execute(&mut *tx)
-        .await?;
-        store::link_video(&mut tx, &s.id, &room_id, now).await?;
-        audit::record(
-            &mut tx,
-            AuditEntry::by(
+    let room_id = match &current.video_session_id {
+        Some(room_id) => {
+            tx.rollback().await?;
+            room_id.clone()
+        }
+        None => {
+            let room_id = open_scheduled(
+                &mut tx,
                 &caller,
-                Some(&s.organization_id),
-                "schedule.session.video_room",
-                ("scheduled_session", &s.id),
+                ScheduledRoom {
+                    serves: "scheduled_session",
+                    serves_id: &s.id,
+                    name: &format!("Session with {} and {}", s.therapist_name, s.client_name),
+                    kind: "instant",
+                    therapist_id: &s.therapist_id,
+                    organization_id: &s.organization_id,
+                    max_participants: 2,
+                    ends_at: s.end_ms,
+                },
             )
-            .before(json!({"video_session_id": null}))
-            .after(json!({"video_session_id": room_id})),
-        )
-        .await?;
-        tx.commit().await?;
-        tracing::info!(scheduled_session_id = %s.id, room_id = %room_id, "video room created for scheduled session");
-        (room_id, token, expires_at)
+            .await?;
+            store::link_video(&mut tx, &s.id, &room_id, now).await?;
+            tx.commit().await?;
+            room_id
+        }
     };
+    let room = state
+        .store
+        .session(&room_id)
+        .await?
+        .ok_or_else(ApiError::internal)?;
     Ok(Json(VideoLinkView {
-        session_id: room.0,
-        join_url: format!("/join/{}", room.1),
+        session_id: room.id,
+        join_url: format!("/join/{}", room.share_token),
         scheduled_session_id: s.id,
-        expires_at: rfc3339(room.2),
+        expires_at: rfc3339(room.expires_at),
     }))
 }

@@ -3,10 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use base64::Engine;
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 
 use super::extract::validate_name;
@@ -15,9 +12,9 @@ use crate::auth::{Caller, Role};
 use crate::clock::rfc3339;
 use crate::error::{ApiError, ApiResult};
 use crate::policy::{can_manage_session, can_view_session, therapist_video_access};
+use crate::rooms::open::{open_instant, InstantRoom};
 use crate::state::AppState;
-use crate::store::audit::{self, AuditEntry};
-use crate::store::sessions::{self as session_store, NewSession, VideoSession};
+use crate::store::sessions::VideoSession;
 
 /// Body of `POST /api/sessions`.
 #[derive(Deserialize, ToSchema)]
@@ -78,13 +75,6 @@ pub fn session_view(s: &VideoSession, with_link: bool, now_ms: i64) -> SessionVi
     }
 }
 
-/// 256 random bits, URL-safe.
-fn new_share_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
 /// Starts a session (therapists only, when their video access is enabled).
 #[utoipa::path(post, path = "/api/sessions", tag = "sessions", request_body = CreateSession, security(("bearer" = [])),
     responses((status = 201, body = SessionView), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody, description = "wrong role, therapist_disabled or organization_disabled")))]
@@ -130,44 +120,22 @@ pub async fn create_session(
             ))
         }
     };
-    therapist_video_access(&state.store, &caller.sub)
-        .await?
-        .require()?;
-    let therapist =
-        state.store.therapist(&caller.sub).await?.ok_or_else(|| {
-            ApiError::forbidden("forbidden", "only therapists start video sessions")
-        })?;
-    let share_token = new_share_token();
-    let session = state
-        .store
-        .create_session(NewSession {
-            session_name: &name,
-            therapist_id: &therapist.id,
-            organization_id: &therapist.organization_id,
+    let now = crate::clock::now_ms();
+    let session = open_instant(
+        &state.store,
+        &caller,
+        InstantRoom {
+            name: &name,
             kind,
             max_participants: max,
             expires_in_minutes: minutes,
-            share_token: &share_token,
-        })
-        .await?;
-    let mut conn = state.store.pool().acquire().await?;
-    audit::record(
-        &mut conn,
-        AuditEntry::by(
-            &caller,
-            Some(&session.organization_id),
-            "session.create",
-            ("session", &session.id),
-        )
-        .after(
-            json!({"session_name": session.session_name, "max_participants": max, "kind": kind}),
-        ),
+        },
+        now,
     )
     .await?;
-    tracing::info!(session_id = %session.id, therapist_id = %therapist.id, "session created");
     Ok((
         StatusCode::CREATED,
-        Json(session_view(&session, true, crate::clock::now_ms())),
+        Json(session_view(&session, true, now)),
     ))
 }
 
@@ -262,32 +230,6 @@ pub async fn end_session(
     Path(id): Path<String>,
 ) -> ApiResult<Json<SessionView>> {
     let session = managed_session(&state, &caller, &id).await?;
-    let mut tx = state.store.pool().begin().await?;
-    if !session_store::end_session(&mut tx, &session.id).await? {
-        return Err(ApiError::conflict(
-            "session_already_ended",
-            "the session has already ended",
-        ));
-    }
-    audit::record(
-        &mut tx,
-        AuditEntry::by(
-            &caller,
-            Some(&session.organization_id),
-            "session.end",
-            ("session", &session.id),
-        )
-        .before(json!({"is_active": true}))
-        .after(json!({"is_active": false})),
-    )
-    .await?;
-    tx.commit().await?;
-    state.live.session_ended(&session.id);
-    tracing::info!(session_id = %session.id, "session ended");
-    let ended = state
-        .store
-        .session(&id)
-        .await?
-        .ok_or_else(ApiError::session_not_found)?;
+    let ended = crate::rooms::end::end(&state.store, state.live.as_ref(), &caller, &session).await?;
     Ok(Json(session_view(&ended, true, crate::clock::now_ms())))
 }

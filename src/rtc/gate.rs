@@ -1,5 +1,7 @@
 //! Admission over the database: the [`Gatekeeper`] the signaling hub asks before a
-//! socket enters a room, and the participant-row bookkeeping that follows.
+//! socket enters a room, and the participant-row bookkeeping that follows. The room
+//! rules live in [`crate::rooms::admission`]; this file only translates their
+//! [`Denial`] into signaling error codes, once.
 
 use async_trait::async_trait;
 use signaling::protocol::{IceServerInfo, SessionSummary};
@@ -7,7 +9,8 @@ use signaling::{Admission, Gatekeeper, Refusal};
 
 use crate::auth::{JwtKeys, TokenError};
 use crate::clock::{now_ms, rfc3339};
-use crate::policy::admit;
+use crate::denial::Denial;
+use crate::rooms::admission::admit_and_register;
 use crate::store::Store;
 use crate::turn::TurnIssuer;
 
@@ -28,6 +31,15 @@ fn refusal(code: &str, message: impl Into<String>) -> Refusal {
     }
 }
 
+/// The signaling answer to a denial of the room rules: the same code as REST, and a
+/// message without internal detail (storage errors are logged here, not sent).
+fn refusal_for(denial: Denial) -> Refusal {
+    if let Denial::Store(err) = &denial {
+        tracing::error!(error = %err, "database error during admission");
+    }
+    refusal(denial.code(), denial.message())
+}
+
 #[async_trait]
 impl Gatekeeper for StoreGatekeeper {
     async fn admit(&self, token: &str, session_id: &str) -> Result<Admission, Refusal> {
@@ -35,32 +47,10 @@ impl Gatekeeper for StoreGatekeeper {
             TokenError::Expired => refusal("unauthorized", "the token has expired"),
             TokenError::Invalid => refusal("unauthorized", "the token is not valid"),
         })?;
-        let internal = |err: sqlx::Error| {
-            tracing::error!(error = %err, "database error during admission");
-            refusal("internal", "internal error")
-        };
-        let session = self
-            .store
-            .session(session_id)
+        let admitted = admit_and_register(&self.store, &claims, session_id, now_ms())
             .await
-            .map_err(internal)?
-            .ok_or_else(|| refusal("session_not_found", "session not found"))?;
-        let entrant = admit(&self.store, &claims, &session, now_ms())
-            .await
-            .map_err(|err| match err.code {
-                "removed" => refusal("forbidden", err.message),
-                code => refusal(code, err.message),
-            })?;
-        let (row, _) = self
-            .store
-            .register_participant(
-                &session.id,
-                entrant.registrant(),
-                &entrant.display_name,
-                entrant.role.as_str(),
-            )
-            .await
-            .map_err(internal)?;
+            .map_err(refusal_for)?;
+        let (session, entrant, row) = (admitted.session, admitted.entrant, admitted.participant);
         let ice_servers = if self.turn.uris().is_empty() {
             Vec::new()
         } else {

@@ -854,42 +854,20 @@ pub async fn seated_user_ids(
     Ok(rows.into_iter().map(|r| r.0).collect())
 }
 
-/// Creates the restricted group room of a virtual session and links it. Returns the
-/// new instant-session id.
-#[allow(clippy::too_many_arguments)]
-pub async fn create_room(
+/// Links a virtual group session to its video room (opened by
+/// [`crate::rooms::open::open_scheduled`]), inside the caller's transaction.
+pub async fn link_room(
     conn: &mut AnyConnection,
-    session: &GroupSession,
-    therapist_id: &str,
-    name: &str,
-    share_token: &str,
-    max_participants: i64,
-    expires_at: i64,
-) -> Result<String, sqlx::Error> {
-    let id = new_id();
-    let now = now_ms();
-    sqlx::query(
-        "INSERT INTO instant_sessions (id, session_name, share_token, therapist_id, organization_id, kind, \
-           max_participants, is_active, created_at, expires_at, restricted) \
-         VALUES ($1, $2, $3, $4, $5, 'group', $6, 1, $7, $8, 1)",
-    )
-    .bind(&id)
-    .bind(name)
-    .bind(share_token)
-    .bind(therapist_id)
-    .bind(&session.organization_id)
-    .bind(max_participants)
-    .bind(now)
-    .bind(expires_at)
-    .execute(&mut *conn)
-    .await?;
+    group_session_id: &str,
+    room_id: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE group_sessions SET video_session_id = $1, updated_at = $2 WHERE id = $3")
-        .bind(&id)
-        .bind(now)
-        .bind(&session.id)
+        .bind(room_id)
+        .bind(now_ms())
+        .bind(group_session_id)
         .execute(conn)
-        .await?;
-    Ok(id)
+        .await
+        .map(|_| ())
 }
 
 /// Creates the `group_session_reminder` notifications of approved sessions that start

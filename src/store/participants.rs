@@ -1,5 +1,7 @@
 //! Session participants and anonymous guests.
 
+use sqlx::AnyConnection;
+
 use super::{new_id, Store};
 use crate::clock::now_ms;
 
@@ -37,6 +39,10 @@ impl Participant {
     pub fn removed(&self) -> bool {
         self.removed != 0
     }
+    /// True once they entered the room and left it again (and are not back in).
+    pub fn has_left(&self) -> bool {
+        !self.is_active() && self.left_at.is_some()
+    }
 }
 
 /// An anonymous guest admitted through a share link.
@@ -48,6 +54,15 @@ pub struct Guest {
     pub session_id: String,
     /// Name the guest typed.
     pub display_name: String,
+    /// When the therapist removed this guest, Unix ms: their token admits them nowhere.
+    pub removed_at: Option<i64>,
+}
+
+impl Guest {
+    /// True once the therapist removed this guest.
+    pub fn removed(&self) -> bool {
+        self.removed_at.is_some()
+    }
 }
 
 /// Who is registering.
@@ -156,17 +171,6 @@ impl Store {
             .map(|_| ())
     }
 
-    /// Marks a participant as removed by the therapist (and gone).
-    pub async fn mark_participant_removed(&self, id: &str) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "UPDATE session_participants SET removed = 1, is_active = 0, left_at = COALESCE(CASE WHEN is_active = 1 THEN $1 END, left_at) WHERE id = $2",
-        )
-        .bind(now_ms())
-        .bind(id)
-        .execute(self.pool())
-        .await
-        .map(|_| ())
-    }
 
     /// Closes every active participant row (at server start: nobody is connected yet).
     pub async fn close_all_active_participants(&self) -> Result<u64, sqlx::Error> {
@@ -196,34 +200,63 @@ impl Store {
         Ok(row.is_some())
     }
 
-    /// Creates a guest for one session.
-    pub async fn create_guest(
-        &self,
-        session_id: &str,
-        display_name: &str,
-    ) -> Result<Guest, sqlx::Error> {
-        let id = new_id();
-        sqlx::query(
-            "INSERT INTO guests (id, session_id, display_name, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(&id)
-        .bind(session_id)
-        .bind(display_name)
-        .bind(now_ms())
-        .execute(self.pool())
-        .await?;
-        Ok(Guest {
-            id,
-            session_id: session_id.to_string(),
-            display_name: display_name.to_string(),
-        })
-    }
-
     /// Looks a guest up by id.
     pub async fn guest(&self, id: &str) -> Result<Option<Guest>, sqlx::Error> {
-        sqlx::query_as("SELECT id, session_id, display_name FROM guests WHERE id = $1")
+        sqlx::query_as(
+            "SELECT id, session_id, display_name, removed_at FROM guests WHERE id = $1",
+        )
             .bind(id)
             .fetch_optional(self.pool())
             .await
     }
 }
+
+/// Marks a participant as removed by the therapist (and gone), inside the caller's
+/// transaction. Returns false when the row was already removed.
+pub async fn mark_removed(conn: &mut AnyConnection, id: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE session_participants SET removed = 1, is_active = 0, \
+         left_at = COALESCE(CASE WHEN is_active = 1 THEN $1 END, left_at) WHERE id = $2 AND removed = 0",
+    )
+    .bind(now_ms())
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Marks a guest as removed, inside the caller's transaction: their token admits them
+/// nowhere any more.
+pub async fn mark_guest_removed(conn: &mut AnyConnection, guest_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE guests SET removed_at = $1 WHERE id = $2 AND removed_at IS NULL")
+        .bind(now_ms())
+        .bind(guest_id)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// Creates a guest for one session.
+pub async fn create_guest(
+    conn: &mut AnyConnection,
+    session_id: &str,
+    display_name: &str,
+) -> Result<Guest, sqlx::Error> {
+    let id = new_id();
+    sqlx::query(
+        "INSERT INTO guests (id, session_id, display_name, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(&id)
+    .bind(session_id)
+    .bind(display_name)
+    .bind(now_ms())
+    .execute(conn)
+    .await?;
+    Ok(Guest {
+        id,
+        session_id: session_id.to_string(),
+        display_name: display_name.to_string(),
+        removed_at: None,
+    })
+}
+

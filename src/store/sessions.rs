@@ -2,7 +2,7 @@
 
 use sqlx::AnyConnection;
 
-use super::{new_id, Store};
+use super::{flag, new_id, Store};
 use crate::clock::now_ms;
 
 /// A video session: a room that lives until it is ended or expires.
@@ -49,51 +49,32 @@ impl VideoSession {
     }
 }
 
-/// What a new session is made of.
+/// What a new video room is made of. Every room — instant, booked 1:1, group — is
+/// inserted through [`insert_room`] from one of these.
 #[derive(Debug, Clone)]
-pub struct NewSession<'a> {
-    /// Name.
+pub struct NewRoom<'a> {
+    /// Name shown to participants.
     pub session_name: &'a str,
-    /// Therapist.
+    /// Owning therapist.
     pub therapist_id: &'a str,
-    /// Organization.
+    /// Owning organization.
     pub organization_id: &'a str,
     /// `instant` or `group`.
     pub kind: &'a str,
     /// Capacity.
     pub max_participants: i64,
-    /// Lifetime from now, in minutes.
-    pub expires_in_minutes: i64,
-    /// Share token.
+    /// Expiry, Unix ms.
+    pub expires_at: i64,
+    /// Secret part of the share link.
     pub share_token: &'a str,
+    /// Invitees only (booked and group sessions).
+    pub restricted: bool,
 }
 
 const COLUMNS: &str = "s.id, s.session_name, s.share_token, s.therapist_id, s.organization_id, s.kind, \
      s.max_participants, s.is_active, s.created_at, s.expires_at, s.ended_at, u.display_name AS therapist_name, s.restricted";
 
 impl Store {
-    /// Inserts a session and returns it.
-    pub async fn create_session(&self, new: NewSession<'_>) -> Result<VideoSession, sqlx::Error> {
-        let id = new_id();
-        let now = now_ms();
-        sqlx::query(
-            "INSERT INTO instant_sessions (id, session_name, share_token, therapist_id, organization_id, kind, max_participants, is_active, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9)",
-        )
-        .bind(&id)
-        .bind(new.session_name)
-        .bind(new.share_token)
-        .bind(new.therapist_id)
-        .bind(new.organization_id)
-        .bind(new.kind)
-        .bind(new.max_participants)
-        .bind(now)
-        .bind(now + new.expires_in_minutes * 60_000)
-        .execute(self.pool())
-        .await?;
-        self.session(&id).await?.ok_or(sqlx::Error::RowNotFound)
-    }
-
     /// Looks a session up by id.
     pub async fn session(&self, id: &str) -> Result<Option<VideoSession>, sqlx::Error> {
         sqlx::query_as(&format!(
@@ -145,14 +126,15 @@ impl Store {
         .await
     }
 
-    /// Sessions a user is registered in as a participant, newest first.
+    /// Sessions a user takes part in (registered, not removed, not left), newest first.
     pub async fn sessions_joined_by(
         &self,
         user_id: &str,
     ) -> Result<Vec<VideoSession>, sqlx::Error> {
         sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM instant_sessions s JOIN users u ON u.id = s.therapist_id \
-             WHERE s.id IN (SELECT p.session_id FROM session_participants p WHERE p.user_id = $1) \
+             WHERE s.id IN (SELECT p.session_id FROM session_participants p WHERE p.user_id = $1 \
+               AND p.removed = 0 AND NOT (p.is_active = 0 AND p.left_at IS NOT NULL)) \
              ORDER BY s.created_at DESC, s.id"
         ))
         .bind(user_id)
@@ -181,4 +163,73 @@ pub async fn end_session(conn: &mut AnyConnection, id: &str) -> Result<bool, sql
         .execute(&mut *conn)
         .await?;
     Ok(true)
+}
+
+/// Inserts a video room inside the caller's transaction and returns its id.
+pub async fn insert_room(conn: &mut AnyConnection, new: &NewRoom<'_>) -> Result<String, sqlx::Error> {
+    let id = new_id();
+    sqlx::query(
+        "INSERT INTO instant_sessions (id, session_name, share_token, therapist_id, organization_id, kind, \
+         max_participants, is_active, created_at, expires_at, restricted) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9, $10)",
+    )
+    .bind(&id)
+    .bind(new.session_name)
+    .bind(new.share_token)
+    .bind(new.therapist_id)
+    .bind(new.organization_id)
+    .bind(new.kind)
+    .bind(new.max_participants)
+    .bind(now_ms())
+    .bind(new.expires_at)
+    .bind(flag(new.restricted))
+    .execute(conn)
+    .await?;
+    Ok(id)
+}
+
+/// Reads a session inside the caller's transaction.
+pub async fn session_in(conn: &mut AnyConnection, id: &str) -> Result<Option<VideoSession>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM instant_sessions s JOIN users u ON u.id = s.therapist_id WHERE s.id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Gives a session a new share link inside the caller's transaction and records the
+/// old one as withdrawn.
+pub async fn withdraw_share_link(
+    conn: &mut AnyConnection,
+    session_id: &str,
+    new_token: &str,
+) -> Result<(), sqlx::Error> {
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO withdrawn_share_links (share_token, session_id, withdrawn_at) \
+         SELECT share_token, id, $1 FROM instant_sessions WHERE id = $2",
+    )
+    .bind(now)
+    .bind(session_id)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE instant_sessions SET share_token = $1 WHERE id = $2")
+        .bind(new_token)
+        .bind(session_id)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+impl Store {
+    /// The session a withdrawn share link used to open, if the token is one.
+    pub async fn withdrawn_link_session(&self, token: &str) -> Result<Option<String>, sqlx::Error> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT session_id FROM withdrawn_share_links WHERE share_token = $1")
+                .bind(token)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(row.map(|(id,)| id))
+    }
 }

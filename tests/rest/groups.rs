@@ -1158,14 +1158,22 @@ both_dbs!(
             (&fx.m1, Role::Client),
             (&fx.moderator, Role::Client),
         ] {
-            theraroom::policy::admit(&app.store, &claims(p, role), &stored, now)
+            theraroom::rooms::admission::check(&app.store, &claims(p, role), &stored, now)
                 .await
                 .unwrap_or_else(|e| panic!("{} refused: {e}", p.id));
         }
         let refused =
-            theraroom::policy::admit(&app.store, &claims(&fx.m2, Role::Client), &stored, now).await;
-        assert_eq!(refused.unwrap_err().code, "forbidden");
-        // A member who leaves loses admission.
+            theraroom::rooms::admission::check(&app.store, &claims(&fx.m2, Role::Client), &stored, now).await;
+        assert_eq!(refused.unwrap_err().code(), "forbidden");
+        // A member who registered in the room and then leaves the group loses admission,
+        // and read access: the old registration does not stand in for membership.
+        let participants_path = format!("/api/sessions/{}/participants", stored.id);
+        app.post(&participants_path, Some(&fx.m1.token), None)
+            .await
+            .expect(201);
+        app.get(&participants_path, Some(&fx.m1.token))
+            .await
+            .expect(200);
         app.delete(
             &format!("/api/group-sessions/{sid}/leave"),
             Some(&fx.m1.token),
@@ -1173,8 +1181,17 @@ both_dbs!(
         .await
         .expect(200);
         let refused =
-            theraroom::policy::admit(&app.store, &claims(&fx.m1, Role::Client), &stored, now).await;
-        assert_eq!(refused.unwrap_err().code, "forbidden");
+            theraroom::rooms::admission::check(&app.store, &claims(&fx.m1, Role::Client), &stored, now).await;
+        assert_eq!(refused.unwrap_err().code(), "forbidden");
+        app.post(&participants_path, Some(&fx.m1.token), None)
+            .await
+            .expect_err(404, "session_not_found");
+        app.get(&participants_path, Some(&fx.m1.token))
+            .await
+            .expect_err(404, "session_not_found");
+        app.get(&format!("/api/sessions/{}", stored.id), Some(&fx.m1.token))
+            .await
+            .expect_err(404, "session_not_found");
         // Guests cannot get in through the share link.
         let share = room["join_url"]
             .as_str()
@@ -1192,8 +1209,8 @@ both_dbs!(
                 .jwt
                 .verify(guest.json["token"].as_str().unwrap())
                 .unwrap();
-            let refused = theraroom::policy::admit(&app.store, &g, &stored, now).await;
-            assert_eq!(refused.unwrap_err().code, "forbidden");
+            let refused = theraroom::rooms::admission::check(&app.store, &g, &stored, now).await;
+            assert_eq!(refused.unwrap_err().code(), "forbidden");
         }
 
         // In-person and external-link sessions have no TheraRoom room; pending ones neither.

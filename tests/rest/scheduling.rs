@@ -1356,7 +1356,7 @@ both_dbs!(video_room_opens_near_the_start, |app| async move {
             .verify(&app.token(&p.id, role, Some(&c.org.id), None))
             .unwrap()
     };
-    theraroom::policy::admit(
+    theraroom::rooms::admission::check(
         &app.store,
         &claims(&c.therapist, Role::Therapist),
         &room,
@@ -1364,12 +1364,12 @@ both_dbs!(video_room_opens_near_the_start, |app| async move {
     )
     .await
     .expect("therapist admitted");
-    theraroom::policy::admit(&app.store, &claims(&c.client, Role::Client), &room, now)
+    theraroom::rooms::admission::check(&app.store, &claims(&c.client, Role::Client), &room, now)
         .await
         .expect("client admitted");
     let refused =
-        theraroom::policy::admit(&app.store, &claims(&stranger, Role::Client), &room, now).await;
-    assert_eq!(refused.err().map(|e| e.code), Some("forbidden"));
+        theraroom::rooms::admission::check(&app.store, &claims(&stranger, Role::Client), &room, now).await;
+    assert_eq!(refused.err().map(|e| e.code()), Some("forbidden"));
     let guest = app
         .post(
             &format!("/api/join/{token}/guest"),

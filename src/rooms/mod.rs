@@ -1,0 +1,24 @@
+//! The one owner of a video room's life.
+//!
+//! A room is a row of `instant_sessions` plus, while people are in it, a live room in
+//! the signaling hub. Everything that changes a room goes through here:
+//!
+//! - [`open`]: instant sessions started by a therapist, the restricted rooms of booked
+//!   1:1 sessions and of group sessions — one insert, one token generator, one expiry
+//!   rule ([`ROOM_GRACE_MS`]), one audit action (`room.open`);
+//! - [`admission`]: who may enter now, and the registration that follows — the same
+//!   function for `POST /api/sessions/{id}/participants` and for the signaling `join`;
+//!   guest identities minted from share links;
+//! - [`removal`]: the therapist removes someone, and it sticks;
+//! - [`end`]: the therapist ends the session.
+//!
+//! Rules answer with a [`crate::denial::Denial`]; REST and signaling translate it.
+
+pub mod admission;
+pub mod end;
+pub mod open;
+pub mod removal;
+
+/// How long the room of a booked or group session stays open after the session's
+/// scheduled end, so a session that runs over is not cut off.
+pub const ROOM_GRACE_MS: i64 = 30 * 60_000;
