@@ -357,7 +357,7 @@ async fn removal_and_session_end_disconnect_and_close_rows() {
         guest.close().await;
         // A removed guest may not come back.
         let (code, close) = refused(&server, &session.id, &g.token).await;
-        assert_eq!(code, "forbidden");
+        assert_eq!(code, "removed");
         assert_eq!(close.map(|c| c.code), Some(4403));
 
         // Session end over REST: everyone is told and disconnected.

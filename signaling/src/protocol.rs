@@ -325,7 +325,11 @@ impl ServerMessage {
 pub fn close_code_for(code: &str) -> u16 {
     match code {
         "unauthorized" => 4401,
-        "forbidden" | "therapist_disabled" | "organization_disabled" | "removed" => 4403,
+        "forbidden"
+        | "therapist_disabled"
+        | "organization_disabled"
+        | "removed"
+        | "guests_not_allowed" => 4403,
         "session_not_found" => 4404,
         "room_full" | "replaced" => 4409,
         "session_ended" => 4410,

@@ -133,10 +133,7 @@ pub async fn create_session(
         now,
     )
     .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(session_view(&session, true, now)),
-    ))
+    Ok((StatusCode::CREATED, Json(session_view(&session, true, now))))
 }
 
 /// Lists sessions: a therapist's own, a client's joined ones, an organization's for
@@ -230,6 +227,7 @@ pub async fn end_session(
     Path(id): Path<String>,
 ) -> ApiResult<Json<SessionView>> {
     let session = managed_session(&state, &caller, &id).await?;
-    let ended = crate::rooms::end::end(&state.store, state.live.as_ref(), &caller, &session).await?;
+    let ended =
+        crate::rooms::end::end(&state.store, state.live.as_ref(), &caller, &session).await?;
     Ok(Json(session_view(&ended, true, crate::clock::now_ms())))
 }

@@ -36,7 +36,10 @@ pub async fn turn_credentials(
 ) -> ApiResult<Json<TurnCredential>> {
     let session_id = match (caller.role, query.session_id, caller.session_id.clone()) {
         (Role::Guest, Some(asked), Some(own)) if asked != own => {
-            return Err(ApiError::forbidden("forbidden", "your token is for another session"))
+            return Err(ApiError::forbidden(
+                "forbidden",
+                "your token is for another session",
+            ))
         }
         (Role::Guest, _, own) => own,
         (_, asked, _) => asked,

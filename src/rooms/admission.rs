@@ -143,7 +143,11 @@ pub async fn may_relay(
 
 /// Who the token holder is, from the database (not from the token's own claims). A
 /// guest must be a guest of this very session and not removed.
-async fn identify(store: &Store, claims: &Claims, session: &VideoSession) -> Result<Entrant, Denial> {
+async fn identify(
+    store: &Store,
+    claims: &Claims,
+    session: &VideoSession,
+) -> Result<Entrant, Denial> {
     if claims.role == Role::Guest {
         if claims.session_id.as_deref() != Some(session.id.as_str()) {
             return Err(Denial::Forbidden);
@@ -201,9 +205,7 @@ async fn require_membership(
     if !allowed {
         return Err(Denial::Forbidden);
     }
-    if session.restricted() && !store
-            .is_room_invitee(&session.id, &entrant.subject)
-            .await? {
+    if session.restricted() && !store.is_room_invitee(&session.id, &entrant.subject).await? {
         return Err(Denial::Forbidden);
     }
     Ok(())

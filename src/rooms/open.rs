@@ -39,8 +39,13 @@ pub async fn open_instant(
     if caller.role != Role::Therapist {
         return Err(Denial::WrongRole);
     }
-    therapist_video_access(store, &caller.sub).await?.require()?;
-    let therapist = store.therapist(&caller.sub).await?.ok_or(Denial::WrongRole)?;
+    therapist_video_access(store, &caller.sub)
+        .await?
+        .require()?;
+    let therapist = store
+        .therapist(&caller.sub)
+        .await?
+        .ok_or(Denial::WrongRole)?;
     let share_token = url_token();
     let mut tx = store.pool().begin().await?;
     let id = session_store::insert_room(

@@ -62,7 +62,9 @@ pub async fn remove(
             ("participant", &participant.id),
         )
         .before(json!({"is_active": participant.is_active(), "removed": false}))
-        .after(json!({"is_active": false, "removed": true, "share_link_withdrawn": link_withdrawn})),
+        .after(
+            json!({"is_active": false, "removed": true, "share_link_withdrawn": link_withdrawn}),
+        ),
     )
     .await?;
     tx.commit().await?;

@@ -171,7 +171,6 @@ impl Store {
             .map(|_| ())
     }
 
-
     /// Closes every active participant row (at server start: nobody is connected yet).
     pub async fn close_all_active_participants(&self) -> Result<u64, sqlx::Error> {
         sqlx::query(
@@ -202,9 +201,7 @@ impl Store {
 
     /// Looks a guest up by id.
     pub async fn guest(&self, id: &str) -> Result<Option<Guest>, sqlx::Error> {
-        sqlx::query_as(
-            "SELECT id, session_id, display_name, removed_at FROM guests WHERE id = $1",
-        )
+        sqlx::query_as("SELECT id, session_id, display_name, removed_at FROM guests WHERE id = $1")
             .bind(id)
             .fetch_optional(self.pool())
             .await
@@ -227,7 +224,10 @@ pub async fn mark_removed(conn: &mut AnyConnection, id: &str) -> Result<bool, sq
 
 /// Marks a guest as removed, inside the caller's transaction: their token admits them
 /// nowhere any more.
-pub async fn mark_guest_removed(conn: &mut AnyConnection, guest_id: &str) -> Result<(), sqlx::Error> {
+pub async fn mark_guest_removed(
+    conn: &mut AnyConnection,
+    guest_id: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE guests SET removed_at = $1 WHERE id = $2 AND removed_at IS NULL")
         .bind(now_ms())
         .bind(guest_id)
@@ -259,4 +259,3 @@ pub async fn create_guest(
         removed_at: None,
     })
 }
-

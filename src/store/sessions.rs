@@ -166,7 +166,10 @@ pub async fn end_session(conn: &mut AnyConnection, id: &str) -> Result<bool, sql
 }
 
 /// Inserts a video room inside the caller's transaction and returns its id.
-pub async fn insert_room(conn: &mut AnyConnection, new: &NewRoom<'_>) -> Result<String, sqlx::Error> {
+pub async fn insert_room(
+    conn: &mut AnyConnection,
+    new: &NewRoom<'_>,
+) -> Result<String, sqlx::Error> {
     let id = new_id();
     sqlx::query(
         "INSERT INTO instant_sessions (id, session_name, share_token, therapist_id, organization_id, kind, \
@@ -189,7 +192,10 @@ pub async fn insert_room(conn: &mut AnyConnection, new: &NewRoom<'_>) -> Result<
 }
 
 /// Reads a session inside the caller's transaction.
-pub async fn session_in(conn: &mut AnyConnection, id: &str) -> Result<Option<VideoSession>, sqlx::Error> {
+pub async fn session_in(
+    conn: &mut AnyConnection,
+    id: &str,
+) -> Result<Option<VideoSession>, sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM instant_sessions s JOIN users u ON u.id = s.therapist_id WHERE s.id = $1"
     ))

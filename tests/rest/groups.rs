@@ -1162,8 +1162,13 @@ both_dbs!(
                 .await
                 .unwrap_or_else(|e| panic!("{} refused: {e}", p.id));
         }
-        let refused =
-            theraroom::rooms::admission::check(&app.store, &claims(&fx.m2, Role::Client), &stored, now).await;
+        let refused = theraroom::rooms::admission::check(
+            &app.store,
+            &claims(&fx.m2, Role::Client),
+            &stored,
+            now,
+        )
+        .await;
         assert_eq!(refused.unwrap_err().code(), "forbidden");
         // A member who registered in the room and then leaves the group loses admission,
         // and read access: the old registration does not stand in for membership.
@@ -1180,8 +1185,13 @@ both_dbs!(
         )
         .await
         .expect(200);
-        let refused =
-            theraroom::rooms::admission::check(&app.store, &claims(&fx.m1, Role::Client), &stored, now).await;
+        let refused = theraroom::rooms::admission::check(
+            &app.store,
+            &claims(&fx.m1, Role::Client),
+            &stored,
+            now,
+        )
+        .await;
         assert_eq!(refused.unwrap_err().code(), "forbidden");
         app.post(&participants_path, Some(&fx.m1.token), None)
             .await

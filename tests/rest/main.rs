@@ -14,6 +14,7 @@ mod cross_tenant;
 mod groups;
 mod join;
 mod participants;
+mod rooms;
 mod scheduling;
 mod sessions;
 mod video_access;

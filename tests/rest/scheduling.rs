@@ -1367,8 +1367,13 @@ both_dbs!(video_room_opens_near_the_start, |app| async move {
     theraroom::rooms::admission::check(&app.store, &claims(&c.client, Role::Client), &room, now)
         .await
         .expect("client admitted");
-    let refused =
-        theraroom::rooms::admission::check(&app.store, &claims(&stranger, Role::Client), &room, now).await;
+    let refused = theraroom::rooms::admission::check(
+        &app.store,
+        &claims(&stranger, Role::Client),
+        &room,
+        now,
+    )
+    .await;
     assert_eq!(refused.err().map(|e| e.code()), Some("forbidden"));
     let guest = app
         .post(
