@@ -542,7 +542,10 @@ both_dbs!(accepting_all_invitations_approves, |app| async move {
     // Audit of the responses and the approval.
     assert_eq!(
         app.audit_actions("group_session_invitation", &inv1).await,
-        vec!["group_session.invitation.accept"]
+        vec![
+            "group_session.invitation.create",
+            "group_session.invitation.accept"
+        ]
     );
     assert_eq!(
         app.audit_actions("group_session", &sid).await,
@@ -592,15 +595,19 @@ both_dbs!(declining_notifies_the_moderator, |app| async move {
     assert_eq!(declined["message"], "On leave that week");
     assert_eq!(
         app.audit_actions("group_session_invitation", &inv2).await,
-        vec!["group_session.invitation.decline"]
+        vec![
+            "group_session.invitation.create",
+            "group_session.invitation.decline"
+        ]
     );
     let audit = app
         .store
         .audit_for_target("group_session_invitation", &inv2)
         .await
         .unwrap();
-    assert_eq!(audit[0].actor_id, fx.t2.id);
-    assert!(audit[0]
+    assert_eq!(audit[0].actor_id, fx.moderator.id);
+    assert_eq!(audit[1].actor_id, fx.t2.id);
+    assert!(audit[1]
         .after_state
         .as_deref()
         .unwrap()
@@ -805,6 +812,48 @@ both_dbs!(member_joins_leaves_and_lists, |app| async move {
         app.count("group_session_participants", "session_id = $1", &sid)
             .await,
         1
+    );
+    // Each join and leave is audited (refused attempts are not), by the member.
+    let pid = joined["participant"]["id"].as_str().unwrap();
+    let audit = app
+        .store
+        .audit_for_target("group_session_participant", pid)
+        .await
+        .unwrap();
+    assert_eq!(
+        audit.iter().map(|a| a.action.as_str()).collect::<Vec<_>>(),
+        vec![
+            "group_session.join",
+            "group_session.leave",
+            "group_session.join"
+        ]
+    );
+    assert!(audit.iter().all(|a| a.actor_id == fx.m1.id));
+    assert_eq!(
+        audit[0].organization_id.as_deref(),
+        Some(fx.org.id.as_str())
+    );
+    let state =
+        |raw: &Option<String>| -> Value { serde_json::from_str(raw.as_deref().unwrap()).unwrap() };
+    assert_eq!(
+        state(&audit[0].after_state),
+        json!({"attendance_status": "registered", "group_session_id": sid, "user_id": fx.m1.id})
+    );
+    assert_eq!(
+        state(&audit[0].before_state)["attendance_status"],
+        Value::Null
+    );
+    assert_eq!(
+        state(&audit[1].before_state)["attendance_status"],
+        "registered"
+    );
+    assert_eq!(
+        state(&audit[1].after_state)["attendance_status"],
+        "cancelled"
+    );
+    assert_eq!(
+        state(&audit[2].before_state)["attendance_status"],
+        "cancelled"
     );
 
     // Listing filters.
@@ -1078,7 +1127,11 @@ both_dbs!(attendance_and_completion, |app| async move {
     .expect_err(404, "participant_not_found");
     assert_eq!(
         app.audit_actions("group_session_participant", &p1).await,
-        vec!["group_session.attendance", "group_session.attendance"]
+        vec![
+            "group_session.join",
+            "group_session.attendance",
+            "group_session.attendance"
+        ]
     );
 
     // Completion only once started.
