@@ -263,3 +263,113 @@ both_dbs!(migration_0007_scrubs_note_text, |app| async move {
     let again = app.store.audit_for_target(note.0, note.1).await.unwrap();
     assert_eq!(state(&again[1].after_state), json!({"length": 26}));
 });
+
+/// Makes the database refuse audit rows of `action` (a trigger), so a test can show
+/// that the change it records is rolled back with it: the row is written in the same
+/// transaction as the change.
+pub async fn refuse_audit(app: &TestApp, action: &str) {
+    let statements = match app.db {
+        common::Db::Sqlite => vec![format!(
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log WHEN NEW.action = '{action}' \
+             BEGIN SELECT RAISE(ABORT, 'audit refused by the test'); END"
+        )],
+        common::Db::Postgres => vec![
+            format!(
+                "CREATE FUNCTION refuse_audit() RETURNS trigger AS $$ BEGIN \
+                 IF NEW.action = '{action}' THEN RAISE EXCEPTION 'audit refused by the test'; END IF; \
+                 RETURN NEW; END $$ LANGUAGE plpgsql"
+            ),
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION refuse_audit()".to_string(),
+        ],
+    };
+    for sql in statements {
+        sqlx::query(&sql)
+            .execute(app.store.pool())
+            .await
+            .expect("create the refusing trigger");
+    }
+}
+
+/// Removes the trigger of [`refuse_audit`].
+pub async fn allow_audit(app: &TestApp) {
+    let statements = match app.db {
+        common::Db::Sqlite => vec!["DROP TRIGGER refuse_audit"],
+        common::Db::Postgres => vec![
+            "DROP TRIGGER refuse_audit ON audit_log",
+            "DROP FUNCTION refuse_audit()",
+        ],
+    };
+    for sql in statements {
+        sqlx::query(sql)
+            .execute(app.store.pool())
+            .await
+            .expect("drop the refusing trigger");
+    }
+}
+
+both_dbs!(
+    community_changes_and_their_audit_commit_together,
+    |app| async move {
+        let org = app.org("Atomic Circle Clinic", true).await;
+        // No audit row, no community.
+        refuse_audit(&app, "community.create").await;
+        app.post(
+            "/api/communities",
+            Some(&org.admin.token),
+            Some(json!({"name": "Atomic circle"})),
+        )
+        .await
+        .expect_err(500, "internal");
+        assert_eq!(
+            app.count("communities", "organization_id = $1", &org.id)
+                .await,
+            0
+        );
+        allow_audit(&app).await;
+        let created = app
+            .post(
+                "/api/communities",
+                Some(&org.admin.token),
+                Some(json!({"name": "Atomic circle"})),
+            )
+            .await;
+        let community = created.expect(201)["id"].as_str().unwrap().to_string();
+
+        // No audit row, no member; no audit row, no promotion.
+        let user = app.client(&org.id, None, "Ada Atomic").await;
+        refuse_audit(&app, "community.member.add").await;
+        assert_eq!(
+            put_member(&app, &org.admin, &community, &user, "member").await,
+            500
+        );
+        assert_eq!(
+            app.count("community_members", "community_id = $1", &community)
+                .await,
+            0
+        );
+        allow_audit(&app).await;
+        assert_eq!(
+            put_member(&app, &org.admin, &community, &user, "member").await,
+            201
+        );
+        refuse_audit(&app, "community.moderator.add").await;
+        assert_eq!(
+            put_member(&app, &org.admin, &community, &user, "moderator").await,
+            500
+        );
+        assert_eq!(
+            app.count(
+                "community_members",
+                "role = 'moderator' AND community_id = $1",
+                &community
+            )
+            .await,
+            0
+        );
+        allow_audit(&app).await;
+        assert_eq!(
+            app.audit_actions("community", &community).await,
+            vec!["community.create", "community.member.add"]
+        );
+    }
+);

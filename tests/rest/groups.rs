@@ -1810,3 +1810,59 @@ both_dbs!(notifications_are_pushed_live, |app| async move {
     let stored = app.get("/api/notifications", Some(&fx.t1.token)).await;
     assert_eq!(stored.expect(200)["notifications"][0]["id"], n["id"]);
 });
+
+both_dbs!(
+    joins_leaves_invitations_and_their_audit_commit_together,
+    |app| async move {
+        use super::audit::{allow_audit, refuse_audit};
+        let fx = setup(&app, "Atomic Group Clinic").await;
+        // No invitation audit row: no session, no invitation, no notification.
+        refuse_audit(&app, "group_session.invitation.create").await;
+        app.post(
+            "/api/group-sessions",
+            Some(&fx.moderator.token),
+            Some(proposal(&fx, start_in(30), &[&fx.t1])),
+        )
+        .await
+        .expect_err(500, "internal");
+        assert_eq!(
+            app.count("group_sessions", "community_id = $1", &fx.community)
+                .await,
+            0
+        );
+        assert_eq!(
+            app.count("notifications", "user_id = $1", &fx.t1.id).await,
+            0
+        );
+        allow_audit(&app).await;
+
+        let sid = approved_session(&app, &fx, proposal(&fx, start_in(30), &[&fx.t1, &fx.t2])).await;
+        let seated = "session_id = $1 AND attendance_status = 'registered'";
+        refuse_audit(&app, "group_session.join").await;
+        join(&app, &fx.m1, &sid).await.expect_err(500, "internal");
+        assert_eq!(
+            app.count("group_session_participants", seated, &sid).await,
+            0
+        );
+        allow_audit(&app).await;
+        join(&app, &fx.m1, &sid).await.expect(201);
+
+        refuse_audit(&app, "group_session.leave").await;
+        let leave_path = format!("/api/group-sessions/{sid}/leave");
+        app.delete(&leave_path, Some(&fx.m1.token))
+            .await
+            .expect_err(500, "internal");
+        assert_eq!(
+            app.count("group_session_participants", seated, &sid).await,
+            1
+        );
+        allow_audit(&app).await;
+        app.delete(&leave_path, Some(&fx.m1.token))
+            .await
+            .expect(200);
+        assert_eq!(
+            app.count("group_session_participants", seated, &sid).await,
+            0
+        );
+    }
+);

@@ -1589,3 +1589,48 @@ both_dbs!(database_refuses_overlaps, |app| async move {
         .await
         .expect("cancelled sessions do not block");
 });
+
+both_dbs!(notes_and_their_audit_commit_together, |app| async move {
+    use super::audit::{allow_audit, refuse_audit};
+    let c = clinic(&app, "Atomic Notes").await;
+    let (start, end) = (
+        iso(minutes_from_now(3 * 24 * 60)),
+        iso(minutes_from_now(3 * 24 * 60 + 60)),
+    );
+    let s = book(&app, &c.therapist, &c.therapist, &c.client, &start, &end).await;
+    let id = sid(&s);
+    let notes = format!("/api/schedule/sessions/{id}/notes");
+    refuse_audit(&app, "schedule.note.create").await;
+    app.post(
+        &notes,
+        Some(&c.therapist.token),
+        Some(json!({"body": "First"})),
+    )
+    .await
+    .expect_err(500, "internal");
+    assert_eq!(
+        app.count("scheduled_session_notes", "session_id = $1", &id)
+            .await,
+        0
+    );
+    allow_audit(&app).await;
+    let n = app
+        .post(
+            &notes,
+            Some(&c.therapist.token),
+            Some(json!({"body": "First"})),
+        )
+        .await;
+    let note_id = n.expect(201)["id"].as_str().unwrap().to_string();
+    refuse_audit(&app, "schedule.note.update").await;
+    app.put(
+        &format!("{notes}/{note_id}"),
+        Some(&c.therapist.token),
+        json!({"body": "Second"}),
+    )
+    .await
+    .expect_err(500, "internal");
+    allow_audit(&app).await;
+    let list = app.get(&notes, Some(&c.therapist.token)).await;
+    assert_eq!(list.expect(200)["notes"][0]["body"], "First");
+});
