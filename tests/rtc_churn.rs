@@ -169,13 +169,16 @@ async fn expect_closed(mut ws: Ws, what: &str) {
 
 /// Opens a socket and joins; returns it with the `joined` message.
 async fn join(server: &Server, session_id: &str, token: &str, what: &str) -> (Ws, Value) {
-    let (mut ws, _) = tokio::time::timeout(
+    let connected = tokio::time::timeout(
         STEP_LIMIT,
         tokio_tungstenite::connect_async(server.ws.as_str()),
     )
-    .await
-    .unwrap_or_else(|_| panic!("{what}: connect timed out"))
-    .unwrap_or_else(|e| panic!("{what}: connect: {e}"));
+    .await;
+    let mut ws = match connected {
+        Ok(Ok((ws, _))) => ws,
+        Ok(Err(e)) => panic!("{what}: connect: {e}"),
+        Err(_) => panic!("{what}: connect timed out"),
+    };
     let join = json!({"type": "join", "protocol": 1, "session_id": session_id, "token": token});
     ws.send(Message::Text(join.to_string().into()))
         .await
