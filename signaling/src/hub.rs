@@ -53,6 +53,18 @@ pub(crate) struct RoomState {
     pub(crate) id: String,
     pub(crate) media: sfu::Room,
     pub(crate) members: Mutex<Members>,
+    /// The timer that ends the room at the session's expiry. Aborted when the room is
+    /// dropped, so that a room emptied long before its expiry leaves no sleeping task
+    /// behind (found by tests/rtc_churn.rs: one task per room ever opened).
+    pub(crate) expiry: std::sync::OnceLock<tokio::task::AbortHandle>,
+}
+
+impl Drop for RoomState {
+    fn drop(&mut self) {
+        if let Some(timer) = self.expiry.get() {
+            timer.abort();
+        }
+    }
 }
 
 /// Participants of a room, guarded by the room lock.
@@ -139,6 +151,7 @@ impl Hub {
                         by_id: HashMap::new(),
                         closed: false,
                     }),
+                    expiry: std::sync::OnceLock::new(),
                 })
             })
             .clone();
@@ -152,7 +165,7 @@ impl Hub {
                 .unwrap_or(0);
             let wait = Duration::from_millis((expires_at_ms - now_ms).max(0) as u64);
             let weak = Arc::downgrade(&room);
-            tokio::spawn(async move {
+            let timer = tokio::spawn(async move {
                 tokio::time::sleep(wait).await;
                 // Only end the room this timer was made for, if it still exists.
                 if let Some(room) = weak.upgrade() {
@@ -161,6 +174,7 @@ impl Hub {
                     }
                 }
             });
+            let _ = room.expiry.set(timer.abort_handle());
         }
         room
     }

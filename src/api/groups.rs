@@ -673,6 +673,21 @@ pub async fn create_group_session(
         rfc3339(session.start_ms)
     );
     for inv in &invitations {
+        audit::record(
+            &mut tx,
+            AuditEntry::by(
+                &caller,
+                Some(&session.organization_id),
+                "group_session.invitation.create",
+                ("group_session_invitation", &inv.id),
+            )
+            .after(json!({
+                "status": inv.status,
+                "group_session_id": session.id,
+                "therapist_id": inv.therapist_id,
+            })),
+        )
+        .await?;
         let mut payload = session_payload(&session);
         payload["invitation_id"] = json!(inv.id);
         notify_each(
@@ -1329,8 +1344,27 @@ pub async fn join_group_session(
         payload,
     )
     .await?;
+    audit::record(
+        &mut tx,
+        AuditEntry::by(
+            &caller,
+            Some(&session.organization_id),
+            "group_session.join",
+            ("group_session_participant", &participant.id),
+        )
+        .before(json!({
+            "attendance_status": existing.as_ref().map(|p| p.attendance_status.as_str()),
+        }))
+        .after(json!({
+            "attendance_status": participant.attendance_status,
+            "group_session_id": session.id,
+            "user_id": participant.user_id,
+        })),
+    )
+    .await?;
     tx.commit().await?;
     push(&state, &sent);
+    tracing::info!(group_session_id = %session.id, participant_id = %participant.id, "group session joined");
     Ok((
         StatusCode::CREATED,
         Json(ParticipationResponse {
@@ -1368,11 +1402,28 @@ pub async fn leave_group_session(
         ));
     }
     store::set_attendance(&mut tx, &participant.id, "cancelled").await?;
+    audit::record(
+        &mut tx,
+        AuditEntry::by(
+            &caller,
+            Some(&session.organization_id),
+            "group_session.leave",
+            ("group_session_participant", &participant.id),
+        )
+        .before(json!({"attendance_status": participant.attendance_status}))
+        .after(json!({
+            "attendance_status": "cancelled",
+            "group_session_id": session.id,
+            "user_id": participant.user_id,
+        })),
+    )
+    .await?;
     let participant = store::participant_of(&mut tx, &id, &caller.sub)
         .await?
         .ok_or_else(ApiError::internal)?;
     let session = reload(&mut tx, &id).await?;
     tx.commit().await?;
+    tracing::info!(group_session_id = %session.id, participant_id = %participant.id, "group session left");
     Ok(Json(ParticipationResponse {
         participant: participant_view(&participant),
         session: session_view(&session),

@@ -10,6 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::ToSchema;
 
 use super::extract::validate_name;
@@ -20,6 +21,7 @@ use crate::clock::rfc3339;
 use crate::error::{ApiError, ApiResult};
 use crate::policy::is_admin_of;
 use crate::state::AppState;
+use crate::store::audit::{self, AuditEntry};
 use crate::store::groups::{self as store, Community, CommunityMember, CommunityWithRole};
 
 /// Body of `POST /api/communities`.
@@ -109,6 +111,18 @@ fn member_view(m: &CommunityMember) -> MemberView {
     }
 }
 
+/// The audit action of a membership change from `previous` (None: not a member) to
+/// `role`, or None when nothing changes. Moderator appointments and revocations have
+/// their own actions so that they can be found without reading the states.
+fn membership_action(previous: Option<&str>, role: &str) -> Option<&'static str> {
+    match (previous, role) {
+        (Some(before), after) if before == after => None,
+        (_, "moderator") => Some("community.moderator.add"),
+        (Some("moderator"), _) => Some("community.moderator.remove"),
+        _ => Some("community.member.add"),
+    }
+}
+
 /// Trims an optional free text; empty becomes None; longer than `max` is refused.
 pub(super) fn optional_text(
     raw: Option<&str>,
@@ -185,6 +199,17 @@ pub async fn create_community(
                 ),
                 _ => ApiError::from(e),
             })?;
+    audit::record(
+        &mut tx,
+        AuditEntry::by(
+            &caller,
+            Some(&created.organization_id),
+            "community.create",
+            ("community", &created.id),
+        )
+        .after(json!({"name": created.name, "organization_id": created.organization_id})),
+    )
+    .await?;
     tx.commit().await?;
     tracing::info!(community_id = %created.id, organization_id = %org.id, "community created");
     Ok((StatusCode::CREATED, Json(community_view(&created, None, 0))))
@@ -264,8 +289,26 @@ pub async fn add_member(
         ));
     }
     let mut tx = state.store.pool().begin().await?;
-    let added = store::upsert_member(&mut tx, &community.id, &user.id, role).await?;
+    let previous = store::upsert_member(&mut tx, &community.id, &user.id, role).await?;
+    if let Some(action) = membership_action(previous.as_deref(), role) {
+        audit::record(
+            &mut tx,
+            AuditEntry::by(
+                &caller,
+                Some(&community.organization_id),
+                action,
+                ("community", &community.id),
+            )
+            .before(json!({"user_id": user.id, "role": previous}))
+            .after(json!({"user_id": user.id, "role": role})),
+        )
+        .await?;
+    }
     tx.commit().await?;
+    if previous.as_deref() != Some(role) {
+        tracing::info!(community_id = %community.id, user_id = %user.id, role, "community membership changed");
+    }
+    let added = previous.is_none();
     let member = state
         .store
         .community_members(&community.id)

@@ -376,6 +376,17 @@ pub struct NoteBody {
     body: String,
 }
 
+/// What the audit log keeps of a note: which session, who wrote it, and how long it
+/// is. Never the text: notes are health data and must not be copied out of
+/// `session_notes` (migration 0007 scrubbed the rows written before this rule).
+fn note_audit_state(session_id: &str, author_id: &str, text: &str) -> serde_json::Value {
+    json!({
+        "session_id": session_id,
+        "author_id": author_id,
+        "length": text.chars().count(),
+    })
+}
+
 fn validate_note(raw: &str) -> ApiResult<String> {
     let text = raw.trim();
     let len = text.chars().count();
@@ -408,7 +419,7 @@ pub async fn list_notes(
     }))
 }
 
-/// Adds a note to a session (audited).
+/// Adds a note to a session (audited without its text).
 #[utoipa::path(post, path = "/api/schedule/sessions/{id}/notes", tag = "schedule",
     params(("id" = String, Path, description = "scheduled session id")), request_body = NoteBody, security(("bearer" = [])),
     responses((status = 201, body = NoteView),
@@ -442,7 +453,11 @@ pub async fn create_note(
             "schedule.note.create",
             ("scheduled_session_note", &note.id),
         )
-        .after(json!({"session_id": s.id, "body": note.body})),
+        .after(note_audit_state(
+            &note.session_id,
+            &note.author_id,
+            &note.body,
+        )),
     )
     .await?;
     tx.commit().await?;
@@ -450,7 +465,7 @@ pub async fn create_note(
 }
 
 /// Changes a note (its author or an administrator of the organization); audited with
-/// the text before and after.
+/// who changed it and the length before and after, never the text.
 #[utoipa::path(put, path = "/api/schedule/sessions/{id}/notes/{note_id}", tag = "schedule",
     params(("id" = String, Path, description = "scheduled session id"), ("note_id" = String, Path, description = "note id")),
     request_body = NoteBody, security(("bearer" = [])),
@@ -486,8 +501,16 @@ pub async fn update_note(
             "schedule.note.update",
             ("scheduled_session_note", &before.id),
         )
-        .before(json!({"body": before.body}))
-        .after(json!({"body": text})),
+        .before(note_audit_state(
+            &before.session_id,
+            &before.author_id,
+            &before.body,
+        ))
+        .after(note_audit_state(
+            &before.session_id,
+            &before.author_id,
+            &text,
+        )),
     )
     .await?;
     let after = store::note(&mut tx, &s.id, &note_id)

@@ -591,23 +591,40 @@ pub async fn create_community(
     Ok(c)
 }
 
-/// Adds a member or changes the role of an existing one. Returns true when added.
+/// Adds a member or changes the role of an existing one. Returns the role the user
+/// had before (None when newly added), so the caller can audit what changed.
 pub async fn upsert_member(
     conn: &mut AnyConnection,
     community_id: &str,
     user_id: &str,
     role: &str,
-) -> Result<bool, sqlx::Error> {
-    let updated = sqlx::query(
-        "UPDATE community_members SET role = $1 WHERE community_id = $2 AND user_id = $3",
+) -> Result<Option<String>, sqlx::Error> {
+    // A write first: it takes SQLite's write lock (and PostgreSQL's row lock) before
+    // the read, so the role read and the change cannot interleave with another writer.
+    sqlx::query(
+        "UPDATE community_members SET role = role WHERE community_id = $1 AND user_id = $2",
     )
-    .bind(role)
     .bind(community_id)
     .bind(user_id)
     .execute(&mut *conn)
     .await?;
-    if updated.rows_affected() > 0 {
-        return Ok(false);
+    let previous: Option<(String,)> = sqlx::query_as(
+        "SELECT role FROM community_members WHERE community_id = $1 AND user_id = $2",
+    )
+    .bind(community_id)
+    .bind(user_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some((previous,)) = previous {
+        sqlx::query(
+            "UPDATE community_members SET role = $1 WHERE community_id = $2 AND user_id = $3",
+        )
+        .bind(role)
+        .bind(community_id)
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+        return Ok(Some(previous));
     }
     sqlx::query(
         "INSERT INTO community_members (community_id, user_id, role, added_at) VALUES ($1, $2, $3, $4)",
@@ -618,7 +635,7 @@ pub async fn upsert_member(
     .bind(now_ms())
     .execute(conn)
     .await?;
-    Ok(true)
+    Ok(None)
 }
 
 /// Inserts a group session in `pending_approval` and returns its id.

@@ -542,7 +542,10 @@ both_dbs!(accepting_all_invitations_approves, |app| async move {
     // Audit of the responses and the approval.
     assert_eq!(
         app.audit_actions("group_session_invitation", &inv1).await,
-        vec!["group_session.invitation.accept"]
+        vec![
+            "group_session.invitation.create",
+            "group_session.invitation.accept"
+        ]
     );
     assert_eq!(
         app.audit_actions("group_session", &sid).await,
@@ -592,15 +595,19 @@ both_dbs!(declining_notifies_the_moderator, |app| async move {
     assert_eq!(declined["message"], "On leave that week");
     assert_eq!(
         app.audit_actions("group_session_invitation", &inv2).await,
-        vec!["group_session.invitation.decline"]
+        vec![
+            "group_session.invitation.create",
+            "group_session.invitation.decline"
+        ]
     );
     let audit = app
         .store
         .audit_for_target("group_session_invitation", &inv2)
         .await
         .unwrap();
-    assert_eq!(audit[0].actor_id, fx.t2.id);
-    assert!(audit[0]
+    assert_eq!(audit[0].actor_id, fx.moderator.id);
+    assert_eq!(audit[1].actor_id, fx.t2.id);
+    assert!(audit[1]
         .after_state
         .as_deref()
         .unwrap()
@@ -805,6 +812,48 @@ both_dbs!(member_joins_leaves_and_lists, |app| async move {
         app.count("group_session_participants", "session_id = $1", &sid)
             .await,
         1
+    );
+    // Each join and leave is audited (refused attempts are not), by the member.
+    let pid = joined["participant"]["id"].as_str().unwrap();
+    let audit = app
+        .store
+        .audit_for_target("group_session_participant", pid)
+        .await
+        .unwrap();
+    assert_eq!(
+        audit.iter().map(|a| a.action.as_str()).collect::<Vec<_>>(),
+        vec![
+            "group_session.join",
+            "group_session.leave",
+            "group_session.join"
+        ]
+    );
+    assert!(audit.iter().all(|a| a.actor_id == fx.m1.id));
+    assert_eq!(
+        audit[0].organization_id.as_deref(),
+        Some(fx.org.id.as_str())
+    );
+    let state =
+        |raw: &Option<String>| -> Value { serde_json::from_str(raw.as_deref().unwrap()).unwrap() };
+    assert_eq!(
+        state(&audit[0].after_state),
+        json!({"attendance_status": "registered", "group_session_id": sid, "user_id": fx.m1.id})
+    );
+    assert_eq!(
+        state(&audit[0].before_state)["attendance_status"],
+        Value::Null
+    );
+    assert_eq!(
+        state(&audit[1].before_state)["attendance_status"],
+        "registered"
+    );
+    assert_eq!(
+        state(&audit[1].after_state)["attendance_status"],
+        "cancelled"
+    );
+    assert_eq!(
+        state(&audit[2].before_state)["attendance_status"],
+        "cancelled"
     );
 
     // Listing filters.
@@ -1078,7 +1127,11 @@ both_dbs!(attendance_and_completion, |app| async move {
     .expect_err(404, "participant_not_found");
     assert_eq!(
         app.audit_actions("group_session_participant", &p1).await,
-        vec!["group_session.attendance", "group_session.attendance"]
+        vec![
+            "group_session.join",
+            "group_session.attendance",
+            "group_session.attendance"
+        ]
     );
 
     // Completion only once started.
@@ -1784,3 +1837,59 @@ both_dbs!(notifications_are_pushed_live, |app| async move {
     let stored = app.get("/api/notifications", Some(&fx.t1.token)).await;
     assert_eq!(stored.expect(200)["notifications"][0]["id"], n["id"]);
 });
+
+both_dbs!(
+    joins_leaves_invitations_and_their_audit_commit_together,
+    |app| async move {
+        use super::audit::{allow_audit, refuse_audit};
+        let fx = setup(&app, "Atomic Group Clinic").await;
+        // No invitation audit row: no session, no invitation, no notification.
+        refuse_audit(&app, "group_session.invitation.create").await;
+        app.post(
+            "/api/group-sessions",
+            Some(&fx.moderator.token),
+            Some(proposal(&fx, start_in(30), &[&fx.t1])),
+        )
+        .await
+        .expect_err(500, "internal");
+        assert_eq!(
+            app.count("group_sessions", "community_id = $1", &fx.community)
+                .await,
+            0
+        );
+        assert_eq!(
+            app.count("notifications", "user_id = $1", &fx.t1.id).await,
+            0
+        );
+        allow_audit(&app).await;
+
+        let sid = approved_session(&app, &fx, proposal(&fx, start_in(30), &[&fx.t1, &fx.t2])).await;
+        let seated = "session_id = $1 AND attendance_status = 'registered'";
+        refuse_audit(&app, "group_session.join").await;
+        join(&app, &fx.m1, &sid).await.expect_err(500, "internal");
+        assert_eq!(
+            app.count("group_session_participants", seated, &sid).await,
+            0
+        );
+        allow_audit(&app).await;
+        join(&app, &fx.m1, &sid).await.expect(201);
+
+        refuse_audit(&app, "group_session.leave").await;
+        let leave_path = format!("/api/group-sessions/{sid}/leave");
+        app.delete(&leave_path, Some(&fx.m1.token))
+            .await
+            .expect_err(500, "internal");
+        assert_eq!(
+            app.count("group_session_participants", seated, &sid).await,
+            1
+        );
+        allow_audit(&app).await;
+        app.delete(&leave_path, Some(&fx.m1.token))
+            .await
+            .expect(200);
+        assert_eq!(
+            app.count("group_session_participants", seated, &sid).await,
+            0
+        );
+    }
+);

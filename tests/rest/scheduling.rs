@@ -1064,7 +1064,7 @@ both_dbs!(cancel_attendance_and_notes, |app| async move {
     let s = book(&app, &c.therapist, &c.therapist, &c.client, start, end).await;
     let id = sid(&s);
 
-    // Notes: create, edit (audited with before and after), list.
+    // Notes: create, edit (audited with who and the length, never the text), list.
     let n = app
         .post(
             &format!("/api/schedule/sessions/{id}/notes"),
@@ -1092,11 +1092,33 @@ both_dbs!(cancel_attendance_and_notes, |app| async move {
         audit.iter().map(|a| a.action.as_str()).collect::<Vec<_>>(),
         vec!["schedule.note.create", "schedule.note.update"]
     );
+    let created: Value = serde_json::from_str(audit[0].after_state.as_deref().unwrap()).unwrap();
     let before: Value = serde_json::from_str(audit[1].before_state.as_deref().unwrap()).unwrap();
     let after: Value = serde_json::from_str(audit[1].after_state.as_deref().unwrap()).unwrap();
-    assert_eq!(before["body"], "Intake notes");
-    assert_eq!(after["body"], "Intake notes, revised");
+    assert_eq!(
+        created,
+        json!({"session_id": id, "author_id": c.therapist.id, "length": 12})
+    );
+    assert_eq!(before["length"], 12);
+    assert_eq!(after["length"], 21);
+    assert_eq!(after["session_id"], json!(id));
+    for state in [&created, &before, &after] {
+        assert!(
+            state.get("body").is_none(),
+            "note text in the audit: {state}"
+        );
+    }
     assert_eq!(audit[1].actor_id, c.therapist.id);
+    // No audit row anywhere holds the text.
+    assert_eq!(
+        app.count(
+            "audit_log",
+            "before_state LIKE $1 OR after_state LIKE $1",
+            "%Intake notes%"
+        )
+        .await,
+        0
+    );
     // The admin reads notes; an admin's edit is allowed, a stranger's note id is not found.
     let list = app
         .get(
@@ -1571,4 +1593,49 @@ both_dbs!(database_refuses_overlaps, |app| async move {
     insert("d", c2.id.clone(), 1_000, 1_900)
         .await
         .expect("cancelled sessions do not block");
+});
+
+both_dbs!(notes_and_their_audit_commit_together, |app| async move {
+    use super::audit::{allow_audit, refuse_audit};
+    let c = clinic(&app, "Atomic Notes").await;
+    let (start, end) = (
+        iso(minutes_from_now(3 * 24 * 60)),
+        iso(minutes_from_now(3 * 24 * 60 + 60)),
+    );
+    let s = book(&app, &c.therapist, &c.therapist, &c.client, &start, &end).await;
+    let id = sid(&s);
+    let notes = format!("/api/schedule/sessions/{id}/notes");
+    refuse_audit(&app, "schedule.note.create").await;
+    app.post(
+        &notes,
+        Some(&c.therapist.token),
+        Some(json!({"body": "First"})),
+    )
+    .await
+    .expect_err(500, "internal");
+    assert_eq!(
+        app.count("scheduled_session_notes", "session_id = $1", &id)
+            .await,
+        0
+    );
+    allow_audit(&app).await;
+    let n = app
+        .post(
+            &notes,
+            Some(&c.therapist.token),
+            Some(json!({"body": "First"})),
+        )
+        .await;
+    let note_id = n.expect(201)["id"].as_str().unwrap().to_string();
+    refuse_audit(&app, "schedule.note.update").await;
+    app.put(
+        &format!("{notes}/{note_id}"),
+        Some(&c.therapist.token),
+        json!({"body": "Second"}),
+    )
+    .await
+    .expect_err(500, "internal");
+    allow_audit(&app).await;
+    let list = app.get(&notes, Some(&c.therapist.token)).await;
+    assert_eq!(list.expect(200)["notes"][0]["body"], "First");
 });

@@ -69,6 +69,8 @@ pub struct Server {
     pub demo: DemoData,
     /// The media plane (for its counters).
     pub sfu: sfu::Sfu,
+    /// The signaling hub (for its room count).
+    pub hub: signaling::Hub,
     dir: PathBuf,
     task: JoinHandle<()>,
 }
@@ -76,6 +78,15 @@ pub struct Server {
 impl Server {
     /// Starts the server on a fresh SQLite database in a temporary directory.
     pub async fn start() -> Server {
+        Server::start_with(HubConfig {
+            reconnect_grace: GRACE,
+            ..HubConfig::default()
+        })
+        .await
+    }
+
+    /// Same as [`Server::start`] with other hub tunables (e.g. a shorter grace).
+    pub async fn start_with(hub_config: HubConfig) -> Server {
         let dir =
             std::env::temp_dir().join(format!("theraroom-rtc-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("temp dir");
@@ -101,10 +112,7 @@ impl Server {
                 jwt: jwt.clone(),
                 turn: turn.clone(),
             },
-            HubConfig {
-                reconnect_grace: GRACE,
-                ..HubConfig::default()
-            },
+            hub_config,
         );
         let state = AppState {
             store: store.clone(),
@@ -112,7 +120,7 @@ impl Server {
             turn,
             live: Arc::new(HubControl(hub.clone())),
         };
-        let extra = theraroom::rtc::routes(hub).merge(theraroom::metrics::routes());
+        let extra = theraroom::rtc::routes(hub.clone()).merge(theraroom::metrics::routes());
         let static_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("static");
         let app = theraroom::app::build(state, static_dir, extra);
         let listener =
@@ -130,6 +138,7 @@ impl Server {
             jwt,
             demo,
             sfu,
+            hub,
             dir,
             task,
         }
