@@ -11,7 +11,8 @@
 //! - reload: a second socket joins with the same token (same participant, `resumed`),
 //!   the first one gets `error` `replaced`, the second leaves;
 //! - removal: the therapist removes the guest over REST; the guest gets `removed`.
-//!   A removed guest cannot come back, so removals use a fresh guest.
+//!   A removed guest cannot come back and their link is withdrawn, so removals use a
+//!   fresh guest from the session's current link.
 //!
 //! Two of the sessions keep their therapist in the room all along (the room lives on
 //! while guests come and go); in the others every cycle creates and drops the room.
@@ -196,10 +197,9 @@ async fn leave(mut ws: Ws, what: &str) {
     expect_closed(ws, what).await;
 }
 
-/// One session of the churn: its id, share link, and the guests reused across cycles.
+/// One session of the churn: its id and the guests reused across cycles.
 struct Lane {
     session_id: String,
-    share_token: String,
     guests: Vec<String>,
 }
 
@@ -215,7 +215,6 @@ impl Lane {
         }
         Lane {
             session_id: session.id,
-            share_token: session.share_token,
             guests,
         }
     }
@@ -226,9 +225,19 @@ impl Lane {
         let what = format!("cycle {cycle} ({action:?}) in {}", self.session_id);
         let mut tally = Tally::default();
         if action == Action::Remove {
-            let guest = server
-                .guest(&self.share_token, &format!("Removed guest {cycle}"))
+            // Removing a guest withdraws the share link: the next one comes from the
+            // session as its therapist sees it now.
+            let (status, session) = server
+                .call(
+                    "GET",
+                    &format!("/api/sessions/{}", self.session_id),
+                    therapist_token,
+                    None,
+                )
                 .await;
+            assert_eq!(status, 200, "{what}: session answered {session}");
+            let link = session["share_token"].as_str().expect("share_token");
+            let guest = server.guest(link, &format!("Removed guest {cycle}")).await;
             let (mut ws, joined) = join(server, &self.session_id, &guest.token, &what).await;
             let pid = joined["participant_id"].as_str().expect("participant_id");
             let (status, body) = server
