@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod headers;
 pub mod metrics;
 pub mod policy;
 pub mod rtc;

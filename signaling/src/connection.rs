@@ -301,7 +301,10 @@ impl Connection {
             return self.fatal("unauthorized", "a token is required");
         };
         // The same rule as names entered over REST; refused before any lookup.
-        let display_name = match display_name.as_deref().map(|n| check_name(n, MAX_DISPLAY_NAME)) {
+        let display_name = match display_name
+            .as_deref()
+            .map(|n| check_name(n, MAX_DISPLAY_NAME))
+        {
             None => None,
             Some(Ok(name)) => Some(name.to_string()),
             Some(Err(err)) => return self.fatal("invalid_name", err.message("display_name")),

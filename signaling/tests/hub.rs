@@ -412,11 +412,11 @@ async fn shutdown_closes_everyone_for_reconnect() {
 async fn join_refuses_invisible_and_bidi_display_names() {
     let (hub, _) = hub_with(Duration::from_secs(30));
     for name in [
-        "\\u200b\\u200d",       // zero-width space and joiner only
-        "\\u3164",              // Hangul filler
-        "   ",                  // whitespace only
-        "Dr \\u202eevil",       // right-to-left override
-        "\\u2066Ada\\u2069",    // isolates
+        "\\u200b\\u200d",    // zero-width space and joiner only
+        "\\u3164",           // Hangul filler
+        "   ",               // whitespace only
+        "Dr \\u202eevil",    // right-to-left override
+        "\\u2066Ada\\u2069", // isolates
     ] {
         let (mut c, mut rx) = hub.connect(None);
         let flow = c

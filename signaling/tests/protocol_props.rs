@@ -163,7 +163,11 @@ fn awkward_value() -> impl Strategy<Value = String> {
         ])
         .prop_map(str::to_string),
         (1usize..400).prop_map(|depth| format!("{}{}", "[".repeat(depth), "]".repeat(depth))),
-        (1usize..400).prop_map(|depth| format!("{}1{}", "{\"a\":".repeat(depth), "}".repeat(depth))),
+        (1usize..400).prop_map(|depth| format!(
+            "{}1{}",
+            "{\"a\":".repeat(depth),
+            "}".repeat(depth)
+        )),
         (1usize..400).prop_map(|depth| "[".repeat(depth)),
     ]
 }
@@ -208,9 +212,32 @@ fn near_valid() -> impl Strategy<Value = String> {
 fn token_soup() -> impl Strategy<Value = String> {
     prop::collection::vec(
         prop::sample::select(vec![
-            "{", "}", "[", "]", ":", ",", "\"", "\\", "\"type\"", "\"join\"", "\"ping\"",
-            "\"protocol\"", "1", "-", "e9", ".", "null", "true", " ", "\n", "\"ts\"", "\u{0}",
-            "\u{feff}", "é", "\"pc\"", "\"publisher\"",
+            "{",
+            "}",
+            "[",
+            "]",
+            ":",
+            ",",
+            "\"",
+            "\\",
+            "\"type\"",
+            "\"join\"",
+            "\"ping\"",
+            "\"protocol\"",
+            "1",
+            "-",
+            "e9",
+            ".",
+            "null",
+            "true",
+            " ",
+            "\n",
+            "\"ts\"",
+            "\u{0}",
+            "\u{feff}",
+            "é",
+            "\"pc\"",
+            "\"publisher\"",
         ]),
         0..48,
     )

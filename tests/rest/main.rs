@@ -12,6 +12,7 @@ mod auth_health;
 mod blog;
 mod cross_tenant;
 mod groups;
+mod http_limits;
 mod join;
 mod participants;
 mod scheduling;
