@@ -15,6 +15,7 @@ mod groups;
 mod http_limits;
 mod join;
 mod participants;
+mod props;
 mod scheduling;
 mod sessions;
 mod video_access;
