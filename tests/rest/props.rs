@@ -224,7 +224,7 @@ fn config(name: &str) -> Config {
     let seed = std::env::var("PROPTEST_RNG_SEED")
         .ok()
         .and_then(|s| s.trim().parse::<u64>().ok())
-        .unwrap_or_else(|| rand::random::<u64>());
+        .unwrap_or_else(rand::random::<u64>);
     let cases = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|s| s.trim().parse::<u32>().ok())
