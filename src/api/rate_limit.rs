@@ -251,7 +251,9 @@ fn rate_limit_response(err: GovernorError, limit: &'static str) -> Response<Body
             // tower_governor truncates to whole seconds: round up so that a client
             // retrying after `Retry-After` is let in.
             let retry_after = wait_time.saturating_add(1);
-            tracing::warn!(limit, retry_after, "rate limit exceeded");
+            // A flood must not flood the log too: count every refusal, log at debug.
+            metrics::counter!("theraroom_rate_limited_total", "limit" => limit).increment(1);
+            tracing::debug!(limit, retry_after, "rate limit exceeded");
             let mut resp = ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
