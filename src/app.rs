@@ -5,12 +5,14 @@ use std::path::PathBuf;
 use axum::extract::MatchedPath;
 use axum::http::{header, HeaderValue, Request};
 use axum::routing::any;
-use axum::Router;
+use axum::{middleware, Router};
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::api::{RateLimiters, RateLimits};
 use crate::error::ApiError;
+use crate::headers::HeaderPolicy;
 use crate::state::AppState;
 
 /// Policy for every response: the browser client is same-origin ES modules only.
@@ -18,10 +20,39 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; st
      img-src 'self' data: blob:; media-src 'self' blob: mediastream:; connect-src 'self'; \
      object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
 
+/// HTTP settings of the application: rate limiters and header policy.
+#[derive(Clone)]
+pub struct HttpOptions {
+    /// Rate limiters of the REST routes (their state lives as long as the router).
+    pub limiters: RateLimiters,
+    /// HSTS and proxy trust.
+    pub headers: HeaderPolicy,
+}
+
+impl Default for HttpOptions {
+    /// Default rate limits, no HSTS, no proxy trusted.
+    fn default() -> Self {
+        HttpOptions {
+            limiters: RateLimiters::new(&RateLimits::default()),
+            headers: HeaderPolicy::default(),
+        }
+    }
+}
+
+/// Builds the application router with [`HttpOptions::default`].
+pub fn build(state: AppState, static_dir: PathBuf, extra: Router) -> Router {
+    build_with(state, static_dir, extra, &HttpOptions::default())
+}
+
 /// Builds the application router. `extra` carries routes owned by other layers
 /// (the signaling WebSocket, metrics) so this module stays independent of them.
-pub fn build(state: AppState, static_dir: PathBuf, extra: Router) -> Router {
-    let (api, _doc) = crate::api::router(state);
+pub fn build_with(
+    state: AppState,
+    static_dir: PathBuf,
+    extra: Router,
+    options: &HttpOptions,
+) -> Router {
+    let (api, _doc) = crate::api::router_with(state, &options.limiters);
     let page = |file: &str| ServeFile::new(static_dir.join(file));
     api.merge(extra)
         .route(
@@ -53,6 +84,11 @@ pub fn build(state: AppState, static_dir: PathBuf, extra: Router) -> Router {
         .layer(SetResponseHeaderLayer::if_not_present(
             header::HeaderName::from_static("permissions-policy"),
             HeaderValue::from_static("camera=(self), microphone=(self), geolocation=()"),
+        ))
+        // No-store on /api responses (health data), HSTS over HTTPS.
+        .layer(middleware::from_fn_with_state(
+            options.headers,
+            crate::headers::apply,
         ))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {

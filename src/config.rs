@@ -137,6 +137,38 @@ pub struct Settings {
         global = true
     )]
     pub reconnect_grace: String,
+    /// Guest tokens per client IP (`POST /api/join/{share_token}/guest`), `N/PERIOD`.
+    #[arg(
+        long,
+        env = "THERAROOM_RATE_GUEST_TOKENS",
+        default_value = crate::api::rate_limit::DEFAULT_GUEST_TOKENS,
+        global = true
+    )]
+    pub rate_guest_tokens: String,
+    /// Share-link lookups per client IP (`GET /api/join/{share_token}`), `N/PERIOD`.
+    #[arg(
+        long,
+        env = "THERAROOM_RATE_SHARE_LOOKUPS",
+        default_value = crate::api::rate_limit::DEFAULT_SHARE_LOOKUPS,
+        global = true
+    )]
+    pub rate_share_lookups: String,
+    /// Session creations per client IP (`POST /api/sessions`), `N/PERIOD`.
+    #[arg(
+        long,
+        env = "THERAROOM_RATE_SESSION_CREATION",
+        default_value = crate::api::rate_limit::DEFAULT_SESSION_CREATION,
+        global = true
+    )]
+    pub rate_session_creation: String,
+    /// Send `Strict-Transport-Security` on every response (clients reach the server
+    /// only over HTTPS, through a TLS-terminating proxy).
+    #[arg(long, env = "THERAROOM_HSTS", global = true)]
+    pub hsts: bool,
+    /// Trust `X-Forwarded-Proto` (HSTS when `https`) and `X-Forwarded-For` (the
+    /// rate-limit key) from a proxy in front that overwrites them.
+    #[arg(long, env = "THERAROOM_TRUST_PROXY", global = true)]
+    pub trust_proxy: bool,
 }
 
 impl Settings {
@@ -165,6 +197,34 @@ impl Settings {
                 "invalid THERAROOM_RECONNECT_GRACE {:?}",
                 self.reconnect_grace
             )
+        })
+    }
+
+    /// The REST rate limits.
+    pub fn rate_limits(&self) -> Result<crate::api::RateLimits, String> {
+        let rate = |flag: &str, text: &str| {
+            text.parse()
+                .map_err(|e: String| format!("invalid {flag}: {e}"))
+        };
+        Ok(crate::api::RateLimits {
+            guest_tokens: rate("THERAROOM_RATE_GUEST_TOKENS", &self.rate_guest_tokens)?,
+            share_lookups: rate("THERAROOM_RATE_SHARE_LOOKUPS", &self.rate_share_lookups)?,
+            session_creation: rate(
+                "THERAROOM_RATE_SESSION_CREATION",
+                &self.rate_session_creation,
+            )?,
+            trust_proxy: self.trust_proxy,
+        })
+    }
+
+    /// Rate limiters and header policy of the HTTP application.
+    pub fn http_options(&self) -> Result<crate::app::HttpOptions, String> {
+        Ok(crate::app::HttpOptions {
+            limiters: crate::api::RateLimiters::new(&self.rate_limits()?),
+            headers: crate::headers::HeaderPolicy {
+                hsts: self.hsts,
+                trust_proxy: self.trust_proxy,
+            },
         })
     }
 
@@ -252,5 +312,35 @@ mod tests {
         let configured = load_or_create_secret(&dir, "s", Some("given"), "test secret").unwrap();
         assert_eq!(configured, b"given");
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn http_settings_parse_with_defaults_and_flags() {
+        let cli = Cli::try_parse_from(["theraroom"]).unwrap();
+        let limits = cli.settings.rate_limits().unwrap();
+        assert_eq!(limits, crate::api::RateLimits::default());
+        assert!(!cli.settings.hsts && !cli.settings.trust_proxy);
+        let cli = Cli::try_parse_from([
+            "theraroom",
+            "--rate-guest-tokens",
+            "3/10s",
+            "--rate-share-lookups",
+            "100/h",
+            "--rate-session-creation",
+            "5/min",
+            "--hsts",
+            "--trust-proxy",
+        ])
+        .unwrap();
+        let limits = cli.settings.rate_limits().unwrap();
+        assert_eq!(limits.guest_tokens.count, 3);
+        assert_eq!(limits.guest_tokens.per.as_secs(), 10);
+        assert_eq!(limits.share_lookups.per.as_secs(), 3600);
+        assert_eq!(limits.session_creation.count, 5);
+        assert!(limits.trust_proxy);
+        assert!(cli.settings.http_options().unwrap().headers.hsts);
+        let cli = Cli::try_parse_from(["theraroom", "--rate-guest-tokens", "lots"]).unwrap();
+        let err = cli.settings.rate_limits().unwrap_err();
+        assert!(err.contains("THERAROOM_RATE_GUEST_TOKENS"), "{err}");
     }
 }

@@ -14,6 +14,7 @@ pub mod config;
 pub mod demo;
 pub mod denial;
 pub mod error;
+pub mod headers;
 pub mod metrics;
 pub mod policy;
 pub mod random;

@@ -1,5 +1,6 @@
 //! The subcommands' bodies: serve, migrate, demo, token.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use std::time::Duration;
@@ -147,21 +148,27 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     };
     tokio::spawn(remind_group_sessions(store.clone(), hub.clone()));
     let extra = theraroom::rtc::routes(hub.clone()).merge(theraroom::metrics::routes());
-    let app = theraroom::app::build(state, settings.static_dir(), extra);
+    let http = settings.http_options()?;
+    tokio::spawn(http.limiters.clone().prune_forever(Duration::from_secs(60)));
+    let app = theraroom::app::build_with(state, settings.static_dir(), extra, &http);
     let listener = tokio::net::TcpListener::bind(settings.bind)
         .await
         .map_err(|e| format!("cannot bind {}: {e}", settings.bind))?;
     tracing::info!(addr = %settings.bind, backend = ?store.backend(), "TheraRoom listening");
     let closing_hub = hub.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            // Live calls are upgraded connections the HTTP server does not wait for:
-            // close them ourselves so clients know to reconnect and rows are closed.
-            closing_hub.shutdown().await;
-        })
-        .await
-        .map_err(|e| format!("server error: {e}"))?;
+    // The peer address is the rate-limit key (api::rate_limit).
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        // Live calls are upgraded connections the HTTP server does not wait for:
+        // close them ourselves so clients know to reconnect and rows are closed.
+        closing_hub.shutdown().await;
+    })
+    .await
+    .map_err(|e| format!("server error: {e}"))?;
     store.close().await;
     tracing::info!("stopped");
     Ok(())

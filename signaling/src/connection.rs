@@ -12,11 +12,15 @@ use tracing::Instrument;
 
 use crate::gatekeeper::Admission;
 use crate::hub::{track_view, Hub, Member, RoomState};
+use crate::names::check_name;
 use crate::outbox::{Outbound, Outbox};
 use crate::protocol::{
-    CandidateInit, ClientMessage, ConnectionStatus, Kind, ParticipantView, PcName, ServerMessage,
-    MAX_MESSAGE_BYTES, PROTOCOL_VERSION,
+    parse_client_message, CandidateInit, ClientMessage, ConnectionStatus, Kind, ParseError,
+    ParticipantView, PcName, ServerMessage, MAX_MESSAGE_BYTES, PROTOCOL_VERSION,
 };
+
+/// Longest `join.display_name`, in characters (the REST limit for guest names).
+const MAX_DISPLAY_NAME: usize = 80;
 
 /// Whether the transport should keep reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,17 +102,12 @@ impl Connection {
         if self.stopped {
             return Flow::Stop;
         }
-        if text.len() > MAX_MESSAGE_BYTES {
-            return self.handle_oversize();
-        }
-        let message: ClientMessage = match serde_json::from_str(text) {
+        let message = match parse_client_message(text) {
             Ok(m) => m,
+            Err(ParseError::TooLarge) => return self.handle_oversize(),
             Err(err) => {
-                self.outbox.send(ServerMessage::error(
-                    "bad_message",
-                    format!("invalid message: {err}"),
-                    false,
-                ));
+                self.outbox
+                    .send(ServerMessage::error(err.code(), err.message(), false));
                 return Flow::Continue;
             }
         };
@@ -301,16 +300,22 @@ impl Connection {
         let Some(token) = token.or_else(|| self.header_token.clone()) else {
             return self.fatal("unauthorized", "a token is required");
         };
+        // The same rule as names entered over REST; refused before any lookup.
+        let display_name = match display_name
+            .as_deref()
+            .map(|n| check_name(n, MAX_DISPLAY_NAME))
+        {
+            None => None,
+            Some(Ok(name)) => Some(name.to_string()),
+            Some(Err(err)) => return self.fatal("invalid_name", err.message("display_name")),
+        };
         let started = Instant::now();
         let mut admission = match self.hub.inner.gate.admit(&token, session_id).await {
             Ok(a) => a,
             Err(refusal) => return self.fatal(&refusal.code, refusal.message),
         };
-        if let Some(name) = display_name.map(|n| n.trim().to_string()) {
-            let valid = !name.is_empty()
-                && name.chars().count() <= 80
-                && !name.chars().any(char::is_control);
-            if valid && !admission.is_guest {
+        if let Some(name) = display_name {
+            if !admission.is_guest {
                 admission.display_name = name;
             }
         }

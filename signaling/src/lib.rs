@@ -9,6 +9,7 @@
 mod connection;
 mod gatekeeper;
 mod hub;
+pub mod names;
 mod outbox;
 pub mod protocol;
 

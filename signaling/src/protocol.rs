@@ -121,6 +121,45 @@ pub enum ClientMessage {
     },
 }
 
+/// Why a text frame is not a [`ClientMessage`]; [`ParseError::code`] is the
+/// `error` code the client receives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseError {
+    /// Over [`MAX_MESSAGE_BYTES`]: `message_too_large` (fatal).
+    TooLarge,
+    /// Not JSON, not an object, unknown `type`, missing or mistyped fields:
+    /// `bad_message` (not fatal). Holds the parser's explanation.
+    Bad(String),
+}
+
+impl ParseError {
+    /// The protocol error code (see PROTOCOL.md).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ParseError::TooLarge => "message_too_large",
+            ParseError::Bad(_) => "bad_message",
+        }
+    }
+
+    /// A message for the client.
+    pub fn message(&self) -> String {
+        match self {
+            ParseError::TooLarge => format!("messages are limited to {MAX_MESSAGE_BYTES} bytes"),
+            ParseError::Bad(why) => format!("invalid message: {why}"),
+        }
+    }
+}
+
+/// Parses one text frame. Pure and total: any input gives a message or a
+/// [`ParseError`], never a panic (JSON nesting is bounded by serde_json's
+/// recursion limit).
+pub fn parse_client_message(text: &str) -> Result<ClientMessage, ParseError> {
+    if text.len() > MAX_MESSAGE_BYTES {
+        return Err(ParseError::TooLarge);
+    }
+    serde_json::from_str(text).map_err(|err| ParseError::Bad(err.to_string()))
+}
+
 /// Session summary in `joined`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionSummary {
@@ -333,7 +372,8 @@ pub fn close_code_for(code: &str) -> u16 {
         "session_not_found" => 4404,
         "room_full" | "replaced" => 4409,
         "session_ended" => 4410,
-        "protocol_version" | "join_timeout" | "message_too_large" | "bad_message" => 4400,
+        "protocol_version" | "join_timeout" | "message_too_large" | "bad_message"
+        | "invalid_name" => 4400,
         _ => 4500,
     }
 }

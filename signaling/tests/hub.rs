@@ -407,3 +407,35 @@ async fn shutdown_closes_everyone_for_reconnect() {
     assert_eq!(gate.active.lock().unwrap().get("a"), Some(&false));
     assert_eq!(hub.room_count(), 0);
 }
+
+#[tokio::test]
+async fn join_refuses_invisible_and_bidi_display_names() {
+    let (hub, _) = hub_with(Duration::from_secs(30));
+    for name in [
+        "\\u200b\\u200d",    // zero-width space and joiner only
+        "\\u3164",           // Hangul filler
+        "   ",               // whitespace only
+        "Dr \\u202eevil",    // right-to-left override
+        "\\u2066Ada\\u2069", // isolates
+    ] {
+        let (mut c, mut rx) = hub.connect(None);
+        let flow = c
+            .handle_text(&format!(
+                r#"{{"type":"join","protocol":1,"session_id":"s9","token":"n@s9","display_name":"{name}"}}"#
+            ))
+            .await;
+        assert_eq!(flow, Flow::Stop, "{name}");
+        expect_fatal(&mut rx, "invalid_name", 4400).await;
+    }
+    assert_eq!(hub.room_count(), 0, "refused names leave no room behind");
+    // A visible name (with a joiner inside) is accepted.
+    let (mut ok, mut ok_rx) = hub.connect(None);
+    ok.handle_text(
+        r#"{"type":"join","protocol":1,"session_id":"s9","token":"n@s9","display_name":"Ada \u200d Lovelace"}"#,
+    )
+    .await;
+    assert!(matches!(
+        next_message(&mut ok_rx).await,
+        ServerMessage::Joined { .. }
+    ));
+}

@@ -6,6 +6,7 @@
 
 mod blog;
 mod denial;
+mod doc_limits;
 mod extract;
 mod groups;
 mod groups_communities;
@@ -14,6 +15,7 @@ mod health;
 mod join;
 mod notifications;
 mod participants;
+pub mod rate_limit;
 mod schedule;
 mod schedule_calendar;
 mod schedule_sessions;
@@ -21,13 +23,15 @@ mod sessions;
 mod turn;
 mod video_settings;
 
+use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
-use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
-pub use extract::JsonBody;
+pub use extract::{JsonBody, MAX_BODY_BYTES};
+pub use rate_limit::{RateLimiters, RateLimits};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -57,9 +61,16 @@ impl Modify for BearerAuth {
     }
 }
 
-/// The REST router (with state applied) and its OpenAPI document.
+/// The REST router (with state applied) and its OpenAPI document, with fresh rate
+/// limiters at the default limits.
 pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
-    let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    router_with(state, &RateLimiters::new(&RateLimits::default()))
+}
+
+/// The REST router and its OpenAPI document, rate-limited by `limiters` (whose state
+/// every clone of the router shares).
+pub fn router_with(state: AppState, limiters: &RateLimiters) -> (Router, utoipa::openapi::OpenApi) {
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(
@@ -72,7 +83,10 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(blog::list_blog_permissions))
         .routes(routes!(blog::grant_blog_permission))
         .routes(routes!(blog::revoke_blog_permission))
-        .routes(routes!(sessions::create_session, sessions::list_sessions))
+        .routes(
+            routes!(sessions::create_session, sessions::list_sessions)
+                .layer(limiters.session_creation()),
+        )
         .routes(routes!(sessions::get_session))
         .routes(routes!(sessions::end_session))
         .routes(routes!(
@@ -80,8 +94,8 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
             participants::list_participants
         ))
         .routes(routes!(participants::remove_participant))
-        .routes(routes!(join::join_info))
-        .routes(routes!(join::guest_token))
+        .routes(routes!(join::join_info).layer(limiters.share_lookups()))
+        .routes(routes!(join::guest_token).layer(limiters.guest_tokens()))
         .routes(routes!(turn::turn_credentials))
         .routes(routes!(notifications::list_notifications))
         .routes(routes!(notifications::mark_read))
@@ -128,6 +142,7 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(groups::therapist_group_sessions))
         .with_state(state)
         .split_for_parts();
+    doc_limits::document_limits(&mut doc);
     let doc_json = doc.clone();
     let router = router
         .route(
@@ -137,6 +152,7 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
                 async move { axum::Json(doc) }
             }),
         )
-        .fallback(|| async { ApiError::not_found("not_found", "no such route") });
+        .fallback(|| async { ApiError::not_found("not_found", "no such route") })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     (router, doc)
 }

@@ -8,14 +8,18 @@
 
 #![allow(dead_code)]
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
 use serde_json::Value;
+use theraroom::api::rate_limit::Rate;
+use theraroom::api::{RateLimiters, RateLimits};
 use theraroom::auth::{JwtKeys, Role};
 use theraroom::state::{AppState, NoLiveRooms};
 use theraroom::store::Store;
@@ -30,6 +34,24 @@ pub const TURN_SECRET: &[u8] = b"rest-test-turn-secret";
 pub const TURN_URIS: [&str; 2] = ["turn:127.0.0.1:3478?transport=udp", "stun:127.0.0.1:3478"];
 /// TURN credential lifetime of the app under test.
 pub const TURN_TTL: u64 = 600;
+
+/// Peer address of requests sent with [`TestApp::send`].
+pub const TEST_PEER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 40_000);
+
+/// Rate limits of the app under test: far above what any test sends, so that only
+/// tests that lower them (with [`TestApp::with_limits`]) meet a 429.
+pub fn test_limits() -> RateLimits {
+    let rate = Rate {
+        count: 100_000,
+        per: std::time::Duration::from_secs(60),
+    };
+    RateLimits {
+        guest_tokens: rate,
+        share_lookups: rate,
+        session_creation: rate,
+        trust_proxy: false,
+    }
+}
 
 /// Which database a test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -277,7 +299,7 @@ impl TestApp {
             turn: turn.clone(),
             live: Arc::new(NoLiveRooms),
         };
-        let router = theraroom::api::router(state).0;
+        let router = theraroom::api::router_with(state, &RateLimiters::new(&test_limits())).0;
         TestApp {
             db,
             router,
@@ -285,6 +307,12 @@ impl TestApp {
             jwt,
             turn,
         }
+    }
+
+    /// Rebuilds the router with other rate limits (fresh limiter state).
+    pub fn with_limits(mut self, limits: RateLimits) -> TestApp {
+        self.router = theraroom::api::router_with(self.state(), &RateLimiters::new(&limits)).0;
+        self
     }
 
     /// The state the router was built from (for building other routers in tests).
@@ -297,8 +325,12 @@ impl TestApp {
         }
     }
 
-    /// Sends a raw request through the router.
-    pub async fn send(&self, req: Request<Body>) -> Resp {
+    /// Sends a raw request through the router, from [`TEST_PEER`] unless the request
+    /// already carries a `ConnectInfo` (the rate-limit key).
+    pub async fn send(&self, mut req: Request<Body>) -> Resp {
+        if req.extensions().get::<ConnectInfo<SocketAddr>>().is_none() {
+            req.extensions_mut().insert(ConnectInfo(TEST_PEER));
+        }
         send_to(&self.router, req).await
     }
 

@@ -129,7 +129,13 @@ impl Server {
                 .expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("serve");
+            // Like `theraroom serve`: the peer address is the rate-limit key.
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .expect("serve");
         });
         Server {
             base: format!("http://{addr}"),
