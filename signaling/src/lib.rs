@@ -11,8 +11,9 @@ mod gatekeeper;
 mod hub;
 mod outbox;
 pub mod protocol;
+mod revocation;
 
 pub use connection::{Connection, Flow};
-pub use gatekeeper::{Admission, Gatekeeper, Refusal};
+pub use gatekeeper::{Admission, Authenticated, Gatekeeper, Refusal};
 pub use hub::{Hub, HubConfig};
 pub use outbox::{Outbound, Outbox};

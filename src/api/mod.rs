@@ -17,6 +17,7 @@ mod schedule;
 mod schedule_calendar;
 mod schedule_sessions;
 mod sessions;
+mod sign_out;
 mod turn;
 mod video_settings;
 
@@ -82,6 +83,7 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(join::join_info))
         .routes(routes!(join::guest_token))
         .routes(routes!(turn::turn_credentials))
+        .routes(routes!(sign_out::logout))
         .routes(routes!(notifications::list_notifications))
         .routes(routes!(notifications::mark_read))
         .routes(routes!(schedule::create_hold))
