@@ -16,6 +16,7 @@ mod join;
 mod participants;
 mod scheduling;
 mod sessions;
+mod tokens;
 mod video_access;
 
 pub use common::{OrgFx, Person, TestApp};
