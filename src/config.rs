@@ -129,6 +129,30 @@ pub struct Settings {
     /// Run ICE-lite on the server side (for servers with a public IP).
     #[arg(long, env = "THERAROOM_ICE_LITE", global = true)]
     pub ice_lite: bool,
+    /// Longest lifetime of a user token, e.g. 24h; longer tokens are refused.
+    #[arg(
+        long,
+        env = "THERAROOM_MAX_TOKEN_TTL",
+        default_value = "24h",
+        global = true
+    )]
+    pub max_token_ttl: String,
+    /// Longest lifetime of a guest token, e.g. 4h; longer tokens are refused.
+    #[arg(
+        long,
+        env = "THERAROOM_MAX_GUEST_TOKEN_TTL",
+        default_value = "4h",
+        global = true
+    )]
+    pub max_guest_token_ttl: String,
+    /// Failed authentications one client address may make per minute before 429.
+    #[arg(
+        long,
+        env = "THERAROOM_AUTH_FAILURES_PER_MINUTE",
+        default_value_t = crate::auth::guard::DEFAULT_FAILURES_PER_MINUTE,
+        global = true
+    )]
+    pub auth_failures_per_minute: u32,
     /// How long a dropped participant keeps its place, e.g. 30s.
     #[arg(
         long,
@@ -228,6 +252,26 @@ impl Settings {
         })
     }
 
+    /// Longest token lifetimes, from `--max-token-ttl` and `--max-guest-token-ttl`.
+    pub fn token_policy(&self) -> Result<crate::auth::TokenPolicy, String> {
+        let parse = |text: &str, flag: &str| {
+            crate::clock::parse_duration_secs(text)
+                .filter(|s| *s > 0)
+                .and_then(|s| i64::try_from(s).ok())
+                .ok_or_else(|| format!("invalid {flag} {text:?}"))
+        };
+        Ok(crate::auth::TokenPolicy {
+            user_max_ttl_secs: parse(&self.max_token_ttl, "--max-token-ttl")?,
+            guest_max_ttl_secs: parse(&self.max_guest_token_ttl, "--max-guest-token-ttl")?,
+        })
+    }
+
+    /// The failed-authentication limit per address and minute (at least 1).
+    pub fn auth_failures_per_minute(&self) -> Result<std::num::NonZeroU32, String> {
+        std::num::NonZeroU32::new(self.auth_failures_per_minute)
+            .ok_or_else(|| "--auth-failures-per-minute must be at least 1".to_string())
+    }
+
     /// Parsed media port range, `(0, 0)` for any port.
     pub fn rtc_port_range(&self) -> Result<(u16, u16), String> {
         let Some(text) = self.rtc_ports.as_deref().filter(|t| !t.trim().is_empty()) else {
@@ -252,29 +296,48 @@ impl Settings {
     }
 }
 
+/// Shortest secret accepted (JWT and TURN): an HMAC key below 256 bits can be brute
+/// forced from one token.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Refuses a secret shorter than [`MIN_SECRET_BYTES`], naming where it came from.
+fn long_enough(secret: &str, what: &str, origin: &str) -> Result<Vec<u8>, String> {
+    if secret.len() < MIN_SECRET_BYTES {
+        return Err(format!(
+            "the {what} from {origin} is {} bytes long; at least {MIN_SECRET_BYTES} are required \
+             (generate one with `openssl rand -hex 32`)",
+            secret.len()
+        ));
+    }
+    Ok(secret.as_bytes().to_vec())
+}
+
 /// Returns the configured secret, or the one kept in `<data_dir>/<file>`, generating
-/// and storing a random one the first time. The secret itself is never logged.
+/// and storing a random one the first time. Secrets shorter than
+/// [`MIN_SECRET_BYTES`] are refused. The secret itself is never logged.
 pub fn load_or_create_secret(
     data_dir: &Path,
     file: &str,
     configured: Option<&str>,
     what: &str,
-) -> std::io::Result<Vec<u8>> {
+) -> Result<Vec<u8>, String> {
     if let Some(secret) = configured.filter(|s| !s.is_empty()) {
-        return Ok(secret.as_bytes().to_vec());
+        return long_enough(secret, what, "the configuration");
     }
     let path = data_dir.join(file);
     if let Ok(existing) = std::fs::read_to_string(&path) {
         let existing = existing.trim();
         if !existing.is_empty() {
-            return Ok(existing.as_bytes().to_vec());
+            return long_enough(existing, what, &path.display().to_string());
         }
     }
-    std::fs::create_dir_all(data_dir)?;
-    let mut bytes = [0u8; 32];
+    let io_error =
+        |e: std::io::Error| format!("cannot store the {what} in {}: {e}", path.display());
+    std::fs::create_dir_all(data_dir).map_err(io_error)?;
+    let mut bytes = [0u8; MIN_SECRET_BYTES];
     rand::thread_rng().fill_bytes(&mut bytes);
     let secret = hex::encode(bytes);
-    write_private(&path, &secret)?;
+    write_private(&path, &secret).map_err(io_error)?;
     tracing::warn!(path = %path.display(), "no {what} configured: generated a random one and stored it (set it explicitly in production)");
     Ok(secret.into_bytes())
 }
@@ -309,8 +372,9 @@ mod tests {
         let second = load_or_create_secret(&dir, "s", None, "test secret").unwrap();
         assert_eq!(first, second);
         assert_eq!(first.len(), 64);
-        let configured = load_or_create_secret(&dir, "s", Some("given"), "test secret").unwrap();
-        assert_eq!(configured, b"given");
+        let given = "a-configured-secret-of-32-bytes!";
+        let configured = load_or_create_secret(&dir, "s", Some(given), "test secret").unwrap();
+        assert_eq!(configured, given.as_bytes());
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -342,5 +406,37 @@ mod tests {
         let cli = Cli::try_parse_from(["theraroom", "--rate-guest-tokens", "lots"]).unwrap();
         let err = cli.settings.rate_limits().unwrap_err();
         assert!(err.contains("THERAROOM_RATE_GUEST_TOKENS"), "{err}");
+    }
+
+    #[test]
+    fn short_secrets_are_refused() {
+        let dir = std::env::temp_dir().join(format!("theraroom-secret-{}", uuid::Uuid::new_v4()));
+        let err = load_or_create_secret(&dir, "s", Some("secret"), "JWT secret").unwrap_err();
+        assert!(
+            err.contains("JWT secret") && err.contains("at least 32"),
+            "{err}"
+        );
+        let err =
+            load_or_create_secret(&dir, "s", Some(&"x".repeat(31)), "TURN secret").unwrap_err();
+        assert!(err.contains("31 bytes"), "{err}");
+        // A short secret left in the data directory is refused too, not silently used.
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("s"), "too-short\n").unwrap();
+        let err = load_or_create_secret(&dir, "s", None, "JWT secret").unwrap_err();
+        assert!(err.contains("9 bytes"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn token_lifetimes_are_settings() {
+        use clap::Parser;
+        let cli = Cli::parse_from(["theraroom", "--max-token-ttl", "2h"]);
+        let policy = cli.settings.token_policy().unwrap();
+        assert_eq!(policy.user_max_ttl_secs, 7200);
+        assert_eq!(policy.guest_max_ttl_secs, 4 * 3600);
+        let bad = Cli::parse_from(["theraroom", "--max-guest-token-ttl", "soon"]);
+        assert!(bad.settings.token_policy().is_err());
+        let zero = Cli::parse_from(["theraroom", "--auth-failures-per-minute", "0"]);
+        assert!(zero.settings.auth_failures_per_minute().is_err());
     }
 }

@@ -19,6 +19,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// Human-readable explanation.
     pub message: String,
+    /// For 429: seconds until a retry may succeed (sent as `Retry-After`).
+    pub retry_after_secs: Option<u64>,
 }
 
 /// Wire shape of an error body, also used by the OpenAPI document.
@@ -44,6 +46,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after_secs: None,
         }
     }
     /// 400: the request is malformed or violates a rule.
@@ -73,6 +76,17 @@ impl ApiError {
     /// 404 for a session that does not exist or that the caller may not see.
     pub fn session_not_found() -> Self {
         Self::not_found("session_not_found", "session not found")
+    }
+    /// 429 `rate_limited`, with the seconds to wait in `Retry-After`.
+    pub fn rate_limited(retry_after_secs: u64) -> Self {
+        Self {
+            retry_after_secs: Some(retry_after_secs),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many failed attempts; retry later",
+            )
+        }
     }
     /// 500 without details: the cause goes to the log, not to the client.
     pub fn internal() -> Self {
@@ -110,7 +124,13 @@ impl IntoResponse for ApiError {
                 message: self.message,
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after_secs {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use std::time::Duration;
-use theraroom::auth::{JwtKeys, Role};
+use theraroom::auth::{AuthGuard, JwtKeys, Role};
 use theraroom::clock::parse_duration_secs;
 use theraroom::config::{load_or_create_secret, Settings};
 
@@ -38,9 +38,29 @@ fn jwt_keys(settings: &Settings) -> Result<JwtKeys, String> {
         "jwt_secret",
         settings.jwt_secret.as_deref(),
         "JWT secret",
-    )
-    .map_err(|e| format!("cannot load JWT secret: {e}"))?;
-    Ok(JwtKeys::new(&secret))
+    )?;
+    Ok(JwtKeys::with_policy(&secret, settings.token_policy()?))
+}
+
+/// Refuses a `--ttl` above the longest lifetime tokens of `role` may have.
+fn checked_ttl(keys: &JwtKeys, role: Role, ttl: &str) -> Result<i64, String> {
+    let secs = parse_duration_secs(ttl)
+        .and_then(|s| i64::try_from(s).ok())
+        .filter(|s| *s > 0)
+        .ok_or_else(|| format!("invalid --ttl {ttl:?}"))?;
+    let max = keys.policy().max_ttl_secs(role);
+    if secs > max {
+        let flag = if role == Role::Guest {
+            "--max-guest-token-ttl"
+        } else {
+            "--max-token-ttl"
+        };
+        return Err(format!(
+            "--ttl {ttl} is longer than the {max} s a {} token may live (see {flag})",
+            role.as_str()
+        ));
+    }
+    Ok(secs)
 }
 
 fn turn_issuer(settings: &Settings) -> Result<TurnIssuer, String> {
@@ -49,8 +69,7 @@ fn turn_issuer(settings: &Settings) -> Result<TurnIssuer, String> {
         "turn_secret",
         settings.turn_secret.as_deref(),
         "TURN secret",
-    )
-    .map_err(|e| format!("cannot load TURN secret: {e}"))?;
+    )?;
     let uris = settings
         .turn_uris
         .iter()
@@ -70,10 +89,10 @@ pub async fn migrate(settings: &Settings) -> Result<(), String> {
 
 /// `theraroom demo --json`.
 pub async fn demo(settings: &Settings, ttl: &str) -> Result<(), String> {
-    let ttl = parse_duration_secs(ttl).ok_or_else(|| format!("invalid --ttl {ttl:?}"))?;
-    let store = open_store(settings).await?;
     let keys = jwt_keys(settings)?;
-    let data = theraroom::demo::ensure_demo(&store, &keys, ttl as i64)
+    let ttl = checked_ttl(&keys, Role::Therapist, ttl)?;
+    let store = open_store(settings).await?;
+    let data = theraroom::demo::ensure_demo(&store, &keys, ttl)
         .await
         .map_err(|e| format!("cannot create demo data: {e}"))?;
     store.close().await;
@@ -97,9 +116,9 @@ pub fn token(
     if role == Role::Guest && session.is_none() {
         return Err("guest tokens need --session".into());
     }
-    let ttl = parse_duration_secs(ttl).ok_or_else(|| format!("invalid --ttl {ttl:?}"))?;
     let keys = jwt_keys(settings)?;
-    let (token, _) = keys.issue(user, role, org, session, ttl as i64);
+    let ttl = checked_ttl(&keys, role, ttl)?;
+    let (token, _) = keys.issue(user, role, org, session, ttl);
     println!("{token}");
     Ok(())
 }
@@ -145,6 +164,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         jwt,
         turn,
         live: Arc::new(HubControl(hub.clone())),
+        auth_guard: AuthGuard::new(settings.auth_failures_per_minute()?),
     };
     tokio::spawn(remind_group_sessions(store.clone(), hub.clone()));
     let extra = theraroom::rtc::routes(hub.clone()).merge(theraroom::metrics::routes());
@@ -156,7 +176,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         .map_err(|e| format!("cannot bind {}: {e}", settings.bind))?;
     tracing::info!(addr = %settings.bind, backend = ?store.backend(), "TheraRoom listening");
     let closing_hub = hub.clone();
-    // The peer address is the rate-limit key (api::rate_limit).
+    // The peer address keys the REST rate limits and the failed-authentication limit.
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::FromRef;
 
-use crate::auth::JwtKeys;
+use crate::auth::{AuthGuard, JwtKeys};
 use crate::store::Store;
 use crate::turn::TurnIssuer;
 
@@ -17,6 +17,10 @@ pub trait LiveControl: Send + Sync {
     fn participant_removed(&self, session_id: &str, participant_id: &str);
     /// Pushes a notification to the user's open signaling connections, if any.
     fn notify(&self, user_id: &str, notification: serde_json::Value);
+    /// The token with id `jti` was revoked: close the sockets opened with it.
+    fn token_revoked(&self, jti: &str);
+    /// Every token of `subject` was revoked: close the subject's sockets.
+    fn subject_revoked(&self, subject: &str);
 }
 
 /// A [`LiveControl`] for when no signaling hub runs.
@@ -26,6 +30,8 @@ impl LiveControl for NoLiveRooms {
     fn session_ended(&self, _session_id: &str) {}
     fn participant_removed(&self, _session_id: &str, _participant_id: &str) {}
     fn notify(&self, _user_id: &str, _notification: serde_json::Value) {}
+    fn token_revoked(&self, _jti: &str) {}
+    fn subject_revoked(&self, _subject: &str) {}
 }
 
 /// State of the HTTP application; cheap to clone.
@@ -39,6 +45,8 @@ pub struct AppState {
     pub turn: TurnIssuer,
     /// Live rooms (signaling hub).
     pub live: Arc<dyn LiveControl>,
+    /// Rate limit and audit of failed authentication.
+    pub auth_guard: AuthGuard,
 }
 
 impl FromRef<AppState> for JwtKeys {

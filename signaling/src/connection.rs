@@ -47,6 +47,8 @@ pub struct Connection {
     joined: Option<Joined>,
     /// Token subject once authenticated (join or listen), for notifications.
     subject: Option<String>,
+    /// Id of the token authenticated with, for revocation.
+    token_id: Option<String>,
     stopped: bool,
 }
 
@@ -62,6 +64,7 @@ impl Hub {
             header_token,
             joined: None,
             subject: None,
+            token_id: None,
             stopped: false,
         };
         (connection, rx)
@@ -260,12 +263,24 @@ impl Connection {
             return self.fatal("unauthorized", "a token is required");
         };
         match self.hub.inner.gate.authenticate(&token).await {
-            Ok(subject) => {
+            Ok(authenticated) => {
+                let subject = authenticated.subject;
                 self.register_subject(&subject);
+                self.register_token(authenticated.token_id);
                 self.outbox.send(ServerMessage::Listening { subject });
                 Flow::Continue
             }
             Err(refusal) => self.fatal(&refusal.code, refusal.message),
+        }
+    }
+
+    fn register_token(&mut self, token_id: Option<String>) {
+        if let Some(previous) = std::mem::replace(&mut self.token_id, token_id) {
+            self.hub.remove_token_connection(&previous, self.id);
+        }
+        if let Some(token_id) = &self.token_id {
+            self.hub
+                .add_token_connection(token_id, self.id, &self.outbox);
         }
     }
 
@@ -436,6 +451,7 @@ impl Connection {
                 .instrument(tracing::Span::current()),
         );
         self.register_subject(&admission.subject);
+        self.register_token(admission.token_id.clone());
         tracing::info!(resumed, "participant joined");
         self.joined = Some(Joined {
             room,
@@ -450,6 +466,9 @@ impl Connection {
     pub async fn disconnected(mut self) {
         if let Some(subject) = self.subject.take() {
             self.hub.remove_listener(&subject, self.id);
+        }
+        if let Some(token_id) = self.token_id.take() {
+            self.hub.remove_token_connection(&token_id, self.id);
         }
         if let Some(joined) = self.joined.take() {
             self.hub

@@ -25,11 +25,22 @@ pub struct Admission {
     pub expires_at_ms: i64,
     /// ICE servers for the client, with fresh TURN credentials.
     pub ice_servers: Vec<IceServerInfo>,
+    /// Id (`jti`) of the token admitted, so that revoking it closes this connection.
+    pub token_id: Option<String>,
+}
+
+/// A token verified for a connection that only listens for notifications.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authenticated {
+    /// Token subject (user or guest id).
+    pub subject: String,
+    /// Id (`jti`) of the token, so that revoking it closes this connection.
+    pub token_id: Option<String>,
 }
 
 /// A refused admission, with a protocol error code (`unauthorized`,
-/// `session_not_found`, `session_ended`, `forbidden`, `therapist_disabled`,
-/// `organization_disabled`, `internal`).
+/// `token_revoked`, `session_not_found`, `session_ended`, `forbidden`,
+/// `therapist_disabled`, `organization_disabled`, `internal`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
     /// Error code.
@@ -44,9 +55,9 @@ pub trait Gatekeeper: Send + Sync + 'static {
     /// Verifies `token`, checks that its holder may enter `session_id` now, and
     /// registers (idempotently) the participant row.
     async fn admit(&self, token: &str, session_id: &str) -> Result<Admission, Refusal>;
-    /// Verifies `token` alone and returns its subject (user or guest id), for
+    /// Verifies `token` alone and returns its subject (user or guest id) and id, for
     /// connections that only listen for notifications.
-    async fn authenticate(&self, token: &str) -> Result<String, Refusal>;
+    async fn authenticate(&self, token: &str) -> Result<Authenticated, Refusal>;
     /// The participant entered the room (row becomes active).
     async fn participant_joined(&self, participant_id: &str);
     /// The participant is gone for good (row inactive, `left_at` set).

@@ -46,6 +46,8 @@ pub(crate) struct HubInner {
     pub(crate) next_connection: AtomicU64,
     /// Connections per token subject, for notifications.
     pub(crate) listeners: DashMap<String, HashMap<u64, Outbox>>,
+    /// Connections per token id, for revocation.
+    pub(crate) tokens: crate::revocation::TokenIndex,
 }
 
 /// One session's room.
@@ -105,6 +107,7 @@ impl Hub {
                 config,
                 next_connection: AtomicU64::new(1),
                 listeners: DashMap::new(),
+                tokens: Default::default(),
             }),
         }
     }

@@ -12,8 +12,9 @@ mod hub;
 pub mod names;
 mod outbox;
 pub mod protocol;
+mod revocation;
 
 pub use connection::{Connection, Flow};
-pub use gatekeeper::{Admission, Gatekeeper, Refusal};
+pub use gatekeeper::{Admission, Authenticated, Gatekeeper, Refusal};
 pub use hub::{Hub, HubConfig};
 pub use outbox::{Outbound, Outbox};

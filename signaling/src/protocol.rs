@@ -363,7 +363,7 @@ impl ServerMessage {
 /// The WebSocket close code for a fatal error code (see PROTOCOL.md).
 pub fn close_code_for(code: &str) -> u16 {
     match code {
-        "unauthorized" => 4401,
+        "unauthorized" | "token_revoked" => 4401,
         "forbidden"
         | "therapist_disabled"
         | "organization_disabled"

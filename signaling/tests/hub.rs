@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use signaling::protocol::{ServerMessage, SessionSummary};
-use signaling::{Admission, Flow, Gatekeeper, Hub, HubConfig, Outbound, Refusal};
+use signaling::{Admission, Authenticated, Flow, Gatekeeper, Hub, HubConfig, Outbound, Refusal};
 use tokio::sync::mpsc::Receiver;
 
 /// Tokens are "<participant>@<session>"; "bad" is refused; sessions have 2 seats.
@@ -47,11 +47,15 @@ impl Gatekeeper for MemoryGate {
             },
             expires_at_ms: i64::MAX / 4,
             ice_servers: vec![],
+            token_id: Some(token.to_string()),
         })
     }
-    async fn authenticate(&self, token: &str) -> Result<String, Refusal> {
+    async fn authenticate(&self, token: &str) -> Result<Authenticated, Refusal> {
         match token.split_once('@') {
-            Some((pid, _)) => Ok(pid.to_string()),
+            Some((pid, _)) => Ok(Authenticated {
+                subject: pid.to_string(),
+                token_id: Some(token.to_string()),
+            }),
             None => Err(Refusal {
                 code: "unauthorized".into(),
                 message: "bad token".into(),
@@ -438,4 +442,62 @@ async fn join_refuses_invisible_and_bidi_display_names() {
         next_message(&mut ok_rx).await,
         ServerMessage::Joined { .. }
     ));
+}
+
+#[tokio::test]
+async fn revoked_tokens_close_their_live_connections() {
+    let (hub, _) = hub_with(Duration::from_secs(30));
+    // `a` joins and also listens elsewhere with the same token; `l2` listens as the same
+    // subject with another token; `b` is in the room with its own token.
+    let (mut a, mut a_rx) = hub.connect(None);
+    a.handle_text(&join("s8", "a@s8")).await;
+    next_message(&mut a_rx).await;
+    let (mut b, mut b_rx) = hub.connect(None);
+    b.handle_text(&join("s8", "b@s8")).await;
+    next_message(&mut b_rx).await;
+    assert!(matches!(
+        next_message(&mut a_rx).await,
+        ServerMessage::ParticipantJoined { .. }
+    ));
+    let (mut l, mut l_rx) = hub.connect(None);
+    l.handle_text(r#"{"type":"listen","protocol":1,"token":"a@s8"}"#)
+        .await;
+    next_message(&mut l_rx).await;
+    let (mut l2, mut l2_rx) = hub.connect(None);
+    l2.handle_text(r#"{"type":"listen","protocol":1,"token":"a@other"}"#)
+        .await;
+    next_message(&mut l2_rx).await;
+
+    assert_eq!(hub.revoke_token("a@s8"), 2);
+    expect_fatal(&mut a_rx, "token_revoked", 4401).await;
+    expect_fatal(&mut l_rx, "token_revoked", 4401).await;
+    // Once the sockets are gone the index forgets them; the others are untouched.
+    a.disconnected().await;
+    l.disconnected().await;
+    assert_eq!(hub.revoke_token("a@s8"), 0);
+    assert_eq!(hub.revoke_token("unknown"), 0);
+    assert_eq!(
+        next_message(&mut b_rx).await,
+        ServerMessage::ParticipantReconnecting {
+            participant_id: "a".into()
+        }
+    );
+    assert_eq!(hub.notify("a", serde_json::json!({"n": 1})), 1);
+    assert!(matches!(
+        next_message(&mut l2_rx).await,
+        ServerMessage::Notification { .. }
+    ));
+
+    // Revoking the subject closes its remaining connections, whatever their token.
+    assert_eq!(hub.revoke_subject("a"), 1);
+    expect_fatal(&mut l2_rx, "token_revoked", 4401).await;
+    l2.disconnected().await;
+    assert_eq!(hub.revoke_subject("a"), 0);
+    b.handle_text(r#"{"type":"ping","ts":7}"#).await;
+    assert_eq!(
+        next_message(&mut b_rx).await,
+        ServerMessage::Pong {
+            ts: Some(serde_json::json!(7))
+        }
+    );
 }

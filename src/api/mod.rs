@@ -20,6 +20,7 @@ mod schedule;
 mod schedule_calendar;
 mod schedule_sessions;
 mod sessions;
+mod sign_out;
 mod turn;
 mod video_settings;
 
@@ -97,6 +98,7 @@ pub fn router_with(state: AppState, limiters: &RateLimiters) -> (Router, utoipa:
         .routes(routes!(join::join_info).layer(limiters.share_lookups()))
         .routes(routes!(join::guest_token).layer(limiters.guest_tokens()))
         .routes(routes!(turn::turn_credentials))
+        .routes(routes!(sign_out::logout))
         .routes(routes!(notifications::list_notifications))
         .routes(routes!(notifications::mark_read))
         .routes(routes!(schedule::create_hold))

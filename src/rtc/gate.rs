@@ -5,9 +5,9 @@
 
 use async_trait::async_trait;
 use signaling::protocol::{IceServerInfo, SessionSummary};
-use signaling::{Admission, Gatekeeper, Refusal};
+use signaling::{Admission, Authenticated, Gatekeeper, Refusal};
 
-use crate::auth::{JwtKeys, TokenError};
+use crate::auth::{authenticate, AuthError, Claims, JwtKeys, TokenError};
 use crate::clock::{now_ms, rfc3339};
 use crate::denial::Denial;
 use crate::rooms::admission::admit_and_register;
@@ -40,13 +40,35 @@ fn refusal_for(denial: Denial) -> Refusal {
     refusal(denial.code(), denial.message())
 }
 
+impl StoreGatekeeper {
+    /// Verifies `token` and its subject against the database, as REST does. A revoked
+    /// token is `token_revoked`; every other refusal is `unauthorized`.
+    async fn verified(&self, token: &str) -> Result<Claims, Refusal> {
+        authenticate(&self.store, &self.jwt, token)
+            .await
+            .map_err(|err| match err {
+                AuthError::Denied(denial) => {
+                    tracing::info!(
+                        reason = denial.error.reason(),
+                        "signaling authentication failed"
+                    );
+                    match denial.error {
+                        TokenError::Revoked => refusal("token_revoked", denial.error.message()),
+                        other => refusal("unauthorized", other.message()),
+                    }
+                }
+                AuthError::Store(err) => {
+                    tracing::error!(error = %err, "database error during authentication");
+                    refusal("internal", "internal error")
+                }
+            })
+    }
+}
+
 #[async_trait]
 impl Gatekeeper for StoreGatekeeper {
     async fn admit(&self, token: &str, session_id: &str) -> Result<Admission, Refusal> {
-        let claims = self.jwt.verify(token).map_err(|e| match e {
-            TokenError::Expired => refusal("unauthorized", "the token has expired"),
-            TokenError::Invalid => refusal("unauthorized", "the token is not valid"),
-        })?;
+        let claims = self.verified(token).await?;
         let admitted = admit_and_register(&self.store, &claims, session_id, now_ms())
             .await
             .map_err(refusal_for)?;
@@ -76,14 +98,16 @@ impl Gatekeeper for StoreGatekeeper {
             },
             expires_at_ms: session.expires_at,
             ice_servers,
+            token_id: Some(claims.jti),
         })
     }
 
-    async fn authenticate(&self, token: &str) -> Result<String, Refusal> {
-        self.jwt
-            .verify(token)
-            .map(|claims| claims.sub)
-            .map_err(|_| refusal("unauthorized", "the token is not valid"))
+    async fn authenticate(&self, token: &str) -> Result<Authenticated, Refusal> {
+        let claims = self.verified(token).await?;
+        Ok(Authenticated {
+            subject: claims.sub,
+            token_id: Some(claims.jti),
+        })
     }
 
     async fn participant_joined(&self, participant_id: &str) {

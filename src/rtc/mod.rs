@@ -29,6 +29,14 @@ impl LiveControl for HubControl {
         self.0.notify(user_id, notification);
     }
 
+    fn token_revoked(&self, jti: &str) {
+        self.0.revoke_token(jti);
+    }
+
+    fn subject_revoked(&self, subject: &str) {
+        self.0.revoke_subject(subject);
+    }
+
     fn participant_removed(&self, session_id: &str, participant_id: &str) {
         let hub = self.0.clone();
         let (sid, pid) = (session_id.to_string(), participant_id.to_string());

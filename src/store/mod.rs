@@ -12,6 +12,7 @@ pub mod organizations;
 pub mod participants;
 pub mod schedule;
 pub mod sessions;
+pub mod tokens;
 pub mod users;
 
 use std::str::FromStr;

@@ -20,16 +20,20 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use theraroom::api::rate_limit::Rate;
 use theraroom::api::{RateLimiters, RateLimits};
-use theraroom::auth::{JwtKeys, Role};
+use theraroom::auth::{AuthGuard, JwtKeys, Role};
 use theraroom::state::{AppState, NoLiveRooms};
 use theraroom::store::Store;
 use theraroom::turn::TurnIssuer;
 use tower::ServiceExt;
 
-/// JWT secret of the app under test.
-pub const JWT_SECRET: &[u8] = b"rest-test-jwt-secret";
+/// JWT secret of the app under test (the server refuses secrets under 32 bytes).
+pub const JWT_SECRET: &[u8] = b"rest-test-jwt-secret-0123456789abcdef";
 /// TURN secret of the app under test.
-pub const TURN_SECRET: &[u8] = b"rest-test-turn-secret";
+pub const TURN_SECRET: &[u8] = b"rest-test-turn-secret-0123456789abcdef";
+/// Failed authentications per address and minute in the app under test: high, so
+/// suites that send many bad tokens are not rate limited (tests/rest/tokens.rs builds
+/// an app with the real default to test the limit).
+pub const TEST_AUTH_FAILURES_PER_MINUTE: u32 = 100_000;
 /// TURN URIs handed out by the app under test.
 pub const TURN_URIS: [&str; 2] = ["turn:127.0.0.1:3478?transport=udp", "stun:127.0.0.1:3478"];
 /// TURN credential lifetime of the app under test.
@@ -213,6 +217,7 @@ impl TestDb {
 #[derive(Debug)]
 pub struct Resp {
     pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
     pub json: Value,
     pub text: String,
 }
@@ -282,6 +287,7 @@ pub struct TestApp {
     pub store: Store,
     pub jwt: JwtKeys,
     pub turn: TurnIssuer,
+    pub auth_guard: AuthGuard,
 }
 
 impl TestApp {
@@ -293,11 +299,14 @@ impl TestApp {
             TURN_URIS.iter().map(|s| s.to_string()).collect(),
             TURN_TTL,
         );
+        let limit = std::num::NonZeroU32::new(TEST_AUTH_FAILURES_PER_MINUTE).expect("non-zero");
+        let auth_guard = AuthGuard::new(limit);
         let state = AppState {
             store: store.clone(),
             jwt: jwt.clone(),
             turn: turn.clone(),
             live: Arc::new(NoLiveRooms),
+            auth_guard: auth_guard.clone(),
         };
         let router = theraroom::api::router_with(state, &RateLimiters::new(&test_limits())).0;
         TestApp {
@@ -306,6 +315,7 @@ impl TestApp {
             store,
             jwt,
             turn,
+            auth_guard,
         }
     }
 
@@ -322,6 +332,7 @@ impl TestApp {
             jwt: self.jwt.clone(),
             turn: self.turn.clone(),
             live: Arc::new(NoLiveRooms),
+            auth_guard: self.auth_guard.clone(),
         }
     }
 
@@ -411,6 +422,17 @@ impl TestApp {
             .user(&org.id, Role::Organization, &format!("{name} admin"))
             .await;
         OrgFx { id: org.id, admin }
+    }
+
+    /// Creates a platform operator (role `super_admin`, no organization).
+    pub async fn super_admin(&self, name: &str) -> Person {
+        let user = self
+            .store
+            .create_user(None, Role::SuperAdmin, name, &unique_email(name))
+            .await
+            .expect("create super admin");
+        let token = self.token(&user.id, Role::SuperAdmin, None, None);
+        Person { id: user.id, token }
     }
 
     /// Creates a plain user (organization, admin, ...) of an organization.
@@ -521,6 +543,7 @@ pub async fn send_to(router: &Router, req: Request<Body>) -> Resp {
         .await
         .expect("router is infallible");
     let status = resp.status();
+    let headers = resp.headers().clone();
     let bytes = resp
         .into_body()
         .collect()
@@ -529,7 +552,12 @@ pub async fn send_to(router: &Router, req: Request<Body>) -> Resp {
         .to_bytes();
     let text = String::from_utf8_lossy(&bytes).into_owned();
     let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Resp { status, json, text }
+    Resp {
+        status,
+        headers,
+        json,
+        text,
+    }
 }
 
 /// A unique e-mail address derived from a name.

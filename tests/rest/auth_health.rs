@@ -9,7 +9,7 @@ use hmac::{Hmac, Mac};
 use std::collections::BTreeSet;
 
 /// Every route of the REST API: (method, OpenAPI path).
-const ROUTES: [(&str, &str); 54] = [
+const ROUTES: [(&str, &str); 55] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/api/organizations/{id}/video-settings"),
@@ -42,6 +42,7 @@ const ROUTES: [(&str, &str); 54] = [
     ("get", "/api/join/{share_token}"),
     ("post", "/api/join/{share_token}/guest"),
     ("get", "/api/turn-credentials"),
+    ("post", "/api/auth/logout"),
     ("get", "/api/notifications"),
     ("post", "/api/notifications/{id}/read"),
     ("post", "/api/schedule/holds"),
@@ -86,7 +87,7 @@ const ROUTES: [(&str, &str); 54] = [
 ];
 
 /// The 17 documented paths.
-const DOC_PATHS: [&str; 45] = [
+const DOC_PATHS: [&str; 46] = [
     "/healthz",
     "/readyz",
     "/api/organizations/{id}/video-settings",
@@ -104,6 +105,7 @@ const DOC_PATHS: [&str; 45] = [
     "/api/join/{share_token}",
     "/api/join/{share_token}/guest",
     "/api/turn-credentials",
+    "/api/auth/logout",
     "/api/notifications",
     "/api/notifications/{id}/read",
     "/api/schedule/holds",
@@ -194,6 +196,7 @@ fn protected() -> Vec<(Method, String, Option<Value>)> {
             None,
         ),
         (Method::GET, "/api/turn-credentials".into(), None),
+        (Method::POST, "/api/auth/logout".into(), None),
     ]
 }
 
@@ -226,7 +229,8 @@ both_dbs!(
         // HS512 with the right secret: only HS256 is accepted.
         let hs512 = jsonwebtoken::encode(
             &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS512),
-            &json!({"sub": t.id, "role": "therapist", "org_id": org.id, "exp": exp, "iat": 0}),
+            &json!({"iss": "theraroom", "aud": "theraroom", "jti": "j1", "sub": t.id,
+                "role": "therapist", "org_id": org.id, "exp": exp, "iat": exp - 600}),
             &jsonwebtoken::EncodingKey::from_secret(common::JWT_SECRET),
         )
         .unwrap();

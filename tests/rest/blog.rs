@@ -149,7 +149,7 @@ both_dbs!(seed_003_error_codes, |app| async move {
     app.post(&revoke_path(&org.id, "no-such-therapist"), admin, None)
         .await
         .expect_err(404, "therapist_not_found");
-    let root = app.token("root", Role::SuperAdmin, None, None);
+    let root = app.super_admin("Root").await.token;
     app.get(&list_path("no-such-org"), Some(&root))
         .await
         .expect_err(404, "organization_not_found");

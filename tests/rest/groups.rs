@@ -1797,6 +1797,8 @@ struct RecordingLive {
 impl LiveControl for RecordingLive {
     fn session_ended(&self, _session_id: &str) {}
     fn participant_removed(&self, _session_id: &str, _participant_id: &str) {}
+    fn token_revoked(&self, _jti: &str) {}
+    fn subject_revoked(&self, _subject: &str) {}
     fn notify(&self, user_id: &str, notification: Value) {
         self.pushed
             .lock()

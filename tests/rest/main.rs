@@ -20,6 +20,7 @@ mod props;
 mod rooms;
 mod scheduling;
 mod sessions;
+mod tokens;
 mod video_access;
 
 pub use common::{OrgFx, Person, TestApp};

@@ -114,11 +114,12 @@ both_dbs!(registration_cross_tenant_is_404, |app| async move {
             .await
             .expect_err(404, "session_not_found");
     }
-    // A client token claiming the session's organization but belonging to another is refused too.
+    // A client token claiming the session's organization but belonging to another is
+    // refused at the door: the organization comes from the user's row.
     let spoof = app.token(&other_client.id, Role::Client, Some(&org.id), None);
     app.post(&path, Some(&spoof), None)
         .await
-        .expect_err(404, "session_not_found");
+        .expect_err(401, "invalid_token");
     // A soft-deleted client of the organization may not register.
     let gone = app.client(&org.id, Some(&t.id), "Gone Client").await;
     sqlx::query("UPDATE clients SET deleted_at = $1 WHERE id = $2")

@@ -814,7 +814,11 @@ both_dbs!(roles_and_tenants_are_enforced, |app| async move {
     hold(&app, &a.client, body_a.clone())
         .await
         .expect_err(403, "forbidden");
-    let guest = app.token("g", Role::Guest, None, Some("s"));
+    let room = app.session(&a.therapist, "Guest room").await;
+    let guest = app
+        .guest(room["share_token"].as_str().unwrap(), "Guest")
+        .await;
+    let guest = guest["token"].as_str().unwrap().to_string();
     app.post("/api/schedule/holds", Some(&guest), Some(body_a.clone()))
         .await
         .expect_err(403, "forbidden");

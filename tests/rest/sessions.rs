@@ -181,7 +181,7 @@ both_dbs!(create_session_wrong_role, |app| async move {
     let guest = app
         .guest(session["share_token"].as_str().unwrap(), "Guest")
         .await;
-    let root = app.token("root", Role::SuperAdmin, None, None);
+    let root = app.super_admin("Root").await.token;
     let body = json!({"session_name": "Not mine to start"});
     for token in [
         &client.token,
@@ -194,11 +194,16 @@ both_dbs!(create_session_wrong_role, |app| async move {
             .await
             .expect_err(403, "forbidden");
     }
-    // A therapist token whose subject is not a therapist row.
+    // A therapist token whose subject is no user at all is refused at the door, and
+    // one for a user whose row is not a therapist claims a role it does not have.
     let fake = app.token("not-a-therapist", Role::Therapist, Some(&org.id), None);
     app.post("/api/sessions", Some(&fake), Some(body.clone()))
         .await
-        .expect_err(403, "forbidden");
+        .expect_err(401, "invalid_token");
+    let escalated = app.token(&client.id, Role::Therapist, Some(&org.id), None);
+    app.post("/api/sessions", Some(&escalated), Some(body.clone()))
+        .await
+        .expect_err(401, "invalid_token");
     app.post("/api/sessions", None, Some(body))
         .await
         .expect_err(401, "unauthorized");
@@ -289,7 +294,7 @@ both_dbs!(list_sessions_per_role, |app| async move {
     assert!(list["sessions"][0].get("join_url").is_none());
 
     // Roles without a listing.
-    let root = app.token("root", Role::SuperAdmin, None, None);
+    let root = app.super_admin("Root").await.token;
     app.get("/api/sessions", Some(&root))
         .await
         .expect_err(403, "forbidden");

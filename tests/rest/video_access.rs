@@ -369,7 +369,7 @@ both_dbs!(update_one_therapist_and_its_failures, |app| async move {
     app.put(&one_path(&org.id, "no-such-therapist"), admin, off.clone())
         .await
         .expect_err(404, "therapist_not_found");
-    let root = app.token("root", Role::SuperAdmin, None, None);
+    let root = app.super_admin("Root").await.token;
     app.put(&one_path("no-such-org", &t.id), Some(&root), off.clone())
         .await
         .expect_err(404, "organization_not_found");
@@ -453,7 +453,7 @@ both_dbs!(organization_switch_and_its_failures, |app| async move {
     )
     .await
     .expect_err(403, "not_organization_owner");
-    let root = app.token("root", Role::SuperAdmin, None, None);
+    let root = app.super_admin("Root").await.token;
     app.get(&org_settings("no-such-org"), Some(&root))
         .await
         .expect_err(404, "organization_not_found");
@@ -629,7 +629,7 @@ both_dbs!(listing_failures, |app| async move {
     app.get(&path, Some(&other.admin.token))
         .await
         .expect_err(403, "not_organization_owner");
-    let root = app.token("root", Role::SuperAdmin, None, None);
+    let root = app.super_admin("Root").await.token;
     app.get(&list_path("no-such-org"), Some(&root))
         .await
         .expect_err(404, "organization_not_found");

@@ -93,9 +93,13 @@ impl Server {
         let url = format!("sqlite://{}?mode=rwc", dir.join("db.sqlite").display());
         let store = Store::connect(&url).await.expect("open sqlite");
         store.migrate().await.expect("migrate");
-        let jwt = JwtKeys::new(b"rtc-test-jwt-secret");
+        let jwt = JwtKeys::new(b"rtc-test-jwt-secret-0123456789abcdef");
         // No TURN URIs: `joined.ice_servers` is empty and clients use host candidates.
-        let turn = TurnIssuer::new(b"rtc-test-turn-secret".to_vec(), Vec::new(), 600);
+        let turn = TurnIssuer::new(
+            b"rtc-test-turn-secret-0123456789abcdef".to_vec(),
+            Vec::new(),
+            600,
+        );
         let demo = theraroom::demo::ensure_demo(&store, &jwt, 3600)
             .await
             .expect("demo data");
@@ -119,6 +123,7 @@ impl Server {
             jwt: jwt.clone(),
             turn,
             live: Arc::new(HubControl(hub.clone())),
+            auth_guard: theraroom::auth::AuthGuard::default(),
         };
         let extra = theraroom::rtc::routes(hub.clone()).merge(theraroom::metrics::routes());
         let static_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("static");
@@ -129,13 +134,8 @@ impl Server {
                 .expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let task = tokio::spawn(async move {
-            // Like `theraroom serve`: the peer address is the rate-limit key.
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-            .expect("serve");
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
+            axum::serve(listener, app).await.expect("serve");
         });
         Server {
             base: format!("http://{addr}"),
