@@ -1,5 +1,6 @@
 //! Adds the responses that layers (not handlers) produce to the OpenAPI document:
-//! 429 `rate_limited` on the rate-limited routes and 413 `payload_too_large` on every
+//! 429 `rate_limited` on the rate-limited routes and on every authenticated route (the
+//! failed-authentication limit), and 413 `payload_too_large` on every
 //! route that reads a JSON body. Done here, once, so handler annotations cannot
 //! forget them.
 
@@ -24,6 +25,19 @@ fn too_many_requests(limit: &str) -> Response {
         "`rate_limited`: too many requests from this client IP (limit `{limit}`, see the \
          `--rate-*` settings); retry after `Retry-After` seconds"
     ))
+    .header(
+        "Retry-After",
+        Header::new(ObjectBuilder::new().schema_type(Type::Integer)),
+    )
+    .build()
+}
+
+fn failed_auth_limited() -> Response {
+    error_response(
+        "`rate_limited`: too many failed authentications from this client IP (see \
+         `--auth-failures-per-minute`); retry after `Retry-After` seconds"
+            .to_string(),
+    )
     .header(
         "Retry-After",
         Header::new(ObjectBuilder::new().schema_type(Type::Integer)),
@@ -80,6 +94,13 @@ pub fn document_limits(doc: &mut OpenApi) {
                 op.responses
                     .responses
                     .insert("413".into(), RefOr::T(payload_too_large()));
+            }
+            // Every authenticated route shares the failed-authentication limit.
+            if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                op.responses
+                    .responses
+                    .entry("429".into())
+                    .or_insert_with(|| RefOr::T(failed_auth_limited()));
             }
         }
     }

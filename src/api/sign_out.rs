@@ -14,8 +14,7 @@ use crate::store::audit::AuditEntry;
 #[utoipa::path(post, path = "/api/auth/logout", tag = "auth", security(("bearer" = [])),
     responses(
         (status = 204, description = "the token is revoked"),
-        (status = 401, body = crate::error::ErrorBody, description = "`unauthorized` (no token), `invalid_token`, `token_expired`, `token_revoked`, `token_lifetime_exceeded`, `token_not_yet_valid` or `account_disabled`"),
-        (status = 429, body = crate::error::ErrorBody, description = "`rate_limited`: too many failed authentications from this address; see `Retry-After`")))]
+        (status = 401, body = crate::error::ErrorBody, description = "`unauthorized` (no token), `invalid_token`, `token_expired`, `token_revoked`, `token_lifetime_exceeded`, `token_not_yet_valid` or `account_disabled`")))]
 pub async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<StatusCode> {
     revoke::revoke_token(&state, &caller).await?;
     let mut conn = state.store.pool().acquire().await?;

@@ -127,7 +127,21 @@ impl Server {
         };
         let extra = theraroom::rtc::routes(hub.clone()).merge(theraroom::metrics::routes());
         let static_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("static");
-        let app = theraroom::app::build(state, static_dir, extra);
+        // Every test client comes from 127.0.0.1: REST limits far above any test's use.
+        let rate = theraroom::api::rate_limit::Rate {
+            count: 100_000,
+            per: Duration::from_secs(60),
+        };
+        let options = theraroom::app::HttpOptions {
+            limiters: theraroom::api::RateLimiters::new(&theraroom::api::RateLimits {
+                guest_tokens: rate,
+                share_lookups: rate,
+                session_creation: rate,
+                trust_proxy: false,
+            }),
+            headers: Default::default(),
+        };
+        let app = theraroom::app::build_with(state, static_dir, extra, &options);
         let listener =
             tokio::net::TcpListener::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0))
                 .await
