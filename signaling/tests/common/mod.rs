@@ -15,11 +15,18 @@ use signaling::{Admission, Gatekeeper, Hub, HubConfig, Outbound, OutboundQueue, 
 #[derive(Default)]
 pub struct MemoryGate {
     pub active: Mutex<HashMap<String, bool>>,
+    /// When set, each admission waits for a permit of this semaphore (to hold an
+    /// admission in flight while the test does something else).
+    pub hold: Mutex<Option<Arc<tokio::sync::Semaphore>>>,
 }
 
 #[async_trait]
 impl Gatekeeper for MemoryGate {
     async fn admit(&self, token: &str, session_id: &str) -> Result<Admission, Refusal> {
+        let hold = self.hold.lock().unwrap().clone();
+        if let Some(hold) = hold {
+            hold.acquire().await.expect("semaphore open").forget();
+        }
         let Some((pid, sid)) = token.split_once('@') else {
             return Err(Refusal {
                 code: "unauthorized".into(),
@@ -73,16 +80,16 @@ impl Gatekeeper for MemoryGate {
 }
 
 pub fn hub_with(grace: Duration) -> (Hub, Arc<MemoryGate>) {
+    hub_with_config(HubConfig {
+        reconnect_grace: grace,
+        ..HubConfig::default()
+    })
+}
+
+pub fn hub_with_config(config: HubConfig) -> (Hub, Arc<MemoryGate>) {
     let gate = Arc::new(MemoryGate::default());
     let sfu = sfu::Sfu::new(sfu::SfuConfig::default()).expect("sfu");
-    let hub = Hub::new(
-        sfu,
-        gate.clone(),
-        HubConfig {
-            reconnect_grace: grace,
-            ..HubConfig::default()
-        },
-    );
+    let hub = Hub::new(sfu, gate.clone(), config);
     (hub, gate)
 }
 
