@@ -136,6 +136,9 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         },
         HubConfig {
             reconnect_grace: Duration::from_secs(settings.reconnect_grace_secs()?),
+            write_timeout: Duration::from_secs(settings.ws_write_timeout_secs()?),
+            max_connections: settings.max_connections,
+            max_connections_per_ip: settings.max_connections_per_ip,
             ..HubConfig::default()
         },
     );
@@ -153,6 +156,8 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         .map_err(|e| format!("cannot bind {}: {e}", settings.bind))?;
     tracing::info!(addr = %settings.bind, backend = ?store.backend(), "TheraRoom listening");
     let closing_hub = hub.clone();
+    // Peer addresses (`ConnectInfo`) feed the per-address cap of `/rtc`.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
