@@ -84,15 +84,17 @@ async fn run_socket(
     let mut writer = tokio::spawn(write_loop(sink, outbound, hub.config().write_timeout));
     let join_deadline = tokio::time::sleep(hub.config().join_timeout);
     tokio::pin!(join_deadline);
-    let mut silence = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+    let mut silence =
+        tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
     let mut last_heard = tokio::time::Instant::now();
     let mut reading = true;
     let end = loop {
         tokio::select! {
-            incoming = stream.next() => {
+            // After a stop the stream is left alone until the close frame went out: a
+            // failed stream (an oversize frame) ends at once and would cut the reply.
+            incoming = stream.next(), if reading => {
                 last_heard = tokio::time::Instant::now();
                 let flow = match incoming {
-                    Some(Ok(_)) if !reading => Flow::Stop, // closing: discard
                     Some(Ok(Message::Text(text))) => connection.handle_text(text.as_str()).await,
                     Some(Ok(Message::Binary(_))) => connection.handle_binary(),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => connection.handle_control_frame(),
@@ -125,9 +127,22 @@ async fn run_socket(
         // Closing handshake: read until the client's close reply (bounded). Dropping the
         // socket with unread client data (a pong, a late answer) makes the kernel send RST,
         // and the client loses the error and close frame (sees 1006).
+        // A stream that already failed (an oversize frame) cannot show the reply: then
+        // the socket stays open for the rest of the bounded wait, so the close frame
+        // reaches the client before unread data turns the close into a reset.
         Some(WriterEnd::Closed) => {
-            let drain = async { while let Some(Ok(_)) = stream.next().await {} };
-            let _ = tokio::time::timeout(CLOSING_HANDSHAKE, drain).await;
+            let until = tokio::time::Instant::now() + CLOSING_HANDSHAKE;
+            let drain = async {
+                while let Some(Ok(message)) = stream.next().await {
+                    if matches!(message, Message::Close(_)) {
+                        return true;
+                    }
+                }
+                false
+            };
+            if let Ok(false) = tokio::time::timeout_at(until, drain).await {
+                tokio::time::sleep_until(until).await;
+            }
         }
         Some(WriterEnd::SlowConsumer | WriterEnd::Gone) => {}
         None => writer.abort(),

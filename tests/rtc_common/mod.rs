@@ -69,6 +69,8 @@ pub struct Server {
     pub demo: DemoData,
     /// The media plane (for its counters).
     pub sfu: sfu::Sfu,
+    /// The signaling hub (for its connection counts).
+    pub hub: signaling::Hub,
     dir: PathBuf,
     task: JoinHandle<()>,
 }
@@ -76,6 +78,15 @@ pub struct Server {
 impl Server {
     /// Starts the server on a fresh SQLite database in a temporary directory.
     pub async fn start() -> Server {
+        Self::start_with(HubConfig {
+            reconnect_grace: GRACE,
+            ..HubConfig::default()
+        })
+        .await
+    }
+
+    /// [`Server::start`] with other hub settings (limits, deadlines).
+    pub async fn start_with(config: HubConfig) -> Server {
         let dir =
             std::env::temp_dir().join(format!("theraroom-rtc-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("temp dir");
@@ -101,10 +112,7 @@ impl Server {
                 jwt: jwt.clone(),
                 turn: turn.clone(),
             },
-            HubConfig {
-                reconnect_grace: GRACE,
-                ..HubConfig::default()
-            },
+            config,
         );
         let state = AppState {
             store: store.clone(),
@@ -112,7 +120,7 @@ impl Server {
             turn,
             live: Arc::new(HubControl(hub.clone())),
         };
-        let extra = theraroom::rtc::routes(hub).merge(theraroom::metrics::routes());
+        let extra = theraroom::rtc::routes(hub.clone()).merge(theraroom::metrics::routes());
         let static_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("static");
         let app = theraroom::app::build(state, static_dir, extra);
         let listener =
@@ -121,6 +129,8 @@ impl Server {
                 .expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let task = tokio::spawn(async move {
+            // Like `theraroom serve`: peer addresses feed the per-address connection cap.
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             axum::serve(listener, app).await.expect("serve");
         });
         Server {
@@ -130,6 +140,7 @@ impl Server {
             jwt,
             demo,
             sfu,
+            hub,
             dir,
             task,
         }
