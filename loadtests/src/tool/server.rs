@@ -73,6 +73,8 @@ impl TheraServer {
             .arg(&data_dir)
             .args(["--bind", &format!("127.0.0.1:{port}")])
             .args(["--rtc-ip", "127.0.0.1"])
+            // Every simulated participant comes from 127.0.0.1: lift the per-address cap.
+            .args(["--max-connections-per-ip", "100000"])
             .arg("serve")
             .env(
                 "RUST_LOG",
