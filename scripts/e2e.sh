@@ -28,7 +28,10 @@ else
 fi
 base="http://127.0.0.1:$port"
 
-"$bin" --data-dir "$data" --static-dir "$PWD/static" --bind "127.0.0.1:$port" >"$data/server.log" 2>&1 &
+# Every browser page comes from 127.0.0.1: per-address REST limits well above the scenarios.
+"$bin" --data-dir "$data" --static-dir "$PWD/static" --bind "127.0.0.1:$port" \
+  --rate-guest-tokens 1000/min --rate-share-lookups 1000/min --rate-session-creation 1000/min \
+  >"$data/server.log" 2>&1 &
 server=$!
 cleanup() {
   kill "$server" 2>/dev/null || true

@@ -193,6 +193,31 @@ pub struct Settings {
     /// rate-limit key) from a proxy in front that overwrites them.
     #[arg(long, env = "THERAROOM_TRUST_PROXY", global = true)]
     pub trust_proxy: bool,
+    /// Most open signaling sockets (`/rtc`) in total; more are refused with 503.
+    #[arg(
+        long,
+        env = "THERAROOM_MAX_CONNECTIONS",
+        default_value_t = 10_000,
+        global = true
+    )]
+    pub max_connections: usize,
+    /// Most open signaling sockets per client address; more are refused with 429.
+    #[arg(
+        long,
+        env = "THERAROOM_MAX_CONNECTIONS_PER_IP",
+        default_value_t = 50,
+        global = true
+    )]
+    pub max_connections_per_ip: usize,
+    /// Deadline of one write to a signaling socket, e.g. 10s; a client that does not
+    /// read in time is closed with 4408 `slow_consumer`.
+    #[arg(
+        long,
+        env = "THERAROOM_WS_WRITE_TIMEOUT",
+        default_value = "10s",
+        global = true
+    )]
+    pub ws_write_timeout: String,
 }
 
 impl Settings {
@@ -270,6 +295,18 @@ impl Settings {
     pub fn auth_failures_per_minute(&self) -> Result<std::num::NonZeroU32, String> {
         std::num::NonZeroU32::new(self.auth_failures_per_minute)
             .ok_or_else(|| "--auth-failures-per-minute must be at least 1".to_string())
+    }
+
+    /// Signaling write deadline in seconds (at least 1).
+    pub fn ws_write_timeout_secs(&self) -> Result<u64, String> {
+        crate::clock::parse_duration_secs(&self.ws_write_timeout)
+            .filter(|s| *s > 0)
+            .ok_or_else(|| {
+                format!(
+                    "invalid THERAROOM_WS_WRITE_TIMEOUT {:?}",
+                    self.ws_write_timeout
+                )
+            })
     }
 
     /// Parsed media port range, `(0, 0)` for any port.

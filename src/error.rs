@@ -88,6 +88,22 @@ impl ApiError {
             )
         }
     }
+    /// Refusal of a signaling socket at its connection caps: 503 when the server is
+    /// full, 429 when the caller's address holds too many sockets.
+    pub fn too_many_connections(cap: signaling::CapExceeded) -> Self {
+        match cap {
+            signaling::CapExceeded::Total => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too_many_connections",
+                "the server holds its maximum number of live connections; retry later",
+            ),
+            signaling::CapExceeded::PerAddress => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_connections",
+                "too many live connections from your address",
+            ),
+        }
+    }
     /// 500 without details: the cause goes to the log, not to the client.
     pub fn internal() -> Self {
         Self::new(

@@ -156,6 +156,9 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         },
         HubConfig {
             reconnect_grace: Duration::from_secs(settings.reconnect_grace_secs()?),
+            write_timeout: Duration::from_secs(settings.ws_write_timeout_secs()?),
+            max_connections: settings.max_connections,
+            max_connections_per_ip: settings.max_connections_per_ip,
             ..HubConfig::default()
         },
     );
@@ -176,7 +179,8 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         .map_err(|e| format!("cannot bind {}: {e}", settings.bind))?;
     tracing::info!(addr = %settings.bind, backend = ?store.backend(), "TheraRoom listening");
     let closing_hub = hub.clone();
-    // The peer address keys the REST rate limits and the failed-authentication limit.
+    // The peer address keys the REST rate limits, the failed-authentication limit and
+    // the per-address cap of `/rtc`.
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -30,9 +30,9 @@ mod types;
 
 pub use config::SfuConfig;
 pub use error::SfuError;
-pub use participant::Participant;
+pub use participant::{Participant, MAX_EARLY_CANDIDATES, MAX_EARLY_CANDIDATE_BYTES};
 pub use room::Room;
 pub use rtcp::KEYFRAME_MIN_INTERVAL;
 pub use sfu::Sfu;
-pub use stats::SfuStats;
+pub use stats::{LogThrottle, SfuStats};
 pub use types::{IceCandidate, IceServer, MediaKind, PcRole, SfuEvent, TrackInfo};

@@ -29,7 +29,7 @@ use crate::publication::{negotiated, run_leg_rtcp, run_leg_writer, LegSink, Publ
 use crate::room::RoomInner;
 use crate::rtcp::spawn_keyframe_task;
 use crate::sfu::SfuShared;
-use crate::stats::Gauge;
+use crate::stats::{Gauge, LogThrottle};
 use crate::types::{IceCandidate, IceServer, MediaKind, PcRole, SfuEvent, TrackInfo};
 
 /// How long the forwarded SSRC of a track must be silent before another one is taken.
@@ -62,15 +62,53 @@ struct Legs {
     by_track: HashMap<String, Leg>,
 }
 
+/// Most client candidates kept per connection while its remote description is missing
+/// (a browser gathers a handful; the rest is abuse). Extra ones are dropped and counted.
+pub const MAX_EARLY_CANDIDATES: usize = 64;
+/// Most bytes of candidate text kept per connection before its remote description.
+pub const MAX_EARLY_CANDIDATE_BYTES: usize = 32 * 1024;
+
+/// One "early candidate dropped" line per second for the whole process.
+static DROPPED_CANDIDATE_LOG: LogThrottle = LogThrottle::new(Duration::from_secs(1));
+
+/// Client candidates that arrived before the remote description, bounded by count and
+/// bytes.
+#[derive(Default)]
+struct EarlyCandidates {
+    list: Vec<RTCIceCandidateInit>,
+    bytes: usize,
+}
+
+impl EarlyCandidates {
+    /// Keeps `c` if there is room; false when it was dropped.
+    fn push(&mut self, c: RTCIceCandidateInit) -> bool {
+        let size = c.candidate.len()
+            + c.sdp_mid.as_ref().map_or(0, String::len)
+            + c.username_fragment.as_ref().map_or(0, String::len);
+        if self.list.len() >= MAX_EARLY_CANDIDATES || self.bytes + size > MAX_EARLY_CANDIDATE_BYTES
+        {
+            return false;
+        }
+        self.bytes += size;
+        self.list.push(c);
+        true
+    }
+
+    fn take(&mut self) -> Vec<RTCIceCandidateInit> {
+        self.bytes = 0;
+        std::mem::take(&mut self.list)
+    }
+}
+
 #[derive(Default)]
 struct PublisherNegotiation {
-    pending_candidates: Vec<RTCIceCandidateInit>,
+    pending_candidates: EarlyCandidates,
 }
 
 #[derive(Default)]
 struct SubscriberNegotiation {
     offer: OfferState,
-    pending_candidates: Vec<RTCIceCandidateInit>,
+    pending_candidates: EarlyCandidates,
     /// The next offer restarts ICE.
     ice_restart: bool,
 }
@@ -194,7 +232,7 @@ impl ParticipantInner {
             .set_remote_description(offer)
             .await
             .map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
-        for c in std::mem::take(&mut neg.pending_candidates) {
+        for c in neg.pending_candidates.take() {
             if let Err(err) = self.publisher.add_ice_candidate(c).await {
                 warn!(%err, "buffered publisher candidate rejected");
             }
@@ -504,7 +542,7 @@ impl ParticipantInner {
                 neg.offer.answer_received();
                 return Err(SfuError::InvalidSdp(err.to_string()));
             }
-            for c in std::mem::take(&mut neg.pending_candidates) {
+            for c in neg.pending_candidates.take() {
                 if let Err(err) = self.subscriber.add_ice_candidate(c).await {
                     warn!(%err, "buffered subscriber candidate rejected");
                 }
@@ -583,7 +621,9 @@ impl ParticipantInner {
             PcRole::Publisher => {
                 let mut neg = self.pub_neg.lock().await;
                 if self.publisher.remote_description().await.is_none() {
-                    neg.pending_candidates.push(init);
+                    if !neg.pending_candidates.push(init) {
+                        self.early_candidate_dropped(pc);
+                    }
                     return Ok(());
                 }
                 self.publisher
@@ -594,7 +634,9 @@ impl ParticipantInner {
             PcRole::Subscriber => {
                 let mut neg = self.sub_neg.lock().await;
                 if self.subscriber.remote_description().await.is_none() {
-                    neg.pending_candidates.push(init);
+                    if !neg.pending_candidates.push(init) {
+                        self.early_candidate_dropped(pc);
+                    }
                     return Ok(());
                 }
                 self.subscriber
@@ -602,6 +644,25 @@ impl ParticipantInner {
                     .await
                     .map_err(|e| SfuError::InvalidCandidate(e.to_string()))
             }
+        }
+    }
+
+    fn early_candidate_dropped(&self, pc: PcRole) {
+        self.shared.counters.candidate_dropped();
+        if let Some(suppressed) = DROPPED_CANDIDATE_LOG.allow() {
+            warn!(
+                pc = pc.as_str(),
+                suppressed,
+                limit = MAX_EARLY_CANDIDATES,
+                "early ICE candidate dropped: buffer full"
+            );
+        }
+    }
+
+    async fn pending_candidates(&self, pc: PcRole) -> usize {
+        match pc {
+            PcRole::Publisher => self.pub_neg.lock().await.pending_candidates.list.len(),
+            PcRole::Subscriber => self.sub_neg.lock().await.pending_candidates.list.len(),
         }
     }
 
@@ -689,7 +750,9 @@ impl Participant {
 
     /// Adds a trickled client candidate to one of the two connections (`None` or an empty
     /// candidate = end of candidates). Candidates arriving before the matching description
-    /// are kept and applied with it.
+    /// are kept (at most [`MAX_EARLY_CANDIDATES`] and [`MAX_EARLY_CANDIDATE_BYTES`] per
+    /// connection; extra ones are dropped and counted in [`crate::SfuStats`]) and applied
+    /// with it.
     pub async fn add_ice_candidate(
         &self,
         pc: PcRole,
@@ -699,6 +762,12 @@ impl Participant {
             .add_ice_candidate(pc, candidate)
             .instrument(self.inner.span.clone())
             .await
+    }
+
+    /// How many client candidates wait for `pc`'s remote description (at most
+    /// [`MAX_EARLY_CANDIDATES`]); for diagnostics and tests.
+    pub async fn pending_candidates(&self, pc: PcRole) -> usize {
+        self.inner.pending_candidates(pc).await
     }
 
     /// Restarts ICE on the subscriber connection (the server is its offerer, so the client

@@ -22,6 +22,9 @@ pub struct SfuStats {
     pub dropped_packets: u64,
     /// PLIs sent to publishers (after throttling).
     pub keyframe_requests: u64,
+    /// Client ICE candidates dropped because the buffer of candidates waiting for a
+    /// remote description was full.
+    pub dropped_candidates: u64,
 }
 
 /// The live counters behind [`SfuStats`]. Gauges go up and down with the objects they
@@ -36,6 +39,7 @@ pub(crate) struct Counters {
     forwarded_bytes: AtomicU64,
     dropped_packets: AtomicU64,
     keyframe_requests: AtomicU64,
+    dropped_candidates: AtomicU64,
 }
 
 /// Which gauge to move.
@@ -110,6 +114,11 @@ impl Counters {
         metrics::counter!("sfu_keyframe_requests_total").increment(1);
     }
 
+    pub(crate) fn candidate_dropped(&self) {
+        self.dropped_candidates.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("sfu_dropped_candidates_total").increment(1);
+    }
+
     pub(crate) fn snapshot(&self) -> SfuStats {
         SfuStats {
             rooms: self.rooms.load(Ordering::Relaxed),
@@ -120,6 +129,39 @@ impl Counters {
             forwarded_bytes: self.forwarded_bytes.load(Ordering::Relaxed),
             dropped_packets: self.dropped_packets.load(Ordering::Relaxed),
             keyframe_requests: self.keyframe_requests.load(Ordering::Relaxed),
+            dropped_candidates: self.dropped_candidates.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Lets one log line through per interval and counts the ones held back, so a flood of
+/// identical events logs a handful of lines. Usable in a `static`; signaling uses it too.
+#[derive(Debug)]
+pub struct LogThrottle {
+    every: std::time::Duration,
+    state: std::sync::Mutex<(Option<std::time::Instant>, u64)>,
+}
+
+impl LogThrottle {
+    /// A throttle letting one line through per `every`.
+    pub const fn new(every: std::time::Duration) -> Self {
+        LogThrottle {
+            every,
+            state: std::sync::Mutex::new((None, 0)),
+        }
+    }
+
+    /// `Some(suppressed)` when a line may be logged now, with the number of lines held
+    /// back since the last one; `None` when this one should be skipped.
+    pub fn allow(&self) -> Option<u64> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        if state.0.is_none_or(|t| now.duration_since(t) >= self.every) {
+            state.0 = Some(now);
+            Some(std::mem::take(&mut state.1))
+        } else {
+            state.1 += 1;
+            None
         }
     }
 }
@@ -152,6 +194,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn log_throttle_counts_suppressed() {
+        let throttle = LogThrottle::new(std::time::Duration::from_secs(3600));
+        assert_eq!(throttle.allow(), Some(0));
+        assert_eq!(throttle.allow(), None);
+        assert_eq!(throttle.allow(), None);
+    }
+
+    #[test]
     fn gauges_move_and_saturate() {
         let c = Counters::default();
         c.add(Gauge::Participants, 2);
@@ -160,6 +210,8 @@ mod tests {
         c.sub(Gauge::Participants, 5);
         assert_eq!(c.snapshot().participants, 0);
         c.forwarded(3, 300);
+        c.candidate_dropped();
+        assert_eq!(c.snapshot().dropped_candidates, 1);
         c.dropped(2);
         let s = c.snapshot();
         assert_eq!(

@@ -5,7 +5,7 @@
 //! to the connection's [`Outbox`].
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tracing::Instrument;
@@ -13,11 +13,16 @@ use tracing::Instrument;
 use crate::gatekeeper::Admission;
 use crate::hub::{track_view, Hub, Member, RoomState};
 use crate::names::check_name;
-use crate::outbox::{Outbound, Outbox};
+use crate::outbox::{OutboundQueue, Outbox};
 use crate::protocol::{
-    parse_client_message, CandidateInit, ClientMessage, ConnectionStatus, Kind, ParseError,
+    parse_client_message, CandidateInit, ClientMessage, ConnectionStatus, ParseError,
     ParticipantView, PcName, ServerMessage, MAX_MESSAGE_BYTES, PROTOCOL_VERSION,
 };
+use crate::throttle::{LogThrottle, MessageLimiter, Verdict};
+
+/// Process-wide log throttles: a flood logs a handful of lines, with counts.
+static NEGOTIATION_LOG: LogThrottle = LogThrottle::new(Duration::from_secs(1));
+static RATE_LOG: LogThrottle = LogThrottle::new(Duration::from_secs(1));
 
 /// Longest `join.display_name`, in characters (the REST limit for guest names).
 const MAX_DISPLAY_NAME: usize = 80;
@@ -50,13 +55,16 @@ pub struct Connection {
     /// Id of the token authenticated with, for revocation.
     token_id: Option<String>,
     stopped: bool,
+    /// Incoming message budget.
+    limiter: MessageLimiter,
 }
 
 impl Hub {
     /// Opens a connection. `header_token` is a bearer token from the upgrade request,
-    /// used when `join` carries none. Drain the receiver into the socket.
-    pub fn connect(&self, header_token: Option<String>) -> (Connection, mpsc::Receiver<Outbound>) {
+    /// used when `join` carries none. Drain the queue into the socket.
+    pub fn connect(&self, header_token: Option<String>) -> (Connection, OutboundQueue) {
         let (outbox, rx) = Outbox::new();
+        let config = self.config();
         let connection = Connection {
             hub: self.clone(),
             id: self.next_connection_id(),
@@ -66,6 +74,7 @@ impl Hub {
             subject: None,
             token_id: None,
             stopped: false,
+            limiter: MessageLimiter::new(config.message_rate, config.message_burst, Instant::now()),
         };
         (connection, rx)
     }
@@ -77,13 +86,62 @@ impl Connection {
         self.joined.is_some()
     }
 
+    /// True while the join deadline applies: neither `join` nor `listen` succeeded.
+    pub fn awaits_join(&self) -> bool {
+        self.joined.is_none() && self.subject.is_none()
+    }
+
     /// Called when no `join` arrived in time.
     pub fn join_timed_out(&mut self) -> Flow {
         self.fatal("join_timeout", "no join message within the time limit")
     }
 
+    /// Charges one incoming frame to the message budget. `Some(flow)` when the frame
+    /// must not be handled: refused (non-fatal `rate_limited`, at most one per second)
+    /// or, for sustained abuse, the connection closes with fatal `rate_limited`.
+    fn over_budget(&mut self) -> Option<Flow> {
+        match self.limiter.check(Instant::now()) {
+            Verdict::Allow => None,
+            Verdict::Refuse { notify } => {
+                if notify {
+                    self.outbox.send(ServerMessage::error(
+                        "rate_limited",
+                        "too many messages; slow down",
+                        false,
+                    ));
+                }
+                Some(Flow::Continue)
+            }
+            Verdict::Abuse => {
+                if let Some(suppressed) = RATE_LOG.allow() {
+                    tracing::warn!(
+                        connection_id = self.id,
+                        suppressed,
+                        "signaling client kept flooding; closing it"
+                    );
+                }
+                Some(self.fatal("rate_limited", "too many messages"))
+            }
+        }
+    }
+
+    /// Called for a WebSocket ping or pong frame: they count against the message budget
+    /// like any other frame (the transport answers pings itself).
+    pub fn handle_control_frame(&mut self) -> Flow {
+        if self.stopped {
+            return Flow::Stop;
+        }
+        self.over_budget().unwrap_or(Flow::Continue)
+    }
+
     /// Called for a binary frame.
     pub fn handle_binary(&mut self) -> Flow {
+        if self.stopped {
+            return Flow::Stop;
+        }
+        if let Some(flow) = self.over_budget() {
+            return flow;
+        }
         self.outbox.send(ServerMessage::error(
             "bad_message",
             "binary frames are not part of the protocol",
@@ -104,6 +162,9 @@ impl Connection {
     pub async fn handle_text(&mut self, text: &str) -> Flow {
         if self.stopped {
             return Flow::Stop;
+        }
+        if let Some(flow) = self.over_budget() {
+            return flow;
         }
         let message = match parse_client_message(text) {
             Ok(m) => m,
@@ -182,21 +243,7 @@ impl Connection {
                 }
             }
             ClientMessage::Mute { kind, muted } => {
-                let mut members = room.members.lock().await;
-                if let Some(member) = members.by_id.get_mut(&participant_id) {
-                    match kind {
-                        Kind::Audio => member.view.audio_muted = muted,
-                        Kind::Video => member.view.video_muted = muted,
-                    }
-                }
-                members.broadcast(
-                    &participant_id,
-                    &ServerMessage::Mute {
-                        participant_id: participant_id.clone(),
-                        kind,
-                        muted,
-                    },
-                );
+                crate::mute::set_mute(&room, &participant_id, kind, muted).await;
             }
             ClientMessage::RequestKeyframe { track_id } => media.request_keyframe(&track_id),
             ClientMessage::Leave => {
@@ -237,11 +284,15 @@ impl Connection {
         Flow::Continue
     }
 
+    /// The detail stays in the (throttled) log; the client gets a generic message, so
+    /// no SDP parser or webrtc internals leak to it.
     fn negotiation_failed(&self, err: sfu::SfuError) {
-        tracing::warn!(error = %err, "negotiation failed");
+        if let Some(suppressed) = NEGOTIATION_LOG.allow() {
+            tracing::warn!(error = %err, connection_id = self.id, suppressed, "negotiation failed");
+        }
         self.outbox.send(ServerMessage::error(
             "negotiation_failed",
-            err.to_string(),
+            "the server could not apply this description or candidate",
             false,
         ));
     }
@@ -347,7 +398,9 @@ impl Connection {
         started: Instant,
     ) -> Result<(), (&'static str, String)> {
         let hub = self.hub.clone();
-        let room = hub.room_or_create(&admission.session.id, admission.expires_at_ms);
+        let Some(room) = hub.room_or_create(&admission.session.id, admission.expires_at_ms) else {
+            return Err(("session_ended", "this session has ended".into()));
+        };
         let pid = admission.participant_id.clone();
         let mut members = room.members.lock().await;
         if members.closed {
@@ -400,6 +453,7 @@ impl Connection {
                     connection_id: self.id,
                     outbox: self.outbox.clone(),
                     media: None,
+                    mute: Default::default(),
                 },
             );
             metrics::gauge!("theraroom_participants").increment(1.0);

@@ -2,6 +2,7 @@
 //! connection state, and the fan-out of presence events.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,17 +11,30 @@ use dashmap::DashMap;
 use tokio::sync::Mutex;
 use tracing::Instrument;
 
+use crate::caps::{CapExceeded, ConnectionCaps, ConnectionPermit};
 use crate::gatekeeper::Gatekeeper;
+use crate::mute::MuteGates;
 use crate::outbox::Outbox;
 use crate::protocol::{ConnectionStatus, Kind, ParticipantView, ServerMessage, TrackView};
 
-/// Tunables of the hub.
+/// Tunables of the hub and of the transports that feed it (limits in PROTOCOL.md).
 #[derive(Debug, Clone)]
 pub struct HubConfig {
     /// How long a dropped participant keeps its place.
     pub reconnect_grace: Duration,
-    /// How long a new socket may take to send `join`.
+    /// How long a new socket may take to send `join` (or `listen`).
     pub join_timeout: Duration,
+    /// How long one write to a socket may take before the client counts as not reading
+    /// and is closed with 4408 `slow_consumer`.
+    pub write_timeout: Duration,
+    /// Open connections allowed in total.
+    pub max_connections: usize,
+    /// Open connections allowed per client address.
+    pub max_connections_per_ip: usize,
+    /// Messages per second a connection may send, sustained.
+    pub message_rate: f64,
+    /// Messages a connection may send in a burst.
+    pub message_burst: u32,
 }
 
 impl Default for HubConfig {
@@ -28,9 +42,18 @@ impl Default for HubConfig {
         Self {
             reconnect_grace: Duration::from_secs(30),
             join_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            max_connections_per_ip: 50,
+            message_rate: 50.0,
+            message_burst: 100,
         }
     }
 }
+
+/// How long an ended session stays refused at least, when its expiry is sooner or
+/// unknown: longer than any admission that started before the end can take.
+const ENDED_MEMORY_MS: i64 = 10 * 60 * 1000;
 
 /// The signaling hub: all live rooms of this server. Cheap to clone.
 #[derive(Clone)]
@@ -48,11 +71,18 @@ pub(crate) struct HubInner {
     pub(crate) listeners: DashMap<String, HashMap<u64, Outbox>>,
     /// Connections per token id, for revocation.
     pub(crate) tokens: crate::revocation::TokenIndex,
+    /// Open connections, in total and per address.
+    pub(crate) caps: Arc<ConnectionCaps>,
+    /// Sessions ended here, with the time (Unix ms) until which no room may be made
+    /// for them again: a join admitted just before the end cannot recreate the room.
+    pub(crate) ended: DashMap<String, i64>,
 }
 
 /// One session's room.
 pub(crate) struct RoomState {
     pub(crate) id: String,
+    /// Session expiry, Unix ms.
+    pub(crate) expires_at_ms: i64,
     pub(crate) media: sfu::Room,
     pub(crate) members: Mutex<Members>,
     /// The timer that ends the room at the session's expiry. Aborted when the room is
@@ -83,6 +113,8 @@ pub(crate) struct Member {
     pub(crate) connection_id: u64,
     pub(crate) outbox: Outbox,
     pub(crate) media: Option<sfu::Participant>,
+    /// Coalescing of this participant's `mute` broadcasts, per kind.
+    pub(crate) mute: MuteGates,
 }
 
 impl Members {
@@ -99,6 +131,10 @@ impl Members {
 impl Hub {
     /// Creates a hub forwarding media through `sfu` and asking `gate` for decisions.
     pub fn new(sfu: sfu::Sfu, gate: Arc<dyn Gatekeeper>, config: HubConfig) -> Hub {
+        let caps = Arc::new(ConnectionCaps::new(
+            config.max_connections,
+            config.max_connections_per_ip,
+        ));
         Hub {
             inner: Arc::new(HubInner {
                 rooms: DashMap::new(),
@@ -108,8 +144,29 @@ impl Hub {
                 next_connection: AtomicU64::new(1),
                 listeners: DashMap::new(),
                 tokens: Default::default(),
+                caps,
+                ended: DashMap::new(),
             }),
         }
+    }
+
+    /// Reserves a place for a new connection from `address` (`None` when unknown: only
+    /// the total cap applies). Keep the permit as long as the socket is open.
+    pub fn reserve_connection(
+        &self,
+        address: Option<IpAddr>,
+    ) -> Result<ConnectionPermit, CapExceeded> {
+        self.inner.caps.reserve(address)
+    }
+
+    /// Connections holding a permit now.
+    pub fn open_connections(&self) -> usize {
+        self.inner.caps.open()
+    }
+
+    /// Connections from one address holding a permit now.
+    pub fn open_connections_from(&self, address: IpAddr) -> usize {
+        self.inner.caps.open_from(address)
     }
 
     /// The hub's configuration.
@@ -139,34 +196,43 @@ impl Hub {
     }
 
     /// Gets or creates the room of a session; a new room ends itself at `expires_at_ms`.
-    pub(crate) fn room_or_create(&self, session_id: &str, expires_at_ms: i64) -> Arc<RoomState> {
+    /// `None` when the session was ended here: its room is not made again.
+    pub(crate) fn room_or_create(
+        &self,
+        session_id: &str,
+        expires_at_ms: i64,
+    ) -> Option<Arc<RoomState>> {
         let mut created = false;
-        let room = self
-            .inner
-            .rooms
-            .entry(session_id.to_string())
-            .or_insert_with(|| {
+        // The ended check runs under the room map's entry lock, and `end_session` marks
+        // the session ended before it takes the room out of the map: either this join
+        // sees the mark, or its room exists when `end_session` removes it (and is closed).
+        let room = match self.inner.rooms.entry(session_id.to_string()) {
+            dashmap::Entry::Occupied(e) => Arc::clone(e.get()),
+            dashmap::Entry::Vacant(e) => {
+                if self.is_ended(session_id) {
+                    return None;
+                }
                 created = true;
-                Arc::new(RoomState {
+                let room = Arc::new(RoomState {
                     id: session_id.to_string(),
+                    expires_at_ms,
                     media: self.inner.sfu.room(session_id),
                     members: Mutex::new(Members {
                         by_id: HashMap::new(),
                         closed: false,
                     }),
                     expiry: std::sync::OnceLock::new(),
-                })
-            })
-            .clone();
+                });
+                e.insert(Arc::clone(&room));
+                room
+            }
+        };
         if created {
             metrics::gauge!("theraroom_rooms").set(self.inner.rooms.len() as f64);
             let hub = self.clone();
             let id = session_id.to_string();
-            let now_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as i64)
-                .unwrap_or(0);
-            let wait = Duration::from_millis((expires_at_ms - now_ms).max(0) as u64);
+            let now_ms = now_ms();
+            let wait = Duration::from_millis(expires_at_ms.saturating_sub(now_ms).max(0) as u64);
             let weak = Arc::downgrade(&room);
             let timer = tokio::spawn(async move {
                 tokio::time::sleep(wait).await;
@@ -179,11 +245,38 @@ impl Hub {
             });
             let _ = room.expiry.set(timer.abort_handle());
         }
-        room
+        Some(room)
     }
 
-    /// Ends a session's room: everyone receives `session_ended` and is disconnected.
+    /// True while a session ended here may not get a room again.
+    fn is_ended(&self, session_id: &str) -> bool {
+        let now = now_ms();
+        let ended = self
+            .inner
+            .ended
+            .get(session_id)
+            .is_some_and(|until| *until > now);
+        if !ended {
+            self.inner
+                .ended
+                .remove_if(session_id, |_, until| *until <= now);
+        }
+        ended
+    }
+
+    /// Marks a session ended (before its room is closed), and forgets old marks.
+    fn remember_ended(&self, session_id: &str) {
+        let now = now_ms();
+        let expiry = self.room(session_id).map_or(0, |r| r.expires_at_ms);
+        let until = expiry.max(now.saturating_add(ENDED_MEMORY_MS));
+        self.inner.ended.retain(|_, until| *until > now);
+        self.inner.ended.insert(session_id.to_string(), until);
+    }
+
+    /// Ends a session's room: everyone receives `session_ended` and is disconnected,
+    /// and no room is made for the session again (until its expiry, at least 10 min).
     pub async fn end_session(&self, session_id: &str, reason: &str) {
+        self.remember_ended(session_id);
         let closed = self
             .close_room(session_id, |outbox| {
                 outbox.send(ServerMessage::SessionEnded {
@@ -393,6 +486,14 @@ impl Hub {
     pub(crate) fn next_connection_id(&self) -> u64 {
         self.inner.next_connection.fetch_add(1, Ordering::Relaxed)
     }
+}
+
+/// The wall clock in Unix milliseconds.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 /// Protocol view of an SFU track.

@@ -372,6 +372,7 @@ pub fn close_code_for(code: &str) -> u16 {
         "session_not_found" => 4404,
         "room_full" | "replaced" => 4409,
         "session_ended" => 4410,
+        "rate_limited" => 4429,
         "protocol_version" | "join_timeout" | "message_too_large" | "bad_message"
         | "invalid_name" => 4400,
         _ => 4500,

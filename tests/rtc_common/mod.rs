@@ -69,7 +69,7 @@ pub struct Server {
     pub demo: DemoData,
     /// The media plane (for its counters).
     pub sfu: sfu::Sfu,
-    /// The signaling hub (for its room count).
+    /// The signaling hub (for its room and connection counts).
     pub hub: signaling::Hub,
     dir: PathBuf,
     task: JoinHandle<()>,
@@ -78,15 +78,15 @@ pub struct Server {
 impl Server {
     /// Starts the server on a fresh SQLite database in a temporary directory.
     pub async fn start() -> Server {
-        Server::start_with(HubConfig {
+        Self::start_with(HubConfig {
             reconnect_grace: GRACE,
             ..HubConfig::default()
         })
         .await
     }
 
-    /// Same as [`Server::start`] with other hub tunables (e.g. a shorter grace).
-    pub async fn start_with(hub_config: HubConfig) -> Server {
+    /// [`Server::start`] with other hub settings (limits, deadlines).
+    pub async fn start_with(config: HubConfig) -> Server {
         let dir =
             std::env::temp_dir().join(format!("theraroom-rtc-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("temp dir");
@@ -116,7 +116,7 @@ impl Server {
                 jwt: jwt.clone(),
                 turn: turn.clone(),
             },
-            hub_config,
+            config,
         );
         let state = AppState {
             store: store.clone(),
@@ -148,6 +148,7 @@ impl Server {
                 .expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let task = tokio::spawn(async move {
+            // Like `theraroom serve`: peer addresses feed the per-address connection cap.
             let app = app.into_make_service_with_connect_info::<SocketAddr>();
             axum::serve(listener, app).await.expect("serve");
         });

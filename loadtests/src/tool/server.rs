@@ -73,6 +73,12 @@ impl TheraServer {
             .arg(&data_dir)
             .args(["--bind", &format!("127.0.0.1:{port}")])
             .args(["--rtc-ip", "127.0.0.1"])
+            // Every simulated participant comes from 127.0.0.1: lift the per-address cap
+            // and the per-address REST limits (guest tokens, share links, sessions).
+            .args(["--max-connections-per-ip", "100000"])
+            .args(["--rate-guest-tokens", "1000000/min"])
+            .args(["--rate-share-lookups", "1000000/min"])
+            .args(["--rate-session-creation", "1000000/min"])
             .arg("serve")
             .env(
                 "RUST_LOG",
