@@ -1,7 +1,8 @@
 // refusals.mjs — refused joins show clear sentences: a third person in a 2-seat room
-// ("This session is full."), an unknown link, and a link to a session that was ended.
+// ("This session is full."), an unknown link, a link the therapist withdrew by removing
+// a guest (the removed guest is told so), and a link to a session that was ended.
 // Env: BASE_URL, DEMO_JSON (see lib.mjs). Prints one JSON line on stdout.
-import { env, scenario, newPage, waitForJoined, waitForState, createSession, rest, log } from './lib.mjs';
+import { env, scenario, newPage, waitForJoined, waitForState, hookState, createSession, rest, log } from './lib.mjs';
 
 const { base, demo } = env();
 const token = demo.therapists[0].token;
@@ -34,8 +35,20 @@ scenario('refusals', async (browser) => {
     await bad.page.goto(`${base}/join/not-a-real-share-token?name=Nobody&autojoin=1`);
     result.bad_link = await expectRefusal(bad, ['session_not_found'], 'This link is not valid or the session is over.');
 
+    // The therapist removes guest one: they are told, and the link they came through
+    // is withdrawn, so it admits nobody new.
+    const { participantId } = await hookState(g1);
+    await rest(base, `/api/sessions/${encodeURIComponent(s.id)}/participants/${encodeURIComponent(participantId)}`,
+      { method: 'DELETE', token });
+    const removed = await waitForState(g1, 'ended', { timeout: 10000 });
+    if (!removed.message.includes('The therapist removed you')) throw new Error(`removed guest saw "${removed.message}"`);
+    const again = await newPage(browser, 'again');
+    await again.page.goto(`${base}${s.join_url}?name=Guest%20One&autojoin=1`);
+    result.withdrawn_link = await expectRefusal(again, ['link_withdrawn'], 'The therapist withdrew this link.');
+    log('removed guest told; withdrawn link refused');
+
     await rest(base, `/api/sessions/${encodeURIComponent(s.id)}/end`, { method: 'POST', token });
-    await waitForState(g1, 'ended', { timeout: 10000 });
+    await waitForState(th, 'ended', { timeout: 10000 });
     const late = await newPage(browser, 'late');
     await late.page.goto(`${base}${s.join_url}?name=Late%20Guest&autojoin=1`);
     const st = await waitForState(late, 'error', { timeout: 15000 });

@@ -68,6 +68,7 @@ const MESSAGES = {
   unauthorized: 'Your sign-in has expired or is not valid. Please sign in again or reopen the link.',
   replaced: 'You joined from another tab or window.',
   removed: 'The therapist removed you from this session.',
+  link_withdrawn: 'The therapist withdrew this link. Ask them for a new one.',
   guests_not_allowed: 'This session admits invited participants only. Please sign in to join.',
   protocol_version: 'This page is out of date. Please reload it.',
   join_timeout: 'Joining took too long. Please try again.',

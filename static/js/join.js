@@ -140,7 +140,10 @@ async function main() {
   try {
     info = await api(`/api/join/${encodeURIComponent(shareToken)}`);
   } catch (e) {
-    return fail(e instanceof ApiError && e.status === 404 ? 'session_not_found' : e.code, describeError(e));
+    if (e instanceof ApiError && e.status === 404) return fail('session_not_found');
+    // A share link answers `removed` once the therapist withdrew it (after removing a guest).
+    if (e instanceof ApiError && e.code === 'removed') return fail('link_withdrawn');
+    return fail(e.code, describeError(e));
   }
   ui.setHeader(info.session_name, info.therapist_name);
 
