@@ -78,14 +78,10 @@ impl ApiError {
         Self::not_found("session_not_found", "session not found")
     }
     /// 429 `rate_limited`, with the seconds to wait in `Retry-After`.
-    pub fn rate_limited(retry_after_secs: u64) -> Self {
+    pub fn rate_limited(retry_after_secs: u64, message: impl Into<String>) -> Self {
         Self {
             retry_after_secs: Some(retry_after_secs),
-            ..Self::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                "too many failed attempts; retry later",
-            )
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
         }
     }
     /// Refusal of a signaling socket at its connection caps: 503 when the server is

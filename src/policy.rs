@@ -7,6 +7,7 @@ use crate::auth::{Claims, Role};
 use crate::denial::Denial;
 use crate::store::participants::{Participant, Registrant};
 use crate::store::sessions::VideoSession;
+use crate::store::users::Therapist;
 use crate::store::Store;
 
 /// The seed 000 decision for a therapist, read from the database. A caller who is not
@@ -19,6 +20,14 @@ pub async fn therapist_video_access(
         .therapist(therapist_id)
         .await?
         .ok_or(Denial::WrongRole)?;
+    video_access_of(store, &therapist).await
+}
+
+/// The seed 000 decision for a therapist already loaded (reads their organization).
+pub async fn video_access_of(
+    store: &Store,
+    therapist: &Therapist,
+) -> Result<AccessDecision, Denial> {
     let org = store
         .organization(&therapist.organization_id)
         .await?

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::hub::RoomState;
+use crate::hub::{Members, RoomState};
 use crate::protocol::{Kind, ServerMessage};
 
 /// Shortest time between two `mute` broadcasts of one participant and kind.
@@ -62,16 +62,21 @@ pub(crate) async fn set_mute(room: &Arc<RoomState>, participant_id: &str, kind: 
         }
         _ => {
             gate.last_sent = Some(now);
-            members.broadcast(
-                participant_id,
-                &ServerMessage::Mute {
-                    participant_id: participant_id.to_string(),
-                    kind,
-                    muted,
-                },
-            );
+            announce(&members, participant_id, kind, muted);
         }
     }
+}
+
+/// Tells everyone else in the room `participant_id`'s mute state of `kind`.
+fn announce(members: &Members, participant_id: &str, kind: Kind, muted: bool) {
+    members.broadcast(
+        participant_id,
+        &ServerMessage::Mute {
+            participant_id: participant_id.to_string(),
+            kind,
+            muted,
+        },
+    );
 }
 
 /// The deferred broadcast: sends whatever state the participant has at `at`.
@@ -88,12 +93,5 @@ async fn flush(room: Arc<RoomState>, participant_id: String, kind: Kind, at: Ins
         Kind::Audio => member.view.audio_muted,
         Kind::Video => member.view.video_muted,
     };
-    members.broadcast(
-        &participant_id,
-        &ServerMessage::Mute {
-            participant_id: participant_id.clone(),
-            kind,
-            muted,
-        },
-    );
+    announce(&members, &participant_id, kind, muted);
 }

@@ -14,9 +14,6 @@ use crate::error::ApiResult;
 use crate::rooms::admission::{mint_guest, session_by_link};
 use crate::state::AppState;
 
-/// Longest guest token lifetime; shorter when the session expires sooner.
-const GUEST_TOKEN_MAX_SECS: i64 = 4 * 3600;
-
 /// What a share link shows before joining.
 #[derive(Serialize, ToSchema)]
 pub struct JoinInfo {
@@ -74,7 +71,11 @@ pub async fn guest_token(
     let name = validate_name(&body.name, 80, "invalid_name", "name")?;
     let (guest, session) = mint_guest(&state.store, &share_token, &name, now_ms()).await?;
     let until_session_end = (session.expires_at - now_ms()) / 1000;
-    let ttl = until_session_end.clamp(60, GUEST_TOKEN_MAX_SECS);
+    // Until the session ends (at least a minute), within the guest token lifetime
+    // policy (`--max-guest-token-ttl`).
+    let ttl = until_session_end
+        .max(60)
+        .min(state.jwt.policy().max_ttl_secs(Role::Guest));
     let (token, claims) = state.jwt.issue(
         &guest.id,
         Role::Guest,

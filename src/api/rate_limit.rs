@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use axum::http::{Method, Request, Response};
 use axum::response::IntoResponse;
 use governor::middleware::NoOpMiddleware;
 use tower_governor::governor::{GovernorConfig, GovernorConfigBuilder};
@@ -254,15 +254,11 @@ fn rate_limit_response(err: GovernorError, limit: &'static str) -> Response<Body
             // A flood must not flood the log too: count every refusal, log at debug.
             metrics::counter!("theraroom_rate_limited_total", "limit" => limit).increment(1);
             tracing::debug!(limit, retry_after, "rate limit exceeded");
-            let mut resp = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
+            ApiError::rate_limited(
+                retry_after,
                 format!("too many requests; retry in {retry_after} s"),
             )
-            .into_response();
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
-            resp
+            .into_response()
         }
         other => {
             tracing::error!(limit, error = %other, "rate limiter failed");

@@ -17,6 +17,8 @@ use crate::store::Store;
 pub const DEFAULT_FAILURES_PER_MINUTE: u32 = 20;
 /// At most this many `auth.failed` audit rows per minute, over all addresses.
 const AUDITS_PER_MINUTE: u32 = 600;
+/// A flood of refusals writes a WARN line a second, not one per request.
+static OVER_LIMIT_LOG: sfu::LogThrottle = sfu::LogThrottle::new(std::time::Duration::from_secs(1));
 /// Past this many tracked addresses, forget those whose limit has fully recovered.
 const TRACKED_ADDRESSES_SOFT_CAP: usize = 10_000;
 
@@ -64,8 +66,10 @@ impl AuthGuard {
         if let Err(not_until) = inner.per_address.check_key(&client) {
             let wait = not_until.wait_time_from(inner.clock.now());
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            tracing::warn!(client = ?client, "failed authentications over the limit");
-            return ApiError::rate_limited(secs.max(1));
+            if let Some(suppressed) = OVER_LIMIT_LOG.allow() {
+                tracing::warn!(client = ?client, suppressed, "failed authentications over the limit");
+            }
+            return ApiError::rate_limited(secs.max(1), "too many failed attempts; retry later");
         }
         let (subject, role) = match &denial.claimed {
             Some((sub, role)) => (Some(sub.as_str()), Some(role.as_str())),
@@ -81,8 +85,8 @@ impl AuthGuard {
             {
                 tracing::error!(error = %err, "could not audit a failed authentication");
             }
-        } else {
-            tracing::warn!("auth.failed audit over its limit; not recorded");
+        } else if let Some(suppressed) = OVER_LIMIT_LOG.allow() {
+            tracing::warn!(suppressed, "auth.failed audit over its limit; not recorded");
         }
         denial.error.into()
     }

@@ -73,6 +73,18 @@ pub async fn check(
     session: &VideoSession,
     now_ms: i64,
 ) -> Result<Entrant, Denial> {
+    check_with_row(store, claims, session, now_ms)
+        .await
+        .map(|(entrant, _)| entrant)
+}
+
+/// [`check`], also returning the entrant's registration as it was read for the check.
+async fn check_with_row(
+    store: &Store,
+    claims: &Claims,
+    session: &VideoSession,
+    now_ms: i64,
+) -> Result<(Entrant, Option<Participant>), Denial> {
     if !session.is_open_at(now_ms) {
         return Err(Denial::SessionEnded);
     }
@@ -80,7 +92,7 @@ pub async fn check(
     let row = store
         .participant_of(&session.id, entrant.registrant())
         .await?;
-    if row.is_some_and(|r| r.removed()) {
+    if row.as_ref().is_some_and(|r| r.removed()) {
         return Err(Denial::Removed);
     }
     if !entrant.is_guest {
@@ -89,7 +101,7 @@ pub async fn check(
     therapist_video_access(store, &session.therapist_id)
         .await?
         .require()?;
-    Ok(entrant)
+    Ok((entrant, row))
 }
 
 /// [`check`], then registers the entrant (idempotently). Used by
@@ -131,10 +143,7 @@ pub async fn may_relay(
     now_ms: i64,
 ) -> Result<(), Denial> {
     let session = session(store, session_id).await?;
-    let entrant = check(store, claims, &session, now_ms).await?;
-    let row = store
-        .participant_of(&session.id, entrant.registrant())
-        .await?;
+    let (_, row) = check_with_row(store, claims, &session, now_ms).await?;
     if row.is_some_and(|r| r.has_left()) {
         return Err(Denial::Forbidden);
     }

@@ -9,7 +9,7 @@ use sqlx::AnyConnection;
 use super::ROOM_GRACE_MS;
 use crate::auth::{Claims, Role};
 use crate::denial::Denial;
-use crate::policy::therapist_video_access;
+use crate::policy::video_access_of;
 use crate::random::url_token;
 use crate::store::audit::{self, AuditEntry};
 use crate::store::sessions::{self as session_store, NewRoom, VideoSession};
@@ -39,13 +39,11 @@ pub async fn open_instant(
     if caller.role != Role::Therapist {
         return Err(Denial::WrongRole);
     }
-    therapist_video_access(store, &caller.sub)
-        .await?
-        .require()?;
     let therapist = store
         .therapist(&caller.sub)
         .await?
         .ok_or(Denial::WrongRole)?;
+    video_access_of(store, &therapist).await?.require()?;
     let share_token = url_token();
     let mut tx = store.pool().begin().await?;
     let id = session_store::insert_room(
