@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 mod config;
+mod engine;
 mod error;
 pub mod fanout;
 pub mod forward;
