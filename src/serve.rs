@@ -145,6 +145,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         ice_lite: settings.ice_lite,
         udp_port_min: port_min,
         udp_port_max: port_max,
+        ..sfu::SfuConfig::default()
     })
     .map_err(|e| format!("cannot start the SFU: {e}"))?;
     let hub = theraroom::rtc::hub(

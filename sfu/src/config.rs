@@ -22,6 +22,11 @@ pub struct SfuConfig {
     pub udp_port_min: u16,
     /// Highest UDP port a peer connection may bind (inclusive).
     pub udp_port_max: u16,
+    /// UDP port of the first media worker; worker `i` listens on `rtc_port + i`. `0`: every
+    /// worker takes an ephemeral port (tests).
+    pub rtc_port: u16,
+    /// Media workers (threads, one socket each); `0` means one per available core.
+    pub workers: usize,
 }
 
 impl Default for SfuConfig {
@@ -32,6 +37,8 @@ impl Default for SfuConfig {
             ice_lite: false,
             udp_port_min: 0,
             udp_port_max: 0,
+            rtc_port: 0,
+            workers: 0,
         }
     }
 }
@@ -40,6 +47,24 @@ impl SfuConfig {
     /// Whether a port range is configured (otherwise ephemeral ports are used).
     pub fn has_port_range(&self) -> bool {
         !(self.udp_port_min == 0 && self.udp_port_max == 0)
+    }
+
+    /// How many media workers run: [`SfuConfig::workers`], or one per available core.
+    pub fn worker_count(&self) -> usize {
+        if self.workers > 0 {
+            self.workers
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    }
+
+    /// The UDP port worker `index` binds (`0`: ephemeral).
+    pub fn worker_port(&self, index: usize) -> u16 {
+        if self.rtc_port == 0 {
+            0
+        } else {
+            self.rtc_port.saturating_add(index as u16)
+        }
     }
 
     /// Rejects configurations that cannot work, so the binary fails at start-up rather than
@@ -51,6 +76,15 @@ impl SfuConfig {
             return Err(SfuError::Config(format!(
                 "invalid UDP port range {}..={}",
                 self.udp_port_min, self.udp_port_max
+            )));
+        }
+        if self.rtc_port != 0
+            && usize::from(self.rtc_port) + self.worker_count() - 1 > usize::from(u16::MAX)
+        {
+            return Err(SfuError::Config(format!(
+                "media ports {}.. for {} workers run past 65535",
+                self.rtc_port,
+                self.worker_count()
             )));
         }
         if self.bind_ip.is_unspecified() {

@@ -28,6 +28,8 @@ mod rtcp;
 mod sfu;
 mod stats;
 mod types;
+pub mod v2;
+mod worker;
 
 pub use config::SfuConfig;
 pub use error::SfuError;
