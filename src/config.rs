@@ -126,6 +126,13 @@ pub struct Settings {
     /// UDP port range for media, `MIN-MAX` (e.g. 50000-50999); empty = any port.
     #[arg(long, env = "THERAROOM_RTC_PORTS", global = true)]
     pub rtc_ports: Option<String>,
+    /// UDP port of the media socket (of the first worker; worker `i` uses this + `i`).
+    /// `0` lets every worker take an ephemeral port (tests run many servers at once).
+    #[arg(long, env = "THERAROOM_RTC_PORT", default_value_t = 7882, global = true)]
+    pub rtc_port: u16,
+    /// Media worker threads, each with its own socket and rooms; `0` = one per core.
+    #[arg(long, env = "THERAROOM_RTC_WORKERS", default_value_t = 0, global = true)]
+    pub rtc_workers: usize,
     /// Run ICE-lite on the server side (for servers with a public IP).
     #[arg(long, env = "THERAROOM_ICE_LITE", global = true)]
     pub ice_lite: bool,

@@ -145,7 +145,8 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         ice_lite: settings.ice_lite,
         udp_port_min: port_min,
         udp_port_max: port_max,
-        ..sfu::SfuConfig::default()
+        rtc_port: settings.rtc_port,
+        workers: settings.rtc_workers,
     })
     .map_err(|e| format!("cannot start the SFU: {e}"))?;
     let hub = theraroom::rtc::hub(
