@@ -13,6 +13,7 @@
 
 mod caps;
 mod connection;
+mod ending;
 mod entry;
 mod gatekeeper;
 mod hub;
