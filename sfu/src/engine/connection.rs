@@ -243,7 +243,9 @@ impl Connection {
             let Some(c) = line.trim_end().strip_prefix("a=") else {
                 continue;
             };
-            if !c.starts_with("candidate:") {
+            // rtc lists each candidate for components 1 and 2; with rtcp-mux only the
+            // RTP component is used (a browser gathers only that one too).
+            if !c.starts_with("candidate:") || c.split_whitespace().nth(1) != Some("1") {
                 continue;
             }
             for candidate in

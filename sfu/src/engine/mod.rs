@@ -28,6 +28,11 @@ mod sdp;
 mod stun;
 mod timers;
 
+#[cfg(test)]
+mod testing;
+#[cfg(test)]
+mod tests;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
