@@ -103,6 +103,8 @@ pub(crate) struct Connection {
     /// `a=mid` and ufrag of the current local description (for candidate events).
     mid: Option<String>,
     ufrag: Option<String>,
+    /// Ufrag whose candidates were last announced (re-announced only on a new one).
+    announced_ufrag: Option<String>,
     state: RTCPeerConnectionState,
 }
 
@@ -115,6 +117,7 @@ impl Connection {
             early: EarlyCandidates::default(),
             mid: None,
             ufrag: None,
+            announced_ufrag: None,
             state: RTCPeerConnectionState::New,
         }
     }
@@ -232,8 +235,14 @@ impl Connection {
     }
 
     /// Queues the server's candidates of the current local description as events (one per
-    /// announced address), after the description itself.
+    /// announced address), after the description itself. Only for a description with new
+    /// ICE credentials (the first one, an ICE restart): a renegotiation keeps the
+    /// transport, and its candidates are in the SDP anyway.
     pub(crate) fn announce_candidates(&mut self, ctx: &mut Ctx<'_>) {
+        if self.announced_ufrag == self.ufrag {
+            return;
+        }
+        self.announced_ufrag.clone_from(&self.ufrag);
         let Some(pc) = self.pc.as_ref() else { return };
         let Some(local) = pc.local_description() else {
             return;

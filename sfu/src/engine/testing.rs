@@ -183,7 +183,9 @@ impl Client {
             moved = true;
             match event {
                 RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) => self.state = s,
-                RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => self.opened.push(init),
+                RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                    self.opened.push(init)
+                }
                 _ => {}
             }
         }
@@ -192,8 +194,10 @@ impl Client {
             match message {
                 RTCMessage::RtpPacket(track, packet) => self.rtp.push((track, packet)),
                 RTCMessage::RtcpPacket(_, packets) => {
-                    self.keyframe_requests +=
-                        packets.iter().filter(|p| is_keyframe_request(p.as_ref())).count();
+                    self.keyframe_requests += packets
+                        .iter()
+                        .filter(|p| is_keyframe_request(p.as_ref()))
+                        .count();
                 }
                 _ => {}
             }
@@ -238,8 +242,14 @@ impl Sim {
         };
         let now = Instant::now();
         let mut core = Core::new(config, Arc::clone(&counters));
-        core.handle_command(now, Command::OpenRoom { room: 1, id: "room".into() })
-            .expect("open room");
+        core.handle_command(
+            now,
+            Command::OpenRoom {
+                room: 1,
+                id: "room".into(),
+            },
+        )
+        .expect("open room");
         Sim {
             now,
             core,
@@ -261,18 +271,28 @@ impl Sim {
             id: id.into(),
             ice_servers: vec![],
         };
-        assert_eq!(self.core.handle_command(self.now, cmd).expect("join"), Reply::Done);
+        assert_eq!(
+            self.core.handle_command(self.now, cmd).expect("join"),
+            Reply::Done
+        );
     }
 
     /// Adds a client for `key`'s subscriber connection at `addr`; returns its index.
     pub(crate) fn subscriber(&mut self, key: ParticipantKey, addr: SocketAddr) -> usize {
-        self.clients.push(Client::build(key, PcRole::Subscriber, addr, self.now));
+        self.clients
+            .push(Client::build(key, PcRole::Subscriber, addr, self.now));
         self.clients.len() - 1
     }
 
     /// Adds a client publishing one VP8 track (`stream`/`track`) on `key`'s publisher
     /// connection at `addr`, and negotiates it; returns its index.
-    pub(crate) fn publisher(&mut self, key: ParticipantKey, addr: SocketAddr, stream: &str, track: &str) -> usize {
+    pub(crate) fn publisher(
+        &mut self,
+        key: ParticipantKey,
+        addr: SocketAddr,
+        stream: &str,
+        track: &str,
+    ) -> usize {
         let mut c = Client::build(key, PcRole::Publisher, addr, self.now);
         c.ssrc = 0x1234_5678;
         let media = MediaStreamTrack::new(
@@ -289,9 +309,8 @@ impl Sim {
                 ..Default::default()
             }],
         );
-        let id = c
-            .pc
-            .add_transceiver_from_track(
+        let id =
+            c.pc.add_transceiver_from_track(
                 media,
                 Some(RTCRtpTransceiverInit {
                     direction: RTCRtpTransceiverDirection::Sendonly,
@@ -302,16 +321,26 @@ impl Sim {
             .expect("client track");
         c.sender = c.pc.rtp_transceiver(id).and_then(|t| t.sender());
         let offer = c.pc.create_offer(None).expect("client offer");
-        c.pc.set_local_description(self.now, offer.clone()).expect("client local");
+        c.pc.set_local_description(self.now, offer.clone())
+            .expect("client local");
         let reply = self
             .core
-            .handle_command(self.now, Command::PublisherOffer { participant: key, sdp: offer.sdp })
+            .handle_command(
+                self.now,
+                Command::PublisherOffer {
+                    participant: key,
+                    sdp: offer.sdp,
+                },
+            )
             .expect("publisher offer accepted");
         let Reply::Answer(answer) = reply else {
             panic!("expected an answer, got {reply:?}");
         };
-        c.pc.set_remote_description(self.now, RTCSessionDescription::answer(answer).expect("answer sdp"))
-            .expect("client remote");
+        c.pc.set_remote_description(
+            self.now,
+            RTCSessionDescription::answer(answer).expect("answer sdp"),
+        )
+        .expect("client remote");
         self.clients.push(c);
         self.clients.len() - 1
     }
@@ -354,15 +383,21 @@ impl Sim {
     /// Client `i` answers a subscriber offer.
     pub(crate) fn answer_offer(&mut self, i: usize, sdp: String) {
         let c = &mut self.clients[i];
-        c.pc.set_remote_description(self.now, RTCSessionDescription::offer(sdp).expect("offer sdp"))
-            .expect("client applies subscriber offer");
+        c.pc.set_remote_description(
+            self.now,
+            RTCSessionDescription::offer(sdp).expect("offer sdp"),
+        )
+        .expect("client applies subscriber offer");
         let answer = c.pc.create_answer(None).expect("client answer");
-        c.pc.set_local_description(self.now, answer.clone()).expect("client local answer");
+        c.pc.set_local_description(self.now, answer.clone())
+            .expect("client local answer");
         let cmd = Command::SubscriberAnswer {
             participant: c.participant,
             sdp: answer.sdp,
         };
-        self.core.handle_command(self.now, cmd).expect("answer accepted");
+        self.core
+            .handle_command(self.now, cmd)
+            .expect("answer accepted");
     }
 
     /// Moves everything in flight until nothing moves.
@@ -402,7 +437,8 @@ impl Sim {
                         continue;
                     }
                     let from = self.clients[i].external;
-                    self.core.handle_datagram(self.now, from, BytesMut::from(&w.message[..]));
+                    self.core
+                        .handle_datagram(self.now, from, BytesMut::from(&w.message[..]));
                 }
                 moved |= self.clients[i].drain();
             }
@@ -460,7 +496,11 @@ impl Sim {
     }
 
     /// Runs in steps of 10 ms until `done` or `limit` of simulated time passed.
-    pub(crate) fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Sim) -> bool) -> bool {
+    pub(crate) fn run_until(
+        &mut self,
+        limit: Duration,
+        mut done: impl FnMut(&Sim) -> bool,
+    ) -> bool {
         let end = self.now + limit;
         while self.now < end {
             if done(self) {
@@ -482,7 +522,10 @@ impl Sim {
 
     /// Events the core emitted for `key`.
     pub(crate) fn events_of(&self, key: ParticipantKey) -> impl Iterator<Item = &SfuEvent> {
-        self.events.iter().filter(move |(k, _)| *k == key).map(|(_, e)| e)
+        self.events
+            .iter()
+            .filter(move |(k, _)| *k == key)
+            .map(|(_, e)| e)
     }
 
     /// A candidate from the client side (as signaling would pass it on).

@@ -1,7 +1,9 @@
 //! End-to-end tests of the core against client-side rtc peers on an in-memory network
 //! with a simulated clock (see [`super::testing`]).
 
+use std::cell::Cell;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::time::Duration;
 
 use super::testing::Sim;
@@ -39,7 +41,11 @@ fn a_to_b(ice_lite: bool) -> (Sim, usize, usize) {
         }
         ok
     };
-    assert!(flowing, "media reached the subscriber; events: {:?}", sim.events);
+    assert!(
+        flowing,
+        "media reached the subscriber; events: {:?}",
+        sim.events
+    );
     (sim, a, b)
 }
 
@@ -89,13 +95,35 @@ fn publisher_media_reaches_the_subscriber_with_the_announced_msid() {
     assert!(got.len() >= 20, "only {} packets", got.len());
     assert!(got.iter().all(|(track, _)| track == "cam"));
     let seqs: Vec<u16> = got.iter().map(|(_, p)| p.header.sequence_number).collect();
-    assert!(seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)), "{seqs:?}");
-    assert_eq!(got.iter().map(|(_, p)| p.header.ssrc).collect::<std::collections::HashSet<_>>().len(), 1);
-    assert_ne!(got[0].1.header.ssrc, sim.clients[a].ssrc, "leg SSRC is the server's own");
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)),
+        "{seqs:?}"
+    );
+    assert_eq!(
+        got.iter()
+            .map(|(_, p)| p.header.ssrc)
+            .collect::<std::collections::HashSet<_>>()
+            .len(),
+        1
+    );
+    assert_ne!(
+        got[0].1.header.ssrc, sim.clients[a].ssrc,
+        "leg SSRC is the server's own"
+    );
 
     // MediaFlowing once, for B only; connection states in W3C spelling.
-    assert_eq!(sim.events_of(B).filter(|e| **e == SfuEvent::MediaFlowing).count(), 1);
-    assert_eq!(sim.events_of(A).filter(|e| **e == SfuEvent::MediaFlowing).count(), 0);
+    assert_eq!(
+        sim.events_of(B)
+            .filter(|e| **e == SfuEvent::MediaFlowing)
+            .count(),
+        1
+    );
+    assert_eq!(
+        sim.events_of(A)
+            .filter(|e| **e == SfuEvent::MediaFlowing)
+            .count(),
+        0
+    );
     for (key, pc) in [(A, PcRole::Publisher), (B, PcRole::Subscriber)] {
         assert!(sim.events_of(key).any(|e| *e
             == SfuEvent::ConnectionState {
@@ -128,8 +156,241 @@ fn closing_the_room_frees_everything() {
     );
     let stats = sim.counters.snapshot();
     assert_eq!(
-        (stats.rooms, stats.participants, stats.published_tracks, stats.forwarded_tracks),
+        (
+            stats.rooms,
+            stats.participants,
+            stats.published_tracks,
+            stats.forwarded_tracks
+        ),
         (0, 0, 0, 0)
     );
     assert_eq!(sim.core.poll_timeout(), None);
+}
+
+/// Whether a datagram is an (S)RTP media packet, not RTCP, DTLS or STUN.
+fn is_rtp(data: &[u8]) -> bool {
+    data.len() > 12 && (128..192).contains(&data[0]) && !(192..224).contains(&data[1])
+}
+
+fn seqs(sim: &Sim, client: usize) -> Vec<u16> {
+    sim.clients[client]
+        .rtp
+        .iter()
+        .map(|(_, p)| p.header.sequence_number)
+        .collect()
+}
+
+/// Every sequence number between the first and the last one received arrived.
+fn gap_free(seqs: &[u16]) -> Result<(), Vec<u16>> {
+    // No wrap in these tests: sequence numbers start near 1000.
+    let first = *seqs.iter().min().ok_or_else(Vec::new)?;
+    let last = *seqs.iter().max().ok_or_else(Vec::new)?;
+    let have: std::collections::HashSet<u16> = seqs.iter().copied().collect();
+    let missing: Vec<u16> = (0..=last.wrapping_sub(first))
+        .map(|d| first.wrapping_add(d))
+        .filter(|s| !have.contains(s))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(missing)
+    }
+}
+
+#[test]
+fn subscriber_plis_reach_the_publisher_throttled() {
+    let (mut sim, a, b) = a_to_b(false);
+    // The leg's start asked for one keyframe already.
+    assert_eq!(sim.clients[a].keyframe_requests, 1);
+    assert_eq!(sim.counters.snapshot().keyframe_requests, 1);
+    sim.advance(Duration::from_millis(600)); // throttle window over
+
+    let receiver = sim.clients[b].opened[0].receiver_id;
+    let leg_ssrc = sim.clients[b].rtp[0].1.header.ssrc;
+    let t0 = sim.now;
+    for _ in 0..10 {
+        let now = sim.now;
+        sim.clients[b].send_pli(now, receiver, leg_ssrc);
+        sim.advance(Duration::from_millis(10));
+    }
+    assert_eq!(
+        sim.clients[a].keyframe_requests, 2,
+        "first PLI passes at once"
+    );
+    sim.advance_to(t0 + Duration::from_millis(490));
+    assert_eq!(
+        sim.clients[a].keyframe_requests, 2,
+        "the others wait for the window"
+    );
+    sim.advance_to(t0 + Duration::from_millis(510));
+    assert_eq!(
+        sim.clients[a].keyframe_requests, 3,
+        "coalesced into one at the window's end"
+    );
+    // Signaling's request_keyframe goes through the same throttle.
+    sim.core
+        .handle_command(
+            sim.now,
+            Command::RequestKeyframe {
+                participant: B,
+                track_id: "cam".into(),
+            },
+        )
+        .expect("request keyframe");
+    sim.advance(Duration::from_millis(100));
+    assert_eq!(
+        sim.clients[a].keyframe_requests, 3,
+        "inside the window: held"
+    );
+    sim.advance(Duration::from_secs(2));
+    assert_eq!(sim.clients[a].keyframe_requests, 4);
+    // The publisher asking for its own track, or an unknown track: ignored.
+    for (participant, track_id) in [(A, "cam"), (B, "nope")] {
+        let cmd = Command::RequestKeyframe {
+            participant,
+            track_id: track_id.into(),
+        };
+        sim.core.handle_command(sim.now, cmd).expect("ignored");
+    }
+    sim.advance(Duration::from_secs(1));
+    assert_eq!(sim.clients[a].keyframe_requests, 4);
+    assert_eq!(sim.counters.snapshot().keyframe_requests, 4);
+}
+
+#[test]
+fn losses_on_the_publisher_side_are_repaired_by_nack() {
+    let (mut sim, a, b) = a_to_b(false);
+    let lost = Rc::new(Cell::new(0u32));
+    let mut n = 0u32;
+    let counter = Rc::clone(&lost);
+    sim.uplink_loss = Some(Box::new(move |i, data| {
+        if i != a || !is_rtp(data) {
+            return false;
+        }
+        n += 1;
+        let lose = n % 5 == 0;
+        counter.set(counter.get() + u32::from(lose));
+        lose
+    }));
+    let before = sim.clients[b].rtp.len();
+    sim.stream(a, Duration::from_secs(2));
+    sim.uplink_loss = None;
+    sim.advance(Duration::from_millis(500));
+    let got = seqs(&sim, b);
+    assert!(
+        got.len() - before >= 95,
+        "{} new packets",
+        got.len() - before
+    );
+    assert!(lost.get() >= 15, "only {} packets lost", lost.get());
+    gap_free(&got[before..]).expect("every lost packet retransmitted");
+}
+
+#[test]
+fn losses_on_the_subscriber_side_are_repaired_by_nack() {
+    let (mut sim, a, b) = a_to_b(false);
+    let lost = Rc::new(Cell::new(0u32));
+    let mut n = 0u32;
+    let counter = Rc::clone(&lost);
+    sim.downlink_loss = Some(Box::new(move |i, data| {
+        if i != b || !is_rtp(data) {
+            return false;
+        }
+        n += 1;
+        let lose = n % 7 == 0;
+        counter.set(counter.get() + u32::from(lose));
+        lose
+    }));
+    let before = sim.clients[b].rtp.len();
+    sim.stream(a, Duration::from_secs(2));
+    sim.downlink_loss = None;
+    sim.advance(Duration::from_millis(500));
+    let got = seqs(&sim, b);
+    assert!(
+        got.len() - before >= 100,
+        "{} new packets",
+        got.len() - before
+    );
+    assert!(lost.get() >= 10, "only {} packets lost", lost.get());
+    gap_free(&got[before..]).expect("the server retransmitted every lost packet");
+}
+
+#[test]
+fn a_participant_leaving_unpublishes_and_renegotiates() {
+    let (mut sim, _, _) = a_to_b(false);
+    sim.core
+        .handle_command(sim.now, Command::RemoveParticipant { participant: A })
+        .expect("remove");
+    sim.advance(Duration::from_millis(200));
+    let unpublished: Vec<_> = sim
+        .events_of(B)
+        .filter(|e| matches!(e, SfuEvent::TrackUnpublished { .. }))
+        .collect();
+    assert_eq!(
+        unpublished,
+        vec![&SfuEvent::TrackUnpublished {
+            participant_id: "alice".into(),
+            track_id: "cam".into()
+        }]
+    );
+    let offers = sim
+        .events_of(B)
+        .filter(|e| matches!(e, SfuEvent::SubscriberOffer { .. }))
+        .count();
+    assert_eq!(offers, 2, "a second offer removes the leg");
+    let stats = sim.counters.snapshot();
+    assert_eq!(
+        (
+            stats.participants,
+            stats.published_tracks,
+            stats.forwarded_tracks
+        ),
+        (1, 0, 0)
+    );
+    let f = sim.core.footprint();
+    assert_eq!(
+        (f.participants, f.routed_connections, f.bound_addresses),
+        (1, 1, 1)
+    );
+    assert_eq!(
+        sim.core
+            .handle_command(sim.now, Command::Tracks { room: 1 })
+            .expect("tracks"),
+        super::Reply::Tracks(vec![])
+    );
+}
+
+#[test]
+fn a_late_joiner_gets_an_offer_at_once_and_the_media() {
+    let (mut sim, a, _) = a_to_b(false);
+    let tracks = sim
+        .core
+        .handle_command(sim.now, Command::Tracks { room: 1 })
+        .expect("tracks");
+    let super::Reply::Tracks(tracks) = tracks else {
+        panic!("{tracks:?}")
+    };
+    assert_eq!(tracks.len(), 1);
+    assert_eq!(tracks[0].0, "alice");
+    const C: u64 = 30;
+    sim.join(C, "carol");
+    let c = sim.subscriber(C, addr(3, 7000));
+    // The offer was queued at join; the client answers it when the events are read.
+    sim.pump();
+    assert!(
+        sim.events_of(C)
+            .any(|e| matches!(e, SfuEvent::SubscriberOffer { .. })),
+        "offer at join"
+    );
+    let mut ok = false;
+    for _ in 0..100 {
+        sim.clients[a].send_rtp(sim.now, 500);
+        sim.advance(Duration::from_millis(20));
+        if !sim.clients[c].rtp.is_empty() {
+            ok = true;
+            break;
+        }
+    }
+    assert!(ok, "carol receives alice");
+    assert_eq!(sim.counters.snapshot().forwarded_tracks, 2);
 }
