@@ -106,6 +106,9 @@ pub(crate) struct Connection {
     /// Ufrag whose candidates were last announced (re-announced only on a new one).
     announced_ufrag: Option<String>,
     state: RTCPeerConnectionState,
+    /// DTLS completed once: SRTP keys exist, media written is recorded (for NACK) and
+    /// goes out as soon as ICE has a pair, also while an ICE restart is under way.
+    ever_connected: bool,
 }
 
 impl Connection {
@@ -119,6 +122,7 @@ impl Connection {
             ufrag: None,
             announced_ufrag: None,
             state: RTCPeerConnectionState::New,
+            ever_connected: false,
         }
     }
 
@@ -131,9 +135,16 @@ impl Connection {
         self.pc.is_some()
     }
 
-    /// Whether the connection is up (DTLS done): media written now reaches the client.
-    pub(crate) fn is_connected(&self) -> bool {
-        self.state == RTCPeerConnectionState::Connected
+    /// Whether media may be written: the connection came up once and has not failed or
+    /// closed. During an ICE restart rtc drops what it cannot send yet but its NACK
+    /// responder has recorded it, so the client recovers the gap; skipping the write here
+    /// would lose those packets for good.
+    pub(crate) fn can_send(&self) -> bool {
+        self.ever_connected
+            && !matches!(
+                self.state,
+                RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed
+            )
     }
 
     fn pc(&mut self, ctx: &Ctx<'_>) -> Result<&mut RTCPeerConnection, SfuError> {
@@ -433,6 +444,7 @@ impl Connection {
             match event {
                 RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
                     self.state = state;
+                    self.ever_connected |= state == RTCPeerConnectionState::Connected;
                     if state != RTCPeerConnectionState::Unspecified {
                         debug!(participant = self.key.participant, pc = self.role().as_str(), %state, "connection state");
                         ctx.out.event(

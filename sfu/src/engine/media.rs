@@ -82,7 +82,7 @@ impl Room {
             let Some(map) = leg.mapping.as_ref() else {
                 continue;
             };
-            if !s.subscriber.is_connected() {
+            if !s.subscriber.can_send() {
                 continue;
             }
             // The last leg takes the packet itself, the others a copy (payload shared).

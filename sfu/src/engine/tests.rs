@@ -394,3 +394,83 @@ fn a_late_joiner_gets_an_offer_at_once_and_the_media() {
     assert!(ok, "carol receives alice");
     assert_eq!(sim.counters.snapshot().forwarded_tracks, 2);
 }
+
+fn offers_of(sim: &Sim, key: u64) -> Vec<String> {
+    sim.events_of(key)
+        .filter_map(|e| match e {
+            SfuEvent::SubscriberOffer { sdp } => Some(sdp.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn ufrag_of(sdp: &str) -> String {
+    super::sdp::ice_credentials(sdp).expect("credentials").0
+}
+
+#[test]
+fn subscriber_ice_restart_follows_the_client_to_its_new_address() {
+    let (mut sim, a, b) = a_to_b(false);
+    sim.stream(a, Duration::from_millis(200));
+    // B's network changes: from now on the server sees it from another port, and what
+    // the server sends to the old one is lost.
+    sim.clients[b].external = addr(2, 6001);
+    sim.core
+        .handle_command(sim.now, Command::RestartSubscriberIce { participant: B })
+        .expect("restart");
+    let before = sim.clients[b].rtp.len();
+    sim.stream(a, Duration::from_secs(2));
+    let offers = offers_of(&sim, B);
+    assert_eq!(offers.len(), 2);
+    let (old, new) = (ufrag_of(&offers[0]), ufrag_of(&offers[1]));
+    assert_ne!(old, new, "the restart offer carries fresh credentials");
+    // Candidates of the new generation follow the new offer.
+    let last_candidate = sim
+        .events_of(B)
+        .filter_map(|e| match e {
+            SfuEvent::IceCandidate { candidate, .. } => candidate.username_fragment.clone(),
+            _ => None,
+        })
+        .last();
+    assert_eq!(last_candidate, Some(new));
+    assert!(
+        sim.clients[b].rtp.len() >= before + 80,
+        "media resumed: {} new packets",
+        sim.clients[b].rtp.len() - before
+    );
+    // The old address is forgotten once the new pair works: nothing goes there any more.
+    let stray = sim.stray.len();
+    sim.stream(a, Duration::from_millis(500));
+    assert_eq!(sim.stray.len(), stray, "nothing sent to the old address");
+    assert!(sim.stray.iter().all(|s| *s == addr(2, 6000)));
+    assert_eq!(
+        sim.core.footprint().bound_addresses,
+        2,
+        "A's and B's new address"
+    );
+}
+
+#[test]
+fn subscriber_ice_restart_on_the_same_address_keeps_media_flowing() {
+    let (mut sim, a, b) = a_to_b(false);
+    sim.stream(a, Duration::from_millis(200));
+    let before = sim.clients[b].rtp.len();
+    sim.core
+        .handle_command(sim.now, Command::RestartSubscriberIce { participant: B })
+        .expect("restart");
+    sim.stream(a, Duration::from_secs(1));
+    sim.advance(Duration::from_millis(500));
+    let got = seqs(&sim, b);
+    assert!(
+        got.len() >= before + 45,
+        "{} new packets",
+        got.len() - before
+    );
+    // rtc drops the selected pair when the restart offer is applied and sends nothing
+    // until the new pair is nominated (one check round at the 50 ms interval). The rtc
+    // test client sends no NACK for that gap (its receive streams are rebound by the
+    // renegotiation, which starts a fresh NACK log), so the gap stays in this test.
+    let missing = gap_free(&got).err().unwrap_or_default();
+    assert!(missing.len() <= 3, "gap across the restart: {missing:?}");
+    assert!(sim.stray.is_empty());
+}
