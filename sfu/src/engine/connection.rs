@@ -36,7 +36,8 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpParameters, RtpCodecKind,
 };
 use rtc::rtp_transceiver::{
-    RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit,
+    RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverId,
+    RTCRtpTransceiverInit,
 };
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
@@ -358,6 +359,17 @@ impl Connection {
             codec,
             params,
         })
+    }
+
+    /// Whether the remote track of `receiver` is still sent to us after the last
+    /// negotiation. rtc 0.21.1 never emits `RTCTrackEvent::OnClose`, so a track the client
+    /// removed (its section now inactive or recvonly) is found this way.
+    pub(crate) fn still_receiving(&mut self, receiver: RTCRtpReceiverId) -> bool {
+        let Some(pc) = self.pc.as_mut() else {
+            return false;
+        };
+        pc.rtp_transceiver(RTCRtpTransceiverId::from(receiver))
+            .is_some_and(|t| t.receiver().is_some() && t.current_direction().has_recv())
     }
 
     // ----- candidates -------------------------------------------------------------------

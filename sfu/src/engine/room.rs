@@ -131,7 +131,21 @@ impl Room {
         key: ParticipantKey,
         sdp: String,
     ) -> Result<String, SfuError> {
-        let answer = self.participant(key)?.publisher.answer(ctx, sdp)?;
+        let p = self.participants.get_mut(&key).ok_or(SfuError::Closed)?;
+        let answer = p.publisher.answer(ctx, sdp)?;
+        let ended: Vec<TrackKey> = p
+            .published
+            .values()
+            .copied()
+            .filter(|tk| {
+                self.tracks
+                    .get(tk)
+                    .is_some_and(|t| !p.publisher.still_receiving(t.receiver))
+            })
+            .collect();
+        for tk in ended {
+            self.unpublish(ctx, tk);
+        }
         self.process(ctx, key, PcRole::Publisher);
         Ok(answer)
     }

@@ -474,3 +474,237 @@ fn subscriber_ice_restart_on_the_same_address_keeps_media_flowing() {
     assert!(missing.len() <= 3, "gap across the restart: {missing:?}");
     assert!(sim.stray.is_empty());
 }
+
+#[test]
+fn datagrams_for_no_connection_are_dropped_and_counted() {
+    let (mut sim, a, b) = a_to_b(false);
+    let stranger = addr(9, 9999);
+    // Media-looking junk from an unknown address.
+    sim.core
+        .handle_datagram(sim.now, stranger, bytes::BytesMut::from(&[0x80u8; 100][..]));
+    // A check for a ufrag no connection has.
+    let unknown =
+        super::stun::tests::binding_request("nosuchufrag:x", Some("pwd-pwd-pwd-pwd-pwd-pwd"));
+    sim.core
+        .handle_datagram(sim.now, stranger, bytes::BytesMut::from(&unknown[..]));
+    // A check naming B's subscriber connection, signed with a guessed password.
+    let offers = offers_of(&sim, B);
+    let b_ufrag = ufrag_of(&offers[0]);
+    let forged = super::stun::tests::binding_request(
+        &format!("{b_ufrag}:x"),
+        Some("guessed-password-123456"),
+    );
+    sim.core
+        .handle_datagram(sim.now, stranger, bytes::BytesMut::from(&forged[..]));
+    let stats = sim.counters.snapshot();
+    assert_eq!(
+        (
+            stats.dropped_unknown_address,
+            stats.dropped_unknown_ufrag,
+            stats.dropped_unauthenticated
+        ),
+        (1, 1, 1)
+    );
+    assert!(sim.stray.is_empty());
+    sim.pump();
+    assert!(sim.stray.is_empty(), "nothing answered to the stranger");
+    // B's address was not taken over: media still reaches B.
+    let before = sim.clients[b].rtp.len();
+    sim.stream(a, Duration::from_millis(200));
+    assert!(sim.clients[b].rtp.len() >= before + 9);
+}
+
+#[test]
+fn early_candidates_are_bounded_counted_and_applied_with_the_description() {
+    let mut sim = Sim::new(false);
+    sim.join(A, "alice");
+    let line = |i: usize| {
+        format!(
+            "candidate:{i} 1 udp 2130706431 10.0.0.1 {} typ host",
+            5000 + i
+        )
+    };
+    for i in 0..70 {
+        let cmd = Command::AddCandidate {
+            participant: A,
+            pc: PcRole::Publisher,
+            candidate: Sim::client_candidate(&line(i)),
+        };
+        assert_eq!(
+            sim.core
+                .handle_command(sim.now, cmd)
+                .expect("kept or dropped"),
+            super::Reply::Done
+        );
+    }
+    let pending = |sim: &mut Sim| {
+        let cmd = Command::PendingCandidates {
+            participant: A,
+            pc: PcRole::Publisher,
+        };
+        sim.core.handle_command(sim.now, cmd).expect("count")
+    };
+    assert_eq!(
+        pending(&mut sim),
+        super::Reply::Count(super::candidates::MAX_EARLY_CANDIDATES)
+    );
+    assert_eq!(sim.counters.snapshot().dropped_candidates, 6);
+    let a = sim.publisher(A, addr(1, 5000), "s", "cam");
+    assert_eq!(
+        pending(&mut sim),
+        super::Reply::Count(0),
+        "applied with the offer"
+    );
+    assert!(sim.run_until(Duration::from_secs(5), |s| s.clients[a].connected()));
+    // After the description, candidates go straight to the connection.
+    let cmd = Command::AddCandidate {
+        participant: A,
+        pc: PcRole::Publisher,
+        candidate: Sim::client_candidate("candidate:99 1 udp 1 10.0.0.1 5999 typ host"),
+    };
+    sim.core.handle_command(sim.now, cmd).expect("added");
+    assert_eq!(pending(&mut sim), super::Reply::Count(0));
+    // Garbage after the description is the client's error.
+    let cmd = Command::AddCandidate {
+        participant: A,
+        pc: PcRole::Publisher,
+        candidate: Sim::client_candidate("candidate:garbage"),
+    };
+    assert!(matches!(
+        sim.core.handle_command(sim.now, cmd),
+        Err(crate::SfuError::InvalidCandidate(_))
+    ));
+}
+
+#[test]
+fn ice_lite_server_connects_and_forwards() {
+    let (mut sim, a, b) = a_to_b(true);
+    let offers = offers_of(&sim, B);
+    assert!(offers[0].contains("a=ice-lite"), "{}", offers[0]);
+    let before = sim.clients[b].rtp.len();
+    sim.stream(a, Duration::from_millis(400));
+    assert!(sim.clients[b].rtp.len() >= before + 19);
+}
+
+#[test]
+fn commands_for_unknown_participants_fail_cleanly() {
+    let mut sim = Sim::new(false);
+    let cmd = Command::PublisherOffer {
+        participant: 77,
+        sdp: "v=0".into(),
+    };
+    assert!(matches!(
+        sim.core.handle_command(sim.now, cmd),
+        Err(crate::SfuError::Closed)
+    ));
+    sim.join(A, "alice");
+    let bad = Command::PublisherOffer {
+        participant: A,
+        sdp: "not sdp".into(),
+    };
+    assert!(matches!(
+        sim.core.handle_command(sim.now, bad),
+        Err(crate::SfuError::InvalidSdp(_))
+    ));
+    let early = Command::SubscriberAnswer {
+        participant: A,
+        sdp: "v=0".into(),
+    };
+    assert!(matches!(
+        sim.core.handle_command(sim.now, early),
+        Err(crate::SfuError::InvalidState(_))
+    ));
+    let dup = Command::AddParticipant {
+        room: 1,
+        participant: A,
+        id: "again".into(),
+        ice_servers: vec![],
+    };
+    assert!(
+        sim.core.handle_command(sim.now, dup).is_err(),
+        "key reuse refused"
+    );
+    let nowhere = Command::AddParticipant {
+        room: 99,
+        participant: 5,
+        id: "x".into(),
+        ice_servers: vec![],
+    };
+    assert!(matches!(
+        sim.core.handle_command(sim.now, nowhere),
+        Err(crate::SfuError::Closed)
+    ));
+}
+
+#[test]
+fn rejoining_under_the_same_id_replaces_the_old_participant() {
+    let (mut sim, _, _) = a_to_b(false);
+    const A2: u64 = 11;
+    sim.join(A2, "alice");
+    sim.pump();
+    let stats = sim.counters.snapshot();
+    assert_eq!(
+        (
+            stats.participants,
+            stats.published_tracks,
+            stats.forwarded_tracks
+        ),
+        (2, 0, 0)
+    );
+    assert!(sim
+        .events_of(B)
+        .any(|e| matches!(e, SfuEvent::TrackUnpublished { .. })));
+    let cmd = Command::PublisherOffer {
+        participant: A,
+        sdp: "v=0".into(),
+    };
+    assert!(
+        matches!(
+            sim.core.handle_command(sim.now, cmd),
+            Err(crate::SfuError::Closed)
+        ),
+        "old key is gone"
+    );
+}
+
+#[test]
+fn a_track_the_publisher_removes_is_unpublished() {
+    let (mut sim, a, _) = a_to_b(false);
+    let c = &mut sim.clients[a];
+    let sender = c.sender.take().expect("sender");
+    c.pc.remove_track(sender).expect("remove track");
+    let offer = c.pc.create_offer(None).expect("offer");
+    c.pc.set_local_description(sim.now, offer.clone())
+        .expect("local");
+    let reply = sim
+        .core
+        .handle_command(
+            sim.now,
+            Command::PublisherOffer {
+                participant: A,
+                sdp: offer.sdp,
+            },
+        )
+        .expect("renegotiation accepted");
+    let super::Reply::Answer(answer) = reply else {
+        panic!("{reply:?}")
+    };
+    let answer = rtc::peer_connection::sdp::RTCSessionDescription::answer(answer).expect("sdp");
+    sim.clients[a]
+        .pc
+        .set_remote_description(sim.now, answer)
+        .expect("remote");
+    sim.advance(Duration::from_millis(200));
+    for key in [A, B] {
+        assert_eq!(
+            sim.events_of(key)
+                .filter(|e| matches!(e, SfuEvent::TrackUnpublished { .. }))
+                .count(),
+            1,
+            "participant {key}"
+        );
+    }
+    let stats = sim.counters.snapshot();
+    assert_eq!((stats.published_tracks, stats.forwarded_tracks), (0, 0));
+    assert_eq!(offers_of(&sim, B).len(), 2);
+}
