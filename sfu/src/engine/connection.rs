@@ -9,36 +9,15 @@
 use std::time::Duration;
 
 use bytes::BytesMut;
-use rtc::ice::mdns::MulticastDnsMode;
-use rtc::ice::network_type::NetworkType;
-use rtc::interceptor::{
-    NackGeneratorBuilder, NackResponderBuilder, ReceiverReportBuilder, SenderReportBuilder,
-    TwccReceiverBuilder,
-};
-use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::interceptor_registry::{
-    register_default_interceptors, Registry, Slot,
-};
-use rtc::peer_connection::configuration::media_engine::MediaEngine;
-use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::configuration::RTCOfferOptions;
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent, RTCTrackEventInit};
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::{RTCIceConnectionState, RTCPeerConnectionState};
-use rtc::peer_connection::transport::{
-    CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit,
-};
-use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
-use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::peer_connection::transport::RTCIceCandidateInit;
+use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtp::packet::Packet;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpParameters, RtpCodecKind,
-};
-use rtc::rtp_transceiver::{
-    RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverId,
-    RTCRtpTransceiverInit,
-};
+use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use tracing::{debug, warn};
@@ -47,16 +26,12 @@ use super::candidates::EarlyCandidates;
 use super::ctx::Ctx;
 use super::io::{ConnKey, TimerKey, Transmit};
 use super::sdp;
+use super::sections::{self, LegSpec, RemoteTrack};
+use super::setup;
 use crate::error::SfuError;
-use crate::forward::{NegotiatedCodec, NegotiatedExtension, NegotiatedParams};
-use crate::rtcp::KeyframeRequestForwarder;
+use crate::forward::NegotiatedParams;
 use crate::stats::LogThrottle;
-use crate::types::{IceCandidate, MediaKind, PcRole, SfuEvent};
-
-/// ICE connectivity-check interval while connecting (rtc's default: 200 ms).
-const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(50);
-/// Interceptor slot of the keyframe-request forwarder: after every default interceptor.
-const KEYFRAME_FORWARDER_SLOT: usize = 14_000;
+use crate::types::{IceCandidate, PcRole, SfuEvent};
 
 /// One "early candidate dropped" line per second for the whole process.
 static DROPPED_CANDIDATE_LOG: LogThrottle = LogThrottle::new(Duration::from_secs(1));
@@ -68,32 +43,6 @@ pub(crate) enum Signal {
     TrackOpened(RTCTrackEventInit),
     /// A remote track ended (the client renegotiated it away).
     TrackClosed(String),
-}
-
-/// What a subscriber leg sends: the publisher's track as the subscriber will see it.
-#[derive(Debug)]
-pub(crate) struct LegSpec<'a> {
-    /// `MediaStream` id (the publisher's participant id).
-    pub stream_id: &'a str,
-    /// `MediaStreamTrack` id (the announced track id).
-    pub track_id: &'a str,
-    /// Audio or video.
-    pub kind: MediaKind,
-    /// Codec the publisher sends (the leg offers it first).
-    pub codec: &'a RTCRtpCodec,
-    /// SSRC of the leg.
-    pub ssrc: u32,
-}
-
-/// What a remote track of a publisher connection is, once its first packet arrived.
-#[derive(Debug)]
-pub(crate) struct RemoteTrack {
-    /// Audio or video (`None`: neither, ignored).
-    pub kind: Option<MediaKind>,
-    /// Codec of the first SSRC.
-    pub codec: Option<RTCRtpCodec>,
-    /// Payload types and extensions negotiated on the receiver.
-    pub params: NegotiatedParams,
 }
 
 /// One server peer connection.
@@ -150,7 +99,7 @@ impl Connection {
 
     fn pc(&mut self, ctx: &Ctx<'_>) -> Result<&mut RTCPeerConnection, SfuError> {
         if self.pc.is_none() {
-            self.pc = Some(build(ctx, self.role())?);
+            self.pc = Some(setup::build(ctx.now, ctx.config, self.role())?);
             debug!(
                 participant = self.key.participant,
                 pc = self.role().as_str(),
@@ -294,82 +243,31 @@ impl Connection {
         ctx: &Ctx<'_>,
         leg: &LegSpec<'_>,
     ) -> Result<RTCRtpSenderId, SfuError> {
-        let kind = match leg.kind {
-            MediaKind::Audio => RtpCodecKind::Audio,
-            MediaKind::Video => RtpCodecKind::Video,
-        };
-        let track = MediaStreamTrack::new(
-            leg.stream_id.to_owned(),
-            leg.track_id.to_owned(),
-            leg.track_id.to_owned(),
-            kind,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(leg.ssrc),
-                    ..Default::default()
-                },
-                codec: leg.codec.clone(),
-                ..Default::default()
-            }],
-        );
-        let pc = self.pc(ctx)?;
-        let id = pc
-            .add_transceiver_from_track(
-                track,
-                Some(RTCRtpTransceiverInit {
-                    direction: RTCRtpTransceiverDirection::Sendonly,
-                    // MediaStream id seen by the subscriber = publisher's participant id.
-                    streams: vec![leg.stream_id.to_owned()],
-                    send_encodings: vec![],
-                }),
-            )
-            .map_err(SfuError::webrtc)?;
-        pc.rtp_transceiver(id)
-            .and_then(|t| t.sender())
-            .ok_or_else(|| SfuError::WebRtc("transceiver without sender".into()))
+        sections::add_leg(self.pc(ctx)?, leg)
     }
 
     /// Stops a leg (the next offer marks its section inactive).
     pub(crate) fn remove_leg(&mut self, sender: RTCRtpSenderId) {
         if let Some(pc) = self.pc.as_mut() {
-            if let Err(err) = pc.remove_track(sender) {
-                warn!(%err, "removing a subscriber leg failed");
-            }
+            sections::remove_leg(pc, sender);
         }
     }
 
     /// What a leg negotiated (after the answer).
     pub(crate) fn sender_params(&mut self, sender: RTCRtpSenderId) -> Option<NegotiatedParams> {
-        let mut s = self.pc.as_mut()?.rtp_sender(sender)?;
-        Some(negotiated(&s.get_parameters().rtp_parameters))
+        sections::sender_params(self.pc.as_mut()?, sender)
     }
 
     /// Kind, codec and negotiated parameters of a remote track whose first packet came.
     pub(crate) fn remote_track(&mut self, init: &RTCTrackEventInit) -> Option<RemoteTrack> {
-        let mut r = self.pc.as_mut()?.rtp_receiver(init.receiver_id)?;
-        let kind = match r.track().kind() {
-            RtpCodecKind::Audio => Some(MediaKind::Audio),
-            RtpCodecKind::Video => Some(MediaKind::Video),
-            _ => None,
-        };
-        let codec = r.track().codec(init.ssrc).cloned();
-        let params = negotiated(&r.get_parameters().rtp_parameters);
-        Some(RemoteTrack {
-            kind,
-            codec,
-            params,
-        })
+        sections::remote_track(self.pc.as_mut()?, init)
     }
 
-    /// Whether the remote track of `receiver` is still sent to us after the last
-    /// negotiation. rtc 0.21.1 never emits `RTCTrackEvent::OnClose`, so a track the client
-    /// removed (its section now inactive or recvonly) is found this way.
+    /// Whether the remote track of `receiver` is still sent (see [`sections::still_receiving`]).
     pub(crate) fn still_receiving(&mut self, receiver: RTCRtpReceiverId) -> bool {
-        let Some(pc) = self.pc.as_mut() else {
-            return false;
-        };
-        pc.rtp_transceiver(RTCRtpTransceiverId::from(receiver))
-            .is_some_and(|t| t.receiver().is_some() && t.current_direction().has_recv())
+        self.pc
+            .as_mut()
+            .is_some_and(|pc| sections::still_receiving(pc, receiver))
     }
 
     // ----- candidates -------------------------------------------------------------------
@@ -497,8 +395,7 @@ impl Connection {
         sender: RTCRtpSenderId,
         packet: Packet,
     ) -> Result<(), SfuError> {
-        let mut s = self.built()?.rtp_sender(sender).ok_or(SfuError::Closed)?;
-        s.write_rtp(ctx.now, packet).map_err(SfuError::webrtc)
+        sections::write_rtp(self.built()?, ctx.now, sender, packet)
     }
 
     /// Sends a PLI for `media_ssrc` on a remote track's receiver.
@@ -508,16 +405,7 @@ impl Connection {
         receiver: RTCRtpReceiverId,
         media_ssrc: u32,
     ) -> Result<(), SfuError> {
-        let mut r = self
-            .built()?
-            .rtp_receiver(receiver)
-            .ok_or(SfuError::Closed)?;
-        let pli = PictureLossIndication {
-            sender_ssrc: 0,
-            media_ssrc,
-        };
-        r.write_rtcp(ctx.now, vec![Box::new(pli)])
-            .map_err(SfuError::webrtc)
+        sections::write_pli(self.built()?, ctx.now, receiver, media_ssrc)
     }
 
     /// Moves every datagram the connection wants to send into the transmit queue and puts
@@ -563,109 +451,4 @@ fn to_init(c: IceCandidate) -> RTCIceCandidateInit {
         username_fragment: c.username_fragment,
         url: None,
     }
-}
-
-/// rtc's negotiated RTP parameters as the pure [`NegotiatedParams`] of `forward`.
-fn negotiated(params: &RTCRtpParameters) -> NegotiatedParams {
-    NegotiatedParams {
-        codecs: params
-            .codecs
-            .iter()
-            .map(|c| NegotiatedCodec {
-                payload_type: c.payload_type,
-                mime_type: c.rtp_codec.mime_type.clone(),
-                clock_rate: c.rtp_codec.clock_rate,
-            })
-            .collect(),
-        extensions: params
-            .header_extensions
-            .iter()
-            .filter_map(|e| {
-                Some(NegotiatedExtension {
-                    id: u8::try_from(e.id).ok()?,
-                    uri: e.uri.clone(),
-                })
-            })
-            .collect(),
-    }
-}
-
-/// The interceptors of one server connection, by role. The media engine gets exactly what
-/// rtc's defaults register (feedback types, header extensions: the SDP is the same), but
-/// each chain only holds the interceptors its direction uses:
-/// - publisher (the server only receives): NACK generator, TWCC feedback, receiver reports;
-/// - subscriber (the server only sends): NACK responder (retransmits from its buffer),
-///   sender reports, and the keyframe-request forwarder (PLI/FIR up to the application).
-fn interceptors(role: PcRole, media_engine: &mut MediaEngine) -> Result<Registry, SfuError> {
-    drop(register_default_interceptors(Registry::new(), media_engine).map_err(SfuError::webrtc)?);
-    Ok(match role {
-        PcRole::Publisher => Registry::new()
-            .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
-            .with(Slot::TwccReceiver, TwccReceiverBuilder::new().build())
-            .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build()),
-        PcRole::Subscriber => Registry::new()
-            .with(Slot::NackResponder, NackResponderBuilder::new().build())
-            .with(Slot::SenderReport, SenderReportBuilder::new().build())
-            .with(
-                Slot::from(KEYFRAME_FORWARDER_SLOT),
-                KeyframeRequestForwarder::default(),
-            ),
-    })
-}
-
-/// Builds the rtc connection with one host candidate: the worker's socket address. rtc
-/// generates random local ICE credentials (16 letters / 32 letters) for the connection and
-/// fresh ones on every ICE restart; they are read back from each local description.
-///
-/// `SettingEngine::with_ice_credentials` is deliberately not used: rtc 0.21.1 reuses
-/// configured credentials on an ICE restart (`stage_ice_restart` passes them to
-/// `generate_restart_credentials`), so a restart offer would carry the old ufrag.
-fn build(ctx: &Ctx<'_>, role: PcRole) -> Result<RTCPeerConnection, SfuError> {
-    let local = ctx.config.local_addr;
-    let mut media_engine = MediaEngine::default();
-    media_engine
-        .register_default_codecs()
-        .map_err(SfuError::webrtc)?;
-    let registry = interceptors(role, &mut media_engine)?;
-    let network = if local.is_ipv4() {
-        NetworkType::Udp4
-    } else {
-        NetworkType::Udp6
-    };
-    let settings = SettingEngineBuilder::new()
-        // No multicast: browsers' `.local` candidates are useless to a server anyway.
-        .with_multicast_dns_mode(MulticastDnsMode::Disabled)
-        .with_network_types(vec![network])
-        // Clients trickle candidates after the description: their first checks create
-        // peer-reflexive pairs, which must not wait a second before nomination.
-        .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
-        .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), None)
-        .with_lite(ctx.config.ice_lite)
-        .build();
-    let mut pc = RTCPeerConnectionBuilder::new()
-        .with_media_engine(media_engine)
-        .with_setting_engine(settings)
-        .with_interceptor_registry(registry)
-        .build(ctx.now)
-        .map_err(SfuError::webrtc)?;
-    let host = CandidateHostConfig {
-        base_config: CandidateConfig {
-            network: "udp".to_owned(),
-            address: local.ip().to_string(),
-            port: local.port(),
-            component: 1,
-            ..Default::default()
-        },
-        ..Default::default()
-    }
-    .new_candidate_host()
-    .map_err(SfuError::webrtc)?;
-    let init = RTCIceCandidate::from(&host)
-        .to_json()
-        .map_err(SfuError::webrtc)?;
-    pc.add_local_candidate(init).map_err(SfuError::webrtc)?;
-    // End of gathering: there is nothing else to gather.
-    pc.add_local_candidate(RTCIceCandidateInit::default())
-        .map_err(SfuError::webrtc)?;
-    Ok(pc)
 }

@@ -28,17 +28,17 @@ impl Room {
                 (PcRole::Publisher, RTCMessage::RtpPacket(track_id, packet)) => {
                     self.forward(ctx, key, &track_id, packet);
                 }
-                (PcRole::Subscriber, RTCMessage::RtcpPacket(track_id, packets)) => {
-                    if packets.iter().any(|p| is_keyframe_request(p.as_ref())) {
-                        let tk = self
-                            .tracks
-                            .iter()
-                            .find(|(_, t)| t.info.track_id == track_id)
-                            .map(|(k, _)| *k);
-                        if let Some(tk) = tk {
-                            debug!(participant = key, %track_id, "keyframe request from subscriber");
-                            self.request_keyframe(ctx, tk);
-                        }
+                (PcRole::Subscriber, RTCMessage::RtcpPacket(track_id, packets))
+                    if packets.iter().any(|p| is_keyframe_request(p.as_ref())) =>
+                {
+                    let tk = self
+                        .tracks
+                        .iter()
+                        .find(|(_, t)| t.info.track_id == track_id)
+                        .map(|(k, _)| *k);
+                    if let Some(tk) = tk {
+                        debug!(participant = key, %track_id, "keyframe request from subscriber");
+                        self.request_keyframe(ctx, tk);
                     }
                 }
                 _ => {}

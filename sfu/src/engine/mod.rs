@@ -10,7 +10,7 @@
 //!
 //! Layers, each using only the ones before it:
 //! [`io`] (keys, outputs) ← [`stun`], [`timers`], [`sdp`], [`candidates`] ← [`demux`] ←
-//! [`ctx`] ← [`connection`] ← [`participant`], [`publication`] ← [`room`] + [`media`] ←
+//! [`ctx`], [`setup`], [`sections`] ← [`connection`] ← [`participant`], [`publication`] ← [`room`] + [`media`] ←
 //! [`Core`] (this file).
 
 #![allow(dead_code)] // until the worker shell (crate::worker) drives it
@@ -25,6 +25,8 @@ mod participant;
 mod publication;
 mod room;
 mod sdp;
+mod sections;
+mod setup;
 mod stun;
 mod timers;
 
@@ -33,6 +35,7 @@ mod testing;
 #[cfg(test)]
 mod tests;
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -181,9 +184,9 @@ impl Core {
     pub(crate) fn handle_command(&mut self, now: Instant, cmd: Command) -> Result<Reply, SfuError> {
         match cmd {
             Command::OpenRoom { room, id } => {
-                if !self.rooms.contains_key(&room) {
+                if let Entry::Vacant(slot) = self.rooms.entry(room) {
                     info!(room_id = %id, "room opened");
-                    self.rooms.insert(room, Room::new(room, id));
+                    slot.insert(Room::new(room, id));
                     self.shared.counters.add(Gauge::Rooms, 1);
                 }
                 Ok(Reply::Done)

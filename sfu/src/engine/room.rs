@@ -7,11 +7,12 @@ use std::collections::HashMap;
 use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use tracing::{debug, info, warn};
 
-use super::connection::{LegSpec, Signal};
+use super::connection::Signal;
 use super::ctx::Ctx;
 use super::io::{ParticipantKey, RoomKey, TimerKey, TrackKey};
 use super::participant::{Leg, Participant};
 use super::publication::{Publication, Tracks};
+use super::sections::LegSpec;
 use crate::error::SfuError;
 use crate::forward::{is_primary_media, unique_track_id, LegMapping, LegRewriter};
 use crate::plan::OfferDecision;

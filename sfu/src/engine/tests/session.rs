@@ -1,141 +1,11 @@
-//! End-to-end tests of the core against client-side rtc peers on an in-memory network
-//! with a simulated clock (see [`super::testing`]).
+//! Membership, negotiation, ICE and demultiplexing.
 
-use std::cell::Cell;
-use std::net::SocketAddr;
-use std::rc::Rc;
 use std::time::Duration;
 
-use super::testing::Sim;
-use super::{Command, Footprint};
-use crate::types::{MediaKind, PcRole, SfuEvent};
-
-const A: u64 = 10;
-const B: u64 = 20;
-
-fn addr(last: u8, port: u16) -> SocketAddr {
-    SocketAddr::from(([10, 0, 0, last], port))
-}
-
-/// A publishes one video track, B subscribes to it; returns (sim, A's client, B's client)
-/// once B receives media.
-fn a_to_b(ice_lite: bool) -> (Sim, usize, usize) {
-    let mut sim = Sim::new(ice_lite);
-    sim.join(A, "alice");
-    sim.join(B, "bob");
-    let b = sim.subscriber(B, addr(2, 6000));
-    let a = sim.publisher(A, addr(1, 5000), "alice-stream", "cam");
-    assert!(
-        sim.run_until(Duration::from_secs(5), |s| s.clients[a].connected()),
-        "publisher connected"
-    );
-    let flowing = {
-        let mut ok = false;
-        for _ in 0..250 {
-            sim.clients[a].send_rtp(sim.now, 1000);
-            sim.advance(Duration::from_millis(20));
-            if !sim.clients[b].rtp.is_empty() {
-                ok = true;
-                break;
-            }
-        }
-        ok
-    };
-    assert!(
-        flowing,
-        "media reached the subscriber; events: {:?}",
-        sim.events
-    );
-    (sim, a, b)
-}
-
-#[test]
-fn publisher_media_reaches_the_subscriber_with_the_announced_msid() {
-    let (mut sim, a, b) = a_to_b(false);
-    sim.stream(a, Duration::from_millis(400));
-
-    // Announced once, to everyone including the publisher.
-    let published: Vec<_> = sim
-        .events
-        .iter()
-        .filter_map(|(k, e)| match e {
-            SfuEvent::TrackPublished {
-                participant_id,
-                track,
-            } => Some((*k, participant_id.clone(), track.clone())),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(published.len(), 2, "{published:?}");
-    for (_, pid, track) in &published {
-        assert_eq!(pid, "alice");
-        assert_eq!(track.track_id, "cam");
-        assert_eq!(track.stream_id, "alice");
-        assert_eq!(track.kind, MediaKind::Video);
-    }
-
-    // B's remote track carries stream id = publisher id, track id = announced id.
-    let opened = &sim.clients[b].opened;
-    assert_eq!(opened.len(), 1);
-    assert_eq!(opened[0].stream_ids, vec!["alice".to_owned()]);
-    assert_eq!(opened[0].track_id, "cam");
-    let offers: Vec<&String> = sim
-        .events_of(B)
-        .filter_map(|e| match e {
-            SfuEvent::SubscriberOffer { sdp } => Some(sdp),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(offers.len(), 1);
-    assert!(offers[0].contains("a=msid-semantic"), "{}", offers[0]);
-    assert!(offers[0].contains("a=msid:alice cam"), "{}", offers[0]);
-
-    // Everything sent after the leg started arrived, in order, on the leg's SSRC.
-    let got = &sim.clients[b].rtp;
-    assert!(got.len() >= 20, "only {} packets", got.len());
-    assert!(got.iter().all(|(track, _)| track == "cam"));
-    let seqs: Vec<u16> = got.iter().map(|(_, p)| p.header.sequence_number).collect();
-    assert!(
-        seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)),
-        "{seqs:?}"
-    );
-    assert_eq!(
-        got.iter()
-            .map(|(_, p)| p.header.ssrc)
-            .collect::<std::collections::HashSet<_>>()
-            .len(),
-        1
-    );
-    assert_ne!(
-        got[0].1.header.ssrc, sim.clients[a].ssrc,
-        "leg SSRC is the server's own"
-    );
-
-    // MediaFlowing once, for B only; connection states in W3C spelling.
-    assert_eq!(
-        sim.events_of(B)
-            .filter(|e| **e == SfuEvent::MediaFlowing)
-            .count(),
-        1
-    );
-    assert_eq!(
-        sim.events_of(A)
-            .filter(|e| **e == SfuEvent::MediaFlowing)
-            .count(),
-        0
-    );
-    for (key, pc) in [(A, PcRole::Publisher), (B, PcRole::Subscriber)] {
-        assert!(sim.events_of(key).any(|e| *e
-            == SfuEvent::ConnectionState {
-                pc,
-                state: "connected".into()
-            }));
-    }
-    let stats = sim.counters.snapshot();
-    assert_eq!((stats.rooms, stats.participants), (1, 2));
-    assert_eq!((stats.published_tracks, stats.forwarded_tracks), (1, 1));
-    assert!(stats.forwarded_packets >= got.len() as u64);
-}
+use super::{a_to_b, addr, gap_free, offers_of, seqs, ufrag_of, A, B};
+use crate::engine::testing::Sim;
+use crate::engine::{Command, Footprint, Reply};
+use crate::types::{PcRole, SfuEvent};
 
 #[test]
 fn closing_the_room_frees_everything() {
@@ -165,154 +35,6 @@ fn closing_the_room_frees_everything() {
         (0, 0, 0, 0)
     );
     assert_eq!(sim.core.poll_timeout(), None);
-}
-
-/// Whether a datagram is an (S)RTP media packet, not RTCP, DTLS or STUN.
-fn is_rtp(data: &[u8]) -> bool {
-    data.len() > 12 && (128..192).contains(&data[0]) && !(192..224).contains(&data[1])
-}
-
-fn seqs(sim: &Sim, client: usize) -> Vec<u16> {
-    sim.clients[client]
-        .rtp
-        .iter()
-        .map(|(_, p)| p.header.sequence_number)
-        .collect()
-}
-
-/// Every sequence number between the first and the last one received arrived.
-fn gap_free(seqs: &[u16]) -> Result<(), Vec<u16>> {
-    // No wrap in these tests: sequence numbers start near 1000.
-    let first = *seqs.iter().min().ok_or_else(Vec::new)?;
-    let last = *seqs.iter().max().ok_or_else(Vec::new)?;
-    let have: std::collections::HashSet<u16> = seqs.iter().copied().collect();
-    let missing: Vec<u16> = (0..=last.wrapping_sub(first))
-        .map(|d| first.wrapping_add(d))
-        .filter(|s| !have.contains(s))
-        .collect();
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(missing)
-    }
-}
-
-#[test]
-fn subscriber_plis_reach_the_publisher_throttled() {
-    let (mut sim, a, b) = a_to_b(false);
-    // The leg's start asked for one keyframe already.
-    assert_eq!(sim.clients[a].keyframe_requests, 1);
-    assert_eq!(sim.counters.snapshot().keyframe_requests, 1);
-    sim.advance(Duration::from_millis(600)); // throttle window over
-
-    let receiver = sim.clients[b].opened[0].receiver_id;
-    let leg_ssrc = sim.clients[b].rtp[0].1.header.ssrc;
-    let t0 = sim.now;
-    for _ in 0..10 {
-        let now = sim.now;
-        sim.clients[b].send_pli(now, receiver, leg_ssrc);
-        sim.advance(Duration::from_millis(10));
-    }
-    assert_eq!(
-        sim.clients[a].keyframe_requests, 2,
-        "first PLI passes at once"
-    );
-    sim.advance_to(t0 + Duration::from_millis(490));
-    assert_eq!(
-        sim.clients[a].keyframe_requests, 2,
-        "the others wait for the window"
-    );
-    sim.advance_to(t0 + Duration::from_millis(510));
-    assert_eq!(
-        sim.clients[a].keyframe_requests, 3,
-        "coalesced into one at the window's end"
-    );
-    // Signaling's request_keyframe goes through the same throttle.
-    sim.core
-        .handle_command(
-            sim.now,
-            Command::RequestKeyframe {
-                participant: B,
-                track_id: "cam".into(),
-            },
-        )
-        .expect("request keyframe");
-    sim.advance(Duration::from_millis(100));
-    assert_eq!(
-        sim.clients[a].keyframe_requests, 3,
-        "inside the window: held"
-    );
-    sim.advance(Duration::from_secs(2));
-    assert_eq!(sim.clients[a].keyframe_requests, 4);
-    // The publisher asking for its own track, or an unknown track: ignored.
-    for (participant, track_id) in [(A, "cam"), (B, "nope")] {
-        let cmd = Command::RequestKeyframe {
-            participant,
-            track_id: track_id.into(),
-        };
-        sim.core.handle_command(sim.now, cmd).expect("ignored");
-    }
-    sim.advance(Duration::from_secs(1));
-    assert_eq!(sim.clients[a].keyframe_requests, 4);
-    assert_eq!(sim.counters.snapshot().keyframe_requests, 4);
-}
-
-#[test]
-fn losses_on_the_publisher_side_are_repaired_by_nack() {
-    let (mut sim, a, b) = a_to_b(false);
-    let lost = Rc::new(Cell::new(0u32));
-    let mut n = 0u32;
-    let counter = Rc::clone(&lost);
-    sim.uplink_loss = Some(Box::new(move |i, data| {
-        if i != a || !is_rtp(data) {
-            return false;
-        }
-        n += 1;
-        let lose = n % 5 == 0;
-        counter.set(counter.get() + u32::from(lose));
-        lose
-    }));
-    let before = sim.clients[b].rtp.len();
-    sim.stream(a, Duration::from_secs(2));
-    sim.uplink_loss = None;
-    sim.advance(Duration::from_millis(500));
-    let got = seqs(&sim, b);
-    assert!(
-        got.len() - before >= 95,
-        "{} new packets",
-        got.len() - before
-    );
-    assert!(lost.get() >= 15, "only {} packets lost", lost.get());
-    gap_free(&got[before..]).expect("every lost packet retransmitted");
-}
-
-#[test]
-fn losses_on_the_subscriber_side_are_repaired_by_nack() {
-    let (mut sim, a, b) = a_to_b(false);
-    let lost = Rc::new(Cell::new(0u32));
-    let mut n = 0u32;
-    let counter = Rc::clone(&lost);
-    sim.downlink_loss = Some(Box::new(move |i, data| {
-        if i != b || !is_rtp(data) {
-            return false;
-        }
-        n += 1;
-        let lose = n % 7 == 0;
-        counter.set(counter.get() + u32::from(lose));
-        lose
-    }));
-    let before = sim.clients[b].rtp.len();
-    sim.stream(a, Duration::from_secs(2));
-    sim.downlink_loss = None;
-    sim.advance(Duration::from_millis(500));
-    let got = seqs(&sim, b);
-    assert!(
-        got.len() - before >= 100,
-        "{} new packets",
-        got.len() - before
-    );
-    assert!(lost.get() >= 10, "only {} packets lost", lost.get());
-    gap_free(&got[before..]).expect("the server retransmitted every lost packet");
 }
 
 #[test]
@@ -356,7 +78,7 @@ fn a_participant_leaving_unpublishes_and_renegotiates() {
         sim.core
             .handle_command(sim.now, Command::Tracks { room: 1 })
             .expect("tracks"),
-        super::Reply::Tracks(vec![])
+        Reply::Tracks(vec![])
     );
 }
 
@@ -367,7 +89,7 @@ fn a_late_joiner_gets_an_offer_at_once_and_the_media() {
         .core
         .handle_command(sim.now, Command::Tracks { room: 1 })
         .expect("tracks");
-    let super::Reply::Tracks(tracks) = tracks else {
+    let Reply::Tracks(tracks) = tracks else {
         panic!("{tracks:?}")
     };
     assert_eq!(tracks.len(), 1);
@@ -393,19 +115,6 @@ fn a_late_joiner_gets_an_offer_at_once_and_the_media() {
     }
     assert!(ok, "carol receives alice");
     assert_eq!(sim.counters.snapshot().forwarded_tracks, 2);
-}
-
-fn offers_of(sim: &Sim, key: u64) -> Vec<String> {
-    sim.events_of(key)
-        .filter_map(|e| match e {
-            SfuEvent::SubscriberOffer { sdp } => Some(sdp.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn ufrag_of(sdp: &str) -> String {
-    super::sdp::ice_credentials(sdp).expect("credentials").0
 }
 
 #[test]
@@ -483,14 +192,16 @@ fn datagrams_for_no_connection_are_dropped_and_counted() {
     sim.core
         .handle_datagram(sim.now, stranger, bytes::BytesMut::from(&[0x80u8; 100][..]));
     // A check for a ufrag no connection has.
-    let unknown =
-        super::stun::tests::binding_request("nosuchufrag:x", Some("pwd-pwd-pwd-pwd-pwd-pwd"));
+    let unknown = crate::engine::stun::tests::binding_request(
+        "nosuchufrag:x",
+        Some("pwd-pwd-pwd-pwd-pwd-pwd"),
+    );
     sim.core
         .handle_datagram(sim.now, stranger, bytes::BytesMut::from(&unknown[..]));
     // A check naming B's subscriber connection, signed with a guessed password.
     let offers = offers_of(&sim, B);
     let b_ufrag = ufrag_of(&offers[0]);
-    let forged = super::stun::tests::binding_request(
+    let forged = crate::engine::stun::tests::binding_request(
         &format!("{b_ufrag}:x"),
         Some("guessed-password-123456"),
     );
@@ -534,7 +245,7 @@ fn early_candidates_are_bounded_counted_and_applied_with_the_description() {
             sim.core
                 .handle_command(sim.now, cmd)
                 .expect("kept or dropped"),
-            super::Reply::Done
+            Reply::Done
         );
     }
     let pending = |sim: &mut Sim| {
@@ -546,15 +257,11 @@ fn early_candidates_are_bounded_counted_and_applied_with_the_description() {
     };
     assert_eq!(
         pending(&mut sim),
-        super::Reply::Count(super::candidates::MAX_EARLY_CANDIDATES)
+        Reply::Count(crate::engine::candidates::MAX_EARLY_CANDIDATES)
     );
     assert_eq!(sim.counters.snapshot().dropped_candidates, 6);
     let a = sim.publisher(A, addr(1, 5000), "s", "cam");
-    assert_eq!(
-        pending(&mut sim),
-        super::Reply::Count(0),
-        "applied with the offer"
-    );
+    assert_eq!(pending(&mut sim), Reply::Count(0), "applied with the offer");
     assert!(sim.run_until(Duration::from_secs(5), |s| s.clients[a].connected()));
     // After the description, candidates go straight to the connection.
     let cmd = Command::AddCandidate {
@@ -563,7 +270,7 @@ fn early_candidates_are_bounded_counted_and_applied_with_the_description() {
         candidate: Sim::client_candidate("candidate:99 1 udp 1 10.0.0.1 5999 typ host"),
     };
     sim.core.handle_command(sim.now, cmd).expect("added");
-    assert_eq!(pending(&mut sim), super::Reply::Count(0));
+    assert_eq!(pending(&mut sim), Reply::Count(0));
     // Garbage after the description is the client's error.
     let cmd = Command::AddCandidate {
         participant: A,
@@ -686,7 +393,7 @@ fn a_track_the_publisher_removes_is_unpublished() {
             },
         )
         .expect("renegotiation accepted");
-    let super::Reply::Answer(answer) = reply else {
+    let Reply::Answer(answer) = reply else {
         panic!("{reply:?}")
     };
     let answer = rtc::peer_connection::sdp::RTCSessionDescription::answer(answer).expect("sdp");
