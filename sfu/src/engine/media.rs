@@ -8,15 +8,28 @@ use rtc::rtp::packet::Packet;
 use rtc::shared::marshal::MarshalSize;
 use tracing::{debug, warn};
 
+use std::collections::HashMap;
+
 use super::ctx::Ctx;
-use super::io::{ParticipantKey, TimerKey, TrackKey};
-use super::room::Room;
+use super::io::{ParticipantKey, RoomKey, TimerKey, TrackKey};
+use super::participant::Participant;
+use super::publication::Tracks;
 use crate::rtcp::is_keyframe_request;
 use crate::types::{MediaKind, PcRole, SfuEvent};
 
-impl Room {
+/// The media side of one room, borrowed from it for one input.
+pub(crate) struct Media<'a> {
+    /// The room (names its keyframe timers).
+    pub room: RoomKey,
+    /// Its participants.
+    pub participants: &'a mut HashMap<ParticipantKey, Participant>,
+    /// Its published tracks.
+    pub tracks: &'a mut Tracks,
+}
+
+impl Media<'_> {
     /// Reads every RTP/RTCP message `key`'s connection has for the application.
-    pub(super) fn drain_media(&mut self, ctx: &mut Ctx<'_>, key: ParticipantKey, role: PcRole) {
+    pub(crate) fn drain(&mut self, ctx: &mut Ctx<'_>, key: ParticipantKey, role: PcRole) {
         loop {
             let Some(p) = self.participants.get_mut(&key) else {
                 return;
@@ -54,7 +67,7 @@ impl Room {
         source_track_id: &str,
         packet: Packet,
     ) {
-        let Room {
+        let Media {
             participants,
             tracks,
             ..
@@ -129,7 +142,7 @@ impl Room {
 
     /// Asks the publisher of a video track for a keyframe: now, or when the throttle
     /// allows (one timer, however many requests arrive meanwhile).
-    pub(super) fn request_keyframe(&mut self, ctx: &mut Ctx<'_>, tk: TrackKey) {
+    pub(crate) fn request_keyframe(&mut self, ctx: &mut Ctx<'_>, tk: TrackKey) {
         let Some(t) = self.tracks.get_mut(&tk) else {
             return;
         };
@@ -141,7 +154,7 @@ impl Room {
             Err(at) => {
                 t.keyframe_pending = true;
                 ctx.timers
-                    .schedule(TimerKey::Keyframe(self.key, tk), Some(at));
+                    .schedule(TimerKey::Keyframe(self.room, tk), Some(at));
             }
         }
     }

@@ -10,8 +10,8 @@
 //!
 //! Layers, each using only the ones before it:
 //! [`io`] (keys, outputs) ← [`stun`], [`timers`], [`sdp`], [`candidates`] ← [`demux`] ←
-//! [`ctx`], [`setup`], [`sections`] ← [`connection`] ← [`participant`], [`publication`] ← [`room`] + [`media`] ←
-//! [`Core`] (this file).
+//! [`ctx`], [`setup`], [`sections`] ← [`connection`] ← [`publication`] ← [`participant`]
+//! ← [`media`] (per packet) ← [`room`] (membership, negotiation) ← [`Core`] (this file).
 
 #![allow(dead_code)] // until the worker shell (crate::worker) drives it
 

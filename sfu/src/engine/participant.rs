@@ -5,11 +5,17 @@ use std::collections::{BTreeMap, HashMap};
 
 use rtc::rtp_transceiver::RTCRtpSenderId;
 
+use tracing::debug;
+
 use super::connection::Connection;
 use super::ctx::Ctx;
 use super::io::{ConnKey, ParticipantKey, TrackKey};
+use super::publication::Publication;
+use super::sections::LegSpec;
+use crate::error::SfuError;
 use crate::forward::{LegMapping, LegRewriter};
 use crate::plan::OfferState;
+use crate::stats::Gauge;
 use crate::types::PcRole;
 
 /// One sendonly leg of the subscriber connection: one published track of someone else.
@@ -43,6 +49,9 @@ pub(crate) struct Participant {
     pub offer: OfferState,
     /// The next subscriber offer restarts ICE.
     pub ice_restart: bool,
+    /// Legs changed since the last offer that went out (an offer failed): the next
+    /// renegotiation must offer even if the room did not change again.
+    pub unoffered: bool,
     /// Legs by published track.
     pub legs: BTreeMap<TrackKey, Leg>,
     /// Own tracks: rtc track id on the publisher connection → publication.
@@ -61,6 +70,7 @@ impl Participant {
             subscriber: Connection::new(ConnKey::new(key, PcRole::Subscriber)),
             offer: OfferState::default(),
             ice_restart: false,
+            unoffered: false,
             legs: BTreeMap::new(),
             published: HashMap::new(),
             media_flowing: false,
@@ -72,6 +82,52 @@ impl Participant {
         match role {
             PcRole::Publisher => &mut self.publisher,
             PcRole::Subscriber => &mut self.subscriber,
+        }
+    }
+
+    /// Adds a sendonly leg for `track` (key `tk`) to the subscriber connection.
+    pub(crate) fn add_leg(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        tk: TrackKey,
+        track: &mut Publication,
+    ) -> Result<(), SfuError> {
+        let ssrc = loop {
+            let s = rand::random::<u32>();
+            if s != 0 {
+                break s;
+            }
+        };
+        let spec = LegSpec {
+            stream_id: &track.info.stream_id,
+            track_id: &track.info.track_id,
+            kind: track.info.kind,
+            codec: &track.codec,
+            ssrc,
+        };
+        let sender = self.subscriber.add_leg(ctx, &spec)?;
+        self.legs.insert(
+            tk,
+            Leg {
+                sender,
+                ssrc,
+                mapping: None,
+                rewriter: LegRewriter::new(),
+                started: false,
+                complained: false,
+            },
+        );
+        track.subscribers.push(self.key);
+        ctx.counters.add(Gauge::ForwardedTracks, 1);
+        debug!(participant = self.key, track_id = %track.info.track_id, ssrc, "subscriber leg added");
+        Ok(())
+    }
+
+    /// Removes the leg of track `tk` (gone from the room).
+    pub(crate) fn remove_leg(&mut self, ctx: &mut Ctx<'_>, tk: TrackKey) {
+        if let Some(leg) = self.legs.remove(&tk) {
+            self.subscriber.remove_leg(leg.sender);
+            ctx.counters.sub(Gauge::ForwardedTracks, 1);
         }
     }
 

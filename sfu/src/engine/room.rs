@@ -1,6 +1,7 @@
 //! A room on one worker: its participants and published tracks, and everything that
 //! changes who receives what — joining, leaving, publishing, unpublishing and the
-//! subscriber renegotiation that follows. The per-packet work is in [`super::media`].
+//! subscriber renegotiation that follows. The per-packet work is in [`super::media`],
+//! on the room's participants and tracks borrowed for it.
 
 use std::collections::HashMap;
 
@@ -10,11 +11,11 @@ use tracing::{debug, info, warn};
 use super::connection::Signal;
 use super::ctx::Ctx;
 use super::io::{ParticipantKey, RoomKey, TimerKey, TrackKey};
-use super::participant::{Leg, Participant};
+use super::media::Media;
+use super::participant::Participant;
 use super::publication::{Publication, Tracks};
-use super::sections::LegSpec;
 use crate::error::SfuError;
-use crate::forward::{is_primary_media, unique_track_id, LegMapping, LegRewriter};
+use crate::forward::{is_primary_media, unique_track_id, LegMapping};
 use crate::plan::OfferDecision;
 use crate::stats::Gauge;
 use crate::types::{IceCandidate, PcRole, SfuEvent, TrackInfo};
@@ -25,9 +26,9 @@ pub(crate) struct Room {
     pub key: RoomKey,
     /// Room id (signaling's), for logs.
     pub id: String,
-    pub(super) participants: HashMap<ParticipantKey, Participant>,
+    participants: HashMap<ParticipantKey, Participant>,
     /// Published tracks in publication order.
-    pub(super) tracks: Tracks,
+    tracks: Tracks,
     next_track: TrackKey,
 }
 
@@ -309,52 +310,24 @@ impl Room {
             .filter(|k| !p.legs.contains_key(k))
             .copied()
             .collect();
-        let changed = !add.is_empty() || !remove.is_empty() || p.ice_restart;
+        let changed = !add.is_empty() || !remove.is_empty() || p.ice_restart || p.unoffered;
         if !p.offer.should_send(desired.len(), changed) {
             p.ice_restart = false; // nothing was ever offered: nothing to restart
             return Ok(());
         }
+        // Until the offer is out, the connection's legs differ from what the client knows.
+        p.unoffered = true;
         for tk in remove {
-            if let Some(leg) = p.legs.remove(&tk) {
-                p.subscriber.remove_leg(leg.sender);
-                ctx.counters.sub(Gauge::ForwardedTracks, 1);
-            }
+            p.remove_leg(ctx, tk);
         }
         for tk in add {
-            let Some(t) = tracks.get_mut(&tk) else {
-                continue;
-            };
-            let ssrc = loop {
-                let s = rand::random::<u32>();
-                if s != 0 {
-                    break s;
-                }
-            };
-            let spec = LegSpec {
-                stream_id: &t.info.stream_id,
-                track_id: &t.info.track_id,
-                kind: t.info.kind,
-                codec: &t.codec,
-                ssrc,
-            };
-            let sender = p.subscriber.add_leg(ctx, &spec)?;
-            p.legs.insert(
-                tk,
-                Leg {
-                    sender,
-                    ssrc,
-                    mapping: None,
-                    rewriter: LegRewriter::new(),
-                    started: false,
-                    complained: false,
-                },
-            );
-            t.subscribers.push(key);
-            ctx.counters.add(Gauge::ForwardedTracks, 1);
-            debug!(participant = key, track_id = %t.info.track_id, ssrc, "subscriber leg added");
+            if let Some(t) = tracks.get_mut(&tk) {
+                p.add_leg(ctx, tk, t)?;
+            }
         }
         let sdp = p.subscriber.offer(ctx, p.ice_restart)?;
         p.ice_restart = false;
+        p.unoffered = false;
         p.offer.offer_sent();
         ctx.out.event(key, SfuEvent::SubscriberOffer { sdp });
         p.subscriber.announce_candidates(ctx);
@@ -444,6 +417,31 @@ impl Room {
         Ok(self.participant(key)?.conn(role).pending_candidates())
     }
 
+    // ----- media ------------------------------------------------------------------------
+
+    fn media(&mut self) -> Media<'_> {
+        Media {
+            room: self.key,
+            participants: &mut self.participants,
+            tracks: &mut self.tracks,
+        }
+    }
+
+    /// The throttle window of a track's held-back keyframe request ended.
+    pub(crate) fn keyframe_due(&mut self, ctx: &mut Ctx<'_>, tk: TrackKey) {
+        self.media().keyframe_due(ctx, tk);
+    }
+
+    /// Participant `key` asks for a keyframe of `track_id` (own or unknown: ignored).
+    pub(crate) fn request_keyframe_by_id(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        key: ParticipantKey,
+        track_id: &str,
+    ) {
+        self.media().request_keyframe_by_id(ctx, key, track_id);
+    }
+
     // ----- connection input -------------------------------------------------------------
 
     /// After a connection of `key` was fed: act on what it signals and reads, then flush
@@ -469,7 +467,7 @@ impl Room {
                 }
             }
         }
-        self.drain_media(ctx, key, role);
+        self.media().drain(ctx, key, role);
         if let Some(p) = self.participants.get_mut(&key) {
             p.conn(role).flush(ctx);
         }
