@@ -8,7 +8,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
@@ -53,6 +52,9 @@ pub(crate) struct Sim {
     pub downlink_loss: Option<LossFn>,
     /// Subscriber offers are answered automatically.
     pub auto_answer: bool,
+    /// Wall-clock time spent inside the core (datagrams, timeouts, draining its output):
+    /// for cost figures, never for assertions.
+    pub core_busy: Duration,
 }
 
 impl Sim {
@@ -84,6 +86,7 @@ impl Sim {
             uplink_loss: None,
             downlink_loss: None,
             auto_answer: true,
+            core_busy: Duration::ZERO,
         }
     }
 
@@ -224,11 +227,18 @@ impl Sim {
             .expect("answer accepted");
     }
 
+    fn poll_core(&mut self) -> Option<super::Transmit> {
+        let started = Instant::now();
+        let t = self.core.poll_transmit();
+        self.core_busy += started.elapsed();
+        t
+    }
+
     /// Moves everything in flight until nothing moves.
     pub(crate) fn pump(&mut self) {
         for _ in 0..100_000 {
             let mut moved = false;
-            while let Some(t) = self.core.poll_transmit() {
+            while let Some(t) = self.poll_core() {
                 moved = true;
                 let Some(i) = self.client_at(t.to) else {
                     self.stray.push(t.to);
@@ -261,8 +271,9 @@ impl Sim {
                         continue;
                     }
                     let from = self.clients[i].external;
-                    self.core
-                        .handle_datagram(self.now, from, BytesMut::from(&w.message[..]));
+                    let started = Instant::now();
+                    self.core.handle_datagram(self.now, from, w.message);
+                    self.core_busy += started.elapsed();
                 }
                 moved |= self.clients[i].drain();
             }
@@ -285,7 +296,9 @@ impl Sim {
 
     fn fire(&mut self) {
         if self.core.poll_timeout().is_some_and(|t| t <= self.now) {
+            let started = Instant::now();
             self.core.handle_timeout(self.now);
+            self.core_busy += started.elapsed();
         }
         for c in &mut self.clients {
             if c.pc.poll_timeout().is_some_and(|t| t <= self.now) {

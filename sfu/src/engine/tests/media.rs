@@ -4,7 +4,8 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use super::{a_to_b, gap_free, is_rtp, seqs, A, B};
+use super::{a_to_b, addr, gap_free, is_rtp, seqs, A, B};
+use crate::engine::testing::Sim;
 use crate::engine::Command;
 use crate::types::{MediaKind, PcRole, SfuEvent};
 
@@ -212,4 +213,59 @@ fn losses_on_the_subscriber_side_are_repaired_by_nack() {
     );
     assert!(lost.get() >= 10, "only {} packets lost", lost.get());
     gap_free(&got[before..]).expect("the server retransmitted every lost packet");
+}
+
+#[test]
+fn fan_out_delivers_every_packet_to_every_subscriber() {
+    // Release runs print what the core costs per packet (see the report); debug runs
+    // only check delivery.
+    let packets: usize = if cfg!(debug_assertions) { 200 } else { 20_000 };
+    let subscribers = 3;
+    let mut sim = Sim::new(false);
+    sim.join(A, "alice");
+    let mut subs = Vec::new();
+    for i in 0..subscribers {
+        let key = 100 + i as u64;
+        sim.join(key, &format!("sub{i}"));
+        subs.push(sim.subscriber(key, addr(50 + i as u8, 6000)));
+    }
+    let a = sim.publisher(A, addr(1, 5000), "alice", "cam");
+    assert!(sim.run_until(Duration::from_secs(5), |s| s.clients[a].connected()));
+    let mut all = false;
+    for _ in 0..250 {
+        sim.clients[a].send_rtp(sim.now, 1200);
+        sim.advance(Duration::from_millis(20));
+        all = subs.iter().all(|&c| !sim.clients[c].rtp.is_empty());
+        if all {
+            break;
+        }
+    }
+    assert!(all, "every subscriber receives");
+    let before: Vec<usize> = subs.iter().map(|&c| sim.clients[c].rtp.len()).collect();
+    let forwarded_before = sim.counters.snapshot().forwarded_packets;
+    sim.core_busy = Duration::ZERO;
+    for _ in 0..packets {
+        sim.clients[a].send_rtp(sim.now, 1200);
+        sim.advance(Duration::from_millis(1));
+    }
+    sim.advance(Duration::from_millis(500));
+    for (&c, &b) in subs.iter().zip(&before) {
+        let got = &sim.clients[c].rtp[b..];
+        assert_eq!(
+            got.len(),
+            packets,
+            "subscriber {c} got {} of {packets}",
+            got.len()
+        );
+        let s: Vec<u16> = got.iter().map(|(_, p)| p.header.sequence_number).collect();
+        gap_free(&s).expect("in order, none missing");
+    }
+    let forwarded = sim.counters.snapshot().forwarded_packets - forwarded_before;
+    assert_eq!(forwarded, (packets * subscribers) as u64);
+    let busy = sim.core_busy.as_secs_f64() * 1e6;
+    eprintln!(
+        "engine cost: {packets} packets x {subscribers} subscribers: {:.2} us per received packet, {:.2} us per forwarded packet (core only, includes RTCP/timers)",
+        busy / packets as f64,
+        busy / forwarded as f64
+    );
 }
