@@ -126,8 +126,9 @@ impl Demux {
         });
     }
 
-    /// Forgets everything about `conn` (closed). Checks it had in flight expire on their own.
+    /// Forgets everything about `conn` (closed), checks it had in flight included.
     pub(crate) fn remove(&mut self, conn: ConnKey) {
+        self.transactions.retain(|_, (c, _)| *c != conn);
         if let Some(entry) = self.entries.remove(&conn) {
             if let Some(ufrag) = entry.ufrag {
                 self.by_ufrag.remove(&ufrag);

@@ -415,3 +415,53 @@ fn a_track_the_publisher_removes_is_unpublished() {
     assert_eq!((stats.published_tracks, stats.forwarded_tracks), (0, 0));
     assert_eq!(offers_of(&sim, B).len(), 2);
 }
+
+#[test]
+fn publisher_ice_restart_by_the_client_keeps_media_flowing() {
+    let (mut sim, a, b) = a_to_b(false);
+    let c = &mut sim.clients[a];
+    let offer =
+        c.pc.create_offer(Some(rtc::peer_connection::configuration::RTCOfferOptions {
+            ice_restart: true,
+        }))
+        .expect("restart offer");
+    c.pc.set_local_description(sim.now, offer.clone())
+        .expect("local");
+    let reply = sim
+        .core
+        .handle_command(
+            sim.now,
+            Command::PublisherOffer {
+                participant: A,
+                sdp: offer.sdp,
+            },
+        )
+        .expect("restart accepted");
+    let Reply::Answer(answer) = reply else {
+        panic!("{reply:?}")
+    };
+    let ufrags: std::collections::HashSet<String> = sim
+        .events_of(A)
+        .filter_map(|e| match e {
+            SfuEvent::IceCandidate { candidate, .. } => candidate.username_fragment.clone(),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !ufrags.contains(&ufrag_of(&answer)),
+        "the answer restarts with new credentials"
+    );
+    let answer = rtc::peer_connection::sdp::RTCSessionDescription::answer(answer).expect("sdp");
+    sim.clients[a]
+        .pc
+        .set_remote_description(sim.now, answer)
+        .expect("remote");
+    let before = sim.clients[b].rtp.len();
+    sim.stream(a, Duration::from_secs(1));
+    assert!(
+        sim.clients[b].rtp.len() >= before + 40,
+        "{} new packets",
+        sim.clients[b].rtp.len() - before
+    );
+    assert_eq!(sim.core.footprint().bound_addresses, 2);
+}
