@@ -60,12 +60,16 @@ pub(crate) struct Sim {
 impl Sim {
     /// A core on [`server_addr`] with one room (key 1, id `room`).
     pub(crate) fn new(ice_lite: bool) -> Sim {
-        let counters = Arc::new(Counters::default());
-        let config = CoreConfig {
+        Sim::with_config(CoreConfig {
             local_addr: server_addr(),
             announced: vec![server_addr()],
             ice_lite,
-        };
+        })
+    }
+
+    /// A core with `config` and one room (key 1, id `room`).
+    pub(crate) fn with_config(config: CoreConfig) -> Sim {
+        let counters = Arc::new(Counters::default());
         let now = Instant::now();
         let mut core = Core::new(config, Arc::clone(&counters));
         core.handle_command(

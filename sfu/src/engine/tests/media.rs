@@ -269,3 +269,35 @@ fn fan_out_delivers_every_packet_to_every_subscriber() {
         busy / forwarded as f64
     );
 }
+
+#[test]
+fn a_dead_subscriber_does_not_hold_up_the_others() {
+    let (mut sim, a, b) = a_to_b(false);
+    const C: u64 = 30;
+    sim.join(C, "carol");
+    let c = sim.subscriber(C, addr(3, 7000));
+    let mut ok = false;
+    for _ in 0..100 {
+        sim.clients[a].send_rtp(sim.now, 500);
+        sim.advance(Duration::from_millis(20));
+        ok = !sim.clients[c].rtp.is_empty();
+        if ok {
+            break;
+        }
+    }
+    assert!(ok, "carol receives");
+    // Carol's network dies: everything to her is lost, nothing comes back.
+    sim.downlink_loss = Some(Box::new(move |i, _| i == c));
+    sim.uplink_loss = Some(Box::new(move |i, _| i == c));
+    let before = sim.clients[b].rtp.len();
+    let stuck = sim.clients[c].rtp.len();
+    sim.stream(a, Duration::from_secs(3));
+    let got = seqs(&sim, b);
+    assert!(
+        got.len() - before >= 145,
+        "{} new packets for bob",
+        got.len() - before
+    );
+    gap_free(&got[before..]).expect("bob lost nothing");
+    assert_eq!(sim.clients[c].rtp.len(), stuck);
+}

@@ -465,3 +465,64 @@ fn publisher_ice_restart_by_the_client_keeps_media_flowing() {
     );
     assert_eq!(sim.core.footprint().bound_addresses, 2);
 }
+
+#[test]
+fn removing_everyone_frees_every_connection_route_and_timer() {
+    let (mut sim, _, _) = a_to_b(false);
+    for participant in [B, A] {
+        sim.core
+            .handle_command(sim.now, Command::RemoveParticipant { participant })
+            .expect("remove");
+    }
+    sim.advance(Duration::from_secs(1));
+    assert_eq!(
+        sim.core.footprint(),
+        Footprint {
+            rooms: 1,
+            ..Footprint::default()
+        }
+    );
+    let stats = sim.counters.snapshot();
+    assert_eq!(
+        (
+            stats.rooms,
+            stats.participants,
+            stats.published_tracks,
+            stats.forwarded_tracks
+        ),
+        (1, 0, 0, 0)
+    );
+}
+
+#[test]
+fn announced_addresses_replace_the_socket_address_in_candidates() {
+    let public: std::net::SocketAddr = "203.0.113.7:3478".parse().expect("addr");
+    let mut sim = Sim::with_config(crate::engine::CoreConfig {
+        local_addr: crate::engine::testing::server_addr(),
+        announced: vec![public],
+        ice_lite: false,
+    });
+    sim.join(A, "alice");
+    let a = sim.publisher(A, addr(1, 5000), "alice", "cam");
+    assert!(sim.run_until(Duration::from_secs(5), |s| s.clients[a].connected()));
+    let candidates: Vec<String> = sim
+        .events_of(A)
+        .filter_map(|e| match e {
+            SfuEvent::IceCandidate { candidate, .. } => Some(candidate.candidate.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(candidates.len(), 1, "{candidates:?}");
+    assert!(
+        candidates[0].contains(" 203.0.113.7 3478 typ host"),
+        "{candidates:?}"
+    );
+    let answer = sim.clients[a]
+        .pc
+        .remote_description()
+        .expect("answer")
+        .sdp
+        .clone();
+    assert!(answer.contains("203.0.113.7 3478 typ host"), "{answer}");
+    assert!(!answer.contains("10.0.0.100"), "{answer}");
+}
