@@ -2,6 +2,7 @@
 //! clock: datagrams are delivered at once, time jumps to the next deadline when nothing
 //! is in flight. No socket anywhere, so tests run anywhere and never flake on timing.
 
+mod alloc;
 mod client;
 
 use std::net::SocketAddr;
@@ -55,6 +56,8 @@ pub(crate) struct Sim {
     /// Wall-clock time spent inside the core (datagrams, timeouts, draining its output):
     /// for cost figures, never for assertions.
     pub core_busy: Duration,
+    /// Heap allocations made inside the core (same calls as `core_busy`).
+    pub core_allocations: u64,
 }
 
 impl Sim {
@@ -91,6 +94,7 @@ impl Sim {
             downlink_loss: None,
             auto_answer: true,
             core_busy: Duration::ZERO,
+            core_allocations: 0,
         }
     }
 
@@ -232,9 +236,10 @@ impl Sim {
     }
 
     fn poll_core(&mut self) -> Option<super::Transmit> {
-        let started = Instant::now();
+        let (started, allocs) = (Instant::now(), alloc::allocations());
         let t = self.core.poll_transmit();
         self.core_busy += started.elapsed();
+        self.core_allocations += alloc::allocations() - allocs;
         t
     }
 
@@ -275,9 +280,10 @@ impl Sim {
                         continue;
                     }
                     let from = self.clients[i].external;
-                    let started = Instant::now();
+                    let (started, allocs) = (Instant::now(), alloc::allocations());
                     self.core.handle_datagram(self.now, from, w.message);
                     self.core_busy += started.elapsed();
+                    self.core_allocations += alloc::allocations() - allocs;
                 }
                 moved |= self.clients[i].drain();
             }
@@ -300,9 +306,10 @@ impl Sim {
 
     fn fire(&mut self) {
         if self.core.poll_timeout().is_some_and(|t| t <= self.now) {
-            let started = Instant::now();
+            let (started, allocs) = (Instant::now(), alloc::allocations());
             self.core.handle_timeout(self.now);
             self.core_busy += started.elapsed();
+            self.core_allocations += alloc::allocations() - allocs;
         }
         for c in &mut self.clients {
             if c.pc.poll_timeout().is_some_and(|t| t <= self.now) {
