@@ -8,6 +8,18 @@
 //! nominated pair when that address is known, otherwise (STUN binding requests) by the
 //! local ICE ufrag in the STUN USERNAME. Anything else is dropped and counted.
 //!
+//! rtc 0.21.1 behaviour the core works around (read in its sources, checked in tests):
+//! - configured ICE credentials (`SettingEngine::with_ice_credentials`) are reused on an
+//!   ICE restart, so rtc generates them (random, 16 letters) and the core reads each local
+//!   description's `a=ice-ufrag`/`a=ice-pwd` for the demultiplexer;
+//! - `RTCTrackEvent::OnClose` is never emitted: a track the publisher renegotiates away is
+//!   found by its transceiver no longer receiving;
+//! - applying an ICE restart drops the selected pair, so nothing leaves the connection
+//!   until the new pair is nominated (about one check interval, 50 ms);
+//! - inbound PLI/FIR reach the application only through an interceptor that marks them
+//!   (`crate::rtcp::KeyframeRequestForwarder`); `a=msid-semantic` is only written into
+//!   descriptions made after a remote one.
+//!
 //! Layers, each using only the ones before it:
 //! [`io`] (keys, outputs) ← [`stun`], [`timers`], [`sdp`], [`candidates`] ← [`demux`] ←
 //! [`ctx`], [`setup`], [`sections`] ← [`connection`] ← [`publication`] ← [`participant`]
