@@ -1,7 +1,8 @@
 //! End-to-end tests of the core against client-side rtc peers on an in-memory network
 //! with a simulated clock (see [`super::testing`]): forwarding and repair in [`media`],
-//! membership, negotiation, ICE and demultiplexing in [`session`].
+//! membership and negotiation in [`session`], ICE and demultiplexing in [`ice`].
 
+mod ice;
 mod media;
 mod session;
 
