@@ -35,6 +35,14 @@ pub struct SfuStats {
     pub dropped_unauthenticated: u64,
 }
 
+impl SfuStats {
+    /// Datagrams that reached a media socket but no connection (unknown address, unknown
+    /// ufrag, failed STUN check): what a port scan or a stale client costs.
+    pub fn unrouted_datagrams(&self) -> u64 {
+        self.dropped_unknown_address + self.dropped_unknown_ufrag + self.dropped_unauthenticated
+    }
+}
+
 /// The live counters behind [`SfuStats`]. Gauges go up and down with the objects they
 /// count; every change is also published as a `metrics` gauge/counter.
 #[derive(Debug, Default)]

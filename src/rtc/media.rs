@@ -2,10 +2,8 @@
 //! [`signaling::MediaPlane`] and converts between the SFU's types and the protocol's,
 //! so that `signaling` does not depend on the `sfu` crate.
 //!
-//! The SFU in tree still keeps rooms by id (`Sfu::room` / `Sfu::remove_room`); the hub
-//! is the one registry that decides when a room exists, and it opens a room's media
-//! only after the previous room of that id was closed, so the id lookup below never
-//! hands a new hub room the media of an old one.
+//! The SFU keeps no rooms of its own: the hub is the one registry, and each hub room holds
+//! the [`sfu::Room`] handle opened for it here.
 
 use std::sync::Arc;
 
@@ -31,15 +29,13 @@ impl SfuMedia {
 impl MediaPlane for SfuMedia {
     fn open_room(&self, room_id: &str) -> Arc<dyn MediaRoom> {
         Arc::new(SfuRoom {
-            sfu: self.sfu.clone(),
-            room: self.sfu.room(room_id),
+            room: self.sfu.open_room(room_id),
         })
     }
 }
 
 /// One SFU room, owned by one hub room.
 struct SfuRoom {
-    sfu: sfu::Sfu,
     room: sfu::Room,
 }
 
@@ -51,7 +47,7 @@ impl MediaRoom for SfuRoom {
         // configured public) addresses. Clients get their ICE servers in `joined`.
         let participant = self
             .room
-            .add_participant(participant_id, Vec::new(), events_tx)
+            .add_participant(participant_id, events_tx)
             .await
             .map_err(MediaError::new)?;
         Ok(NewParticipant {
@@ -63,13 +59,14 @@ impl MediaRoom for SfuRoom {
     async fn tracks(&self) -> Vec<(String, TrackView)> {
         self.room
             .tracks()
+            .await
             .into_iter()
             .map(|(publisher, track)| (publisher, track_view(&track)))
             .collect()
     }
 
     async fn close(&self) {
-        self.sfu.remove_room(self.room.id());
+        self.room.close();
     }
 }
 

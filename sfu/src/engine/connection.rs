@@ -80,11 +80,6 @@ impl Connection {
         self.key.role.role()
     }
 
-    /// Whether the rtc connection exists.
-    pub(crate) fn is_built(&self) -> bool {
-        self.pc.is_some()
-    }
-
     /// Whether media may be written: the connection came up once and has not failed or
     /// closed. During an ICE restart rtc drops what it cannot send yet but its NACK
     /// responder has recorded it, so the client recovers the gap; skipping the write here

@@ -252,16 +252,19 @@ impl Demux {
         entry.bindings.push(Binding { addr, stale: false });
     }
 
+    #[cfg(test)]
     /// Number of addresses bound to any connection (for tests and gauges).
     pub(crate) fn bound_addresses(&self) -> usize {
         self.by_addr.len()
     }
 
+    #[cfg(test)]
     /// Number of connections known (for tests: must reach zero when everything closed).
     pub(crate) fn connections(&self) -> usize {
         self.entries.len()
     }
 
+    #[cfg(test)]
     /// The connection `addr` is bound to.
     pub(crate) fn bound(&self, addr: SocketAddr) -> Option<ConnKey> {
         self.by_addr.get(&addr).copied()

@@ -25,8 +25,6 @@
 //! [`ctx`], [`setup`], [`sections`] ← [`connection`] ← [`publication`] ← [`participant`]
 //! ← [`media`] (per packet) ← [`room`] (membership, negotiation) ← [`Core`] (this file).
 
-#![allow(dead_code)] // until the worker shell (crate::worker) drives it
-
 /// Bounds on client candidates kept before a remote description; `lib.rs` re-exports
 /// its constants once the old engine is gone.
 pub(crate) mod candidates;
@@ -69,7 +67,7 @@ use timers::TimerHeap;
 
 use crate::error::SfuError;
 use crate::stats::{Counters, DatagramDrop, Gauge, PacketMetrics};
-use crate::types::{IceCandidate, IceServer, PcRole, SfuEvent, TrackInfo};
+use crate::types::{IceCandidate, PcRole, SfuEvent, TrackInfo};
 
 /// A request from signaling (through the facade) to the worker owning the room.
 #[derive(Debug)]
@@ -83,7 +81,6 @@ pub(crate) enum Command {
         room: RoomKey,
         participant: ParticipantKey,
         id: String,
-        ice_servers: Vec<IceServer>,
     },
     /// Closes the participant's connections, unpublishes its tracks, renegotiates others.
     RemoveParticipant { participant: ParticipantKey },
@@ -220,7 +217,6 @@ impl Core {
                 room,
                 participant,
                 id,
-                ice_servers: _,
             } => self.add_participant(now, room, participant, id),
             Command::RemoveParticipant { participant } => {
                 if let Some(room) = self.placement.remove(&participant) {
@@ -384,6 +380,7 @@ impl Core {
         self.shared.out.events.pop_front()
     }
 
+    #[cfg(test)]
     /// Rooms, participants, connection routes and live timers held (all zero once every
     /// room is closed); for tests and diagnostics.
     pub(crate) fn footprint(&self) -> Footprint {
@@ -397,6 +394,7 @@ impl Core {
     }
 }
 
+#[cfg(test)]
 /// What a core holds, counted (see [`Core::footprint`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Footprint {

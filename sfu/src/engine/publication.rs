@@ -73,11 +73,6 @@ impl Publication {
     pub(crate) fn media_ssrc(&self) -> u32 {
         self.selector.current().unwrap_or(self.first_ssrc)
     }
-
-    /// Room key of the track (for log lines).
-    pub(crate) fn track_id(&self) -> &str {
-        &self.info.track_id
-    }
 }
 
 /// Keys of published tracks: opaque, increasing per room.

@@ -60,11 +60,6 @@ impl Room {
             .map(|p| p.key)
     }
 
-    /// Number of participants.
-    pub(crate) fn len(&self) -> usize {
-        self.participants.len()
-    }
-
     /// Published tracks with their publisher id, in publication order.
     pub(crate) fn tracks(&self) -> Vec<(String, TrackInfo)> {
         self.tracks

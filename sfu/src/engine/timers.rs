@@ -64,6 +64,7 @@ impl<K: Copy + Ord + Hash> TimerHeap<K> {
         Some(key)
     }
 
+    #[cfg(test)]
     /// Number of live deadlines.
     pub(crate) fn len(&self) -> usize {
         self.live.len()

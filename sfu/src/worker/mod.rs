@@ -223,11 +223,14 @@ impl Worker {
     fn on_message(&mut self, msg: Message) -> bool {
         match msg {
             Message::Command { cmd, reply } => {
-                let forget = match &cmd {
-                    Command::RemoveParticipant { participant } => Some(*participant),
-                    _ => None,
+                let (removing, adding) = match &cmd {
+                    Command::RemoveParticipant { participant } => (Some(*participant), None),
+                    Command::AddParticipant { participant, .. } => (None, Some(*participant)),
+                    _ => (None, None),
                 };
                 let result = self.core.handle_command(Instant::now(), cmd);
+                // A participant that could not be added gets no events.
+                let forget = removing.or(adding.filter(|_| result.is_err()));
                 if let Some(reply) = reply {
                     let _ = reply.send(result);
                 } else if let Err(err) = result {

@@ -104,7 +104,6 @@ impl Sim {
             room: 1,
             participant: key,
             id: id.into(),
-            ice_servers: vec![],
         };
         assert_eq!(
             self.core.handle_command(self.now, cmd).expect("join"),

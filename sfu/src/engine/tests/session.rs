@@ -149,7 +149,6 @@ fn commands_for_unknown_participants_fail_cleanly() {
         room: 1,
         participant: A,
         id: "again".into(),
-        ice_servers: vec![],
     };
     assert!(
         sim.core.handle_command(sim.now, dup).is_err(),
@@ -159,7 +158,6 @@ fn commands_for_unknown_participants_fail_cleanly() {
         room: 99,
         participant: 5,
         id: "x".into(),
-        ice_servers: vec![],
     };
     assert!(matches!(
         sim.core.handle_command(sim.now, nowhere),
