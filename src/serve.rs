@@ -138,6 +138,9 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     }
     let jwt = jwt_keys(&settings)?;
     let turn = turn_issuer(&settings)?;
+    // The metrics recorder goes in before the SFU: its workers take their counter
+    // handles when they start, and handles taken earlier would count into nothing.
+    let _ = theraroom::metrics::handle();
     let sfu = sfu::Sfu::new(sfu::SfuConfig {
         bind_ip: settings.rtc_ip,
         public_ips: settings.rtc_public_ips.clone(),
