@@ -22,6 +22,7 @@
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod engine;
 
 pub use client::rest;
 pub use client::{

@@ -67,6 +67,8 @@ pub struct Fleet {
 pub struct Measurement {
     /// Server name.
     pub server: String,
+    /// Client stack of the simulated participants (`engine x2`, `webrtc`).
+    pub client: String,
     /// Scenario label.
     pub scenario: String,
     /// Rooms.
@@ -108,6 +110,10 @@ pub struct Measurement {
     pub server_rss_mib: f64,
     /// This tool's own CPU in % of one core over the window (it shares the machine).
     pub tool_cpu_pct: f64,
+    /// Server CPU-seconds over the window (user + system).
+    pub server_cpu_s: f64,
+    /// This tool's CPU-seconds over the window (every simulated participant).
+    pub tool_cpu_s: f64,
     /// Lowest per-subscriber delivery ratio.
     pub delivery_min: f64,
     /// Mean per-subscriber delivery ratio.
@@ -323,6 +329,7 @@ impl Fleet {
 
         let mut m = Measurement {
             server: self.backend.name().into(),
+            client: self.backend.client(),
             scenario: scenario.into(),
             rooms: self.rooms.len(),
             participants: self.members.len(),
@@ -411,6 +418,8 @@ impl Fleet {
         let cpu = cpu1 - cpu0;
         m.server_cpu_pct = cpu / dt * 100.0;
         m.tool_cpu_pct = (own1 - own0) / dt * 100.0;
+        m.server_cpu_s = cpu;
+        m.tool_cpu_s = own1 - own0;
         m.server_rss_mib = rss;
         if let (Some(a), Some(b)) = (c0, c1) {
             m.server_fwd_pps = Some((b.forwarded_packets - a.forwarded_packets) / dt);
