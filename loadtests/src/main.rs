@@ -212,6 +212,18 @@ async fn one_scenario(
         m.server_cpu_pct,
         m.tool_cpu_s / m.server_cpu_s
     ));
+    if let Some(e) = &m.engine {
+        let dt = m.window_s.max(1e-3);
+        progress(format!(
+            "  engine: {} connections, {:.0} datagrams/s in ({:.1} per recvmmsg), {:.0} out ({:.1} per sendmmsg), {:.0} wake-ups/s",
+            e.connections,
+            e.datagrams_in as f64 / dt,
+            e.datagrams_in as f64 / e.recv_calls.max(1) as f64,
+            e.datagrams_out as f64 / dt,
+            e.datagrams_out as f64 / e.send_calls.max(1) as f64,
+            e.wakeups as f64 / dt
+        ));
+    }
     let (errors, secs) = fleet.leave_all().await;
     progress(format!(
         "  everyone left in {secs:.1} s ({} errors)",

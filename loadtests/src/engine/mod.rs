@@ -109,6 +109,22 @@ pub struct EngineStats {
     pub unrouted: u64,
 }
 
+impl EngineStats {
+    /// What happened between `earlier` and `self` (connections: the current count).
+    pub fn since(&self, earlier: &EngineStats) -> EngineStats {
+        EngineStats {
+            threads: self.threads,
+            connections: self.connections,
+            datagrams_in: self.datagrams_in.saturating_sub(earlier.datagrams_in),
+            datagrams_out: self.datagrams_out.saturating_sub(earlier.datagrams_out),
+            recv_calls: self.recv_calls.saturating_sub(earlier.recv_calls),
+            send_calls: self.send_calls.saturating_sub(earlier.send_calls),
+            wakeups: self.wakeups.saturating_sub(earlier.wakeups),
+            unrouted: self.unrouted.saturating_sub(earlier.unrouted),
+        }
+    }
+}
+
 /// The client media engine: a handle to its loop threads (cheap to clone). The threads
 /// end when the last handle and the last [`EnginePc`] are gone.
 #[derive(Clone)]

@@ -111,7 +111,7 @@ impl Loop {
                     self.waker.drain();
                     running &= self.commands_due(now);
                 } else {
-                    self.readable(Key::from_token(token), now);
+                    self.readable(Key::from_token(token));
                 }
             }
             self.ready = ready;
@@ -133,8 +133,9 @@ impl Loop {
         }
     }
 
-    /// Reads one batch from the socket of `key` and feeds it to its connection.
-    fn readable(&mut self, key: Key, now: Instant) {
+    /// Reads one batch from the socket of `key`, feeds it to its connection and drains
+    /// that connection at once, so receive times are taken per batch, not per loop turn.
+    fn readable(&mut self, key: Key) {
         let Some(conn) = self.conns.get_mut(key) else {
             return; // a connection closed earlier in this iteration
         };
@@ -153,15 +154,15 @@ impl Loop {
         self.stats
             .datagrams_in
             .fetch_add(n as u64, Ordering::Relaxed);
+        let now = Instant::now();
         for d in self.datagrams.drain(..) {
             conn.handle_datagram(now, d);
         }
-        self.mark(key);
+        self.drain(key, now_micros());
     }
 
     /// Fires every due timer.
     fn timers_due(&mut self, now: Instant) {
-        let mut now_us = None;
         while let Some((key, timer)) = self.timers.pop_due(now) {
             let Some(conn) = self.conns.get_mut(key) else {
                 continue;
@@ -169,7 +170,8 @@ impl Loop {
             match timer {
                 Timer::Core => conn.handle_timeout(now),
                 Timer::Media(i) => {
-                    let us = *now_us.get_or_insert_with(now_micros);
+                    // The tag's send time, read per tick: as close to the send as can be.
+                    let us = now_micros();
                     if let Some(next) = conn.media_tick(
                         usize::from(i),
                         now,
@@ -185,35 +187,40 @@ impl Loop {
         }
     }
 
-    /// Drains every connection touched this iteration: events, media, datagrams out,
-    /// and its next core deadline.
+    /// Drains every connection a timer or command touched this iteration.
     fn flush(&mut self) {
         if self.dirty.is_empty() {
             return;
         }
         let now_us = now_micros();
         for key in std::mem::take(&mut self.dirty) {
-            let Some(conn) = self.conns.get_mut(key) else {
-                continue;
-            };
-            conn.dirty = false;
-            conn.drain(now_us, &mut self.out);
-            if !self.out.is_empty() {
-                let sent = conn.socket().send_batch(&self.out);
-                self.stats.send_calls.fetch_add(1, Ordering::Relaxed);
-                self.stats
-                    .datagrams_out
-                    .fetch_add(sent as u64, Ordering::Relaxed);
-                self.out.clear();
-            }
-            let unrouted = std::mem::take(&mut conn.unrouted);
-            if unrouted > 0 {
-                self.stats.unrouted.fetch_add(unrouted, Ordering::Relaxed);
-            }
-            match conn.poll_timeout() {
-                Some(at) => self.timers.arm((key, Timer::Core), at),
-                None => self.timers.cancel((key, Timer::Core)),
-            }
+            self.drain(key, now_us);
+        }
+    }
+
+    /// Drains one connection: its events and received media, its datagrams out (one
+    /// `sendmmsg`), and its next core deadline.
+    fn drain(&mut self, key: Key, now_us: u64) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        conn.dirty = false;
+        conn.drain(now_us, &mut self.out);
+        if !self.out.is_empty() {
+            let sent = conn.socket().send_batch(&self.out);
+            self.stats.send_calls.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .datagrams_out
+                .fetch_add(sent as u64, Ordering::Relaxed);
+            self.out.clear();
+        }
+        let unrouted = std::mem::take(&mut conn.unrouted);
+        if unrouted > 0 {
+            self.stats.unrouted.fetch_add(unrouted, Ordering::Relaxed);
+        }
+        match conn.poll_timeout() {
+            Some(at) => self.timers.arm((key, Timer::Core), at),
+            None => self.timers.cancel((key, Timer::Core)),
         }
     }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use theraroom_load::engine::{Engine, EngineParticipant};
+use theraroom_load::engine::{Engine, EngineParticipant, EngineStats};
 use theraroom_load::rest;
 use theraroom_load::{
     ClientMessage, ClipSet, JoinOptions, Kind, MediaRate, Participant, Publish, RemoteTrackStats,
@@ -33,6 +33,14 @@ pub enum Client {
 }
 
 impl Client {
+    /// Counters of the engine (none for webrtc-rs).
+    pub fn engine_stats(&self) -> Option<EngineStats> {
+        match self {
+            Client::Engine(e) => Some(e.stats()),
+            Client::Webrtc => None,
+        }
+    }
+
     /// Short name for reports (`engine x2`, `webrtc`).
     pub fn label(&self) -> String {
         match self {
@@ -78,6 +86,8 @@ pub trait Backend: Send + Sync {
     fn name(&self) -> &'static str;
     /// The client stack the participants use (`engine x2`, `webrtc`).
     fn client(&self) -> String;
+    /// Counters of the client engine, when participants use it.
+    fn engine_stats(&self) -> Option<EngineStats>;
     /// Process id of the server (CPU and RSS come from /proc).
     fn pid(&self) -> u32;
     /// Creates a room for `size` participants.
@@ -113,6 +123,10 @@ impl Backend for TheraBackend {
 
     fn client(&self) -> String {
         self.client.label()
+    }
+
+    fn engine_stats(&self) -> Option<EngineStats> {
+        self.client.engine_stats()
     }
 
     fn pid(&self) -> u32 {

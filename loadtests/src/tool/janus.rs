@@ -20,7 +20,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use theraroom_load::client::protocol::CandidateInit;
 use theraroom_load::client::standalone::StandalonePc;
-use theraroom_load::engine::{EnginePc, PcEvent};
+use theraroom_load::engine::{EnginePc, EngineStats, PcEvent};
 use theraroom_load::{Publish, RemoteTrackStats, SentStats};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -245,6 +245,10 @@ impl Backend for JanusBackend {
 
     fn client(&self) -> String {
         self.client.label()
+    }
+
+    fn engine_stats(&self) -> Option<EngineStats> {
+        self.client.engine_stats()
     }
 
     fn pid(&self) -> u32 {

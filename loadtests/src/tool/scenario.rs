@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use theraroom_load::client::stats::{now_micros, set_measure_window};
+use theraroom_load::engine::EngineStats;
 use theraroom_load::{Kind, LatencyHistogram, Publish};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -130,6 +131,9 @@ pub struct Measurement {
     pub join_p95_ms: f64,
     /// Participants with a join time.
     pub join_samples: usize,
+    /// What the client engine's loops did over the window (engine client only):
+    /// datagrams in and out, `recvmmsg`/`sendmmsg` calls, wake-ups.
+    pub engine: Option<EngineStats>,
     /// Errors (join failures, negotiation errors, tracks that never arrived, leaves).
     pub errors: usize,
     /// The first few errors.
@@ -293,6 +297,7 @@ impl Fleet {
         let c0 = self.backend.counters().await;
         let cpu0 = procfs::cpu_seconds(pid).unwrap_or(0.0);
         let own0 = procfs::own_cpu_seconds();
+        let engine0 = self.backend.engine_stats();
         let recv0 = self.receive_totals();
         let start_us = now_micros();
         let t0 = Instant::now();
@@ -322,6 +327,7 @@ impl Fleet {
         let c1 = self.backend.counters().await;
         let cpu1 = procfs::cpu_seconds(pid).unwrap_or(0.0);
         let own1 = procfs::own_cpu_seconds();
+        let engine1 = self.backend.engine_stats();
         let rss = procfs::rss_mib(pid).unwrap_or(0.0);
         let recv1 = self.receive_totals();
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -419,6 +425,10 @@ impl Fleet {
         m.server_cpu_pct = cpu / dt * 100.0;
         m.tool_cpu_pct = (own1 - own0) / dt * 100.0;
         m.server_cpu_s = cpu;
+        m.engine = match (engine0, engine1) {
+            (Some(a), Some(b)) => Some(b.since(&a)),
+            _ => None,
+        };
         m.tool_cpu_s = own1 - own0;
         m.server_rss_mib = rss;
         if let (Some(a), Some(b)) = (c0, c1) {
