@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use theraroom_load::engine::EngineConfig;
 use theraroom_load::{ClipSet, MediaRate, Publish};
 
 use tool::backend::{Backend, Client, Media, TheraBackend};
@@ -135,6 +136,11 @@ struct RunArgs {
     /// Loop threads of the client engine (default: one per available core).
     #[arg(long)]
     engine_threads: Option<usize>,
+    /// Client engine: a busy loop turns at most once per this many µs and timers fire up
+    /// to this late (latency is still measured from kernel arrival stamps); 0 = turn on
+    /// every event.
+    #[arg(long, default_value_t = theraroom_load::engine::DEFAULT_COALESCE.as_micros() as u64)]
+    engine_coalesce_us: u64,
     /// Smoke mode: 2 rooms of 2 for a few seconds; exits non-zero unless media is
     /// delivered (≥ 95% per subscriber) without errors. Asserts no timing.
     #[arg(long)]
@@ -354,9 +360,16 @@ fn client(args: &RunArgs) -> Result<Client, String> {
             let threads = args
                 .engine_threads
                 .unwrap_or_else(theraroom_load::engine::default_threads);
-            let engine = theraroom_load::engine::Engine::start(threads)
-                .map_err(|e| format!("client engine: {e}"))?;
-            progress(format!("client: engine, {} loop threads", engine.threads()));
+            let engine = theraroom_load::engine::Engine::start_with(EngineConfig {
+                threads,
+                coalesce: Duration::from_micros(args.engine_coalesce_us),
+            })
+            .map_err(|e| format!("client engine: {e}"))?;
+            progress(format!(
+                "client: engine, {} loop threads, {} µs coalescing",
+                engine.threads(),
+                args.engine_coalesce_us
+            ));
             Ok(Client::Engine(engine))
         }
         "webrtc" => {

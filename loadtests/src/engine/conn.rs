@@ -32,6 +32,7 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use tokio::sync::mpsc;
 
 use super::arena::Arena;
+use super::clock::Clock;
 use super::command::{CreateSpec, PcEvent, PcShared, TrackSpec};
 use super::sender::{LocalSender, MediaSource, Outgoing};
 use super::udp::{Datagram, Socket};
@@ -63,6 +64,8 @@ pub(crate) struct Conn {
     remote: HashMap<String, Remote>,
     media: Option<MediaSource>,
     state: PcState,
+    /// Latest instant fed to the core (kept monotonic across arrival stamps).
+    last_read: Option<Instant>,
     /// RTP packets of a track we have no `OnOpen` for (should stay 0).
     pub(crate) unrouted: u64,
     /// Queued by the loop for [`Conn::drain`] this iteration.
@@ -178,6 +181,7 @@ impl Conn {
             remote: HashMap::new(),
             media: None,
             state: PcState::New,
+            last_read: None,
             unrouted: 0,
             dirty: false,
         })
@@ -293,8 +297,11 @@ impl Conn {
             .collect()
     }
 
-    /// Feeds one received datagram.
+    /// Feeds one received datagram that arrived at `now` (never before an instant
+    /// already fed: the core's clock only goes forward).
     pub(crate) fn handle_datagram(&mut self, now: Instant, d: Datagram) {
+        let now = self.last_read.map_or(now, |last| now.max(last));
+        self.last_read = Some(now);
         let msg = TaggedBytesMut {
             now,
             transport: TransportContext {
@@ -312,6 +319,7 @@ impl Conn {
 
     /// Fires the core's timers.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        let now = self.last_read.map_or(now, |last| now.max(last));
         if let Err(e) = self.pc.handle_timeout(now) {
             tracing::debug!(pc = ?self.name, error = %e, "timeout handling failed");
         }
@@ -357,8 +365,9 @@ impl Conn {
     }
 
     /// Handles the core's events and received media, then collects its datagrams into
-    /// `out` (destination, payload).
-    pub(crate) fn drain(&mut self, now_us: u64, out: &mut Vec<(SocketAddr, BytesMut)>) {
+    /// `out` (destination, payload). A packet's receive time is its datagram's arrival,
+    /// converted to wall time through `clock` for the latency of its tag.
+    pub(crate) fn drain(&mut self, clock: &Clock, out: &mut Vec<(SocketAddr, BytesMut)>) {
         self.drain_events();
         while let Some(TaggedRTCMessage { now, message, .. }) = self.pc.poll_read() {
             if let RTCMessage::RtpPacket(track_id, packet) = message {
@@ -371,7 +380,7 @@ impl Conn {
                     continue;
                 };
                 let mut st = remote.state.lock().unwrap_or_else(|e| e.into_inner());
-                st.on_packet(packet.header.ssrc, &packet.payload, now, now_us);
+                st.on_packet(packet.header.ssrc, &packet.payload, now, clock.wall_of(now));
             }
         }
         self.drain_events();

@@ -19,6 +19,7 @@
 //! duplicate window and latency histogram (`client/stats.rs`).
 
 mod arena;
+mod clock;
 mod command;
 mod conn;
 pub mod participant;
@@ -34,6 +35,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -137,9 +139,43 @@ pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// How long a busy loop gathers work before a turn, by default (see [`EngineConfig`]).
+pub const DEFAULT_COALESCE: Duration = Duration::from_millis(1);
+
+/// How an engine runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Loop threads (at least one).
+    pub threads: usize,
+    /// A busy loop turns at most once per this interval, and no timer wakes a loop
+    /// sooner than this after its last wake-up: media and core timers fire up to this
+    /// late (a browser's pacer runs every 5 ms), datagrams wait up to this long to be
+    /// read, but measured latency does not grow (kernel arrival stamps). Zero turns on
+    /// every event.
+    pub coalesce: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            threads: default_threads(),
+            coalesce: DEFAULT_COALESCE,
+        }
+    }
+}
+
 impl Engine {
-    /// Starts `threads` loop threads (at least one).
+    /// Starts `threads` loop threads (at least one) with the default coalescing.
     pub fn start(threads: usize) -> Result<Engine, ClientError> {
+        Engine::start_with(EngineConfig {
+            threads,
+            ..EngineConfig::default()
+        })
+    }
+
+    /// Starts an engine configured by `config`.
+    pub fn start_with(config: EngineConfig) -> Result<Engine, ClientError> {
+        let threads = config.threads;
         let mut loops = Vec::new();
         let mut stats = Vec::new();
         let mut handles = Vec::new();
@@ -147,7 +183,7 @@ impl Engine {
             let (tx, rx) = std::sync::mpsc::channel();
             let waker = Arc::new(Waker::new()?);
             let st = Arc::new(LoopStats::default());
-            let lp = Loop::new(rx, Arc::clone(&waker), Arc::clone(&st))?;
+            let lp = Loop::new(rx, Arc::clone(&waker), Arc::clone(&st), config.coalesce)?;
             let handle = std::thread::Builder::new()
                 .name(format!("rtc-loop-{i}"))
                 .spawn(move || lp.run())?;

@@ -1,5 +1,8 @@
 //! One client connection's UDP socket: non-blocking, bound to an explicit IP with an
 //! ephemeral port, read with `recvmmsg` into an [`Arena`] and written with `sendmmsg`.
+//! The kernel stamps every received datagram with its arrival time (`SO_TIMESTAMPNS`),
+//! so latency is measured to the moment a packet reached us, however late the loop
+//! gets to it.
 //!
 //! The server tells its connections apart by the client's address after ICE, so every
 //! client connection has a socket of its own (never one shared socket for many).
@@ -30,6 +33,8 @@ pub(crate) struct Socket {
 pub(crate) struct Datagram {
     /// Sender.
     pub(crate) from: SocketAddr,
+    /// Arrival time stamped by the kernel (µs since the Unix epoch), if it did.
+    pub(crate) arrived_us: Option<u64>,
     /// Payload, cut from the loop's receive arena.
     pub(crate) data: BytesMut,
 }
@@ -39,6 +44,17 @@ impl Socket {
     pub(crate) fn bind(ip: IpAddr) -> io::Result<Socket> {
         let socket = UdpSocket::bind(SocketAddr::new(ip, 0))?;
         socket.set_nonblocking(true)?;
+        let on: libc::c_int = 1;
+        // SAFETY: a plain setsockopt with an int option on our own descriptor.
+        check(unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPNS,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        })?;
         let local = socket.local_addr()?;
         Ok(Socket { socket, local })
     }
@@ -67,6 +83,7 @@ impl Socket {
         let mut addrs: [libc::sockaddr_storage; RECV_BATCH] = unsafe { std::mem::zeroed() };
         let mut iovs: [libc::iovec; RECV_BATCH] = unsafe { std::mem::zeroed() };
         let mut msgs: [libc::mmsghdr; RECV_BATCH] = unsafe { std::mem::zeroed() };
+        let mut controls = [Control([0; CONTROL_LEN]); RECV_BATCH];
         for i in 0..RECV_BATCH {
             // SAFETY: the arena holds at least RECV_BATCH * SLOT bytes from `base`.
             iovs[i].iov_base = unsafe { base.add(i * SLOT) }.cast();
@@ -75,6 +92,8 @@ impl Socket {
             msgs[i].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as _;
             msgs[i].msg_hdr.msg_iov = &mut iovs[i];
             msgs[i].msg_hdr.msg_iovlen = 1;
+            msgs[i].msg_hdr.msg_control = controls[i].0.as_mut_ptr().cast();
+            msgs[i].msg_hdr.msg_controllen = CONTROL_LEN * 8;
         }
         // SAFETY: every pointer in `msgs` points at the arrays above or into the arena,
         // all alive for the call.
@@ -102,7 +121,12 @@ impl Socket {
             match sockaddr_to(&addrs[i]) {
                 Some(from) if !truncated && len <= SLOT => {
                     data.truncate(len);
-                    out.push(Datagram { from, data });
+                    let arrived_us = arrival_us(&msgs[i].msg_hdr);
+                    out.push(Datagram {
+                        from,
+                        arrived_us,
+                        data,
+                    });
                 }
                 _ => tracing::debug!(len, truncated, "dropped an unreadable datagram"),
             }
@@ -156,6 +180,42 @@ impl Socket {
         }
         sent
     }
+}
+
+/// Room for the control messages of one datagram (the timestamp), in u64 words so
+/// the buffer is aligned for `cmsghdr`.
+const CONTROL_LEN: usize = 8;
+
+#[derive(Clone, Copy)]
+#[repr(C, align(8))]
+struct Control([u64; CONTROL_LEN]);
+
+fn check(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// The `SCM_TIMESTAMPNS` arrival time of a received message, in µs since the epoch.
+fn arrival_us(hdr: &libc::msghdr) -> Option<u64> {
+    // SAFETY: `hdr` was filled by recvmmsg; the CMSG macros stay inside
+    // `msg_control[..msg_controllen]`.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(hdr);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
+                let ts = libc::CMSG_DATA(c).cast::<libc::timespec>().read_unaligned();
+                let us = (ts.tv_sec as u64)
+                    .checked_mul(1_000_000)?
+                    .checked_add(ts.tv_nsec as u64 / 1_000)?;
+                return Some(us);
+            }
+            c = libc::CMSG_NXTHDR(hdr, c);
+        }
+    }
+    None
 }
 
 /// Reads a kernel socket address.
