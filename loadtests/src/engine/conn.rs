@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::ice::network_type::NetworkType;
-use rtc::interceptor::Registry;
+use rtc::interceptor::{
+    NackGeneratorBuilder, NackResponderBuilder, ReceiverReportBuilder, Registry,
+    SenderReportBuilder, Slot, TwccReceiverBuilder,
+};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
@@ -93,6 +96,25 @@ fn settings(
         .build()
 }
 
+/// The interceptors of one client connection, by direction. The media engine gets what
+/// webrtc-rs's defaults give it (NACK, RTCP reports, TWCC feedback and extensions: the
+/// same SDP as [`crate::Participant`]), but each chain only holds the interceptors its
+/// direction uses — a publisher answers NACKs and sends sender reports, a subscriber
+/// NACKs, sends receiver reports and TWCC feedback — so the RTCP on the wire is the
+/// same while every packet walks a shorter chain.
+fn interceptors(name: PcName, media_engine: &mut MediaEngine) -> Result<Registry, ClientError> {
+    drop(register_default_interceptors(Registry::new(), media_engine).map_err(rtc_err)?);
+    Ok(match name {
+        PcName::Publisher => Registry::new()
+            .with(Slot::NackResponder, NackResponderBuilder::new().build())
+            .with(Slot::SenderReport, SenderReportBuilder::new().build()),
+        PcName::Subscriber => Registry::new()
+            .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
+            .with(Slot::TwccReceiver, TwccReceiverBuilder::new().build())
+            .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build()),
+    })
+}
+
 fn track_of(t: &TrackSpec) -> MediaStreamTrack {
     let (codec_kind, mime, clock_rate, channels) = match t.kind {
         Kind::Video => (RtpCodecKind::Video, "video/VP8", 90_000, 0),
@@ -130,13 +152,12 @@ fn to_init(c: CandidateInit) -> RTCIceCandidateInit {
 }
 
 impl Conn {
-    /// Builds the connection on `socket`: default codecs and interceptors (NACK, RTCP
-    /// reports, TWCC, as a browser negotiates), our tracks `sendonly`.
+    /// Builds the connection on `socket`: default codecs, the interceptors of its
+    /// direction ([`interceptors`]), our tracks `sendonly`.
     pub(crate) fn new(spec: CreateSpec, socket: Socket, now: Instant) -> Result<Conn, ClientError> {
         let mut media_engine = MediaEngine::default();
         media_engine.register_default_codecs().map_err(rtc_err)?;
-        let registry =
-            register_default_interceptors(Registry::new(), &mut media_engine).map_err(rtc_err)?;
+        let registry = interceptors(spec.name, &mut media_engine)?;
         let ip = socket.local_addr().ip();
         let mut pc = RTCPeerConnectionBuilder::new()
             .with_configuration(RTCConfigurationBuilder::new().build())
