@@ -221,13 +221,14 @@ async fn one_scenario(
     if let Some(e) = &m.engine {
         let dt = m.window_s.max(1e-3);
         progress(format!(
-            "  engine: {} connections, {:.0} datagrams/s in ({:.1} per recvmmsg), {:.0} out ({:.1} per sendmmsg), {:.0} wake-ups/s",
+            "  engine: {} connections, {:.0} datagrams/s in ({:.1} per recvmmsg), {:.0} out ({:.1} per sendmmsg), {:.0} wake-ups/s, {:.2} CPU-s in the rtc cores",
             e.connections,
             e.datagrams_in as f64 / dt,
             e.datagrams_in as f64 / e.recv_calls.max(1) as f64,
             e.datagrams_out as f64 / dt,
             e.datagrams_out as f64 / e.send_calls.max(1) as f64,
-            e.wakeups as f64 / dt
+            e.wakeups as f64 / dt,
+            e.core_ns as f64 / 1e9
         ));
     }
     let (errors, secs) = fleet.leave_all().await;

@@ -109,6 +109,9 @@ pub struct EngineStats {
     pub wakeups: u64,
     /// RTP packets of a track that never opened (should stay 0).
     pub unrouted: u64,
+    /// Nanoseconds the loops spent inside the sans-IO cores (reading datagrams,
+    /// draining events, media and datagrams out).
+    pub core_ns: u64,
 }
 
 impl EngineStats {
@@ -123,6 +126,7 @@ impl EngineStats {
             send_calls: self.send_calls.saturating_sub(earlier.send_calls),
             wakeups: self.wakeups.saturating_sub(earlier.wakeups),
             unrouted: self.unrouted.saturating_sub(earlier.unrouted),
+            core_ns: self.core_ns.saturating_sub(earlier.core_ns),
         }
     }
 }
@@ -223,6 +227,7 @@ impl Engine {
             s.send_calls += l.send_calls.load(Ordering::Relaxed);
             s.wakeups += l.wakeups.load(Ordering::Relaxed);
             s.unrouted += l.unrouted.load(Ordering::Relaxed);
+            s.core_ns += l.core_ns.load(Ordering::Relaxed);
         }
         s
     }

@@ -41,6 +41,8 @@ pub(crate) struct LoopStats {
     pub(crate) send_calls: AtomicU64,
     pub(crate) wakeups: AtomicU64,
     pub(crate) unrouted: AtomicU64,
+    /// Nanoseconds spent inside the sans-IO cores (datagrams in, drains out).
+    pub(crate) core_ns: AtomicU64,
 }
 
 /// Which deadline of a connection a timer entry is.
@@ -182,6 +184,7 @@ impl Loop {
             .datagrams_in
             .fetch_add(n as u64, Ordering::Relaxed);
         let clock = Clock::now();
+        let t0 = Instant::now();
         for d in self.datagrams.drain(..) {
             // The core runs on the datagram's arrival, not on when we read it.
             let at = d
@@ -189,6 +192,9 @@ impl Loop {
                 .map_or(clock.instant, |us| clock.instant_of(us));
             conn.handle_datagram(at, d);
         }
+        self.stats
+            .core_ns
+            .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
         self.drain(key, &clock);
     }
 
@@ -239,7 +245,11 @@ impl Loop {
             return;
         };
         conn.dirty = false;
+        let t0 = Instant::now();
         conn.drain(clock, &mut self.out);
+        self.stats
+            .core_ns
+            .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
         if !self.out.is_empty() {
             let sent = conn.socket().send_batch(&self.out);
             self.stats.send_calls.fetch_add(1, Ordering::Relaxed);
