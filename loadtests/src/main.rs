@@ -5,6 +5,10 @@
 
 mod tool;
 
+/// The rtc client core allocates per packet, as the server's does: the same allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
