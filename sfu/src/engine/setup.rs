@@ -26,6 +26,11 @@ use crate::types::PcRole;
 
 /// ICE connectivity-check interval while connecting (rtc's default: 200 ms).
 const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(50);
+/// Packets each subscriber leg keeps for retransmission (NACK). rtc's default, 1,024, is
+/// 15 s of video per leg and was most of the server's memory at 50 participants; a NACK
+/// only helps within a round trip plus jitter, and 256 packets is ~4 s of video, ~5 s of
+/// audio.
+const NACK_SEND_BUFFER_PACKETS: u16 = 256;
 /// Interceptor slot of the keyframe-request forwarder: after every default interceptor.
 const KEYFRAME_FORWARDER_SLOT: usize = 14_000;
 
@@ -43,7 +48,12 @@ fn interceptors(role: PcRole, media_engine: &mut MediaEngine) -> Result<Registry
             .with(Slot::TwccReceiver, TwccReceiverBuilder::new().build())
             .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build()),
         PcRole::Subscriber => Registry::new()
-            .with(Slot::NackResponder, NackResponderBuilder::new().build())
+            .with(
+                Slot::NackResponder,
+                NackResponderBuilder::new()
+                    .with_size(NACK_SEND_BUFFER_PACKETS)
+                    .build(),
+            )
             .with(Slot::SenderReport, SenderReportBuilder::new().build())
             .with(
                 Slot::from(KEYFRAME_FORWARDER_SLOT),
