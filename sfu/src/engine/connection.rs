@@ -94,7 +94,12 @@ impl Connection {
 
     fn pc(&mut self, ctx: &Ctx<'_>) -> Result<&mut RTCPeerConnection, SfuError> {
         if self.pc.is_none() {
-            self.pc = Some(setup::build(ctx.now, ctx.config, self.role())?);
+            self.pc = Some(setup::build(
+                ctx.now,
+                ctx.config,
+                ctx.certificate,
+                self.role(),
+            )?);
             debug!(
                 participant = self.key.participant,
                 pc = self.role().as_str(),

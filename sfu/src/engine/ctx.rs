@@ -4,6 +4,8 @@
 
 use std::time::Instant;
 
+use rtc::peer_connection::certificate::RTCCertificate;
+
 use super::demux::Demux;
 use super::io::{CoreConfig, Outputs, TimerKey};
 use super::timers::TimerHeap;
@@ -25,4 +27,7 @@ pub(crate) struct Ctx<'a> {
     pub metrics: &'a PacketMetrics,
     /// The worker's network configuration.
     pub config: &'a CoreConfig,
+    /// The worker's DTLS certificate, shared by all its connections (`None`: each
+    /// connection makes its own).
+    pub certificate: Option<&'a RTCCertificate>,
 }

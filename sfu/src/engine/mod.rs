@@ -54,7 +54,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::BytesMut;
-use rtc::crypto::RTCCryptoProvider;
+use rtc::crypto::{RTCCryptoProvider, SignatureScheme};
+use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
 use tracing::{debug, error, info};
 
 pub(crate) use io::{CoreConfig, ParticipantKey, RoomKey, Transmit};
@@ -133,6 +134,10 @@ pub(crate) enum Reply {
 /// (split from the rooms so both can be borrowed at once).
 struct Shared {
     config: CoreConfig,
+    /// One DTLS certificate per worker, as browsers and other SFUs do per process: a key
+    /// generated per connection cost CPU on every join and memory per connection, and the
+    /// fingerprint travels in each SDP anyway.
+    certificate: Option<RTCCertificate>,
     counters: Arc<Counters>,
     metrics: PacketMetrics,
     out: Outputs,
@@ -150,6 +155,7 @@ impl Shared {
             counters: &self.counters,
             metrics: &self.metrics,
             config: &self.config,
+            certificate: self.certificate.as_ref(),
         }
     }
 }
@@ -175,9 +181,16 @@ impl Core {
                 None
             }
         };
+        let certificate = crypto.as_ref().and_then(|c| {
+            let params = CertificateParams::new(vec!["theraroom".to_owned()]).ok()?;
+            RTCCertificate::generate(c.crypto(), SignatureScheme::EcdsaP256Sha256, params)
+                .map_err(|err| error!(%err, "no worker certificate: connections make their own"))
+                .ok()
+        });
         Core {
             shared: Shared {
                 config,
+                certificate,
                 counters,
                 metrics: PacketMetrics::new(),
                 out: Outputs::default(),

@@ -9,11 +9,13 @@ use rtc::interceptor::{
     NackGeneratorBuilder, NackResponderBuilder, ReceiverReportBuilder, SenderReportBuilder,
     TwccReceiverBuilder,
 };
+use rtc::peer_connection::certificate::RTCCertificate;
 use rtc::peer_connection::configuration::interceptor_registry::{
     register_default_interceptors, Registry, Slot,
 };
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::transport::{
     CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit,
 };
@@ -72,6 +74,7 @@ fn interceptors(role: PcRole, media_engine: &mut MediaEngine) -> Result<Registry
 pub(crate) fn build(
     now: Instant,
     config: &CoreConfig,
+    certificate: Option<&RTCCertificate>,
     role: PcRole,
 ) -> Result<RTCPeerConnection, SfuError> {
     let local = config.local_addr;
@@ -95,7 +98,12 @@ pub(crate) fn build(
         .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), None)
         .with_lite(config.ice_lite)
         .build();
+    let mut configuration = RTCConfigurationBuilder::new();
+    if let Some(certificate) = certificate {
+        configuration = configuration.with_certificates(vec![certificate.clone()]);
+    }
     let mut pc = RTCPeerConnectionBuilder::new()
+        .with_configuration(configuration.build())
         .with_media_engine(media_engine)
         .with_setting_engine(settings)
         .with_interceptor_registry(registry)
