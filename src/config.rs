@@ -123,9 +123,23 @@ pub struct Settings {
         global = true
     )]
     pub rtc_public_ips: Vec<IpAddr>,
-    /// UDP port range for media, `MIN-MAX` (e.g. 50000-50999); empty = any port.
-    #[arg(long, env = "THERAROOM_RTC_PORTS", global = true)]
-    pub rtc_ports: Option<String>,
+    /// UDP port of the media socket (of the first worker; worker `i` uses this + `i`).
+    /// `0` lets every worker take an ephemeral port (tests run many servers at once).
+    #[arg(
+        long,
+        env = "THERAROOM_RTC_PORT",
+        default_value_t = 7882,
+        global = true
+    )]
+    pub rtc_port: u16,
+    /// Media worker threads, each with its own socket and rooms; `0` = one per core.
+    #[arg(
+        long,
+        env = "THERAROOM_RTC_WORKERS",
+        default_value_t = 0,
+        global = true
+    )]
+    pub rtc_workers: usize,
     /// Run ICE-lite on the server side (for servers with a public IP).
     #[arg(long, env = "THERAROOM_ICE_LITE", global = true)]
     pub ice_lite: bool,
@@ -307,22 +321,6 @@ impl Settings {
                     self.ws_write_timeout
                 )
             })
-    }
-
-    /// Parsed media port range, `(0, 0)` for any port.
-    pub fn rtc_port_range(&self) -> Result<(u16, u16), String> {
-        let Some(text) = self.rtc_ports.as_deref().filter(|t| !t.trim().is_empty()) else {
-            return Ok((0, 0));
-        };
-        let parsed = text.split_once('-').and_then(|(a, b)| {
-            Some((a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?))
-        });
-        match parsed {
-            Some((min, max)) if min > 0 && min <= max => Ok((min, max)),
-            _ => Err(format!(
-                "invalid THERAROOM_RTC_PORTS {text:?}, expected MIN-MAX"
-            )),
-        }
     }
 
     /// The browser client directory: the flag, else `static/` next to the sources.

@@ -7,6 +7,11 @@ use theraroom::config::{Cli, Command};
 
 mod serve;
 
+/// The WebRTC core allocates per packet; mimalloc's thread-local free lists make that
+/// cheap on the media workers (see `Cargo.toml`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -138,13 +138,15 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     }
     let jwt = jwt_keys(&settings)?;
     let turn = turn_issuer(&settings)?;
-    let (port_min, port_max) = settings.rtc_port_range()?;
+    // The metrics recorder goes in before the SFU: its workers take their counter
+    // handles when they start, and handles taken earlier would count into nothing.
+    let _ = theraroom::metrics::handle();
     let sfu = sfu::Sfu::new(sfu::SfuConfig {
         bind_ip: settings.rtc_ip,
         public_ips: settings.rtc_public_ips.clone(),
         ice_lite: settings.ice_lite,
-        udp_port_min: port_min,
-        udp_port_max: port_max,
+        rtc_port: settings.rtc_port,
+        workers: settings.rtc_workers,
     })
     .map_err(|e| format!("cannot start the SFU: {e}"))?;
     let hub = theraroom::rtc::hub(

@@ -2,8 +2,11 @@
 //! (`signaling/PROTOCOL.md`) with real webrtc-rs peer connections.
 //!
 //! It never imports the server crates, so what it measures is what any client gets.
-//! Integration tests of the server use [`Participant`] to join sessions, send tagged
-//! synthetic media and count what arrives; the load tool runs many of them.
+//! Integration tests of the server use [`Participant`] (webrtc-rs peer connections, an
+//! independent WebRTC stack) to join sessions, send tagged synthetic media and count
+//! what arrives. The load tool runs its participants on [`engine`] instead: the same
+//! protocol and measurements on sans-IO `rtc` peer connections driven by one loop
+//! thread per core, so the tool costs less than the server it loads.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), theraroom_load::ClientError> {
@@ -22,6 +25,7 @@
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod engine;
 
 pub use client::rest;
 pub use client::{

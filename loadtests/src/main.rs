@@ -5,15 +5,20 @@
 
 mod tool;
 
+/// The rtc client core allocates per packet, as the server's does: the same allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use theraroom_load::engine::EngineConfig;
 use theraroom_load::{ClipSet, MediaRate, Publish};
 
-use tool::backend::{Backend, Media, TheraBackend};
+use tool::backend::{Backend, Client, Media, TheraBackend};
 use tool::scenario::{progress, Fleet, JoinPace, Measurement, RoomSpec, AUDIO_ONLY};
 use tool::server::TheraServer;
 
@@ -127,6 +132,19 @@ struct RunArgs {
     /// Also run the raw UDP relay baseline at the end.
     #[arg(long)]
     relay: bool,
+    /// Client stack of the simulated participants: `engine` (sans-IO rtc peer
+    /// connections on one loop thread per core) or `webrtc` (webrtc-rs peer connections,
+    /// a task and sockets per connection: the client before the engine, for comparison).
+    #[arg(long, default_value = "engine")]
+    client: String,
+    /// Loop threads of the client engine (default: one per available core).
+    #[arg(long)]
+    engine_threads: Option<usize>,
+    /// Client engine: a busy loop turns at most once per this many µs and timers fire up
+    /// to this late (latency is still measured from kernel arrival stamps); 0 = turn on
+    /// every event.
+    #[arg(long, default_value_t = theraroom_load::engine::DEFAULT_COALESCE.as_micros() as u64)]
+    engine_coalesce_us: u64,
     /// Smoke mode: 2 rooms of 2 for a few seconds; exits non-zero unless media is
     /// delivered (≥ 95% per subscriber) without errors. Asserts no timing.
     #[arg(long)]
@@ -196,6 +214,27 @@ async fn one_scenario(
     }
     tokio::time::sleep(Duration::from_secs(args.warmup)).await;
     let mut m = fleet.measure(label, Duration::from_secs(args.window)).await;
+    progress(format!(
+        "  CPU over the window: tool {:.2} s ({:.0}%), server {:.2} s ({:.0}%), tool/server {:.2}",
+        m.tool_cpu_s,
+        m.tool_cpu_pct,
+        m.server_cpu_s,
+        m.server_cpu_pct,
+        m.tool_cpu_s / m.server_cpu_s
+    ));
+    if let Some(e) = &m.engine {
+        let dt = m.window_s.max(1e-3);
+        progress(format!(
+            "  engine: {} connections, {:.0} datagrams/s in ({:.1} per recvmmsg), {:.0} out ({:.1} per sendmmsg), {:.0} wake-ups/s, {:.2} CPU-s in the rtc cores",
+            e.connections,
+            e.datagrams_in as f64 / dt,
+            e.datagrams_in as f64 / e.recv_calls.max(1) as f64,
+            e.datagrams_out as f64 / dt,
+            e.datagrams_out as f64 / e.send_calls.max(1) as f64,
+            e.wakeups as f64 / dt,
+            e.core_ns as f64 / 1e9
+        ));
+    }
     let (errors, secs) = fleet.leave_all().await;
     progress(format!(
         "  everyone left in {secs:.1} s ({} errors)",
@@ -319,7 +358,34 @@ async fn ramp(
     (rows, capacity)
 }
 
-async fn thera_backend(args: &RunArgs) -> Result<Arc<dyn Backend>, String> {
+/// The client stack `--client` asks for.
+fn client(args: &RunArgs) -> Result<Client, String> {
+    match args.client.as_str() {
+        "engine" => {
+            let threads = args
+                .engine_threads
+                .unwrap_or_else(theraroom_load::engine::default_threads);
+            let engine = theraroom_load::engine::Engine::start_with(EngineConfig {
+                threads,
+                coalesce: Duration::from_micros(args.engine_coalesce_us),
+            })
+            .map_err(|e| format!("client engine: {e}"))?;
+            progress(format!(
+                "client: engine, {} loop threads, {} µs coalescing",
+                engine.threads(),
+                args.engine_coalesce_us
+            ));
+            Ok(Client::Engine(engine))
+        }
+        "webrtc" => {
+            progress("client: webrtc-rs peer connections");
+            Ok(Client::Webrtc)
+        }
+        other => Err(format!("unknown --client {other} (engine or webrtc)")),
+    }
+}
+
+async fn thera_backend(args: &RunArgs, client: &Client) -> Result<Arc<dyn Backend>, String> {
     let server = match (&args.server_bin, &args.server_url) {
         (Some(bin), _) => {
             progress(format!("starting {}", bin.display()));
@@ -336,21 +402,28 @@ async fn thera_backend(args: &RunArgs) -> Result<Arc<dyn Backend>, String> {
         (None, None) => return Err("give --server-bin PATH or --server-url URL".into()),
     };
     progress(format!("TheraRoom at {} (pid {})", server.base, server.pid));
-    Ok(Arc::new(TheraBackend { server }))
+    Ok(Arc::new(TheraBackend {
+        server,
+        client: client.clone(),
+    }))
 }
 
-async fn janus_backend(args: &RunArgs) -> Result<Arc<dyn Backend>, String> {
+async fn janus_backend(args: &RunArgs, client: &Client) -> Result<Arc<dyn Backend>, String> {
     let pid = match args.janus_pid {
         Some(p) => p,
         None => tool::janus::pidof_janus()
             .ok_or("janus is not running (start loadtests/janus/start.sh) and no --janus-pid")?,
     };
-    let b = tool::janus::JanusBackend::connect(&args.janus_ws, pid).await?;
+    let b = tool::janus::JanusBackend::connect(&args.janus_ws, pid, client.clone()).await?;
     Ok(Arc::new(b))
 }
 
 async fn smoke(args: &RunArgs) -> ExitCode {
-    let backend = match thera_backend(args).await {
+    let backend = match client(args) {
+        Ok(c) => thera_backend(args, &c).await,
+        Err(e) => Err(e),
+    };
+    let backend = match backend {
         Ok(b) => b,
         Err(e) => {
             eprintln!("smoke: {e}");
@@ -422,6 +495,13 @@ async fn main() -> ExitCode {
         return smoke(&args).await;
     }
     let media = media(&args);
+    let client = match client(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut rows = Vec::new();
     let mut capacity = serde_json::Map::new();
     let targets: Vec<&str> = match args.target.as_str() {
@@ -430,8 +510,8 @@ async fn main() -> ExitCode {
     };
     for target in targets {
         let backend = match target {
-            "theraroom" => thera_backend(&args).await,
-            "janus" => janus_backend(&args).await,
+            "theraroom" => thera_backend(&args, &client).await,
+            "janus" => janus_backend(&args, &client).await,
             other => Err(format!("unknown target {other}")),
         };
         let backend = match backend {

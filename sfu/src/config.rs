@@ -8,8 +8,8 @@ use crate::error::SfuError;
 /// [`crate::Sfu::new`]; the binary builds it from its own configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SfuConfig {
-    /// Every UDP socket of every peer connection binds to this address (never a wildcard
-    /// expansion over all interfaces). `127.0.0.1` in tests.
+    /// Every media worker's UDP socket binds to this address (never a wildcard expansion
+    /// over all interfaces). `127.0.0.1` in tests.
     pub bind_ip: IpAddr,
     /// Public addresses announced instead of `bind_ip` in host candidates (1:1 NAT, e.g. a
     /// cloud VM behind an elastic IP). Empty: announce `bind_ip` itself.
@@ -17,11 +17,11 @@ pub struct SfuConfig {
     /// Run server-side ICE in lite mode (the server answers connectivity checks but never
     /// starts them); only sensible when the server is directly reachable.
     pub ice_lite: bool,
-    /// Lowest UDP port a peer connection may bind (inclusive). `0` together with
-    /// `udp_port_max == 0` means "any ephemeral port".
-    pub udp_port_min: u16,
-    /// Highest UDP port a peer connection may bind (inclusive).
-    pub udp_port_max: u16,
+    /// UDP port of the first media worker; worker `i` listens on `rtc_port + i`. `0`: every
+    /// worker takes an ephemeral port (tests).
+    pub rtc_port: u16,
+    /// Media workers (threads, one socket each); `0` means one per available core.
+    pub workers: usize,
 }
 
 impl Default for SfuConfig {
@@ -30,27 +30,41 @@ impl Default for SfuConfig {
             bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             public_ips: Vec::new(),
             ice_lite: false,
-            udp_port_min: 0,
-            udp_port_max: 0,
+            rtc_port: 0,
+            workers: 0,
         }
     }
 }
 
 impl SfuConfig {
-    /// Whether a port range is configured (otherwise ephemeral ports are used).
-    pub fn has_port_range(&self) -> bool {
-        !(self.udp_port_min == 0 && self.udp_port_max == 0)
+    /// How many media workers run: [`SfuConfig::workers`], or one per available core.
+    pub fn worker_count(&self) -> usize {
+        if self.workers > 0 {
+            self.workers
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    }
+
+    /// The UDP port worker `index` binds (`0`: ephemeral).
+    pub fn worker_port(&self, index: usize) -> u16 {
+        if self.rtc_port == 0 {
+            0
+        } else {
+            self.rtc_port.saturating_add(index as u16)
+        }
     }
 
     /// Rejects configurations that cannot work, so the binary fails at start-up rather than
     /// at the first join.
     pub fn validate(&self) -> Result<(), SfuError> {
-        if self.has_port_range()
-            && (self.udp_port_min == 0 || self.udp_port_min > self.udp_port_max)
+        if self.rtc_port != 0
+            && usize::from(self.rtc_port) + self.worker_count() - 1 > usize::from(u16::MAX)
         {
             return Err(SfuError::Config(format!(
-                "invalid UDP port range {}..={}",
-                self.udp_port_min, self.udp_port_max
+                "media ports {}.. for {} workers run past 65535",
+                self.rtc_port,
+                self.worker_count()
             )));
         }
         if self.bind_ip.is_unspecified() {
@@ -77,23 +91,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn default_is_loopback_any_port() {
+    fn default_is_loopback_ephemeral_ports_one_worker_per_core() {
         let c = SfuConfig::default();
         assert_eq!(c.bind_ip, IpAddr::V4(Ipv4Addr::LOCALHOST));
-        assert!(!c.has_port_range());
+        assert_eq!(c.worker_port(1), 0);
+        assert!(c.worker_count() >= 1);
         assert!(c.validate().is_ok());
     }
 
     #[test]
-    fn rejects_bad_ranges_and_wildcards() {
+    fn worker_ports_follow_the_first_and_stay_in_range() {
         let mut c = SfuConfig {
-            udp_port_min: 5000,
-            udp_port_max: 4000,
+            rtc_port: 7882,
+            workers: 4,
             ..SfuConfig::default()
         };
-        assert!(c.validate().is_err());
-        c.udp_port_max = 5000;
+        assert_eq!((c.worker_port(0), c.worker_port(3)), (7882, 7885));
         assert!(c.validate().is_ok());
+        c.rtc_port = 65534;
+        assert!(c.validate().is_err(), "65534 + 3 runs past the last port");
+        c.rtc_port = 7882;
         c.bind_ip = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
         assert!(c.validate().is_err());
     }

@@ -17,12 +17,9 @@ pub enum SfuError {
     /// The participant or room has been closed.
     #[error("closed")]
     Closed,
-    /// webrtc failed for a reason the client cannot fix.
+    /// The WebRTC core failed for a reason the client cannot fix.
     #[error("webrtc: {0}")]
     WebRtc(String),
-    /// Every port of the configured UDP range is in use.
-    #[error("no UDP port available in the configured range")]
-    NoPortAvailable,
     /// The configuration is unusable (e.g. an inverted port range).
     #[error("invalid configuration: {0}")]
     Config(String),

@@ -25,6 +25,22 @@ pub struct SfuStats {
     /// Client ICE candidates dropped because the buffer of candidates waiting for a
     /// remote description was full.
     pub dropped_candidates: u64,
+    /// Datagrams dropped because they came from an address bound to no connection and
+    /// were not a STUN request naming one.
+    pub dropped_unknown_address: u64,
+    /// STUN requests dropped because their USERNAME names no connection.
+    pub dropped_unknown_ufrag: u64,
+    /// STUN requests naming a connection dropped because their MESSAGE-INTEGRITY did not
+    /// match its password (and their address was not bound to it).
+    pub dropped_unauthenticated: u64,
+}
+
+impl SfuStats {
+    /// Datagrams that reached a media socket but no connection (unknown address, unknown
+    /// ufrag, failed STUN check): what a port scan or a stale client costs.
+    pub fn unrouted_datagrams(&self) -> u64 {
+        self.dropped_unknown_address + self.dropped_unknown_ufrag + self.dropped_unauthenticated
+    }
 }
 
 /// The live counters behind [`SfuStats`]. Gauges go up and down with the objects they
@@ -40,6 +56,20 @@ pub(crate) struct Counters {
     dropped_packets: AtomicU64,
     keyframe_requests: AtomicU64,
     dropped_candidates: AtomicU64,
+    dropped_unknown_address: AtomicU64,
+    dropped_unknown_ufrag: AtomicU64,
+    dropped_unauthenticated: AtomicU64,
+}
+
+/// Why a datagram reached no connection (see the `dropped_*` fields of [`SfuStats`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DatagramDrop {
+    /// From an unbound address, not a STUN request naming a connection.
+    UnknownAddress,
+    /// A STUN request naming no connection.
+    UnknownUfrag,
+    /// A STUN request naming a connection, with a wrong or missing integrity.
+    Unauthenticated,
 }
 
 /// Which gauge to move.
@@ -119,6 +149,16 @@ impl Counters {
         metrics::counter!("sfu_dropped_candidates_total").increment(1);
     }
 
+    pub(crate) fn datagram_dropped(&self, why: DatagramDrop) {
+        let (cell, name) = match why {
+            DatagramDrop::UnknownAddress => (&self.dropped_unknown_address, "unknown_address"),
+            DatagramDrop::UnknownUfrag => (&self.dropped_unknown_ufrag, "unknown_ufrag"),
+            DatagramDrop::Unauthenticated => (&self.dropped_unauthenticated, "unauthenticated"),
+        };
+        cell.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("sfu_dropped_datagrams_total", "reason" => name).increment(1);
+    }
+
     pub(crate) fn snapshot(&self) -> SfuStats {
         SfuStats {
             rooms: self.rooms.load(Ordering::Relaxed),
@@ -130,6 +170,9 @@ impl Counters {
             dropped_packets: self.dropped_packets.load(Ordering::Relaxed),
             keyframe_requests: self.keyframe_requests.load(Ordering::Relaxed),
             dropped_candidates: self.dropped_candidates.load(Ordering::Relaxed),
+            dropped_unknown_address: self.dropped_unknown_address.load(Ordering::Relaxed),
+            dropped_unknown_ufrag: self.dropped_unknown_ufrag.load(Ordering::Relaxed),
+            dropped_unauthenticated: self.dropped_unauthenticated.load(Ordering::Relaxed),
         }
     }
 }

@@ -1,17 +1,5 @@
 //! Plain data types of the public API: what signaling sends in and gets out.
 
-/// A STUN/TURN server for a participant's peer connections, in the browser's
-/// `RTCIceServer` shape. Signaling issues these (fresh TURN credentials) per join.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IceServer {
-    /// `stun:` / `turn:` / `turns:` URLs.
-    pub urls: Vec<String>,
-    /// TURN username, if any.
-    pub username: Option<String>,
-    /// TURN credential, if any.
-    pub credential: Option<String>,
-}
-
 /// A published media track, as announced to clients in `track_published`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TrackInfo {

@@ -20,12 +20,9 @@ fn candidate(port: u32, padding: usize) -> IceCandidate {
 #[tokio::test]
 async fn ten_thousand_candidates_before_an_offer_stay_bounded() {
     let sfu = Sfu::new(SfuConfig::default()).expect("sfu");
-    let room = sfu.room("r1");
+    let room = sfu.open_room("r1");
     let (tx, _rx) = mpsc::unbounded_channel();
-    let p = room
-        .add_participant("p1", vec![], tx)
-        .await
-        .expect("participant");
+    let p = room.add_participant("p1", tx).await.expect("participant");
 
     // Small candidates: the count bound holds.
     for i in 0..10_000 {

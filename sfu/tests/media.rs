@@ -69,7 +69,7 @@ async fn two_participants_exchange_audio_and_video() {
     init_tracing();
     tokio::time::timeout(Duration::from_secs(90), async {
         let sfu = Sfu::new(SfuConfig::default()).unwrap();
-        let room = sfu.room("r1");
+        let room = sfu.open_room("r1");
         let a = TestClient::join(&room, "alice", true, true).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(
@@ -129,7 +129,7 @@ async fn two_participants_exchange_audio_and_video() {
             .iter()
             .filter(|e| matches!(e, SfuEvent::SubscriberOffer { .. }))
             .count();
-        room.remove_participant("bob").await;
+        b.participant.close().await;
         let ok = wait_until(Duration::from_secs(10), || {
             let ev = a.events();
             let unpub: Vec<usize> = ev
@@ -164,14 +164,14 @@ async fn two_participants_exchange_audio_and_video() {
         let s = sfu.stats();
         assert_eq!((s.participants, s.published_tracks), (1, 2));
         assert!(wait_until(Duration::from_secs(5), || sfu.stats().forwarded_tracks == 0).await);
-        assert_eq!(room.participant_count(), 1);
-        assert_eq!(room.tracks().len(), 2);
+        assert_eq!(sfu.stats().participants as usize, 1);
+        assert_eq!(room.tracks().await.len(), 2);
 
-        room.remove_participant("alice").await;
+        a.participant.close().await;
         let s = sfu.stats();
-        assert!(zero_gauges(&s), "after everyone left: {s:?}");
-        sfu.remove_room("r1");
-        assert_eq!(sfu.stats().rooms, 0);
+        assert!(zero_gauges(&s) && s.rooms == 1, "after everyone left: {s:?}");
+        room.close();
+        assert!(wait_until(Duration::from_secs(5), || sfu.stats().rooms == 0).await);
         a.close().await;
         b.close().await;
     })
@@ -185,14 +185,14 @@ async fn late_joiner_receives_existing_tracks() {
     init_tracing();
     tokio::time::timeout(Duration::from_secs(90), async {
         let sfu = Sfu::new(SfuConfig::default()).unwrap();
-        let room = sfu.room("r2");
+        let room = sfu.open_room("r2");
         let a = TestClient::join(&room, "alice", true, true).await;
         let b = TestClient::join(&room, "bob", true, true).await;
         let mut senders = warm_up(&[&a, &b], || {
             receiving_from(&a, "bob") && receiving_from(&b, "alice")
         })
         .await;
-        assert_eq!(room.tracks().len(), 4);
+        assert_eq!(room.tracks().await.len(), 4);
 
         // Carol joins after everything is published; she publishes nothing.
         let c = TestClient::join(&room, "carol", false, true).await;
@@ -204,7 +204,12 @@ async fn late_joiner_receives_existing_tracks() {
         .await;
         assert!(ok, "late joiner got no subscriber offer");
         // She learns the tracks from Room::tracks() (what signaling puts in `joined`).
-        let ids: Vec<String> = room.tracks().into_iter().map(|(_, t)| t.track_id).collect();
+        let ids: Vec<String> = room
+            .tracks()
+            .await
+            .into_iter()
+            .map(|(_, t)| t.track_id)
+            .collect();
         let ready = {
             let ids = ids.clone();
             let c = &c;
@@ -225,7 +230,7 @@ async fn late_joiner_receives_existing_tracks() {
         }
         measure(&mut senders, &[&a, &b], &[&a, &b, &c], COUNT, PACE).await;
         let got = c.received.snapshot();
-        for (publisher, info) in room.tracks() {
+        for (publisher, info) in room.tracks().await {
             let d = report("late-joiner", &c, &info.track_id);
             assert!(
                 d >= MIN_DELIVERY,
@@ -240,8 +245,12 @@ async fn late_joiner_receives_existing_tracks() {
         assert!(delivery(&b, "alice-cam") >= MIN_DELIVERY);
         assert_eq!(sfu.stats().forwarded_tracks, 4 + 4);
 
-        sfu.remove_room("r2");
-        assert!(zero_gauges(&sfu.stats()));
+        room.close();
+        assert!(
+            wait_until(Duration::from_secs(5), || zero_gauges(&sfu.stats())).await,
+            "{:?}",
+            sfu.stats()
+        );
         a.close().await;
         b.close().await;
         c.close().await;
@@ -256,7 +265,7 @@ async fn subscriber_that_never_reads_does_not_stall_the_others() {
     init_tracing();
     tokio::time::timeout(Duration::from_secs(90), async {
         let sfu = Sfu::new(SfuConfig::default()).unwrap();
-        let room = sfu.room("r3");
+        let room = sfu.open_room("r3");
         let a = TestClient::join(&room, "alice", true, true).await;
         let b = TestClient::join(&room, "bob", false, true).await;
         // Carol's client never polls its remote tracks.
@@ -285,8 +294,12 @@ async fn subscriber_that_never_reads_does_not_stall_the_others() {
         eprintln!("[stats] {s:?}");
         // The server still sent to carol (her leg is independent of bob's).
         assert!(s.forwarded_packets >= 2 * 2 * u64::from(COUNT) * 9 / 10);
-        sfu.remove_room("r3");
-        assert!(zero_gauges(&sfu.stats()));
+        room.close();
+        assert!(
+            wait_until(Duration::from_secs(5), || zero_gauges(&sfu.stats())).await,
+            "{:?}",
+            sfu.stats()
+        );
         a.close().await;
         b.close().await;
         c.close().await;
@@ -296,12 +309,12 @@ async fn subscriber_that_never_reads_does_not_stall_the_others() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stats_are_zero_after_remove_room_and_room_refuses_joins() {
+async fn stats_are_zero_after_closing_the_room_and_it_refuses_joins() {
     let _serial = SERIAL.lock().await;
     init_tracing();
     tokio::time::timeout(Duration::from_secs(60), async {
         let sfu = Sfu::new(SfuConfig::default()).unwrap();
-        let room = sfu.room("r4");
+        let room = sfu.open_room("r4");
         let a = TestClient::join(&room, "alice", true, true).await;
         let b = TestClient::join(&room, "bob", true, true).await;
         let _senders = warm_up(&[&a, &b], || {
@@ -319,15 +332,17 @@ async fn stats_are_zero_after_remove_room_and_room_refuses_joins() {
             (1, 2, 4, 4)
         );
 
-        sfu.remove_room("r4");
-        let s = sfu.stats();
-        assert_eq!(s.rooms, 0);
-        assert!(zero_gauges(&s), "{s:?}");
-        assert_eq!(room.participant_count(), 0);
-        assert!(room.tracks().is_empty());
+        room.close();
+        let ok = wait_until(Duration::from_secs(5), || {
+            let s = sfu.stats();
+            s.rooms == 0 && zero_gauges(&s)
+        })
+        .await;
+        assert!(ok, "{:?}", sfu.stats());
+        assert!(room.tracks().await.is_empty());
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         assert!(matches!(
-            room.add_participant("dave", vec![], tx).await,
+            room.add_participant("dave", tx).await,
             Err(sfu::SfuError::Closed)
         ));
         // The server closed its connections: the clients notice.
@@ -336,13 +351,13 @@ async fn stats_are_zero_after_remove_room_and_room_refuses_joins() {
                 && !b.sub_connected.load(std::sync::atomic::Ordering::SeqCst)
         })
         .await;
-        assert!(ok, "clients still connected after remove_room");
+        assert!(ok, "clients still connected after the room closed");
         assert!(a.participant.is_closed());
         // A new room of the same id starts empty.
-        let again = sfu.room("r4");
-        assert_eq!(again.participant_count(), 0);
-        assert_eq!(sfu.stats().rooms, 1);
-        sfu.remove_room("r4");
+        let again = sfu.open_room("r4");
+        assert!(again.tracks().await.is_empty());
+        assert_eq!((sfu.stats().rooms, sfu.stats().participants), (1, 0));
+        again.close();
         a.close().await;
         b.close().await;
     })
@@ -356,7 +371,7 @@ async fn keyframe_requests_reach_the_publisher_throttled() {
     init_tracing();
     tokio::time::timeout(Duration::from_secs(60), async {
         let sfu = Sfu::new(SfuConfig::default()).unwrap();
-        let room = sfu.room("r5");
+        let room = sfu.open_room("r5");
         let a = TestClient::join(&room, "alice", true, true).await;
         let b = TestClient::join(&room, "bob", false, true).await;
         let _senders = warm_up(&[&a], || receiving_from(&b, "alice")).await;
@@ -387,7 +402,7 @@ async fn keyframe_requests_reach_the_publisher_throttled() {
         .await;
         assert!(ok, "subscriber PLI did not reach the publisher");
 
-        sfu.remove_room("r5");
+        room.close();
         a.close().await;
         b.close().await;
     })
@@ -401,31 +416,37 @@ async fn reload_republishes_under_the_same_participant_id() {
     init_tracing();
     tokio::time::timeout(Duration::from_secs(90), async {
         let sfu = Sfu::new(SfuConfig::default()).unwrap();
-        let room = sfu.room("r6");
+        let room = sfu.open_room("r6");
         let a = TestClient::join(&room, "alice", true, true).await;
         let b = TestClient::join(&room, "bob", false, true).await;
         let _senders = warm_up(&[&a], || receiving_from(&b, "alice")).await;
 
         // Alice reloads: a new join with the same id replaces the old participant.
         let a2 = TestClient::join(&room, "alice", true, true).await;
-        assert!(a.participant.is_closed(), "old participant closed");
-        assert_eq!(room.participant_count(), 2);
+        assert!(
+            matches!(a.participant.restart_subscriber_ice().await, Err(sfu::SfuError::Closed)),
+            "the replaced participant is gone from the room"
+        );
+        assert_eq!(sfu.stats().participants as usize, 2);
         let mut senders = warm_up(&[&a2], || {
             let ev = b.events();
             let unpub = ev.iter().filter(|e| matches!(e, SfuEvent::TrackUnpublished { participant_id, .. } if participant_id == "alice")).count();
-            let publ = ev.iter().filter(|e| matches!(e, SfuEvent::TrackPublished { participant_id, .. } if participant_id == "alice")).count();
-            unpub == 2 && publ == 4 && b.received.snapshot().values().filter(|t| t.stream_id == "alice").count() >= 2
-                && room.tracks().iter().all(|(_, t)| b.received.packets(&t.track_id) > 0)
+            let republished: Vec<String> = ev.iter().filter_map(|e| match e {
+                SfuEvent::TrackPublished { participant_id, track } if participant_id == "alice" => Some(track.track_id.clone()),
+                _ => None,
+            }).collect();
+            unpub == 2 && republished.len() == 4 && b.received.snapshot().values().filter(|t| t.stream_id == "alice").count() >= 2
+                && republished[2..].iter().all(|t| b.received.packets(t) > 0)
         })
         .await;
         measure(&mut senders, &[&a2], &[&b], COUNT, PACE).await;
-        for (_, t) in room.tracks() {
+        for (_, t) in room.tracks().await {
             let d = report("reload", &b, &t.track_id);
             assert!(d >= MIN_DELIVERY, "bob got {:.1}% of {} after reload", d * 100.0, t.track_id);
         }
         let s = sfu.stats();
         assert_eq!((s.participants, s.published_tracks, s.forwarded_tracks), (2, 2, 2));
-        sfu.remove_room("r6");
+        room.close();
         a.close().await;
         a2.close().await;
         b.close().await;
@@ -452,7 +473,7 @@ async fn subscriber_ice_restart_keeps_media_flowing() {
     init_tracing();
     tokio::time::timeout(Duration::from_secs(60), async {
         let sfu = Sfu::new(SfuConfig::default()).unwrap();
-        let room = sfu.room("r7");
+        let room = sfu.open_room("r7");
         let a = TestClient::join(&room, "alice", true, true).await;
         let b = TestClient::join(&room, "bob", false, true).await;
         let mut senders = warm_up(&[&a], || receiving_from(&b, "alice")).await;
@@ -481,7 +502,7 @@ async fn subscriber_ice_restart_keeps_media_flowing() {
                 d * 100.0
             );
         }
-        sfu.remove_room("r7");
+        room.close();
         a.close().await;
         b.close().await;
     })
@@ -494,33 +515,41 @@ fn server_candidates(c: &TestClient) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sockets_honour_port_range_and_public_ip() {
+async fn candidates_name_the_configured_ports_and_public_ip() {
     let _serial = SERIAL.lock().await;
     init_tracing();
     tokio::time::timeout(Duration::from_secs(60), async {
-        let (min, max) = (47310u16, 47313u16);
+        let base = 47310u16;
         let sfu = Sfu::new(SfuConfig {
-            udp_port_min: min,
-            udp_port_max: max,
+            rtc_port: base,
+            workers: 2,
             // Announced instead of the bind address (1:1 NAT); 127.0.0.2 is not bound, so
             // this test only looks at what is announced.
             public_ips: vec!["127.0.0.2".parse().unwrap()],
             ..SfuConfig::default()
         })
         .unwrap();
-        let room = sfu.room("r8");
+        let ports: Vec<u16> = sfu.media_addrs().iter().map(|a| a.port()).collect();
+        assert_eq!(
+            ports,
+            vec![base, base + 1],
+            "worker i listens on rtc_port + i"
+        );
+        // A second SFU cannot take the same ports.
+        assert!(Sfu::new(SfuConfig {
+            rtc_port: base,
+            workers: 1,
+            ..SfuConfig::default()
+        })
+        .is_err());
+
+        let room = sfu.open_room("r8");
         let a = TestClient::join(&room, "alice", true, true).await;
         let b = TestClient::join(&room, "bob", true, true).await;
-        // Two participants × two connections fill the four ports.
-        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-        let third = room.add_participant("carol", vec![], tx).await;
-        assert!(
-            matches!(third, Err(sfu::SfuError::NoPortAvailable)),
-            "a fifth socket must not be bound outside the range: {third:?}"
-        );
-        assert_eq!(room.participant_count(), 2);
-
-        let ok = wait_until(Duration::from_secs(5), || !server_candidates(&a).is_empty()).await;
+        let ok = wait_until(Duration::from_secs(5), || {
+            !server_candidates(&a).is_empty() && !server_candidates(&b).is_empty()
+        })
+        .await;
         assert!(ok, "no server candidate");
         for c in server_candidates(&a)
             .iter()
@@ -528,22 +557,13 @@ async fn sockets_honour_port_range_and_public_ip() {
         {
             let fields: Vec<&str> = c.split_whitespace().collect();
             let (ip, port) = (fields[4], fields[5].parse::<u16>().unwrap());
-            assert_eq!(
-                ip, "127.0.0.2",
-                "host candidate rewritten to the public ip: {c}"
-            );
+            assert_eq!(ip, "127.0.0.2", "host candidate names the public ip: {c}");
             assert!(
-                (min..=max).contains(&port),
-                "port {port} outside {min}..={max}: {c}"
+                ports.contains(&port),
+                "port {port} is not a worker port: {c}"
             );
         }
-
-        // Ports come back when a participant leaves.
-        room.remove_participant("bob").await;
-        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-        let carol = room.add_participant("carol", vec![], tx).await;
-        assert!(carol.is_ok(), "ports were not released: {carol:?}");
-        sfu.remove_room("r8");
+        room.close();
         a.close().await;
         b.close().await;
     })
@@ -552,36 +572,49 @@ async fn sockets_honour_port_range_and_public_ip() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_task_outlives_its_participant() {
+async fn participants_cost_no_task() {
     let _serial = SERIAL.lock().await;
     init_tracing();
     tokio::time::timeout(Duration::from_secs(60), async {
         let metrics = tokio::runtime::Handle::current().metrics();
-        let baseline = metrics.num_alive_tasks();
         let sfu = Sfu::new(SfuConfig::default()).unwrap();
-        let room = sfu.room("r9");
+        let room = sfu.open_room("r9");
+        // Measured with the clients' own tasks already running: only the server's count.
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let baseline = metrics.num_alive_tasks();
+        let mut extra = Vec::new();
+        for i in 0..20 {
+            extra.push(
+                room.add_participant(&format!("p{i}"), tx.clone())
+                    .await
+                    .unwrap(),
+            );
+        }
+        assert_eq!(
+            metrics.num_alive_tasks(),
+            baseline,
+            "a participant spawned a task"
+        );
+        assert_eq!(sfu.stats().participants, 20);
+        for p in &extra {
+            p.close().await;
+        }
         let a = TestClient::join(&room, "alice", true, true).await;
         let b = TestClient::join(&room, "bob", true, true).await;
         let _senders = warm_up(&[&a, &b], || {
             receiving_from(&a, "bob") && receiving_from(&b, "alice")
         })
         .await;
-        let busy = metrics.num_alive_tasks();
-        room.remove_participant("alice").await;
-        room.remove_participant("bob").await;
-        sfu.remove_room("r9");
+        a.participant.close().await;
+        b.participant.close().await;
+        room.close();
         a.close().await;
         b.close().await;
-        let ok = wait_until(Duration::from_secs(10), || {
-            metrics.num_alive_tasks() <= baseline
-        })
-        .await;
-        eprintln!(
-            "[tasks] baseline {baseline}, with two participants {busy}, after leaving {}",
-            metrics.num_alive_tasks()
+        assert!(
+            wait_until(Duration::from_secs(5), || zero_gauges(&sfu.stats())
+                && sfu.stats().rooms == 0)
+            .await
         );
-        assert!(ok, "tasks left running after every participant left");
-        assert!(zero_gauges(&sfu.stats()));
     })
     .await
     .expect("test timed out");
@@ -597,7 +630,7 @@ async fn ice_lite_server_still_connects_both_directions() {
             ..SfuConfig::default()
         })
         .unwrap();
-        let room = sfu.room("r10");
+        let room = sfu.open_room("r10");
         let a = TestClient::join(&room, "alice", true, true).await;
         let b = TestClient::join(&room, "bob", false, true).await;
         let mut senders = warm_up(&[&a], || receiving_from(&b, "alice")).await;
@@ -614,7 +647,7 @@ async fn ice_lite_server_still_connects_both_directions() {
                 d * 100.0
             );
         }
-        sfu.remove_room("r10");
+        room.close();
         a.close().await;
         b.close().await;
     })

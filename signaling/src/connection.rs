@@ -7,17 +7,18 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::gatekeeper::Admission;
-use crate::hub::{track_view, Hub, Member, RoomState};
+use crate::hub::{Hub, RoomState};
+use crate::media::{MediaError, MediaParticipant};
 use crate::names::check_name;
 use crate::outbox::{OutboundQueue, Outbox};
 use crate::protocol::{
-    parse_client_message, CandidateInit, ClientMessage, ConnectionStatus, ParseError,
-    ParticipantView, PcName, ServerMessage, MAX_MESSAGE_BYTES, PROTOCOL_VERSION,
+    parse_client_message, ClientMessage, ParseError, PcName, ServerMessage, MAX_MESSAGE_BYTES,
+    PROTOCOL_VERSION,
 };
+use crate::relay::relay_media_events;
 use crate::throttle::{LogThrottle, MessageLimiter, Verdict};
 
 /// Process-wide log throttles: a flood logs a handful of lines, with counts.
@@ -40,7 +41,7 @@ pub enum Flow {
 struct Joined {
     room: Arc<RoomState>,
     participant_id: String,
-    media: sfu::Participant,
+    media: Arc<dyn MediaParticipant>,
 }
 
 /// One client connection.
@@ -193,7 +194,7 @@ impl Connection {
                         .send(ServerMessage::error("not_joined", "send join first", false));
                     return Flow::Continue;
                 };
-                let media = joined.media.clone();
+                let media = Arc::clone(&joined.media);
                 let participant_id = joined.participant_id.clone();
                 let room = Arc::clone(&joined.room);
                 self.handle_joined(other, room, participant_id, media).await
@@ -206,7 +207,7 @@ impl Connection {
         message: ClientMessage,
         room: Arc<RoomState>,
         participant_id: String,
-        media: sfu::Participant,
+        media: Arc<dyn MediaParticipant>,
     ) -> Flow {
         match message {
             ClientMessage::Offer {
@@ -235,10 +236,8 @@ impl Connection {
                 ));
             }
             ClientMessage::Candidate { pc, candidate } => {
-                let candidate = candidate
-                    .filter(|c| !c.candidate.is_empty())
-                    .map(to_sfu_candidate);
-                if let Err(err) = media.add_ice_candidate(to_sfu_pc(pc), candidate).await {
+                let candidate = candidate.filter(|c| !c.candidate.is_empty());
+                if let Err(err) = media.add_ice_candidate(pc, candidate).await {
                     self.negotiation_failed(err);
                 }
             }
@@ -286,7 +285,7 @@ impl Connection {
 
     /// The detail stays in the (throttled) log; the client gets a generic message, so
     /// no SDP parser or webrtc internals leak to it.
-    fn negotiation_failed(&self, err: sfu::SfuError) {
+    fn negotiation_failed(&self, err: MediaError) {
         if let Some(suppressed) = NEGOTIATION_LOG.allow() {
             tracing::warn!(error = %err, connection_id = self.id, suppressed, "negotiation failed");
         }
@@ -398,119 +397,28 @@ impl Connection {
         started: Instant,
     ) -> Result<(), (&'static str, String)> {
         let hub = self.hub.clone();
-        let Some(room) = hub.room_or_create(&admission.session.id, admission.expires_at_ms) else {
-            return Err(("session_ended", "this session has ended".into()));
-        };
+        let entered = hub.enter(&admission, self.id, &self.outbox).await?;
         let pid = admission.participant_id.clone();
-        let mut members = room.members.lock().await;
-        if members.closed {
-            return Err(("session_ended", "this session has ended".into()));
-        }
-        let resumed = if let Some(existing) = members.by_id.get_mut(&pid) {
-            existing
-                .outbox
-                .fail("replaced", "you joined from another connection");
-            existing.connection_id = self.id;
-            existing.outbox = self.outbox.clone();
-            existing.view.connection = ConnectionStatus::Connected;
-            existing.view.audio_muted = false;
-            existing.view.video_muted = false;
-            if existing.media.take().is_some() {
-                room.media.remove_participant(&pid).await;
-            }
-            let view = existing.view.clone();
-            members.broadcast(
-                &pid,
-                &ServerMessage::ParticipantJoined { participant: view },
-            );
-            true
-        } else {
-            if members.by_id.len() >= admission.session.max_participants as usize {
-                drop(members);
-                hub.drop_room_if_empty(&room).await;
-                return Err(("room_full", "this session is full".into()));
-            }
-            let view = ParticipantView {
-                participant_id: pid.clone(),
-                display_name: admission.display_name.clone(),
-                role: admission.role.clone(),
-                is_guest: admission.is_guest,
-                connection: ConnectionStatus::Connected,
-                audio_muted: false,
-                video_muted: false,
-                tracks: Vec::new(),
-            };
-            members.broadcast(
-                &pid,
-                &ServerMessage::ParticipantJoined {
-                    participant: view.clone(),
-                },
-            );
-            members.by_id.insert(
-                pid.clone(),
-                Member {
-                    view,
-                    connection_id: self.id,
-                    outbox: self.outbox.clone(),
-                    media: None,
-                    mute: Default::default(),
-                },
-            );
-            metrics::gauge!("theraroom_participants").increment(1.0);
-            false
-        };
-        let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let media = match room
-            .media
-            .add_participant(&pid, Vec::new(), events_tx)
-            .await
-        {
-            Ok(media) => media,
-            Err(err) => {
-                tracing::error!(error = %err, "could not create peer connections");
-                let member = members.by_id.remove(&pid);
-                drop(members);
-                if let Some(member) = member {
-                    hub.finish_departure(&room, &pid, member, "disconnected")
-                        .await;
-                }
-                return Err(("internal", "the media server could not accept you".into()));
-            }
-        };
-        if let Some(member) = members.by_id.get_mut(&pid) {
-            member.media = Some(media.clone());
-        }
-        let participants: Vec<ParticipantView> = members
-            .by_id
-            .iter()
-            .filter(|(id, _)| **id != pid)
-            .map(|(id, m)| {
-                let mut view = m.view.clone();
-                view.tracks = Hub::tracks_of(&room, id);
-                view
-            })
-            .collect();
-        drop(members);
         hub.inner.gate.participant_joined(&pid).await;
         self.outbox.send(ServerMessage::Joined {
             protocol: PROTOCOL_VERSION,
             participant_id: pid.clone(),
-            resumed,
+            resumed: entered.resumed,
             session: admission.session.clone(),
             ice_servers: admission.ice_servers.clone(),
-            participants,
+            participants: entered.participants,
         });
         tokio::spawn(
-            pump_media_events(events_rx, self.outbox.clone(), pid.clone(), started)
+            relay_media_events(entered.events, self.outbox.clone(), pid.clone(), started)
                 .instrument(tracing::Span::current()),
         );
         self.register_subject(&admission.subject);
         self.register_token(admission.token_id.clone());
-        tracing::info!(resumed, "participant joined");
+        tracing::info!(resumed = entered.resumed, "participant joined");
         self.joined = Some(Joined {
-            room,
+            room: entered.room,
             participant_id: pid,
-            media,
+            media: entered.media,
         });
         Ok(())
     }
@@ -529,97 +437,5 @@ impl Connection {
                 .start_grace(joined.room, joined.participant_id, self.id)
                 .await;
         }
-    }
-}
-
-/// Relays SFU events of one participant to its client.
-async fn pump_media_events(
-    mut events: mpsc::UnboundedReceiver<sfu::SfuEvent>,
-    outbox: Outbox,
-    participant_id: String,
-    started: Instant,
-) {
-    let mut connected_recorded = false;
-    while let Some(event) = events.recv().await {
-        let message = match event {
-            sfu::SfuEvent::IceCandidate { pc, candidate } => ServerMessage::Candidate {
-                pc: from_sfu_pc(pc),
-                candidate: CandidateInit {
-                    candidate: candidate.candidate,
-                    sdp_mid: candidate.sdp_mid,
-                    sdp_mline_index: candidate.sdp_mline_index,
-                    username_fragment: candidate.username_fragment,
-                },
-            },
-            sfu::SfuEvent::SubscriberOffer { sdp } => ServerMessage::Offer {
-                pc: PcName::Subscriber,
-                sdp,
-            },
-            sfu::SfuEvent::TrackPublished {
-                participant_id: publisher,
-                track,
-            } => {
-                if publisher == participant_id {
-                    continue;
-                }
-                ServerMessage::TrackPublished {
-                    participant_id: publisher,
-                    track: track_view(&track),
-                }
-            }
-            sfu::SfuEvent::TrackUnpublished {
-                participant_id: publisher,
-                track_id,
-            } => {
-                if publisher == participant_id {
-                    continue;
-                }
-                ServerMessage::TrackUnpublished {
-                    participant_id: publisher,
-                    track_id,
-                }
-            }
-            sfu::SfuEvent::ConnectionState { pc, state } => {
-                tracing::debug!(pc = pc.as_str(), state, "peer connection state");
-                if pc == sfu::PcRole::Publisher && state == "connected" && !connected_recorded {
-                    connected_recorded = true;
-                    metrics::histogram!("theraroom_join_to_connected_seconds")
-                        .record(started.elapsed().as_secs_f64());
-                }
-                continue;
-            }
-            sfu::SfuEvent::MediaFlowing => {
-                metrics::histogram!("theraroom_join_to_media_seconds")
-                    .record(started.elapsed().as_secs_f64());
-                continue;
-            }
-        };
-        if outbox.is_closed() {
-            break;
-        }
-        outbox.send(message);
-    }
-}
-
-fn to_sfu_pc(pc: PcName) -> sfu::PcRole {
-    match pc {
-        PcName::Publisher => sfu::PcRole::Publisher,
-        PcName::Subscriber => sfu::PcRole::Subscriber,
-    }
-}
-
-fn from_sfu_pc(pc: sfu::PcRole) -> PcName {
-    match pc {
-        sfu::PcRole::Publisher => PcName::Publisher,
-        sfu::PcRole::Subscriber => PcName::Subscriber,
-    }
-}
-
-fn to_sfu_candidate(c: CandidateInit) -> sfu::IceCandidate {
-    sfu::IceCandidate {
-        candidate: c.candidate,
-        sdp_mid: c.sdp_mid,
-        sdp_mline_index: c.sdp_mline_index,
-        username_fragment: c.username_fragment,
     }
 }

@@ -1,5 +1,8 @@
 //! The room registry: which participants are in which session's room, their
-//! connection state, and the fan-out of presence events.
+//! connection state, and the fan-out of presence events. It is the only registry of
+//! rooms: each room holds its media room (opened with the room, closed when the room is
+//! dropped), and the media plane keeps no rooms of its own that would need keeping in
+//! step.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -8,14 +11,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dashmap::DashMap;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OwnedMutexGuard};
 use tracing::Instrument;
 
 use crate::caps::{CapExceeded, ConnectionCaps, ConnectionPermit};
 use crate::gatekeeper::Gatekeeper;
+use crate::media::{MediaParticipant, MediaPlane, MediaRoom};
 use crate::mute::MuteGates;
 use crate::outbox::Outbox;
-use crate::protocol::{ConnectionStatus, Kind, ParticipantView, ServerMessage, TrackView};
+use crate::protocol::{ConnectionStatus, ParticipantView, ServerMessage};
 
 /// Tunables of the hub and of the transports that feed it (limits in PROTOCOL.md).
 #[derive(Debug, Clone)]
@@ -51,10 +55,6 @@ impl Default for HubConfig {
     }
 }
 
-/// How long an ended session stays refused at least, when its expiry is sooner or
-/// unknown: longer than any admission that started before the end can take.
-const ENDED_MEMORY_MS: i64 = 10 * 60 * 1000;
-
 /// The signaling hub: all live rooms of this server. Cheap to clone.
 #[derive(Clone)]
 pub struct Hub {
@@ -63,7 +63,7 @@ pub struct Hub {
 
 pub(crate) struct HubInner {
     pub(crate) rooms: DashMap<String, Arc<RoomState>>,
-    pub(crate) sfu: sfu::Sfu,
+    pub(crate) media: Arc<dyn MediaPlane>,
     pub(crate) gate: Arc<dyn Gatekeeper>,
     pub(crate) config: HubConfig,
     pub(crate) next_connection: AtomicU64,
@@ -83,8 +83,11 @@ pub(crate) struct RoomState {
     pub(crate) id: String,
     /// Session expiry, Unix ms.
     pub(crate) expires_at_ms: i64,
-    pub(crate) media: sfu::Room,
-    pub(crate) members: Mutex<Members>,
+    /// The room's media, opened with the room and closed when the room is dropped.
+    pub(crate) media: Arc<dyn MediaRoom>,
+    /// In an `Arc` so that a join can hold the lock while it looks again for a room
+    /// (see [`Hub::lock_for_entry`]).
+    pub(crate) members: Arc<Mutex<Members>>,
     /// The timer that ends the room at the session's expiry. Aborted when the room is
     /// dropped, so that a room emptied long before its expiry leaves no sleeping task
     /// behind (found by tests/rtc_churn.rs: one task per room ever opened).
@@ -102,8 +105,11 @@ impl Drop for RoomState {
 /// Participants of a room, guarded by the room lock.
 pub(crate) struct Members {
     pub(crate) by_id: HashMap<String, Member>,
-    /// Set when the session ended: nobody may enter any more.
+    /// Set when the session ended (or the server stops): nobody may enter any more.
     pub(crate) closed: bool,
+    /// Set when the hub dropped the room because it was empty: a join that reaches it
+    /// afterwards looks the session's room up again.
+    pub(crate) retired: bool,
 }
 
 /// A participant in a room.
@@ -112,7 +118,8 @@ pub(crate) struct Member {
     /// Which connection currently speaks for this participant.
     pub(crate) connection_id: u64,
     pub(crate) outbox: Outbox,
-    pub(crate) media: Option<sfu::Participant>,
+    /// The participant's media, once its peer connections exist.
+    pub(crate) media: Option<Arc<dyn MediaParticipant>>,
     /// Coalescing of this participant's `mute` broadcasts, per kind.
     pub(crate) mute: MuteGates,
 }
@@ -129,8 +136,8 @@ impl Members {
 }
 
 impl Hub {
-    /// Creates a hub forwarding media through `sfu` and asking `gate` for decisions.
-    pub fn new(sfu: sfu::Sfu, gate: Arc<dyn Gatekeeper>, config: HubConfig) -> Hub {
+    /// Creates a hub forwarding media through `media` and asking `gate` for decisions.
+    pub fn new(media: Arc<dyn MediaPlane>, gate: Arc<dyn Gatekeeper>, config: HubConfig) -> Hub {
         let caps = Arc::new(ConnectionCaps::new(
             config.max_connections,
             config.max_connections_per_ip,
@@ -138,7 +145,7 @@ impl Hub {
         Hub {
             inner: Arc::new(HubInner {
                 rooms: DashMap::new(),
-                sfu,
+                media,
                 gate,
                 config,
                 next_connection: AtomicU64::new(1),
@@ -216,11 +223,12 @@ impl Hub {
                 let room = Arc::new(RoomState {
                     id: session_id.to_string(),
                     expires_at_ms,
-                    media: self.inner.sfu.room(session_id),
-                    members: Mutex::new(Members {
+                    media: self.inner.media.open_room(session_id),
+                    members: Arc::new(Mutex::new(Members {
                         by_id: HashMap::new(),
                         closed: false,
-                    }),
+                        retired: false,
+                    })),
                     expiry: std::sync::OnceLock::new(),
                 });
                 e.insert(Arc::clone(&room));
@@ -248,80 +256,26 @@ impl Hub {
         Some(room)
     }
 
-    /// True while a session ended here may not get a room again.
-    fn is_ended(&self, session_id: &str) -> bool {
-        let now = now_ms();
-        let ended = self
-            .inner
-            .ended
-            .get(session_id)
-            .is_some_and(|until| *until > now);
-        if !ended {
-            self.inner
-                .ended
-                .remove_if(session_id, |_, until| *until <= now);
-        }
-        ended
-    }
-
-    /// Marks a session ended (before its room is closed), and forgets old marks.
-    fn remember_ended(&self, session_id: &str) {
-        let now = now_ms();
-        let expiry = self.room(session_id).map_or(0, |r| r.expires_at_ms);
-        let until = expiry.max(now.saturating_add(ENDED_MEMORY_MS));
-        self.inner.ended.retain(|_, until| *until > now);
-        self.inner.ended.insert(session_id.to_string(), until);
-    }
-
-    /// Ends a session's room: everyone receives `session_ended` and is disconnected,
-    /// and no room is made for the session again (until its expiry, at least 10 min).
-    pub async fn end_session(&self, session_id: &str, reason: &str) {
-        self.remember_ended(session_id);
-        let closed = self
-            .close_room(session_id, |outbox| {
-                outbox.send(ServerMessage::SessionEnded {
-                    reason: reason.to_string(),
-                });
-                outbox.close(1000, "session_ended");
-            })
-            .await;
-        if closed {
-            tracing::info!(room_id = %session_id, reason, "room ended");
-        }
-    }
-
-    /// Closes every room because the server stops: clients get close code 1012
-    /// (service restart) and may reconnect to another instance; rows are closed.
-    pub async fn shutdown(&self) {
-        let ids: Vec<String> = self.inner.rooms.iter().map(|r| r.key().clone()).collect();
-        for id in ids {
-            self.close_room(&id, |outbox| outbox.close(1012, "server_restart"))
-                .await;
-        }
-    }
-
-    /// Takes a room out of service: nobody may enter any more, every member gets
-    /// `farewell` on its outbox, media and participant rows are released. Returns
-    /// false when there was no such room.
-    async fn close_room(&self, session_id: &str, farewell: impl Fn(&Outbox)) -> bool {
-        let Some((_, room)) = self.inner.rooms.remove(session_id) else {
-            return false;
-        };
-        metrics::gauge!("theraroom_rooms").set(self.inner.rooms.len() as f64);
-        let mut members = room.members.lock().await;
-        members.closed = true;
-        let gone: Vec<(String, Member)> = members.by_id.drain().collect();
-        drop(members);
-        for (id, member) in gone {
-            farewell(&member.outbox);
-            if member.media.is_some() {
-                room.media.remove_participant(&id).await;
+    /// The room a join enters, with its members locked; `None` when the session ended
+    /// (or the server is stopping). A room dropped as empty between the lookup and the
+    /// lock is looked up again: it is out of the map by then, so the next lookup finds
+    /// or makes its successor.
+    pub(crate) async fn lock_for_entry(
+        &self,
+        session_id: &str,
+        expires_at_ms: i64,
+    ) -> Option<(Arc<RoomState>, OwnedMutexGuard<Members>)> {
+        loop {
+            let room = self.room_or_create(session_id, expires_at_ms)?;
+            let members = Arc::clone(&room.members).lock_owned().await;
+            if members.retired {
+                continue;
             }
-            self.inner.gate.participant_left(&id).await;
-            metrics::gauge!("theraroom_participants").decrement(1.0);
+            if members.closed {
+                return None;
+            }
+            return Some((room, members));
         }
-        self.inner.sfu.remove_room(session_id);
-        true
     }
 
     /// Removes one participant on the therapist's order: they receive `removed` and
@@ -361,8 +315,8 @@ impl Hub {
             );
             members.by_id.is_empty()
         };
-        if member.media.is_some() {
-            room.media.remove_participant(participant_id).await;
+        if let Some(media) = member.media {
+            media.close().await;
         }
         self.inner.gate.participant_left(participant_id).await;
         metrics::gauge!("theraroom_participants").decrement(1.0);
@@ -372,12 +326,16 @@ impl Hub {
         }
     }
 
-    /// Forgets a room (and its SFU room) once nobody is in it.
+    /// Forgets a room once nobody is in it, closing its media first (under the room
+    /// lock, so that no join can enter it any more and no successor room of that id
+    /// exists before this one's media is closed).
     pub(crate) async fn drop_room_if_empty(&self, room: &Arc<RoomState>) {
-        let members = room.members.lock().await;
-        if !members.by_id.is_empty() {
+        let mut members = room.members.lock().await;
+        if !members.by_id.is_empty() || members.closed || members.retired {
             return;
         }
+        members.retired = true;
+        room.media.close().await;
         let removed = self
             .inner
             .rooms
@@ -385,7 +343,6 @@ impl Hub {
             .is_some();
         drop(members);
         if removed {
-            self.inner.sfu.remove_room(&room.id);
             metrics::gauge!("theraroom_rooms").set(self.inner.rooms.len() as f64);
         }
     }
@@ -441,16 +398,6 @@ impl Hub {
         );
     }
 
-    /// A participant's published tracks, from the SFU.
-    pub(crate) fn tracks_of(room: &RoomState, participant_id: &str) -> Vec<TrackView> {
-        room.media
-            .tracks()
-            .into_iter()
-            .filter(|(pid, _)| pid == participant_id)
-            .map(|(_, t)| track_view(&t))
-            .collect()
-    }
-
     /// Pushes a `notification` message to every open connection of `subject` (a
     /// user id). Returns how many connections it reached.
     pub fn notify(&self, subject: &str, notification: serde_json::Value) -> usize {
@@ -489,21 +436,9 @@ impl Hub {
 }
 
 /// The wall clock in Unix milliseconds.
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
-}
-
-/// Protocol view of an SFU track.
-pub(crate) fn track_view(track: &sfu::TrackInfo) -> TrackView {
-    TrackView {
-        track_id: track.track_id.clone(),
-        kind: match track.kind {
-            sfu::MediaKind::Audio => Kind::Audio,
-            sfu::MediaKind::Video => Kind::Video,
-        },
-        stream_id: track.stream_id.clone(),
-    }
 }

@@ -21,6 +21,16 @@ pub enum PcName {
     Subscriber,
 }
 
+impl PcName {
+    /// The protocol spelling (`"publisher"` / `"subscriber"`), for logs.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PcName::Publisher => "publisher",
+            PcName::Subscriber => "subscriber",
+        }
+    }
+}
+
 /// Media kind of a track or mute switch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

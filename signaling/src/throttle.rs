@@ -1,5 +1,5 @@
 //! Small rate limiters: the per-connection message budget ([`MessageLimiter`]), and the
-//! log throttle ([`LogThrottle`], from the SFU) so a flood produces a handful of lines.
+//! log throttle ([`LogThrottle`]) so a flood produces a handful of lines.
 //!
 //! A hand-written token bucket instead of `governor`: each limiter is owned by one
 //! connection's task (no sharing, no atomics needed), and it takes the time as an
@@ -105,12 +105,50 @@ impl MessageLimiter {
     }
 }
 
-/// The process-wide log throttle, shared with the SFU.
-pub use sfu::LogThrottle;
+/// Lets one log line through per interval and counts the ones held back, so a flood of
+/// identical events logs a handful of lines. Usable in a `static`; the binary uses it too.
+#[derive(Debug)]
+pub struct LogThrottle {
+    every: Duration,
+    /// When a line was last let through, and how many were held back since.
+    state: std::sync::Mutex<(Option<Instant>, u64)>,
+}
+
+impl LogThrottle {
+    /// A throttle letting one line through per `every`.
+    pub const fn new(every: Duration) -> Self {
+        LogThrottle {
+            every,
+            state: std::sync::Mutex::new((None, 0)),
+        }
+    }
+
+    /// `Some(suppressed)` when a line may be logged now, with the number of lines held
+    /// back since the last one; `None` when this one should be skipped.
+    pub fn allow(&self) -> Option<u64> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if state.0.is_none_or(|t| now.duration_since(t) >= self.every) {
+            state.0 = Some(now);
+            Some(std::mem::take(&mut state.1))
+        } else {
+            state.1 += 1;
+            None
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_throttle_counts_suppressed() {
+        let throttle = LogThrottle::new(Duration::from_secs(3600));
+        assert_eq!(throttle.allow(), Some(0));
+        assert_eq!(throttle.allow(), None);
+        assert_eq!(throttle.allow(), None);
+    }
 
     #[test]
     fn bucket_allows_burst_then_rate() {

@@ -1,6 +1,7 @@
 //! Hub behaviour without browsers: admission, capacity, takeover, leave, grace
 //! period, removal and session end, driven through the public Connection API with an
-//! in-memory gatekeeper. Peer connections are created but never negotiated.
+//! in-memory gatekeeper and media plane (no WebRTC: see tests/media.rs for what the hub
+//! asks of the media plane).
 
 mod common;
 

@@ -18,7 +18,8 @@ pub const DEFAULT_FAILURES_PER_MINUTE: u32 = 20;
 /// At most this many `auth.failed` audit rows per minute, over all addresses.
 const AUDITS_PER_MINUTE: u32 = 600;
 /// A flood of refusals writes a WARN line a second, not one per request.
-static OVER_LIMIT_LOG: sfu::LogThrottle = sfu::LogThrottle::new(std::time::Duration::from_secs(1));
+static OVER_LIMIT_LOG: signaling::LogThrottle =
+    signaling::LogThrottle::new(std::time::Duration::from_secs(1));
 /// Past this many tracked addresses, forget those whose limit has fully recovered.
 const TRACKED_ADDRESSES_SOFT_CAP: usize = 10_000;
 

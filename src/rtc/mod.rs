@@ -1,8 +1,10 @@
 //! Wiring of live video into the server: the `/rtc` WebSocket route ([`socket`]),
 //! the [`signaling::Gatekeeper`] backed by the store and the room rules ([`gate`]),
-//! and the [`LiveControl`] that lets REST changes reach live rooms.
+//! the SFU adapted to signaling's media trait ([`media`]), and the [`LiveControl`]
+//! that lets REST changes reach live rooms.
 
 mod gate;
+mod media;
 mod socket;
 
 use std::sync::Arc;
@@ -12,6 +14,7 @@ use axum::Router;
 use signaling::Hub;
 
 pub use gate::StoreGatekeeper;
+pub use media::SfuMedia;
 
 use crate::state::LiveControl;
 
@@ -44,9 +47,9 @@ impl LiveControl for HubControl {
     }
 }
 
-/// Builds the hub over `sfu` with the store-backed gatekeeper.
+/// Builds the hub over `sfu` (behind [`SfuMedia`]) with the store-backed gatekeeper.
 pub fn hub(sfu: sfu::Sfu, gate: StoreGatekeeper, config: signaling::HubConfig) -> Hub {
-    Hub::new(sfu, Arc::new(gate), config)
+    Hub::new(Arc::new(SfuMedia::new(sfu)), Arc::new(gate), config)
 }
 
 /// The `/rtc` route.

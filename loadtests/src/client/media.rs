@@ -136,7 +136,7 @@ impl ReceiveTable {
 
     /// Registers a new remote track. A track id already taken (servers that reuse
     /// msid track ids across m-lines) gets a `#n` suffix so no track hides another.
-    fn register(&self, state: RemoteTrackState) -> Arc<Mutex<RemoteTrackState>> {
+    pub(crate) fn register(&self, state: RemoteTrackState) -> Arc<Mutex<RemoteTrackState>> {
         let mut tracks = self.tracks.lock().unwrap_or_else(|e| e.into_inner());
         let mut id = state.stats.track_id.clone();
         let mut n = 1;

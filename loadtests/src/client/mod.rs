@@ -166,21 +166,21 @@ impl JoinOptions {
 
 /// Server messages other than negotiation (everything but `offer`, `answer`,
 /// `candidate`), in arrival order, shared with [`Events`] cursors.
-struct EventLog {
+pub(crate) struct EventLog {
     items: Mutex<Vec<ServerMessage>>,
     /// Number of items; `closed` once the socket is gone and nothing more will come.
     count: watch::Sender<(usize, bool)>,
 }
 
 impl EventLog {
-    fn new() -> Arc<Self> {
+    pub(crate) fn new() -> Arc<Self> {
         Arc::new(EventLog {
             items: Mutex::new(Vec::new()),
             count: watch::channel((0, false)).0,
         })
     }
 
-    fn push(&self, message: ServerMessage) {
+    pub(crate) fn push(&self, message: ServerMessage) {
         let n = {
             let mut items = self.items.lock().unwrap_or_else(|e| e.into_inner());
             items.push(message);
@@ -189,8 +189,22 @@ impl EventLog {
         self.count.send_modify(|c| c.0 = n);
     }
 
-    fn close(&self) {
+    pub(crate) fn close(&self) {
         self.count.send_modify(|c| c.1 = true);
+    }
+
+    /// A copy of every message so far.
+    pub(crate) fn all(&self) -> Vec<ServerMessage> {
+        self.items.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// A cursor from the first message.
+    pub(crate) fn cursor(self: &Arc<Self>) -> Events {
+        Events {
+            log: Arc::clone(self),
+            next: 0,
+            watch: self.count.subscribe(),
+        }
     }
 
     fn get(&self, i: usize) -> Option<ServerMessage> {
@@ -564,7 +578,7 @@ impl Drop for Participant {
     }
 }
 
-fn gone() -> CloseInfo {
+pub(crate) fn gone() -> CloseInfo {
     CloseInfo {
         code: signal::ABNORMAL_CLOSE,
         reason: "closed".into(),

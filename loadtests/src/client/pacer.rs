@@ -215,7 +215,33 @@ async fn pace(
 }
 
 impl SentCounters {
-    fn sent(&self, size: usize, sent_us: u64) {
+    /// The tag index of the next packet (and counts it as attempted).
+    pub(crate) fn take_index(&self) -> u32 {
+        self.next_index.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Counts a write the peer connection refused.
+    pub(crate) fn failed(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The RTP sequence number and timestamp to continue from.
+    pub(crate) fn rtp_position(&self) -> (u16, u32) {
+        (
+            self.rtp_sequence.load(Ordering::Relaxed) as u16,
+            self.rtp_timestamp.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Remembers where the RTP sequence and timestamp stand.
+    pub(crate) fn set_rtp_position(&self, sequence: u16, timestamp: u32) {
+        self.rtp_sequence
+            .store(u32::from(sequence), Ordering::Relaxed);
+        self.rtp_timestamp.store(timestamp, Ordering::Relaxed);
+    }
+
+    /// Counts one packet of `size` payload bytes handed to the connection at `sent_us`.
+    pub(crate) fn sent(&self, size: usize, sent_us: u64) {
         self.packets.fetch_add(1, Ordering::Relaxed);
         self.bytes.fetch_add(size as u64, Ordering::Relaxed);
         if in_measure_window(sent_us) {

@@ -56,6 +56,18 @@ pub fn append_tag(buf: &mut Vec<u8>, index: u32, sent_us: u64) {
     buf.extend_from_slice(&sent_us.to_be_bytes());
 }
 
+/// Writes a tag into the last [`TAG_LEN`] bytes of `buf` (a real media payload copied
+/// into a buffer [`TAG_LEN`] bytes longer than itself), in place: the same bytes as
+/// [`append_tag`] without growing a vector.
+pub fn write_tag_at_end(buf: &mut [u8], index: u32, sent_us: u64) {
+    let Some(o) = buf.len().checked_sub(TAG_LEN) else {
+        return;
+    };
+    buf[o..o + 4].copy_from_slice(&MAGIC);
+    buf[o + 4..o + 8].copy_from_slice(&index.to_be_bytes());
+    buf[o + 8..o + 16].copy_from_slice(&sent_us.to_be_bytes());
+}
+
 fn parse_tag(tag: &[u8]) -> Option<(u32, u64)> {
     if tag.len() != TAG_LEN || tag[..4] != MAGIC {
         return None;
@@ -467,6 +479,21 @@ mod tests {
         append_tag(&mut real, 9, 77);
         assert_eq!(read_tag(&real, Kind::Video), Some((9, 77)));
         assert_eq!(read_tag(&real, Kind::Audio), Some((9, 77)));
+    }
+
+    #[test]
+    fn tag_at_end_matches_append() {
+        let body = [0x10u8, 0x9d, 0x01, 0x2a, 5];
+        let mut appended = body.to_vec();
+        append_tag(&mut appended, 41, 987_654);
+        let mut in_place = vec![0u8; body.len() + TAG_LEN];
+        in_place[..body.len()].copy_from_slice(&body);
+        write_tag_at_end(&mut in_place, 41, 987_654);
+        assert_eq!(in_place, appended);
+        assert_eq!(read_tag(&in_place, Kind::Video), Some((41, 987_654)));
+        let mut short = [1u8; 3];
+        write_tag_at_end(&mut short, 1, 1);
+        assert_eq!(short, [1, 1, 1], "too short: untouched");
     }
 
     #[test]

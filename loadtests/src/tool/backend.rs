@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use theraroom_load::engine::{Engine, EngineParticipant, EngineStats};
 use theraroom_load::rest;
 use theraroom_load::{
     ClientMessage, ClipSet, JoinOptions, Kind, MediaRate, Participant, Publish, RemoteTrackStats,
@@ -19,6 +20,34 @@ pub enum Media {
     Clips(Arc<ClipSet>),
     /// Synthetic tagged packets at a fixed rate (when no media files can be made).
     Synthetic(MediaRate),
+}
+
+/// Which client stack the simulated participants use.
+#[derive(Clone)]
+pub enum Client {
+    /// The sans-IO engine (`theraroom_load::engine`): one loop thread per core.
+    Engine(Engine),
+    /// webrtc-rs peer connections ([`Participant`], a task and sockets per
+    /// connection), kept for comparison.
+    Webrtc,
+}
+
+impl Client {
+    /// Counters of the engine (none for webrtc-rs).
+    pub fn engine_stats(&self) -> Option<EngineStats> {
+        match self {
+            Client::Engine(e) => Some(e.stats()),
+            Client::Webrtc => None,
+        }
+    }
+
+    /// Short name for reports (`engine x2`, `webrtc`).
+    pub fn label(&self) -> String {
+        match self {
+            Client::Engine(e) => format!("engine x{}", e.threads()),
+            Client::Webrtc => "webrtc".into(),
+        }
+    }
 }
 
 /// A room created on the server under test.
@@ -55,6 +84,10 @@ pub trait Peer: Send + Sync {
 pub trait Backend: Send + Sync {
     /// Short name for reports.
     fn name(&self) -> &'static str;
+    /// The client stack the participants use (`engine x2`, `webrtc`).
+    fn client(&self) -> String;
+    /// Counters of the client engine, when participants use it.
+    fn engine_stats(&self) -> Option<EngineStats>;
     /// Process id of the server (CPU and RSS come from /proc).
     fn pid(&self) -> u32;
     /// Creates a room for `size` participants.
@@ -75,6 +108,8 @@ pub trait Backend: Send + Sync {
 pub struct TheraBackend {
     /// The server.
     pub server: TheraServer,
+    /// The client stack participants join with.
+    pub client: Client,
 }
 
 /// Largest room TheraRoom's session API accepts.
@@ -84,6 +119,14 @@ pub const THERAROOM_MAX_ROOM: usize = 50;
 impl Backend for TheraBackend {
     fn name(&self) -> &'static str {
         "theraroom"
+    }
+
+    fn client(&self) -> String {
+        self.client.label()
+    }
+
+    fn engine_stats(&self) -> Option<EngineStats> {
+        self.client.engine_stats()
     }
 
     fn pid(&self) -> u32 {
@@ -122,10 +165,19 @@ impl Backend for TheraBackend {
         let mut opts = JoinOptions::new(&self.server.ws, &room.id, &guest.token);
         opts.publish = publish;
         let start = Instant::now();
-        let p = Participant::join(opts)
-            .await
-            .map_err(|e| format!("join: {e}"))?;
-        Ok((Arc::new(TheraPeer { p }), start))
+        let peer: Arc<dyn Peer> = match &self.client {
+            Client::Engine(engine) => Arc::new(EnginePeer {
+                p: EngineParticipant::join(engine, opts)
+                    .await
+                    .map_err(|e| format!("join: {e}"))?,
+            }),
+            Client::Webrtc => Arc::new(TheraPeer {
+                p: Participant::join(opts)
+                    .await
+                    .map_err(|e| format!("join: {e}"))?,
+            }),
+        };
+        Ok((peer, start))
     }
 
     async fn counters(&self) -> Option<ServerCounters> {
@@ -139,6 +191,54 @@ struct TheraPeer {
 
 #[async_trait::async_trait]
 impl Peer for TheraPeer {
+    fn id(&self) -> String {
+        self.p.participant_id().to_owned()
+    }
+
+    fn sent(&self) -> Vec<SentStats> {
+        self.p.sent()
+    }
+
+    fn received(&self) -> Vec<RemoteTrackStats> {
+        self.p.received()
+    }
+
+    fn start_media(&self, media: &Media) {
+        match media {
+            Media::Clips(c) => self.p.start_clips(c),
+            Media::Synthetic(rate) => self.p.start_media(*rate),
+        }
+    }
+
+    fn request_keyframe(&self, track_id: &str) {
+        let _ = self.p.send(ClientMessage::RequestKeyframe {
+            track_id: track_id.to_owned(),
+        });
+    }
+
+    fn errors(&self) -> Vec<String> {
+        let mut e = self.p.negotiation_errors();
+        if let Some(c) = self.p.close_info() {
+            e.push(format!("signaling closed: {c}"));
+        }
+        e
+    }
+
+    async fn leave(&self) -> Result<(), String> {
+        match self.p.leave().await {
+            Ok(c) if c.code == 1000 => Ok(()),
+            Ok(c) => Err(format!("leave closed with {c}")),
+            Err(e) => Err(format!("leave: {e}")),
+        }
+    }
+}
+
+struct EnginePeer {
+    p: EngineParticipant,
+}
+
+#[async_trait::async_trait]
+impl Peer for EnginePeer {
     fn id(&self) -> String {
         self.p.participant_id().to_owned()
     }

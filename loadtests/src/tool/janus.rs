@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
+use theraroom_load::client::protocol::CandidateInit;
 use theraroom_load::client::standalone::StandalonePc;
+use theraroom_load::engine::{EnginePc, EngineStats, PcEvent};
 use theraroom_load::{Publish, RemoteTrackStats, SentStats};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -26,7 +28,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::backend::{Backend, Media, Peer, RoomHandle};
+use super::backend::{Backend, Client, Media, Peer, RoomHandle};
 use super::server::ServerCounters;
 
 /// Process id of a running `janus`, if any.
@@ -207,6 +209,7 @@ impl Conn {
 pub struct JanusBackend {
     url: String,
     pid: u32,
+    client: Client,
     admin: Arc<Conn>,
     session: u64,
     handle: u64,
@@ -214,8 +217,9 @@ pub struct JanusBackend {
 }
 
 impl JanusBackend {
-    /// Connects an admin session (to create rooms) to Janus at `ws_url`.
-    pub async fn connect(ws_url: &str, pid: u32) -> Result<JanusBackend, String> {
+    /// Connects an admin session (to create rooms) to Janus at `ws_url`; participants
+    /// join with `client`.
+    pub async fn connect(ws_url: &str, pid: u32, client: Client) -> Result<JanusBackend, String> {
         let (conn, _events) = Conn::open(ws_url).await?;
         let conn = Arc::new(conn);
         let session = conn.create_session().await?;
@@ -224,6 +228,7 @@ impl JanusBackend {
         Ok(JanusBackend {
             url: ws_url.to_owned(),
             pid,
+            client,
             admin: conn,
             session,
             handle,
@@ -236,6 +241,14 @@ impl JanusBackend {
 impl Backend for JanusBackend {
     fn name(&self) -> &'static str {
         "janus"
+    }
+
+    fn client(&self) -> String {
+        self.client.label()
+    }
+
+    fn engine_stats(&self) -> Option<EngineStats> {
+        self.client.engine_stats()
     }
 
     fn pid(&self) -> u32 {
@@ -271,7 +284,7 @@ impl Backend for JanusBackend {
     ) -> Result<(Arc<dyn Peer>, Instant), String> {
         let room: u64 = room.id.parse().map_err(|_| "bad room id")?;
         let start = Instant::now();
-        let peer = JanusPeer::join(&self.url, room, index, publish).await?;
+        let peer = JanusPeer::join(&self.url, &self.client, room, index, publish).await?;
         Ok((peer, start))
     }
 
@@ -282,13 +295,130 @@ impl Backend for JanusBackend {
 
 const BIND: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
+/// A client peer connection of either stack, so Janus runs with the same client as
+/// TheraRoom.
+enum AnyPc {
+    Webrtc(StandalonePc),
+    Engine(EnginePc),
+}
+
+/// Where a connection's local candidates come from.
+enum Candidates {
+    Webrtc(mpsc::UnboundedReceiver<CandidateInit>),
+    Engine(mpsc::UnboundedReceiver<PcEvent>),
+}
+
+impl Candidates {
+    async fn recv(&mut self) -> Option<CandidateInit> {
+        match self {
+            Candidates::Webrtc(rx) => rx.recv().await,
+            Candidates::Engine(rx) => loop {
+                if let PcEvent::LocalCandidate(c) = rx.recv().await? {
+                    return Some(c);
+                }
+            },
+        }
+    }
+}
+
+impl AnyPc {
+    async fn publisher(client: &Client, publish: Publish) -> Result<AnyPc, String> {
+        Ok(match client {
+            Client::Engine(e) => AnyPc::Engine(
+                e.publisher(BIND, publish)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            ),
+            Client::Webrtc => AnyPc::Webrtc(
+                StandalonePc::publisher(BIND, publish)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            ),
+        })
+    }
+
+    async fn subscriber(client: &Client) -> Result<AnyPc, String> {
+        Ok(match client {
+            Client::Engine(e) => {
+                AnyPc::Engine(e.subscriber(BIND).await.map_err(|e| e.to_string())?)
+            }
+            Client::Webrtc => AnyPc::Webrtc(
+                StandalonePc::subscriber(BIND)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            ),
+        })
+    }
+
+    async fn offer(&self) -> Result<String, String> {
+        match self {
+            AnyPc::Webrtc(p) => p.offer().await,
+            AnyPc::Engine(p) => p.offer().await,
+        }
+        .map_err(|e| e.to_string())
+    }
+
+    async fn answer(&self, sdp: &str) -> Result<String, String> {
+        match self {
+            AnyPc::Webrtc(p) => p.answer(sdp).await,
+            AnyPc::Engine(p) => p.answer(sdp).await,
+        }
+        .map_err(|e| e.to_string())
+    }
+
+    async fn apply_answer(&self, sdp: &str) -> Result<(), String> {
+        match self {
+            AnyPc::Webrtc(p) => p.apply_answer(sdp).await,
+            AnyPc::Engine(p) => p.apply_answer(sdp).await,
+        }
+        .map_err(|e| e.to_string())
+    }
+
+    fn take_candidates(&self) -> Option<Candidates> {
+        match self {
+            AnyPc::Webrtc(p) => p.take_candidates().map(Candidates::Webrtc),
+            AnyPc::Engine(p) => p.take_events().map(Candidates::Engine),
+        }
+    }
+
+    fn sent(&self) -> Vec<SentStats> {
+        match self {
+            AnyPc::Webrtc(p) => p.sent(),
+            AnyPc::Engine(p) => p.sent(),
+        }
+    }
+
+    fn received(&self) -> Vec<RemoteTrackStats> {
+        match self {
+            AnyPc::Webrtc(p) => p.received(),
+            AnyPc::Engine(p) => p.received(),
+        }
+    }
+
+    fn start(&self, media: &Media) {
+        match (self, media) {
+            (AnyPc::Webrtc(p), Media::Clips(c)) => p.start_clips(c),
+            (AnyPc::Webrtc(p), Media::Synthetic(r)) => p.start_media(*r),
+            (AnyPc::Engine(p), Media::Clips(c)) => p.start_clips(c),
+            (AnyPc::Engine(p), Media::Synthetic(r)) => p.start_media(*r),
+        }
+    }
+
+    async fn close(&self) {
+        match self {
+            AnyPc::Webrtc(p) => p.close().await,
+            AnyPc::Engine(p) => p.close().await,
+        }
+    }
+}
+
 struct JanusPeer {
     feed: u64,
     conn: Arc<Conn>,
     session: u64,
     pub_handle: u64,
-    publisher: Option<StandalonePc>,
-    subscriber: Arc<Mutex<Option<Arc<StandalonePc>>>>,
+    publisher: Option<AnyPc>,
+    subscriber: Arc<Mutex<Option<Arc<AnyPc>>>>,
     /// Subscriber-side SSRC (and mid) → publisher feed id, from the offers.
     ssrc_feed: Arc<Mutex<HashMap<u32, u64>>>,
     mid_feed: Arc<Mutex<HashMap<String, u64>>>,
@@ -305,12 +435,7 @@ impl Drop for JanusPeer {
 }
 
 /// Sends our candidates of one handle as `trickle`, then `completed`.
-fn trickle(
-    conn: &Arc<Conn>,
-    session: u64,
-    handle: u64,
-    pc: &StandalonePc,
-) -> Option<JoinHandle<()>> {
+fn trickle(conn: &Arc<Conn>, session: u64, handle: u64, pc: &AnyPc) -> Option<JoinHandle<()>> {
     let mut rx = pc.take_candidates()?;
     let conn = Arc::downgrade(conn);
     Some(tokio::spawn(async move {
@@ -373,11 +498,12 @@ fn sdp_ssrcs(sdp: &str) -> Vec<(u32, String)> {
 }
 
 struct SubState {
+    client: Client,
     conn: Arc<Conn>,
     session: u64,
     room: u64,
     handle: Option<u64>,
-    pc: Arc<Mutex<Option<Arc<StandalonePc>>>>,
+    pc: Arc<Mutex<Option<Arc<AnyPc>>>>,
     subscribed: HashSet<u64>,
     ssrc_feed: Arc<Mutex<HashMap<u32, u64>>>,
     mid_feed: Arc<Mutex<HashMap<String, u64>>>,
@@ -401,9 +527,7 @@ impl SubState {
             None => {
                 let h = self.conn.attach(self.session).await?;
                 self.handle = Some(h);
-                let pc = StandalonePc::subscriber(BIND)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let pc = AnyPc::subscriber(&self.client).await?;
                 *self.pc.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(pc));
                 (h, true)
             }
@@ -453,7 +577,7 @@ impl SubState {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
             .ok_or("no subscriber pc")?;
-        let answer = pc.answer(offer).await.map_err(|e| e.to_string())?;
+        let answer = pc.answer(offer).await?;
         if self.trickle.is_none() {
             self.trickle = trickle(&self.conn, self.session, handle, &pc);
         }
@@ -484,6 +608,7 @@ fn feeds_of(list: &Value, own: u64) -> Vec<u64> {
 impl JanusPeer {
     async fn join(
         url: &str,
+        client: &Client,
         room: u64,
         index: usize,
         publish: Publish,
@@ -506,10 +631,8 @@ impl JanusPeer {
         let initial = feeds_of(&joined["publishers"], feed);
 
         let publisher = if publish.audio || publish.video {
-            let pc = StandalonePc::publisher(BIND, publish)
-                .await
-                .map_err(|e| e.to_string())?;
-            let offer = pc.offer().await.map_err(|e| e.to_string())?;
+            let pc = AnyPc::publisher(client, publish).await?;
+            let offer = pc.offer().await?;
             if let Some(t) = trickle(&conn, session, pub_handle, &pc) {
                 tasks.push(t);
             }
@@ -522,17 +645,18 @@ impl JanusPeer {
                 )
                 .await?;
             let answer = jsep["sdp"].as_str().ok_or("configure: no answer")?;
-            pc.apply_answer(answer).await.map_err(|e| e.to_string())?;
+            pc.apply_answer(answer).await?;
             Some(pc)
         } else {
             None
         };
 
-        let subscriber: Arc<Mutex<Option<Arc<StandalonePc>>>> = Arc::default();
+        let subscriber: Arc<Mutex<Option<Arc<AnyPc>>>> = Arc::default();
         let ssrc_feed: Arc<Mutex<HashMap<u32, u64>>> = Arc::default();
         let mid_feed: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
         let errors: Arc<Mutex<Vec<String>>> = Arc::default();
         let mut sub = SubState {
+            client: client.clone(),
             conn: Arc::clone(&conn),
             session,
             room,
@@ -584,7 +708,7 @@ impl JanusPeer {
         }))
     }
 
-    fn sub_pc(&self) -> Option<Arc<StandalonePc>> {
+    fn sub_pc(&self) -> Option<Arc<AnyPc>> {
         self.subscriber
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -638,10 +762,7 @@ impl Peer for JanusPeer {
 
     fn start_media(&self, media: &Media) {
         if let Some(p) = &self.publisher {
-            match media {
-                Media::Clips(c) => p.start_clips(c),
-                Media::Synthetic(r) => p.start_media(*r),
-            }
+            p.start(media);
         }
     }
 

@@ -28,14 +28,14 @@ fn k(v: f64) -> String {
 /// Prints one row per measurement.
 pub fn print_table(rows: &[Measurement]) {
     println!(
-        "{:<10} {:<16} {:>5} {:>5} {:>5} {:>8} {:>8} {:>8} {:>7} {:>6} {:>6} {:>6} {:>7} {:>7} {:>6} {:>6} {:>6} {:>6} {:>6} {:>4}",
+        "{:<10} {:<16} {:>5} {:>5} {:>5} {:>8} {:>8} {:>8} {:>7} {:>7} {:>6} {:>6} {:>6} {:>7} {:>7} {:>6} {:>6} {:>6} {:>6} {:>6} {:>4}",
         "server", "scenario", "parts", "pub", "fwdT", "fwd pps", "fwd bps", "recv pps",
-        "srv%", "us/pkt", "kpkt/s", "RSS", "dlv min", "dlv avg", "p50ms", "p95ms", "p99ms",
+        "srv%", "tool%", "us/pkt", "kpkt/s", "RSS", "dlv min", "dlv avg", "p50ms", "p95ms", "p99ms",
         "jn50", "jn95", "err"
     );
     for m in rows {
         println!(
-            "{:<10} {:<16} {:>5} {:>5} {:>5} {:>8} {:>8} {:>8} {:>7} {:>6} {:>6} {:>6} {:>7} {:>7} {:>6} {:>6} {:>6} {:>6} {:>6} {:>4}",
+            "{:<10} {:<16} {:>5} {:>5} {:>5} {:>8} {:>8} {:>8} {:>7} {:>7} {:>6} {:>6} {:>6} {:>7} {:>7} {:>6} {:>6} {:>6} {:>6} {:>6} {:>4}",
             m.server,
             m.scenario,
             m.participants,
@@ -45,6 +45,7 @@ pub fn print_table(rows: &[Measurement]) {
             k(m.server_fwd_bps.unwrap_or(m.recv_bps)),
             k(m.recv_pps),
             f(m.server_cpu_pct, 1),
+            f(m.tool_cpu_pct, 1),
             f(m.server_cpu_us_per_pkt, 1),
             f(m.pkts_per_cpu_s / 1e3, 1),
             f(m.server_rss_mib, 0),
@@ -59,17 +60,20 @@ pub fn print_table(rows: &[Measurement]) {
         );
     }
     println!(
-        "(fwd = server's own counter; recv = what the subscribers got; srv% = server CPU in % of one core; \
+        "(fwd = server's own counter; recv = what the subscribers got; srv% / tool% = server / load tool CPU in % of one core; \
 us/pkt and kpkt/s = server CPU per forwarded packet and forwarded packets per CPU-second; \
 dlv = delivery per subscriber in %; p50..p99 = one-way latency; jn = join → first packet of every remote track, ms)"
     );
     for m in rows {
         if m.tool_cpu_pct > 0.0 {
             println!(
-                "  {} {}: load tool CPU {:.0}% of a core{}{}",
+                "  {} {}: load tool ({}) {:.2} CPU-s vs server {:.2} CPU-s (tool/server {:.2}){}{}",
                 m.server,
                 m.scenario,
-                m.tool_cpu_pct,
+                m.client,
+                m.tool_cpu_s,
+                m.server_cpu_s,
+                m.tool_cpu_s / m.server_cpu_s,
                 m.server_dropped
                     .map(|d| format!(", server queue drops {d:.0}"))
                     .unwrap_or_default(),

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use theraroom_load::client::stats::{now_micros, set_measure_window};
+use theraroom_load::engine::EngineStats;
 use theraroom_load::{Kind, LatencyHistogram, Publish};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -67,6 +68,8 @@ pub struct Fleet {
 pub struct Measurement {
     /// Server name.
     pub server: String,
+    /// Client stack of the simulated participants (`engine x2`, `webrtc`).
+    pub client: String,
     /// Scenario label.
     pub scenario: String,
     /// Rooms.
@@ -108,6 +111,10 @@ pub struct Measurement {
     pub server_rss_mib: f64,
     /// This tool's own CPU in % of one core over the window (it shares the machine).
     pub tool_cpu_pct: f64,
+    /// Server CPU-seconds over the window (user + system).
+    pub server_cpu_s: f64,
+    /// This tool's CPU-seconds over the window (every simulated participant).
+    pub tool_cpu_s: f64,
     /// Lowest per-subscriber delivery ratio.
     pub delivery_min: f64,
     /// Mean per-subscriber delivery ratio.
@@ -124,6 +131,9 @@ pub struct Measurement {
     pub join_p95_ms: f64,
     /// Participants with a join time.
     pub join_samples: usize,
+    /// What the client engine's loops did over the window (engine client only):
+    /// datagrams in and out, `recvmmsg`/`sendmmsg` calls, wake-ups.
+    pub engine: Option<EngineStats>,
     /// Errors (join failures, negotiation errors, tracks that never arrived, leaves).
     pub errors: usize,
     /// The first few errors.
@@ -287,6 +297,7 @@ impl Fleet {
         let c0 = self.backend.counters().await;
         let cpu0 = procfs::cpu_seconds(pid).unwrap_or(0.0);
         let own0 = procfs::own_cpu_seconds();
+        let engine0 = self.backend.engine_stats();
         let recv0 = self.receive_totals();
         let start_us = now_micros();
         let t0 = Instant::now();
@@ -316,6 +327,7 @@ impl Fleet {
         let c1 = self.backend.counters().await;
         let cpu1 = procfs::cpu_seconds(pid).unwrap_or(0.0);
         let own1 = procfs::own_cpu_seconds();
+        let engine1 = self.backend.engine_stats();
         let rss = procfs::rss_mib(pid).unwrap_or(0.0);
         let recv1 = self.receive_totals();
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -323,6 +335,7 @@ impl Fleet {
 
         let mut m = Measurement {
             server: self.backend.name().into(),
+            client: self.backend.client(),
             scenario: scenario.into(),
             rooms: self.rooms.len(),
             participants: self.members.len(),
@@ -411,6 +424,12 @@ impl Fleet {
         let cpu = cpu1 - cpu0;
         m.server_cpu_pct = cpu / dt * 100.0;
         m.tool_cpu_pct = (own1 - own0) / dt * 100.0;
+        m.server_cpu_s = cpu;
+        m.engine = match (engine0, engine1) {
+            (Some(a), Some(b)) => Some(b.since(&a)),
+            _ => None,
+        };
+        m.tool_cpu_s = own1 - own0;
         m.server_rss_mib = rss;
         if let (Some(a), Some(b)) = (c0, c1) {
             m.server_fwd_pps = Some((b.forwarded_packets - a.forwarded_packets) / dt);

@@ -317,7 +317,7 @@ impl TestClient {
     ) -> TestClient {
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let participant = room
-            .add_participant(id, vec![], ev_tx)
+            .add_participant(id, ev_tx)
             .await
             .expect("add_participant");
         let (cand_tx, cand_rx) = mpsc::unbounded_channel();

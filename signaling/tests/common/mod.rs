@@ -1,7 +1,9 @@
-//! Shared harness of the signaling tests: an in-memory gatekeeper and helpers that
-//! read a connection's outbound queue.
+//! Shared harness of the signaling tests: an in-memory gatekeeper, an in-memory media
+//! plane ([`fake_media`]), and helpers that read a connection's outbound queue.
 
 #![allow(dead_code)]
+
+pub mod fake_media;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,6 +14,8 @@ use signaling::protocol::{ServerMessage, SessionSummary};
 use signaling::{
     Admission, Authenticated, Gatekeeper, Hub, HubConfig, Outbound, OutboundQueue, Refusal,
 };
+
+use fake_media::FakeMedia;
 
 /// Tokens are "<participant>@<session>"; "bad" is refused; sessions have 2 seats.
 #[derive(Default)]
@@ -93,10 +97,16 @@ pub fn hub_with(grace: Duration) -> (Hub, Arc<MemoryGate>) {
 }
 
 pub fn hub_with_config(config: HubConfig) -> (Hub, Arc<MemoryGate>) {
-    let gate = Arc::new(MemoryGate::default());
-    let sfu = sfu::Sfu::new(sfu::SfuConfig::default()).expect("sfu");
-    let hub = Hub::new(sfu, gate.clone(), config);
+    let (hub, gate, _) = hub_with_media(config);
     (hub, gate)
+}
+
+/// A hub over the fake media plane, with the plane for assertions.
+pub fn hub_with_media(config: HubConfig) -> (Hub, Arc<MemoryGate>, Arc<FakeMedia>) {
+    let gate = Arc::new(MemoryGate::default());
+    let media = FakeMedia::new();
+    let hub = Hub::new(media.clone(), gate.clone(), config);
+    (hub, gate, media)
 }
 
 pub async fn next(rx: &mut OutboundQueue) -> Outbound {

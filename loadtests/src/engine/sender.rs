@@ -1,0 +1,343 @@
+//! Our published tracks inside the engine: when each sends its next packet and what the
+//! packet holds (synthetic tagged payloads at a fixed rate, or a real clip looped frame by
+//! frame), with the same tags, counters and RTP numbering as the webrtc-rs pacer
+//! (`client/pacer.rs`), so both clients measure the same thing.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use rtc::rtp::header::Header;
+use rtc::rtp::packet::Packet;
+use rtc::rtp_transceiver::RTCRtpSenderId;
+
+use super::arena::Arena;
+use crate::client::clip::ClipSet;
+use crate::client::pacer::{MediaRate, SentCounters};
+use crate::client::protocol::Kind;
+use crate::client::stats::{tag_offset, write_tag, write_tag_at_end, TAG_LEN};
+
+/// What a publisher sends.
+#[derive(Debug, Clone)]
+pub enum MediaSource {
+    /// Synthetic tagged packets at a fixed rate.
+    Synthetic(MediaRate),
+    /// Real VP8/Opus looped in real time.
+    Clips(Arc<ClipSet>),
+}
+
+/// A periodic deadline that skips missed ticks (like tokio's `MissedTickBehavior::Skip`):
+/// after a stall it resumes on the next multiple of the period instead of bursting.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ticker {
+    period: Duration,
+    next: Instant,
+}
+
+impl Ticker {
+    /// First tick at `start`, then every `period` (at least 1 µs).
+    pub(crate) fn new(period: Duration, start: Instant) -> Ticker {
+        Ticker {
+            period: period.max(Duration::from_micros(1)),
+            next: start,
+        }
+    }
+
+    /// When the next tick is due.
+    pub(crate) fn deadline(&self) -> Instant {
+        self.next
+    }
+
+    /// Consumes the tick due at or before `now` and schedules the next one after `now`.
+    pub(crate) fn advance(&mut self, now: Instant) {
+        self.next += self.period;
+        if self.next <= now {
+            let behind = now.duration_since(self.next).as_nanos();
+            let skip = behind / self.period.as_nanos() + 1;
+            self.next += self.period * u32::try_from(skip).unwrap_or(u32::MAX);
+        }
+    }
+}
+
+/// One of our tracks: its RTP sender in the connection, numbering and pacing.
+pub(crate) struct LocalSender {
+    pub(crate) sender: RTCRtpSenderId,
+    pub(crate) kind: Kind,
+    pub(crate) ssrc: u32,
+    pub(crate) payload_type: u8,
+    pub(crate) counters: Arc<SentCounters>,
+    sequence: u16,
+    timestamp: u32,
+    frame_no: usize,
+    ticker: Option<Ticker>,
+}
+
+/// One packet ready for the connection.
+pub(crate) struct Outgoing {
+    pub(crate) packet: Packet,
+    pub(crate) size: usize,
+    pub(crate) sent_us: u64,
+}
+
+impl LocalSender {
+    /// A sender continuing the RTP numbering recorded in `counters`.
+    pub(crate) fn new(
+        sender: RTCRtpSenderId,
+        kind: Kind,
+        ssrc: u32,
+        payload_type: u8,
+        counters: Arc<SentCounters>,
+    ) -> LocalSender {
+        let (sequence, timestamp) = counters.rtp_position();
+        LocalSender {
+            sender,
+            kind,
+            ssrc,
+            payload_type,
+            counters,
+            sequence,
+            timestamp,
+            frame_no: 0,
+            ticker: None,
+        }
+    }
+
+    /// Starts pacing for `source` from `now` (first tick at once); returns the first
+    /// deadline, or `None` when this track sends nothing for that source (rate 0).
+    pub(crate) fn start(&mut self, source: &MediaSource, now: Instant) -> Option<Instant> {
+        self.ticker = match source {
+            MediaSource::Synthetic(rate) => {
+                let pps = self.synthetic(rate).0;
+                (pps > 0).then(|| Ticker::new(Duration::from_secs_f64(1.0 / f64::from(pps)), now))
+            }
+            MediaSource::Clips(clips) => {
+                let clip = self.clip(clips);
+                // Publishers start at different points of the clip so keyframes do not
+                // line up.
+                self.frame_no = rand::random::<usize>() % clip.frames.len().max(1);
+                Some(Ticker::new(clip.frame_interval, now))
+            }
+        };
+        self.ticker.map(|t| t.deadline())
+    }
+
+    /// Stops pacing.
+    pub(crate) fn stop(&mut self) {
+        self.ticker = None;
+    }
+
+    /// The next tick, if pacing.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.ticker.map(|t| t.deadline())
+    }
+
+    /// Consumes the tick due at `now`; the next one follows.
+    pub(crate) fn advance(&mut self, now: Instant) {
+        if let Some(t) = &mut self.ticker {
+            t.advance(now);
+        }
+    }
+
+    fn synthetic(&self, rate: &MediaRate) -> (u32, usize) {
+        match self.kind {
+            Kind::Video => (rate.video_pps, rate.video_bytes),
+            Kind::Audio => (rate.audio_pps, rate.audio_bytes),
+        }
+    }
+
+    fn clip<'a>(&self, clips: &'a ClipSet) -> &'a crate::client::clip::Clip {
+        match self.kind {
+            Kind::Video => &clips.video,
+            Kind::Audio => &clips.audio,
+        }
+    }
+
+    fn header(&mut self, marker: bool) -> Header {
+        self.sequence = self.sequence.wrapping_add(1);
+        Header {
+            version: 2,
+            marker,
+            payload_type: self.payload_type,
+            sequence_number: self.sequence,
+            timestamp: self.timestamp,
+            ssrc: self.ssrc,
+            ..Default::default()
+        }
+    }
+
+    /// The packets of one tick of `source` (one synthetic packet, or every packet of the
+    /// next clip frame), payloads cut from `arena`, tagged with `now_us`.
+    pub(crate) fn tick(
+        &mut self,
+        source: &MediaSource,
+        arena: &mut Arena,
+        now_us: u64,
+        out: &mut Vec<Outgoing>,
+    ) {
+        match source {
+            MediaSource::Synthetic(rate) => {
+                let (pps, size) = self.synthetic(rate);
+                let size = size.max(tag_offset(self.kind) + TAG_LEN);
+                let clock: u32 = match self.kind {
+                    Kind::Video => 90_000,
+                    Kind::Audio => 48_000,
+                };
+                self.timestamp = self.timestamp.wrapping_add(clock / pps.max(1));
+                let mut payload: BytesMut = arena.take(size);
+                let index = self.counters.take_index();
+                write_tag(&mut payload, self.kind, index, now_us);
+                let header = self.header(self.kind == Kind::Video);
+                out.push(Outgoing {
+                    packet: Packet {
+                        header,
+                        payload: payload.freeze(),
+                    },
+                    size,
+                    sent_us: now_us,
+                });
+            }
+            MediaSource::Clips(clips) => {
+                let clip = self.clip(clips);
+                let Some(frame) = clip.frames.get(self.frame_no % clip.frames.len().max(1)) else {
+                    return;
+                };
+                self.frame_no = self.frame_no.wrapping_add(1);
+                self.timestamp = self.timestamp.wrapping_add(clip.ts_step);
+                let last = frame.packets.len().saturating_sub(1);
+                let video = self.kind == Kind::Video;
+                for (i, body) in frame.packets.iter().enumerate() {
+                    let size = body.len() + TAG_LEN;
+                    let mut payload = arena.take(size);
+                    payload[..body.len()].copy_from_slice(body);
+                    let index = self.counters.take_index();
+                    write_tag_at_end(&mut payload, index, now_us);
+                    let header = self.header(video && i == last);
+                    out.push(Outgoing {
+                        packet: Packet {
+                            header,
+                            payload: payload.freeze(),
+                        },
+                        size,
+                        sent_us: now_us,
+                    });
+                }
+            }
+        }
+        self.counters
+            .set_rtp_position(self.sequence, self.timestamp);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::clip::{Clip, ClipFrame};
+    use crate::client::stats::read_tag;
+    use bytes::Bytes;
+
+    fn sender(kind: Kind) -> LocalSender {
+        LocalSender::new(
+            RTCRtpSenderId::default(),
+            kind,
+            1234,
+            96,
+            SentCounters::new("t", kind),
+        )
+    }
+
+    #[test]
+    fn ticker_skips_missed_ticks() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut t = Ticker::new(Duration::from_millis(20), t0);
+        assert_eq!(t.deadline(), t0, "first tick at once");
+        t.advance(ms(1));
+        assert_eq!(t.deadline(), ms(20));
+        t.advance(ms(20));
+        assert_eq!(t.deadline(), ms(40));
+        t.advance(ms(95)); // stalled past 40, 60, 80
+        assert_eq!(t.deadline(), ms(100), "next multiple, no burst");
+    }
+
+    #[test]
+    fn synthetic_tick_tags_and_numbers_packets() {
+        let mut s = sender(Kind::Video);
+        let (seq0, ts0) = s.counters.rtp_position();
+        let rate = MediaSource::Synthetic(MediaRate::default());
+        let mut arena = Arena::new(64 * 1024);
+        let mut out = Vec::new();
+        assert!(s.start(&rate, Instant::now()).is_some());
+        s.tick(&rate, &mut arena, 1_000, &mut out);
+        s.tick(&rate, &mut arena, 2_000, &mut out);
+        assert_eq!(out.len(), 2);
+        let (a, b) = (&out[0].packet, &out[1].packet);
+        assert_eq!(a.header.sequence_number, seq0.wrapping_add(1));
+        assert_eq!(b.header.sequence_number, seq0.wrapping_add(2));
+        assert_eq!(a.header.timestamp, ts0.wrapping_add(90_000 / 60));
+        assert!(a.header.marker, "every synthetic video packet is a frame");
+        assert_eq!((a.header.ssrc, a.header.payload_type), (1234, 96));
+        assert_eq!(a.payload.len(), 1000);
+        assert_eq!(read_tag(&a.payload, Kind::Video), Some((0, 1_000)));
+        assert_eq!(read_tag(&b.payload, Kind::Video), Some((1, 2_000)));
+        assert_eq!(
+            s.counters.rtp_position(),
+            (b.header.sequence_number, b.header.timestamp)
+        );
+        assert_eq!(arena.refills(), 0, "payloads cut from one buffer");
+    }
+
+    #[test]
+    fn clip_tick_sends_a_whole_frame_with_the_marker_last() {
+        let frame = ClipFrame {
+            packets: vec![
+                Bytes::from_static(&[0x10, 1, 2]),
+                Bytes::from_static(&[0, 3]),
+            ],
+            keyframe: true,
+        };
+        let clips = Arc::new(ClipSet {
+            video: Clip {
+                kind: Kind::Video,
+                frames: vec![frame],
+                frame_interval: Duration::from_millis(33),
+                ts_step: 3000,
+            },
+            audio: Clip {
+                kind: Kind::Audio,
+                frames: vec![ClipFrame {
+                    packets: vec![Bytes::from_static(&[9; 40])],
+                    keyframe: false,
+                }],
+                frame_interval: Duration::from_millis(20),
+                ts_step: 960,
+            },
+        });
+        let src = MediaSource::Clips(clips);
+        let mut s = sender(Kind::Video);
+        let mut arena = Arena::new(4096);
+        let mut out = Vec::new();
+        s.start(&src, Instant::now());
+        s.tick(&src, &mut arena, 5, &mut out);
+        assert_eq!(out.len(), 2);
+        assert!(!out[0].packet.header.marker && out[1].packet.header.marker);
+        assert_eq!(
+            out[0].packet.header.timestamp,
+            out[1].packet.header.timestamp
+        );
+        assert_eq!(&out[0].packet.payload[..3], &[0x10, 1, 2]);
+        assert_eq!(out[0].size, 3 + TAG_LEN);
+        assert_eq!(read_tag(&out[0].packet.payload, Kind::Video), Some((0, 5)));
+        assert_eq!(read_tag(&out[1].packet.payload, Kind::Video), Some((1, 5)));
+    }
+
+    #[test]
+    fn zero_rate_sends_nothing() {
+        let mut s = sender(Kind::Audio);
+        let rate = MediaSource::Synthetic(MediaRate {
+            audio_pps: 0,
+            ..MediaRate::default()
+        });
+        assert_eq!(s.start(&rate, Instant::now()), None);
+        assert_eq!(s.deadline(), None);
+    }
+}

@@ -1,0 +1,139 @@
+//! One participant as the core sees it: its two connections, its subscriber legs and the
+//! offer/answer state of its subscriber connection.
+
+use std::collections::{BTreeMap, HashMap};
+
+use rtc::rtp_transceiver::RTCRtpSenderId;
+
+use tracing::debug;
+
+use super::connection::Connection;
+use super::ctx::Ctx;
+use super::io::{ConnKey, ParticipantKey, TrackKey};
+use super::publication::Publication;
+use super::sections::LegSpec;
+use crate::error::SfuError;
+use crate::forward::{LegMapping, LegRewriter};
+use crate::plan::OfferState;
+use crate::stats::Gauge;
+use crate::types::PcRole;
+
+/// One sendonly leg of the subscriber connection: one published track of someone else.
+#[derive(Debug)]
+pub(crate) struct Leg {
+    /// Its sender on the subscriber connection.
+    pub sender: RTCRtpSenderId,
+    /// SSRC chosen for the leg.
+    pub ssrc: u32,
+    /// Payload type / extension translation, known once the subscriber answered.
+    pub mapping: Option<LegMapping>,
+    /// Sequence numbers and timestamps of the leg.
+    pub rewriter: LegRewriter,
+    /// The first packet was forwarded (a keyframe was asked for then).
+    pub started: bool,
+    /// A packet could not be written or mapped (logged once).
+    pub complained: bool,
+}
+
+/// A participant of a room.
+pub(crate) struct Participant {
+    /// Key given by the facade.
+    pub key: ParticipantKey,
+    /// Participant id (signaling's), the stream id of everything it publishes.
+    pub id: String,
+    /// Client → server media.
+    pub publisher: Connection,
+    /// Server → client media.
+    pub subscriber: Connection,
+    /// One subscriber offer outstanding at a time.
+    pub offer: OfferState,
+    /// The next subscriber offer restarts ICE.
+    pub ice_restart: bool,
+    /// Legs changed since the last offer that went out (an offer failed): the next
+    /// renegotiation must offer even if the room did not change again.
+    pub unoffered: bool,
+    /// Legs by published track.
+    pub legs: BTreeMap<TrackKey, Leg>,
+    /// Own tracks: rtc track id on the publisher connection → publication.
+    pub published: HashMap<String, TrackKey>,
+    /// `MediaFlowing` was sent.
+    pub media_flowing: bool,
+}
+
+impl Participant {
+    /// A participant with no connection built yet.
+    pub(crate) fn new(key: ParticipantKey, id: String) -> Self {
+        Participant {
+            key,
+            id,
+            publisher: Connection::new(ConnKey::new(key, PcRole::Publisher)),
+            subscriber: Connection::new(ConnKey::new(key, PcRole::Subscriber)),
+            offer: OfferState::default(),
+            ice_restart: false,
+            unoffered: false,
+            legs: BTreeMap::new(),
+            published: HashMap::new(),
+            media_flowing: false,
+        }
+    }
+
+    /// The connection of `role`.
+    pub(crate) fn conn(&mut self, role: PcRole) -> &mut Connection {
+        match role {
+            PcRole::Publisher => &mut self.publisher,
+            PcRole::Subscriber => &mut self.subscriber,
+        }
+    }
+
+    /// Adds a sendonly leg for `track` (key `tk`) to the subscriber connection.
+    pub(crate) fn add_leg(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        tk: TrackKey,
+        track: &mut Publication,
+    ) -> Result<(), SfuError> {
+        let ssrc = loop {
+            let s = rand::random::<u32>();
+            if s != 0 {
+                break s;
+            }
+        };
+        let spec = LegSpec {
+            stream_id: &track.info.stream_id,
+            track_id: &track.info.track_id,
+            kind: track.info.kind,
+            codec: &track.codec,
+            ssrc,
+        };
+        let sender = self.subscriber.add_leg(ctx, &spec)?;
+        self.legs.insert(
+            tk,
+            Leg {
+                sender,
+                ssrc,
+                mapping: None,
+                rewriter: LegRewriter::new(),
+                started: false,
+                complained: false,
+            },
+        );
+        track.subscribers.push(self.key);
+        ctx.counters.add(Gauge::ForwardedTracks, 1);
+        debug!(participant = self.key, track_id = %track.info.track_id, ssrc, "subscriber leg added");
+        Ok(())
+    }
+
+    /// Removes the leg of track `tk` (gone from the room).
+    pub(crate) fn remove_leg(&mut self, ctx: &mut Ctx<'_>, tk: TrackKey) {
+        if let Some(leg) = self.legs.remove(&tk) {
+            self.subscriber.remove_leg(leg.sender);
+            ctx.counters.sub(Gauge::ForwardedTracks, 1);
+        }
+    }
+
+    /// Closes both connections (their routes and timers go with them).
+    pub(crate) fn close(&mut self, ctx: &mut Ctx<'_>) {
+        self.publisher.close(ctx);
+        self.subscriber.close(ctx);
+    }
+}

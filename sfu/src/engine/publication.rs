@@ -1,0 +1,79 @@
+//! A published track of a room: where it comes from (the publisher's receiver), how it
+//! was negotiated there, which SSRC is forwarded, who receives it, and its keyframe
+//! throttle.
+
+use std::time::Duration;
+
+use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
+use rtc::rtp_transceiver::RTCRtpReceiverId;
+
+use super::io::{ParticipantKey, TrackKey};
+use crate::forward::{KeyframeThrottle, NegotiatedParams, SourceSelector};
+use crate::rtcp::KEYFRAME_MIN_INTERVAL;
+use crate::types::TrackInfo;
+
+/// How long the forwarded SSRC of a track must be silent before another one is taken.
+pub(crate) const SOURCE_SWITCH_AFTER: Duration = Duration::from_millis(500);
+
+/// One published track.
+#[derive(Debug)]
+pub(crate) struct Publication {
+    /// Publisher.
+    pub publisher: ParticipantKey,
+    /// As announced (room-unique track id, kind, stream id = publisher id).
+    pub info: TrackInfo,
+    /// The track id rtc reports for its packets on the publisher connection (the client's
+    /// own id, which may differ from the announced one).
+    pub source_track_id: String,
+    /// Receiver on the publisher connection (PLIs are written there).
+    pub receiver: RTCRtpReceiverId,
+    /// Codec the publisher sends (subscriber legs offer it).
+    pub codec: RTCRtpCodec,
+    /// Payload types / extensions negotiated on the publisher connection.
+    pub source: NegotiatedParams,
+    /// Which SSRC is forwarded.
+    pub selector: SourceSelector,
+    /// SSRC announced when the track opened (PLI target before any packet was forwarded).
+    pub first_ssrc: u32,
+    /// At most one PLI per [`KEYFRAME_MIN_INTERVAL`].
+    pub throttle: KeyframeThrottle,
+    /// A PLI is waiting for the throttle (its timer is set).
+    pub keyframe_pending: bool,
+    /// Participants with a leg for this track, in the order they got it.
+    pub subscribers: Vec<ParticipantKey>,
+}
+
+impl Publication {
+    /// A track that nobody receives yet.
+    pub(crate) fn new(
+        publisher: ParticipantKey,
+        info: TrackInfo,
+        source_track_id: String,
+        receiver: RTCRtpReceiverId,
+        codec: RTCRtpCodec,
+        source: NegotiatedParams,
+        first_ssrc: u32,
+    ) -> Self {
+        Publication {
+            publisher,
+            info,
+            source_track_id,
+            receiver,
+            codec,
+            source,
+            selector: SourceSelector::new(SOURCE_SWITCH_AFTER),
+            first_ssrc,
+            throttle: KeyframeThrottle::new(KEYFRAME_MIN_INTERVAL),
+            keyframe_pending: false,
+            subscribers: Vec::new(),
+        }
+    }
+
+    /// The SSRC a PLI must name: the one forwarded, else the first one seen.
+    pub(crate) fn media_ssrc(&self) -> u32 {
+        self.selector.current().unwrap_or(self.first_ssrc)
+    }
+}
+
+/// Keys of published tracks: opaque, increasing per room.
+pub(crate) type Tracks = std::collections::BTreeMap<TrackKey, Publication>;

@@ -1,0 +1,470 @@
+//! A room on one worker: its participants and published tracks, and everything that
+//! changes who receives what — joining, leaving, publishing, unpublishing and the
+//! subscriber renegotiation that follows. The per-packet work is in [`super::media`],
+//! on the room's participants and tracks borrowed for it.
+
+use std::collections::HashMap;
+
+use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
+use tracing::{debug, info, warn};
+
+use super::connection::Signal;
+use super::ctx::Ctx;
+use super::io::{ParticipantKey, RoomKey, TimerKey, TrackKey};
+use super::media::Media;
+use super::participant::Participant;
+use super::publication::{Publication, Tracks};
+use crate::error::SfuError;
+use crate::forward::{is_primary_media, unique_track_id, LegMapping};
+use crate::plan::OfferDecision;
+use crate::stats::Gauge;
+use crate::types::{IceCandidate, PcRole, SfuEvent, TrackInfo};
+
+/// A room of the worker.
+pub(crate) struct Room {
+    /// Key given by the facade.
+    pub key: RoomKey,
+    /// Room id (signaling's), for logs.
+    pub id: String,
+    participants: HashMap<ParticipantKey, Participant>,
+    /// Published tracks in publication order.
+    tracks: Tracks,
+    next_track: TrackKey,
+}
+
+impl Room {
+    /// An empty room.
+    pub(crate) fn new(key: RoomKey, id: String) -> Self {
+        Room {
+            key,
+            id,
+            participants: HashMap::new(),
+            tracks: Tracks::new(),
+            next_track: 1,
+        }
+    }
+
+    /// The participant of that key.
+    pub(crate) fn participant(
+        &mut self,
+        key: ParticipantKey,
+    ) -> Result<&mut Participant, SfuError> {
+        self.participants.get_mut(&key).ok_or(SfuError::Closed)
+    }
+
+    /// The key of the participant with that id, if any (a reload replaces it).
+    pub(crate) fn participant_by_id(&self, id: &str) -> Option<ParticipantKey> {
+        self.participants
+            .values()
+            .find(|p| p.id == id)
+            .map(|p| p.key)
+    }
+
+    /// Published tracks with their publisher id, in publication order.
+    pub(crate) fn tracks(&self) -> Vec<(String, TrackInfo)> {
+        self.tracks
+            .values()
+            .map(|t| (t.info.stream_id.clone(), t.info.clone()))
+            .collect()
+    }
+
+    // ----- membership -------------------------------------------------------------------
+
+    /// Adds a participant; it gets a first subscriber offer if the room has tracks.
+    pub(crate) fn add_participant(&mut self, ctx: &mut Ctx<'_>, key: ParticipantKey, id: String) {
+        self.participants.insert(key, Participant::new(key, id));
+        ctx.counters.add(Gauge::Participants, 1);
+        self.renegotiate(ctx, key);
+    }
+
+    /// Removes a participant: its connections close, its tracks are unpublished (the
+    /// others are told and renegotiated), its legs are forgotten.
+    pub(crate) fn remove_participant(&mut self, ctx: &mut Ctx<'_>, key: ParticipantKey) -> bool {
+        let Some(mut p) = self.participants.remove(&key) else {
+            return false;
+        };
+        p.close(ctx);
+        ctx.counters.sub(Gauge::Participants, 1);
+        ctx.counters
+            .sub(Gauge::ForwardedTracks, p.legs.len() as u64);
+        for tk in p.legs.keys() {
+            if let Some(t) = self.tracks.get_mut(tk) {
+                t.subscribers.retain(|s| *s != key);
+            }
+        }
+        let own: Vec<TrackKey> = p.published.values().copied().collect();
+        for tk in own {
+            self.unpublish(ctx, tk);
+        }
+        info!(room_id = %self.id, participant_id = %p.id, "participant removed");
+        true
+    }
+
+    /// Closes every connection and forgets everything; returns the participants removed.
+    pub(crate) fn close(&mut self, ctx: &mut Ctx<'_>) -> Vec<ParticipantKey> {
+        let mut keys = Vec::with_capacity(self.participants.len());
+        for (key, mut p) in self.participants.drain() {
+            p.close(ctx);
+            ctx.counters.sub(Gauge::Participants, 1);
+            ctx.counters
+                .sub(Gauge::ForwardedTracks, p.legs.len() as u64);
+            keys.push(key);
+        }
+        for tk in self.tracks.keys() {
+            ctx.timers.remove(TimerKey::Keyframe(self.key, *tk));
+        }
+        ctx.counters
+            .sub(Gauge::PublishedTracks, self.tracks.len() as u64);
+        self.tracks.clear();
+        keys
+    }
+
+    // ----- publisher side ---------------------------------------------------------------
+
+    /// Applies a publisher offer; returns the answer.
+    pub(crate) fn publisher_offer(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        key: ParticipantKey,
+        sdp: String,
+    ) -> Result<String, SfuError> {
+        let p = self.participants.get_mut(&key).ok_or(SfuError::Closed)?;
+        let answer = p.publisher.answer(ctx, sdp)?;
+        let ended: Vec<TrackKey> = p
+            .published
+            .values()
+            .copied()
+            .filter(|tk| {
+                self.tracks
+                    .get(tk)
+                    .is_some_and(|t| !p.publisher.still_receiving(t.receiver))
+            })
+            .collect();
+        for tk in ended {
+            self.unpublish(ctx, tk);
+        }
+        self.process(ctx, key, PcRole::Publisher);
+        Ok(answer)
+    }
+
+    /// The first packet of a remote track arrived: publish it (once per track; simulcast
+    /// layers of a track open one after the other and are the same publication).
+    pub(super) fn track_opened(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        key: ParticipantKey,
+        init: rtc::peer_connection::event::RTCTrackEventInit,
+    ) {
+        let Some(p) = self.participants.get_mut(&key) else {
+            return;
+        };
+        if p.published.contains_key(&init.track_id) {
+            return;
+        }
+        let Some(remote) = p.publisher.remote_track(&init) else {
+            return;
+        };
+        let Some(kind) = remote.kind else {
+            warn!(track = %init.track_id, "remote track of unsupported kind ignored");
+            return;
+        };
+        let codec = match remote.codec {
+            Some(c) if !c.mime_type.is_empty() => c,
+            _ => match remote
+                .params
+                .codecs
+                .iter()
+                .find(|c| is_primary_media(&c.mime_type))
+            {
+                Some(c) => RTCRtpCodec {
+                    mime_type: c.mime_type.clone(),
+                    clock_rate: c.clock_rate,
+                    ..Default::default()
+                },
+                None => {
+                    warn!(track = %init.track_id, "remote track without a known codec ignored");
+                    return;
+                }
+            },
+        };
+        let tracks = &self.tracks;
+        let track_id = unique_track_id(&init.track_id, &p.id, |c| {
+            tracks.values().any(|t| t.info.track_id == c)
+        });
+        let info = TrackInfo {
+            track_id,
+            kind,
+            stream_id: p.id.clone(),
+        };
+        let tk = self.next_track;
+        self.next_track += 1;
+        p.published.insert(init.track_id.clone(), tk);
+        info!(room_id = %self.id, participant_id = %p.id, track_id = %info.track_id, kind = kind.as_str(), mime = %codec.mime_type, ssrc = init.ssrc, "track published");
+        let publication = Publication::new(
+            key,
+            info.clone(),
+            init.track_id,
+            init.receiver_id,
+            codec,
+            remote.params,
+            init.ssrc,
+        );
+        self.tracks.insert(tk, publication);
+        ctx.counters.add(Gauge::PublishedTracks, 1);
+        let publisher_id = info.stream_id.clone();
+        for q in self.participants.values() {
+            ctx.out.event(
+                q.key,
+                SfuEvent::TrackPublished {
+                    participant_id: publisher_id.clone(),
+                    track: info.clone(),
+                },
+            );
+        }
+        self.renegotiate_all_but(ctx, key);
+    }
+
+    /// A track is gone (its publisher left or ended it): everyone is told, its receivers
+    /// renegotiated.
+    pub(super) fn unpublish(&mut self, ctx: &mut Ctx<'_>, tk: TrackKey) {
+        let Some(t) = self.tracks.remove(&tk) else {
+            return;
+        };
+        ctx.counters.sub(Gauge::PublishedTracks, 1);
+        ctx.timers.remove(TimerKey::Keyframe(self.key, tk));
+        if let Some(p) = self.participants.get_mut(&t.publisher) {
+            p.published.remove(&t.source_track_id);
+        }
+        info!(room_id = %self.id, track_id = %t.info.track_id, publisher = %t.info.stream_id, "track unpublished");
+        for q in self.participants.values() {
+            ctx.out.event(
+                q.key,
+                SfuEvent::TrackUnpublished {
+                    participant_id: t.info.stream_id.clone(),
+                    track_id: t.info.track_id.clone(),
+                },
+            );
+        }
+        for q in t.subscribers {
+            self.renegotiate(ctx, q);
+        }
+    }
+
+    // ----- subscriber side --------------------------------------------------------------
+
+    fn renegotiate_all_but(&mut self, ctx: &mut Ctx<'_>, except: ParticipantKey) {
+        let others: Vec<ParticipantKey> = self
+            .participants
+            .keys()
+            .copied()
+            .filter(|k| *k != except)
+            .collect();
+        for q in others {
+            self.renegotiate(ctx, q);
+        }
+    }
+
+    /// Brings `key`'s subscriber connection in line with the room's tracks and sends an
+    /// offer if needed (or defers it while one is outstanding). Failures are logged: the
+    /// next change tries again.
+    pub(super) fn renegotiate(&mut self, ctx: &mut Ctx<'_>, key: ParticipantKey) {
+        if let Err(err) = self.try_renegotiate(ctx, key) {
+            warn!(room_id = %self.id, participant = key, %err, "subscriber renegotiation failed");
+        }
+    }
+
+    fn try_renegotiate(&mut self, ctx: &mut Ctx<'_>, key: ParticipantKey) -> Result<(), SfuError> {
+        let Room {
+            participants,
+            tracks,
+            ..
+        } = self;
+        let Some(p) = participants.get_mut(&key) else {
+            return Ok(());
+        };
+        if p.offer.on_change() == OfferDecision::Deferred {
+            debug!(
+                participant = key,
+                "subscriber offer outstanding, change deferred"
+            );
+            return Ok(());
+        }
+        let desired: Vec<TrackKey> = tracks
+            .iter()
+            .filter(|(_, t)| t.publisher != key)
+            .map(|(k, _)| *k)
+            .collect();
+        let remove: Vec<TrackKey> = p
+            .legs
+            .keys()
+            .filter(|k| !tracks.contains_key(k))
+            .copied()
+            .collect();
+        let add: Vec<TrackKey> = desired
+            .iter()
+            .filter(|k| !p.legs.contains_key(k))
+            .copied()
+            .collect();
+        let changed = !add.is_empty() || !remove.is_empty() || p.ice_restart || p.unoffered;
+        if !p.offer.should_send(desired.len(), changed) {
+            p.ice_restart = false; // nothing was ever offered: nothing to restart
+            return Ok(());
+        }
+        // Until the offer is out, the connection's legs differ from what the client knows.
+        p.unoffered = true;
+        for tk in remove {
+            p.remove_leg(ctx, tk);
+        }
+        for tk in add {
+            if let Some(t) = tracks.get_mut(&tk) {
+                p.add_leg(ctx, tk, t)?;
+            }
+        }
+        let sdp = p.subscriber.offer(ctx, p.ice_restart)?;
+        p.ice_restart = false;
+        p.unoffered = false;
+        p.offer.offer_sent();
+        ctx.out.event(key, SfuEvent::SubscriberOffer { sdp });
+        p.subscriber.announce_candidates(ctx);
+        debug!(
+            participant = key,
+            legs = p.legs.len(),
+            "subscriber offer sent"
+        );
+        Ok(())
+    }
+
+    /// Applies the client's answer to the last subscriber offer; sends the next offer
+    /// right away if the room changed meanwhile.
+    pub(crate) fn subscriber_answer(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        key: ParticipantKey,
+        sdp: String,
+    ) -> Result<(), SfuError> {
+        let Room {
+            participants,
+            tracks,
+            ..
+        } = self;
+        let p = participants.get_mut(&key).ok_or(SfuError::Closed)?;
+        if !p.offer.is_outstanding() {
+            return Err(SfuError::InvalidState(
+                "no subscriber offer is outstanding".into(),
+            ));
+        }
+        if let Err(err) = p.subscriber.accept_answer(ctx, sdp) {
+            p.offer.answer_received(); // forget the round; the next change starts a new one
+            return Err(err);
+        }
+        for (tk, leg) in p.legs.iter_mut() {
+            let (Some(t), Some(params)) = (tracks.get(tk), p.subscriber.sender_params(leg.sender))
+            else {
+                continue;
+            };
+            let mapping = LegMapping::new(leg.ssrc, &t.source, &params);
+            if !mapping.is_usable() {
+                warn!(track_id = %t.info.track_id, source = ?t.source.codecs, leg = ?params.codecs, "no common codec on subscriber leg");
+            }
+            leg.mapping = Some(mapping);
+        }
+        let again = p.offer.answer_received();
+        self.process(ctx, key, PcRole::Subscriber);
+        if again {
+            self.renegotiate(ctx, key);
+        }
+        Ok(())
+    }
+
+    /// Restarts ICE on `key`'s subscriber connection (now, or after the outstanding offer).
+    pub(crate) fn restart_subscriber_ice(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        key: ParticipantKey,
+    ) -> Result<(), SfuError> {
+        self.participant(key)?.ice_restart = true;
+        self.renegotiate(ctx, key);
+        Ok(())
+    }
+
+    // ----- candidates -------------------------------------------------------------------
+
+    /// A client candidate for one of `key`'s connections.
+    pub(crate) fn add_candidate(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        key: ParticipantKey,
+        role: PcRole,
+        c: IceCandidate,
+    ) -> Result<(), SfuError> {
+        let conn = self.participant(key)?.conn(role);
+        conn.add_candidate(ctx, c)?;
+        conn.flush(ctx);
+        Ok(())
+    }
+
+    /// Client candidates of `key`'s connection waiting for its remote description.
+    pub(crate) fn pending_candidates(
+        &mut self,
+        key: ParticipantKey,
+        role: PcRole,
+    ) -> Result<usize, SfuError> {
+        Ok(self.participant(key)?.conn(role).pending_candidates())
+    }
+
+    // ----- media ------------------------------------------------------------------------
+
+    fn media(&mut self) -> Media<'_> {
+        Media {
+            room: self.key,
+            participants: &mut self.participants,
+            tracks: &mut self.tracks,
+        }
+    }
+
+    /// The throttle window of a track's held-back keyframe request ended.
+    pub(crate) fn keyframe_due(&mut self, ctx: &mut Ctx<'_>, tk: TrackKey) {
+        self.media().keyframe_due(ctx, tk);
+    }
+
+    /// Participant `key` asks for a keyframe of `track_id` (own or unknown: ignored).
+    pub(crate) fn request_keyframe_by_id(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        key: ParticipantKey,
+        track_id: &str,
+    ) {
+        self.media().request_keyframe_by_id(ctx, key, track_id);
+    }
+
+    // ----- connection input -------------------------------------------------------------
+
+    /// After a connection of `key` was fed: act on what it signals and reads, then flush
+    /// it (datagrams out, deadline in).
+    pub(crate) fn process(&mut self, ctx: &mut Ctx<'_>, key: ParticipantKey, role: PcRole) {
+        loop {
+            let Some(p) = self.participants.get_mut(&key) else {
+                return;
+            };
+            let Some(signal) = p.conn(role).poll_signal(ctx) else {
+                break;
+            };
+            match signal {
+                Signal::TrackOpened(init) => self.track_opened(ctx, key, init),
+                Signal::TrackClosed(id) => {
+                    let tk = self
+                        .participants
+                        .get(&key)
+                        .and_then(|p| p.published.get(&id).copied());
+                    if let Some(tk) = tk {
+                        self.unpublish(ctx, tk);
+                    }
+                }
+            }
+        }
+        self.media().drain(ctx, key, role);
+        if let Some(p) = self.participants.get_mut(&key) {
+            p.conn(role).flush(ctx);
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Building the rtc connection of one server peer connection: codecs, interceptors by
+//! role, ICE settings, and the one host candidate (the worker's socket).
+
+use std::time::{Duration, Instant};
+
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::ice::network_type::NetworkType;
+use rtc::interceptor::{
+    NackGeneratorBuilder, NackResponderBuilder, ReceiverReportBuilder, SenderReportBuilder,
+    TwccReceiverBuilder,
+};
+use rtc::peer_connection::certificate::RTCCertificate;
+use rtc::peer_connection::configuration::interceptor_registry::{
+    register_default_interceptors, Registry, Slot,
+};
+use rtc::peer_connection::configuration::media_engine::MediaEngine;
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::transport::{
+    CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit,
+};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+
+use super::io::CoreConfig;
+use crate::error::SfuError;
+use crate::rtcp::KeyframeRequestForwarder;
+use crate::types::PcRole;
+
+/// ICE connectivity-check interval while connecting (rtc's default: 200 ms).
+const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(50);
+/// Packets each subscriber leg keeps for retransmission (NACK). rtc's default, 1,024, is
+/// 15 s of video per leg and was most of the server's memory at 50 participants; a NACK
+/// only helps within a round trip plus jitter, and 256 packets is ~4 s of video, ~5 s of
+/// audio.
+const NACK_SEND_BUFFER_PACKETS: u16 = 256;
+/// Interceptor slot of the keyframe-request forwarder: after every default interceptor.
+const KEYFRAME_FORWARDER_SLOT: usize = 14_000;
+
+/// The interceptors of one server connection, by role. The media engine gets exactly what
+/// rtc's defaults register (feedback types, header extensions: the SDP is the same), but
+/// each chain only holds the interceptors its direction uses:
+/// - publisher (the server only receives): NACK generator, TWCC feedback, receiver reports;
+/// - subscriber (the server only sends): NACK responder (retransmits from its buffer),
+///   sender reports, and the keyframe-request forwarder (PLI/FIR up to the application).
+fn interceptors(role: PcRole, media_engine: &mut MediaEngine) -> Result<Registry, SfuError> {
+    drop(register_default_interceptors(Registry::new(), media_engine).map_err(SfuError::webrtc)?);
+    Ok(match role {
+        PcRole::Publisher => Registry::new()
+            .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
+            .with(Slot::TwccReceiver, TwccReceiverBuilder::new().build())
+            .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build()),
+        PcRole::Subscriber => Registry::new()
+            .with(
+                Slot::NackResponder,
+                NackResponderBuilder::new()
+                    .with_size(NACK_SEND_BUFFER_PACKETS)
+                    .build(),
+            )
+            .with(Slot::SenderReport, SenderReportBuilder::new().build())
+            .with(
+                Slot::from(KEYFRAME_FORWARDER_SLOT),
+                KeyframeRequestForwarder::default(),
+            ),
+    })
+}
+
+/// Builds the rtc connection with one host candidate: the worker's socket address. rtc
+/// generates random local ICE credentials (16 letters / 32 letters) for the connection and
+/// fresh ones on every ICE restart; they are read back from each local description.
+///
+/// `SettingEngine::with_ice_credentials` is deliberately not used: rtc 0.21.1 reuses
+/// configured credentials on an ICE restart (`stage_ice_restart` passes them to
+/// `generate_restart_credentials`), so a restart offer would carry the old ufrag.
+pub(crate) fn build(
+    now: Instant,
+    config: &CoreConfig,
+    certificate: Option<&RTCCertificate>,
+    role: PcRole,
+) -> Result<RTCPeerConnection, SfuError> {
+    let local = config.local_addr;
+    let mut media_engine = MediaEngine::default();
+    media_engine
+        .register_default_codecs()
+        .map_err(SfuError::webrtc)?;
+    let registry = interceptors(role, &mut media_engine)?;
+    let network = if local.is_ipv4() {
+        NetworkType::Udp4
+    } else {
+        NetworkType::Udp6
+    };
+    let settings = SettingEngineBuilder::new()
+        // No multicast: browsers' `.local` candidates are useless to a server anyway.
+        .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+        .with_network_types(vec![network])
+        // Clients trickle candidates after the description: their first checks create
+        // peer-reflexive pairs, which must not wait a second before nomination.
+        .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
+        .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), None)
+        .with_lite(config.ice_lite)
+        .build();
+    let mut configuration = RTCConfigurationBuilder::new();
+    if let Some(certificate) = certificate {
+        configuration = configuration.with_certificates(vec![certificate.clone()]);
+    }
+    let mut pc = RTCPeerConnectionBuilder::new()
+        .with_configuration(configuration.build())
+        .with_media_engine(media_engine)
+        .with_setting_engine(settings)
+        .with_interceptor_registry(registry)
+        .build(now)
+        .map_err(SfuError::webrtc)?;
+    let host = CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: "udp".to_owned(),
+            address: local.ip().to_string(),
+            port: local.port(),
+            component: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+    .new_candidate_host()
+    .map_err(SfuError::webrtc)?;
+    let init = RTCIceCandidate::from(&host)
+        .to_json()
+        .map_err(SfuError::webrtc)?;
+    pc.add_local_candidate(init).map_err(SfuError::webrtc)?;
+    // End of gathering: there is nothing else to gather.
+    pc.add_local_candidate(RTCIceCandidateInit::default())
+        .map_err(SfuError::webrtc)?;
+    Ok(pc)
+}

@@ -1,0 +1,197 @@
+//! A client-side rtc peer connection (a browser stand-in) with everything it received
+//! recorded, for [`super::Sim`].
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::peer_connection::configuration::interceptor_registry::{
+    register_default_interceptors, Registry, Slot,
+};
+use rtc::peer_connection::configuration::media_engine::{MediaEngine, MIME_TYPE_VP8};
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent, RTCTrackEventInit};
+use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::{
+    CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit,
+};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp::header::Header;
+use rtc::rtp::packet::Packet;
+use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
+use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
+use rtc::sansio::Protocol;
+
+use crate::engine::ParticipantKey;
+use crate::rtcp::{is_keyframe_request, KeyframeRequestForwarder};
+use crate::types::PcRole;
+
+/// VP8 at 90 kHz, as a browser sends it.
+pub(crate) fn vp8() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_VP8.to_owned(),
+        clock_rate: 90_000,
+        channels: 0,
+        sdp_fmtp_line: String::new(),
+        rtcp_feedback: vec![],
+    }
+}
+
+/// A client peer connection (a browser stand-in) for one of a participant's two
+/// connections, with everything it received recorded.
+pub(crate) struct Client {
+    /// Participant it belongs to.
+    pub participant: ParticipantKey,
+    /// Which connection of the participant it is the far end of.
+    pub role: PcRole,
+    /// The rtc connection.
+    pub pc: RTCPeerConnection,
+    /// Address of its host candidate.
+    pub local: SocketAddr,
+    /// Address the server sees (differs from `local` behind a simulated NAT).
+    pub external: SocketAddr,
+    /// Last connection state.
+    pub state: RTCPeerConnectionState,
+    /// Remote tracks opened, in order.
+    pub opened: Vec<RTCTrackEventInit>,
+    /// RTP received: (track id, packet).
+    pub rtp: Vec<(String, Packet)>,
+    /// Keyframe requests received for its own tracks.
+    pub keyframe_requests: usize,
+    /// The sender of its published track (publisher clients).
+    pub sender: Option<RTCRtpSenderId>,
+    /// SSRC of its published track.
+    pub ssrc: u32,
+    next_seq: u16,
+}
+
+impl Client {
+    pub(super) fn build(
+        participant: ParticipantKey,
+        role: PcRole,
+        local: SocketAddr,
+        now: Instant,
+    ) -> Client {
+        let mut media_engine = MediaEngine::default();
+        media_engine.register_default_codecs().expect("codecs");
+        let registry = register_default_interceptors(Registry::new(), &mut media_engine)
+            .expect("interceptors")
+            .with(Slot::from(14_000), KeyframeRequestForwarder::default());
+        let settings = SettingEngineBuilder::new()
+            .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+            .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
+            .build();
+        let mut pc = RTCPeerConnectionBuilder::new()
+            .with_media_engine(media_engine)
+            .with_setting_engine(settings)
+            .with_interceptor_registry(registry)
+            .build(now)
+            .expect("client peer connection");
+        let host = CandidateHostConfig {
+            base_config: CandidateConfig {
+                network: "udp".to_owned(),
+                address: local.ip().to_string(),
+                port: local.port(),
+                component: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .new_candidate_host()
+        .expect("host candidate");
+        pc.add_local_candidate(RTCIceCandidate::from(&host).to_json().expect("json"))
+            .expect("local candidate");
+        pc.add_local_candidate(RTCIceCandidateInit::default())
+            .expect("end of candidates");
+        Client {
+            participant,
+            role,
+            pc,
+            local,
+            external: local,
+            state: RTCPeerConnectionState::New,
+            opened: Vec::new(),
+            rtp: Vec::new(),
+            keyframe_requests: 0,
+            sender: None,
+            ssrc: 0,
+            next_seq: 1000,
+        }
+    }
+
+    /// Whether the connection is up.
+    pub(crate) fn connected(&self) -> bool {
+        self.state == RTCPeerConnectionState::Connected
+    }
+
+    /// Sends one VP8 RTP packet of `size` payload bytes on its published track.
+    pub(crate) fn send_rtp(&mut self, now: Instant, size: usize) {
+        let Some(sender) = self.sender else { return };
+        let mut s = self.pc.rtp_sender(sender).expect("sender");
+        let pt = s
+            .get_parameters()
+            .rtp_parameters
+            .codecs
+            .first()
+            .map(|c| c.payload_type)
+            .expect("negotiated codec");
+        self.next_seq = self.next_seq.wrapping_add(1);
+        let packet = Packet {
+            header: Header {
+                version: 2,
+                payload_type: pt,
+                sequence_number: self.next_seq,
+                timestamp: u32::from(self.next_seq).wrapping_mul(3000),
+                ssrc: self.ssrc,
+                marker: true,
+                ..Default::default()
+            },
+            payload: Bytes::from(vec![0x90u8; size]),
+        };
+        s.write_rtp(now, packet).expect("client write_rtp");
+    }
+
+    /// Sends a PLI for the remote track `receiver` (subscriber clients).
+    pub(crate) fn send_pli(&mut self, now: Instant, receiver: RTCRtpReceiverId, media_ssrc: u32) {
+        let mut r = self.pc.rtp_receiver(receiver).expect("receiver");
+        r.write_rtcp(
+            now,
+            vec![Box::new(PictureLossIndication {
+                sender_ssrc: 0,
+                media_ssrc,
+            })],
+        )
+        .expect("client write_rtcp");
+    }
+
+    pub(super) fn drain(&mut self) -> bool {
+        let mut moved = false;
+        while let Some(event) = self.pc.poll_event() {
+            moved = true;
+            match event {
+                RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) => self.state = s,
+                RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                    self.opened.push(init)
+                }
+                _ => {}
+            }
+        }
+        while let Some(TaggedRTCMessage { message, .. }) = self.pc.poll_read() {
+            moved = true;
+            match message {
+                RTCMessage::RtpPacket(track, packet) => self.rtp.push((track, packet)),
+                RTCMessage::RtcpPacket(_, packets) => {
+                    self.keyframe_requests += packets
+                        .iter()
+                        .filter(|p| is_keyframe_request(p.as_ref()))
+                        .count();
+                }
+                _ => {}
+            }
+        }
+        moved
+    }
+}

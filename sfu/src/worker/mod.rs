@@ -1,0 +1,322 @@
+//! Media workers: one thread per core, each owning one UDP socket and every room placed
+//! on it. The thread runs a single-threaded tokio runtime whose one task is the loop
+//! below: commands from signaling, batches of datagrams and the core's next deadline, all
+//! fed to the sans-IO [`Core`]; what the core wants sent leaves in `sendmmsg` batches.
+//! A packet is received, decrypted, forwarded and encrypted on this one thread.
+
+mod socket;
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, error, info, warn};
+
+use crate::engine::{Command, Core, CoreConfig, ParticipantKey, Reply, Transmit};
+use crate::error::SfuError;
+use crate::stats::{Counters, LogThrottle};
+use crate::types::SfuEvent;
+
+use socket::{Outgoing, Received, Receiver};
+
+/// Longest the loop sleeps with nothing to do (the core normally asks for less).
+const IDLE_WAKE: Duration = Duration::from_secs(1);
+/// Datagram batches read in a row before the loop looks at commands and timers again, so
+/// a flood on the socket cannot starve signaling.
+const RECV_ROUNDS_PER_TURN: usize = 8;
+/// Most datagrams waiting for the socket; beyond it new ones are dropped and counted (a
+/// kernel buffer that stays full means the machine cannot keep up anyway).
+const MAX_SEND_QUEUE: usize = 16 * 1024;
+
+/// One "send failed" line per second for the whole process.
+static SEND_ERROR_LOG: LogThrottle = LogThrottle::new(Duration::from_secs(1));
+
+/// What signaling's side of the SFU sends to a worker.
+pub(crate) enum Message {
+    /// A command for the core; the reply goes back on `reply` when there is one.
+    Command {
+        cmd: Command,
+        reply: Option<oneshot::Sender<Result<Reply, SfuError>>>,
+    },
+    /// Where the events of a participant go (sent before its `AddParticipant`).
+    Subscribe {
+        participant: ParticipantKey,
+        events: mpsc::UnboundedSender<SfuEvent>,
+    },
+    /// Stop the loop (the SFU is dropped).
+    Shutdown,
+}
+
+/// The SFU's handle on one worker: its queue, its socket address and its load.
+pub(crate) struct WorkerHandle {
+    /// Commands into the worker.
+    pub tx: mpsc::UnboundedSender<Message>,
+    /// The worker's socket (what clients send to).
+    pub local_addr: SocketAddr,
+    /// Rooms placed on this worker (for placing the next one on the least loaded).
+    pub rooms: AtomicUsize,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl WorkerHandle {
+    /// Binds the socket and starts the worker thread.
+    pub(crate) fn start(
+        index: usize,
+        bind: SocketAddr,
+        public_ips: &[std::net::IpAddr],
+        ice_lite: bool,
+        counters: Arc<Counters>,
+    ) -> io::Result<WorkerHandle> {
+        let std_socket = socket::bind(bind)?;
+        let local_addr = std_socket.local_addr()?;
+        let announced = if public_ips.is_empty() {
+            vec![local_addr]
+        } else {
+            public_ips
+                .iter()
+                .map(|ip| SocketAddr::new(*ip, local_addr.port()))
+                .collect()
+        };
+        let config = CoreConfig {
+            local_addr,
+            announced,
+            ice_lite,
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let thread = std::thread::Builder::new()
+            .name(format!("sfu-worker-{index}"))
+            .spawn(move || run_thread(index, std_socket, config, counters, rx))?;
+        info!(worker = index, %local_addr, "media worker started");
+        Ok(WorkerHandle {
+            tx,
+            local_addr,
+            rooms: AtomicUsize::new(0),
+            thread: Some(thread),
+        })
+    }
+
+    /// Sends a command and waits for its reply.
+    pub(crate) async fn call(&self, cmd: Command) -> Result<Reply, SfuError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Message::Command {
+                cmd,
+                reply: Some(reply),
+            })
+            .map_err(|_| SfuError::Closed)?;
+        rx.await.map_err(|_| SfuError::Closed)?
+    }
+
+    /// Sends a command without waiting (closing, keyframe requests).
+    pub(crate) fn cast(&self, cmd: Command) {
+        let _ = self.tx.send(Message::Command { cmd, reply: None });
+    }
+}
+
+impl Drop for WorkerHandle {
+    fn drop(&mut self) {
+        let _ = self.tx.send(Message::Shutdown);
+        if let Some(thread) = self.thread.take() {
+            // Never join from the worker thread itself (the last handle dropped there).
+            if thread.thread().id() != std::thread::current().id() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+fn run_thread(
+    index: usize,
+    socket: StdUdpSocket,
+    config: CoreConfig,
+    counters: Arc<Counters>,
+    rx: mpsc::UnboundedReceiver<Message>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            error!(worker = index, %err, "media worker could not start its runtime");
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let socket = match UdpSocket::from_std(socket) {
+            Ok(s) => s,
+            Err(err) => {
+                error!(worker = index, %err, "media worker could not register its socket");
+                return;
+            }
+        };
+        let mut worker = Worker {
+            core: Core::new(config, Arc::clone(&counters)),
+            counters,
+            socket,
+            receiver: Receiver::new(),
+            received: Vec::with_capacity(socket::RECV_BATCH),
+            send_queue: VecDeque::new(),
+            events: HashMap::new(),
+        };
+        worker.run(rx).await;
+        debug!(worker = index, "media worker stopped");
+    });
+}
+
+struct Worker {
+    core: Core,
+    counters: Arc<Counters>,
+    socket: UdpSocket,
+    receiver: Receiver,
+    received: Vec<Received>,
+    send_queue: VecDeque<Outgoing>,
+    events: HashMap<ParticipantKey, mpsc::UnboundedSender<SfuEvent>>,
+}
+
+impl Worker {
+    async fn run(&mut self, mut rx: mpsc::UnboundedReceiver<Message>) {
+        loop {
+            self.drain_core();
+            self.flush();
+            let deadline = self
+                .core
+                .poll_timeout()
+                .unwrap_or_else(|| Instant::now() + IDLE_WAKE);
+            let writable = !self.send_queue.is_empty();
+            tokio::select! {
+                biased;
+                msg = rx.recv() => {
+                    let Some(msg) = msg else { return };
+                    if !self.on_message(msg) {
+                        return;
+                    }
+                    // Take whatever else is queued in one go.
+                    while let Ok(msg) = rx.try_recv() {
+                        if !self.on_message(msg) {
+                            return;
+                        }
+                    }
+                }
+                ready = self.socket.ready(Interest::READABLE) => {
+                    if ready.is_ok_and(|r| r.is_readable()) {
+                        self.receive();
+                    }
+                }
+                _ = self.socket.writable(), if writable => {}
+                _ = tokio::time::sleep_until(deadline.into()) => {}
+            }
+            let now = Instant::now();
+            if self.core.poll_timeout().is_some_and(|t| t <= now) {
+                self.core.handle_timeout(now);
+            }
+        }
+    }
+
+    /// Applies one message; `false` means stop.
+    fn on_message(&mut self, msg: Message) -> bool {
+        match msg {
+            Message::Command { cmd, reply } => {
+                let (removing, adding) = match &cmd {
+                    Command::RemoveParticipant { participant } => (Some(*participant), None),
+                    Command::AddParticipant { participant, .. } => (None, Some(*participant)),
+                    _ => (None, None),
+                };
+                let result = self.core.handle_command(Instant::now(), cmd);
+                // A participant that could not be added gets no events.
+                let forget = removing.or(adding.filter(|_| result.is_err()));
+                if let Some(reply) = reply {
+                    let _ = reply.send(result);
+                } else if let Err(err) = result {
+                    debug!(%err, "media command failed");
+                }
+                // Events the removal produced for the participant itself are dropped with it.
+                self.drain_core();
+                if let Some(p) = forget {
+                    self.events.remove(&p);
+                }
+                true
+            }
+            Message::Subscribe {
+                participant,
+                events,
+            } => {
+                self.events.insert(participant, events);
+                true
+            }
+            Message::Shutdown => false,
+        }
+    }
+
+    /// Reads datagram batches until the socket is empty (or the turn's budget is spent).
+    fn receive(&mut self) {
+        for _ in 0..RECV_ROUNDS_PER_TURN {
+            self.received.clear();
+            let res = self.socket.try_io(Interest::READABLE, || {
+                self.receiver.recv_batch(&self.socket, &mut self.received)
+            });
+            match res {
+                Ok(_) => {
+                    let now = Instant::now();
+                    for r in self.received.drain(..) {
+                        self.core.handle_datagram(now, r.from, r.data);
+                    }
+                    // Forward what this batch produced before reading the next one.
+                    self.drain_core();
+                    self.flush();
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
+                Err(err) => {
+                    // ICMP errors surface here (ECONNREFUSED from a gone client): not fatal.
+                    debug!(%err, "media socket receive error");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Moves the core's datagrams into the send queue and its events to signaling.
+    fn drain_core(&mut self) {
+        while let Some(Transmit { to, data }) = self.core.poll_transmit() {
+            if self.send_queue.len() >= MAX_SEND_QUEUE {
+                self.counters.dropped(1);
+                continue;
+            }
+            self.send_queue.push_back(Outgoing { to, data });
+        }
+        while let Some((participant, event)) = self.core.poll_event() {
+            if let Some(tx) = self.events.get(&participant) {
+                if tx.send(event).is_err() {
+                    self.events.remove(&participant);
+                }
+            }
+        }
+    }
+
+    /// Sends what is queued, as long as the kernel takes it.
+    fn flush(&mut self) {
+        while !self.send_queue.is_empty() {
+            let queue = &mut self.send_queue;
+            let res = self.socket.try_io(Interest::WRITABLE, || {
+                socket::send_batch(&self.socket, queue)
+            });
+            match res {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
+                Err(err) => {
+                    if let Some(suppressed) = SEND_ERROR_LOG.allow() {
+                        warn!(%err, suppressed, "media socket send error; datagram dropped");
+                    }
+                    self.counters.dropped(1);
+                }
+            }
+        }
+    }
+}
