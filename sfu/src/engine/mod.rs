@@ -38,7 +38,7 @@ mod publication;
 mod room;
 mod sdp;
 mod sections;
-mod setup;
+pub(crate) mod setup;
 mod stun;
 mod timers;
 

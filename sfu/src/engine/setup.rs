@@ -109,6 +109,17 @@ pub(crate) fn build(
         .with_interceptor_registry(registry)
         .build(now)
         .map_err(SfuError::webrtc)?;
+    add_only_host_candidate(&mut pc, local)?;
+    Ok(pc)
+}
+
+/// Gives `pc` its one host candidate (`local`, UDP, component 1) and ends gathering: a
+/// connection on a worker socket (or a test peer on its in-memory address) has nothing
+/// else to gather.
+pub(crate) fn add_only_host_candidate(
+    pc: &mut RTCPeerConnection,
+    local: std::net::SocketAddr,
+) -> Result<(), SfuError> {
     let host = CandidateHostConfig {
         base_config: CandidateConfig {
             network: "udp".to_owned(),
@@ -125,8 +136,6 @@ pub(crate) fn build(
         .to_json()
         .map_err(SfuError::webrtc)?;
     pc.add_local_candidate(init).map_err(SfuError::webrtc)?;
-    // End of gathering: there is nothing else to gather.
     pc.add_local_candidate(RTCIceCandidateInit::default())
-        .map_err(SfuError::webrtc)?;
-    Ok(pc)
+        .map_err(SfuError::webrtc)
 }

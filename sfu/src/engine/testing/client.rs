@@ -14,9 +14,6 @@ use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent, RTCTrackEventInit};
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::state::RTCPeerConnectionState;
-use rtc::peer_connection::transport::{
-    CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit,
-};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp::header::Header;
@@ -25,6 +22,7 @@ use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 use rtc::sansio::Protocol;
 
+use crate::engine::setup;
 use crate::engine::ParticipantKey;
 use crate::rtcp::{is_keyframe_request, KeyframeRequestForwarder};
 use crate::types::PcRole;
@@ -90,22 +88,7 @@ impl Client {
             .with_interceptor_registry(registry)
             .build(now)
             .expect("client peer connection");
-        let host = CandidateHostConfig {
-            base_config: CandidateConfig {
-                network: "udp".to_owned(),
-                address: local.ip().to_string(),
-                port: local.port(),
-                component: 1,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-        .new_candidate_host()
-        .expect("host candidate");
-        pc.add_local_candidate(RTCIceCandidate::from(&host).to_json().expect("json"))
-            .expect("local candidate");
-        pc.add_local_candidate(RTCIceCandidateInit::default())
-            .expect("end of candidates");
+        setup::add_only_host_candidate(&mut pc, local).expect("host candidate");
         Client {
             participant,
             role,
