@@ -189,97 +189,62 @@ struct TheraPeer {
     p: Participant,
 }
 
-#[async_trait::async_trait]
-impl Peer for TheraPeer {
-    fn id(&self) -> String {
-        self.p.participant_id().to_owned()
-    }
-
-    fn sent(&self) -> Vec<SentStats> {
-        self.p.sent()
-    }
-
-    fn received(&self) -> Vec<RemoteTrackStats> {
-        self.p.received()
-    }
-
-    fn start_media(&self, media: &Media) {
-        match media {
-            Media::Clips(c) => self.p.start_clips(c),
-            Media::Synthetic(rate) => self.p.start_media(*rate),
-        }
-    }
-
-    fn request_keyframe(&self, track_id: &str) {
-        let _ = self.p.send(ClientMessage::RequestKeyframe {
-            track_id: track_id.to_owned(),
-        });
-    }
-
-    fn errors(&self) -> Vec<String> {
-        let mut e = self.p.negotiation_errors();
-        if let Some(c) = self.p.close_info() {
-            e.push(format!("signaling closed: {c}"));
-        }
-        e
-    }
-
-    async fn leave(&self) -> Result<(), String> {
-        match self.p.leave().await {
-            Ok(c) if c.code == 1000 => Ok(()),
-            Ok(c) => Err(format!("leave closed with {c}")),
-            Err(e) => Err(format!("leave: {e}")),
-        }
-    }
-}
-
 struct EnginePeer {
     p: EngineParticipant,
 }
 
-#[async_trait::async_trait]
-impl Peer for EnginePeer {
-    fn id(&self) -> String {
-        self.p.participant_id().to_owned()
-    }
+/// Both clients (webrtc-rs `Participant`, engine `EngineParticipant`) offer the same
+/// methods under the same names: one `Peer` implementation serves both.
+macro_rules! impl_peer {
+    ($peer:ty) => {
+        #[async_trait::async_trait]
+        impl Peer for $peer {
+            fn id(&self) -> String {
+                self.p.participant_id().to_owned()
+            }
 
-    fn sent(&self) -> Vec<SentStats> {
-        self.p.sent()
-    }
+            fn sent(&self) -> Vec<SentStats> {
+                self.p.sent()
+            }
 
-    fn received(&self) -> Vec<RemoteTrackStats> {
-        self.p.received()
-    }
+            fn received(&self) -> Vec<RemoteTrackStats> {
+                self.p.received()
+            }
 
-    fn start_media(&self, media: &Media) {
-        match media {
-            Media::Clips(c) => self.p.start_clips(c),
-            Media::Synthetic(rate) => self.p.start_media(*rate),
+            fn start_media(&self, media: &Media) {
+                match media {
+                    Media::Clips(c) => self.p.start_clips(c),
+                    Media::Synthetic(rate) => self.p.start_media(*rate),
+                }
+            }
+
+            fn request_keyframe(&self, track_id: &str) {
+                let _ = self.p.send(ClientMessage::RequestKeyframe {
+                    track_id: track_id.to_owned(),
+                });
+            }
+
+            fn errors(&self) -> Vec<String> {
+                let mut e = self.p.negotiation_errors();
+                if let Some(c) = self.p.close_info() {
+                    e.push(format!("signaling closed: {c}"));
+                }
+                e
+            }
+
+            async fn leave(&self) -> Result<(), String> {
+                match self.p.leave().await {
+                    Ok(c) if c.code == 1000 => Ok(()),
+                    Ok(c) => Err(format!("leave closed with {c}")),
+                    Err(e) => Err(format!("leave: {e}")),
+                }
+            }
         }
-    }
-
-    fn request_keyframe(&self, track_id: &str) {
-        let _ = self.p.send(ClientMessage::RequestKeyframe {
-            track_id: track_id.to_owned(),
-        });
-    }
-
-    fn errors(&self) -> Vec<String> {
-        let mut e = self.p.negotiation_errors();
-        if let Some(c) = self.p.close_info() {
-            e.push(format!("signaling closed: {c}"));
-        }
-        e
-    }
-
-    async fn leave(&self) -> Result<(), String> {
-        match self.p.leave().await {
-            Ok(c) if c.code == 1000 => Ok(()),
-            Ok(c) => Err(format!("leave closed with {c}")),
-            Err(e) => Err(format!("leave: {e}")),
-        }
-    }
+    };
 }
+
+impl_peer!(TheraPeer);
+impl_peer!(EnginePeer);
 
 /// Kind of a track, for matching sent and received tracks.
 pub fn kind_key(k: Kind) -> u8 {
