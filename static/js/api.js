@@ -76,6 +76,9 @@ const MESSAGES = {
   network: 'Could not reach the server. Check your connection and try again.',
   connection_lost: 'The connection was lost. Check your network and reload the page to rejoin.',
   media_failed: 'Could not start the call media.',
+  declined: 'The therapist did not let you in to this session.',
+  waiting_room_full: 'The waiting room is full right now. Please try again in a few minutes.',
+  rate_limited: 'Too many messages were sent too fast. Please reload the page to rejoin.',
 };
 
 /** True when we have our own sentence for this code. */

@@ -1,23 +1,30 @@
 // call.js — the two RTCPeerConnections of one participant (see signaling/PROTOCOL.md).
-// Why: all WebRTC details live here — publisher (we offer, sendonly mic + camera),
-// subscriber (server offers, we answer), trickle ICE with queuing, remote track →
-// participant mapping (MediaStream id = publisher's participant_id) and stats.
+// Why: all WebRTC details live here — publisher (we offer, sendonly mic + camera and an
+// optional screen), subscriber (server offers, we answer), trickle ICE with queuing,
+// remote track → participant mapping (a=msid per mid), device switching without
+// renegotiation (replaceTrack) and stats.
+
+import { msidByMid } from './sdp.js';
 
 export class Call {
   /**
    * @param {object} o
    * @param {{send: (msg: object) => boolean}} o.signaling
-   * @param {(pid: string, stream: MediaStream, track: MediaStreamTrack) => void} o.onRemoteTrack
+   * @param {() => void} [o.onRemoteChange] called when the set of received tracks may have changed
    */
-  constructor({ signaling, onRemoteTrack, log = console }) {
+  constructor({ signaling, onRemoteChange, log = console }) {
     this.sig = signaling;
-    this.onRemoteTrack = onRemoteTrack || (() => {});
+    this.onRemoteChange = onRemoteChange || (() => {});
     this.log = log;
     this.localStream = null;
+    this.screen = null; // {track, stream} while sharing
     this.pcs = { publisher: null, subscriber: null };
     this.pending = { publisher: [], subscriber: [] }; // remote candidates before remoteDescription
     this.chains = { publisher: Promise.resolve(), subscriber: Promise.resolve() };
-    this.trackOwner = new Map(); // receiver track id → participant id
+    this.sources = new Map(); // publisher transceiver → source
+    this.remoteMsid = new Map(); // subscriber mid → {streamId, trackId}
+    this.trackOwner = new Map(); // receiver track id → participant id (fallback without msid)
+    this.renegotiate = false;
     this.generation = 0;
   }
 
@@ -29,23 +36,15 @@ export class Call {
   start(iceServers) {
     this.stop();
     const gen = ++this.generation;
-    const config = { iceServers: normalizeIceServers(iceServers), bundlePolicy: 'max-bundle' };
-    const makePc = () => {
-      try {
-        return new RTCPeerConnection(config);
-      } catch (e) {
-        // A malformed ICE server entry must not stop the call: loopback/LAN may still work.
-        this.log.warn('ice_servers rejected by the browser, continuing without them:', e && e.message);
-        return new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
-      }
-    };
-
-    const pub = makePc();
-    const sub = makePc();
+    const pub = makePc(iceServers, this.log);
+    const sub = makePc(iceServers, this.log);
     this.pcs = { publisher: pub, subscriber: sub };
     this.pending = { publisher: [], subscriber: [] };
     this.chains = { publisher: Promise.resolve(), subscriber: Promise.resolve() };
+    this.sources.clear();
+    this.remoteMsid.clear();
     this.trackOwner.clear();
+    this.renegotiate = false;
 
     for (const [name, pc] of Object.entries(this.pcs)) {
       pc.onicecandidate = (ev) => {
@@ -60,23 +59,21 @@ export class Call {
         }
       };
     }
-
     sub.ontrack = (ev) => {
       const stream = ev.streams && ev.streams[0];
-      if (!stream) {
-        this.log.warn('subscriber track without a stream; cannot tell whose it is', ev.track.id);
-        return;
-      }
-      this.trackOwner.set(ev.track.id, stream.id);
-      this.onRemoteTrack(stream.id, stream, ev.track);
+      if (stream) this.trackOwner.set(ev.track.id, stream.id);
+      this.onRemoteChange();
     };
 
     const stream = this.localStream;
-    for (const kind of ['audio', 'video']) {
+    for (const [kind, source] of [['audio', 'microphone'], ['video', 'camera']]) {
       const track = stream && stream.getTracks().find((t) => t.kind === kind);
-      if (track) pub.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
-      else pub.addTransceiver(kind, { direction: 'sendonly' });
+      const tr = track
+        ? pub.addTransceiver(track, { direction: 'sendonly', streams: [stream] })
+        : pub.addTransceiver(kind, { direction: 'sendonly' });
+      this.sources.set(tr, source);
     }
+    if (this.screen && this.screen.track.readyState === 'live') this.addScreenTransceiver();
     this.enqueue('publisher', () => this.offerPublisher());
   }
 
@@ -102,10 +99,29 @@ export class Call {
 
   async offerPublisher({ iceRestart = false } = {}) {
     const pc = this.pcs.publisher;
-    if (!pc || pc.signalingState !== 'stable') return;
+    if (!pc) return;
+    if (pc.signalingState !== 'stable') {
+      this.renegotiate = true; // an answer is outstanding: offer again once it is applied
+      return;
+    }
     const offer = await pc.createOffer({ iceRestart });
     await pc.setLocalDescription(offer);
-    this.sig.send({ type: 'offer', pc: 'publisher', sdp: pc.localDescription.sdp });
+    const sdp = pc.localDescription.sdp;
+    this.sig.send({ type: 'offer', pc: 'publisher', sdp, tracks: this.describeTracks(pc, sdp) });
+  }
+
+  /** `tracks` of a publisher offer: each sending section's msid track id and its source. */
+  describeTracks(pc, sdp) {
+    const msids = msidByMid(sdp);
+    const out = [];
+    for (const tr of pc.getTransceivers()) {
+      const source = this.sources.get(tr);
+      const m = tr.mid != null ? msids.get(tr.mid) : null;
+      if (source && m && (tr.direction === 'sendonly' || tr.direction === 'sendrecv')) {
+        out.push({ track_id: m.trackId, source });
+      }
+    }
+    return out;
   }
 
   /** Server `answer` (pc: publisher). */
@@ -119,6 +135,10 @@ export class Call {
       }
       await pc.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
       await this.flushCandidates('publisher');
+      if (this.renegotiate) {
+        this.renegotiate = false;
+        await this.offerPublisher();
+      }
     });
   }
 
@@ -128,11 +148,13 @@ export class Call {
     return this.enqueue('subscriber', async () => {
       const pc = this.pcs.subscriber;
       if (!pc) return;
+      this.remoteMsid = msidByMid(msg.sdp);
       await pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
       await this.flushCandidates('subscriber');
       const answer = await pc.createAnswer();
       await pc.setLocalDescription(answer);
       this.sig.send({ type: 'answer', pc: 'subscriber', sdp: pc.localDescription.sdp });
+      this.onRemoteChange();
     });
   }
 
@@ -174,18 +196,74 @@ export class Call {
     for (const t of this.localStream.getTracks()) if (t.kind === kind) t.enabled = enabled;
   }
 
+  /** Switch camera or microphone: the sender gets the new track, no renegotiation. */
+  async replaceTrack(kind, track) {
+    const pc = this.pcs.publisher;
+    if (!pc) return;
+    const source = kind === 'audio' ? 'microphone' : 'camera';
+    for (const tr of pc.getTransceivers()) {
+      if (this.sources.get(tr) === source) await tr.sender.replaceTrack(track);
+    }
+  }
+
+  /** Start (track) or stop (null) publishing a screen; renegotiates the publisher. */
+  setScreen(screen) {
+    const pc = this.pcs.publisher;
+    this.screen = screen;
+    if (!pc) return Promise.resolve();
+    if (screen) {
+      this.addScreenTransceiver();
+    } else {
+      for (const tr of pc.getTransceivers()) {
+        if (this.sources.get(tr) === 'screen' && tr.sender.track) {
+          pc.removeTrack(tr.sender); // the section goes inactive: the server unpublishes it
+          this.sources.delete(tr);
+        }
+      }
+    }
+    return this.enqueue('publisher', () => this.offerPublisher());
+  }
+
+  addScreenTransceiver() {
+    const { track, stream } = this.screen;
+    const tr = this.pcs.publisher.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+    this.sources.set(tr, 'screen');
+  }
+
   /**
-   * Receive stats per remote participant, from the subscriber connection.
-   * Only currently receiving transceivers count (a stopped track from before a peer's
-   * reload must not hide that the new one is not flowing).
+   * The tracks received right now: [{pid, trackId, kind, track}]. `trackId` is the one
+   * announced in `track_published` (from a=msid), `pid` the publisher's participant id.
    */
-  async stats(participantIds = []) {
+  remoteTracks() {
+    const pc = this.pcs.subscriber;
+    if (!pc) return [];
+    const out = [];
+    for (const t of pc.getTransceivers()) {
+      if (t.currentDirection !== 'recvonly' && t.currentDirection !== 'sendrecv') continue;
+      const track = t.receiver.track;
+      const m = t.mid != null ? this.remoteMsid.get(t.mid) : null;
+      const pid = m ? m.streamId : this.trackOwner.get(track.id);
+      if (!pid || pid === '-') continue;
+      out.push({ pid, trackId: m ? m.trackId : track.id, kind: track.kind, track });
+    }
+    return out;
+  }
+
+  /**
+   * Receive stats per remote participant, from the subscriber connection: camera video,
+   * screen video and audio apart. Only currently receiving transceivers count (a stopped
+   * track from before a peer's reload must not hide that the new one is not flowing).
+   * @param {string[]} participantIds always listed, even with nothing received
+   * @param {(trackId: string) => string|undefined} sourceOf announced source of a track
+   */
+  async stats(participantIds = [], sourceOf = () => undefined) {
     const out = new Map();
     const entry = (pid) => {
       if (!out.has(pid)) {
         out.set(pid, {
           participant_id: pid,
           video: { framesDecoded: 0, bytesReceived: 0 },
+          screen: { framesDecoded: 0, bytesReceived: 0, frameWidth: 0 },
           audio: { bytesReceived: 0, packetsReceived: 0 },
         });
       }
@@ -195,23 +273,21 @@ export class Call {
     const pc = this.pcs.subscriber;
     if (!pc) return [...out.values()];
 
-    const live = new Set();
-    for (const t of pc.getTransceivers()) {
-      if (t.currentDirection === 'recvonly' || t.currentDirection === 'sendrecv') live.add(t.receiver.track.id);
-    }
+    const live = new Map(this.remoteTracks().map((r) => [r.track.id, r]));
     const report = await pc.getStats();
     report.forEach((r) => {
       if (r.type !== 'inbound-rtp') return;
       let tid = r.trackIdentifier;
       if (!tid && r.trackId && report.get(r.trackId)) tid = report.get(r.trackId).trackIdentifier; // older Chrome
-      if (!tid || !live.has(tid)) return;
-      const pid = this.trackOwner.get(tid);
-      if (!pid) return;
-      const e = entry(pid);
+      const rt = tid && live.get(tid);
+      if (!rt) return;
+      const e = entry(rt.pid);
       const kind = r.kind || r.mediaType;
       if (kind === 'video') {
-        e.video.framesDecoded += r.framesDecoded || 0;
-        e.video.bytesReceived += r.bytesReceived || 0;
+        const v = sourceOf(rt.trackId) === 'screen' ? e.screen : e.video;
+        v.framesDecoded += r.framesDecoded || 0;
+        v.bytesReceived += r.bytesReceived || 0;
+        if (v === e.screen) v.frameWidth = Math.max(v.frameWidth, r.frameWidth || 0);
       } else if (kind === 'audio') {
         e.audio.bytesReceived += r.bytesReceived || 0;
         e.audio.packetsReceived += r.packetsReceived || 0;
@@ -219,9 +295,48 @@ export class Call {
     });
     return [...out.values()];
   }
+
+  /**
+   * Cumulative network counters for the connection-quality indicator: round-trip time
+   * (s) of the selected candidate pair, and packets sent/lost as the server reports them
+   * back (publisher) plus packets received/lost (subscriber).
+   */
+  async qualityCounters() {
+    const c = { rtt: null, sent: 0, lostUp: 0, received: 0, lostDown: 0 };
+    for (const [name, pc] of Object.entries(this.pcs)) {
+      if (!pc) continue;
+      const report = await pc.getStats();
+      report.forEach((r) => {
+        if (r.type === 'candidate-pair' && r.nominated && r.state === 'succeeded' && r.currentRoundTripTime != null) {
+          c.rtt = Math.max(c.rtt || 0, r.currentRoundTripTime);
+        } else if (name === 'publisher' && r.type === 'outbound-rtp') {
+          c.sent += r.packetsSent || 0;
+        } else if (name === 'publisher' && r.type === 'remote-inbound-rtp') {
+          c.lostUp += Math.max(0, r.packetsLost || 0);
+        } else if (name === 'subscriber' && r.type === 'inbound-rtp') {
+          c.received += r.packetsReceived || 0;
+          c.lostDown += Math.max(0, r.packetsLost || 0);
+        }
+      });
+    }
+    return c;
+  }
 }
 
-function normalizeIceServers(list) {
+/** A peer connection with the server's ICE servers (or none, if the browser rejects them). */
+function makePc(iceServers, log) {
+  const config = { iceServers: normalizeIceServers(iceServers), bundlePolicy: 'max-bundle' };
+  try {
+    return new RTCPeerConnection(config);
+  } catch (e) {
+    // A malformed ICE server entry must not stop the call: loopback/LAN may still work.
+    log.warn('ice_servers rejected by the browser, continuing without them:', e && e.message);
+    return new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
+  }
+}
+
+/** The protocol's `ice_servers` as RTCIceServer entries, dropping empty ones. */
+export function normalizeIceServers(list) {
   if (!Array.isArray(list)) return [];
   return list
     .filter((s) => s && (Array.isArray(s.urls) ? s.urls.length > 0 : !!s.urls))

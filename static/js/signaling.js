@@ -10,7 +10,8 @@ const BACKOFF_MS = [500, 1000, 2000, 4000, 8000];
 
 // close codes 4000 + HTTP-like status → error code, for a fatal close without an `error` frame
 const CLOSE_CODES = { 4401: 'unauthorized', 4403: 'forbidden', 4404: 'session_not_found',
-  4409: 'room_full', 4410: 'session_ended', 4400: 'protocol_version' };
+  4409: 'room_full', 4410: 'session_ended', 4400: 'protocol_version', 4429: 'rate_limited',
+  4408: 'connection_lost' };
 
 export function rtcUrl(loc = window.location) {
   return `${loc.protocol === 'https:' ? 'wss:' : 'ws:'}//${loc.host}/rtc`;
@@ -18,21 +19,23 @@ export function rtcUrl(loc = window.location) {
 
 /**
  * Events (subscribe with on(type, fn)):
- *   any server message type ('joined', 'offer', 'candidate', 'participant_joined', ...)
+ *   any server message type ('joined', 'waiting', 'offer', 'chat', 'participant_joined', ...)
  *   'reconnecting' {attempt}   – the socket dropped; we are trying again
  *   'fatal' {code, message}    – refused or gave up; no more reconnects
  *   'closed' {}                – ended normally (left / session_ended / removed)
  */
 export class Signaling {
-  constructor({ url = rtcUrl(), sessionId, token, displayName, log = console } = {}) {
+  constructor({ url = rtcUrl(), sessionId, token, displayName, instance, log = console } = {}) {
     this.url = url;
     this.sessionId = sessionId;
     this.token = token;
     this.displayName = displayName;
+    this.instance = instance;
     this.log = log;
     this.handlers = new Map();
     this.ws = null;
     this.joined = false;      // joined on the current socket
+    this.waiting = false;     // in the waiting room on the current socket
     this.everJoined = false;
     this.finished = false;    // fatal / left / ended: never reconnect
     this.dropAt = 0;          // when the current outage began
@@ -70,11 +73,13 @@ export class Signaling {
     const ws = new WebSocket(this.url);
     this.ws = ws;
     this.joined = false;
+    this.waiting = false;
     ws.onopen = () => {
       if (ws !== this.ws) return;
       this.lastHeard = Date.now();
       const join = { type: 'join', protocol: PROTOCOL_VERSION, session_id: this.sessionId, token: this.token };
       if (this.displayName) join.display_name = this.displayName;
+      if (this.instance) join.instance = this.instance;
       this.sendRaw(join);
       this.startPing();
     };
@@ -100,6 +105,13 @@ export class Signaling {
     switch (msg.type) {
       case 'joined':
         this.joined = true;
+        this.waiting = false;
+        this.everJoined = true;
+        this.attempt = 0;
+        this.dropAt = 0;
+        break;
+      case 'waiting':
+        this.waiting = true;
         this.everJoined = true;
         this.attempt = 0;
         this.dropAt = 0;
@@ -177,10 +189,18 @@ export class Signaling {
     return false;
   }
 
-  /** Send a message on the joined socket; dropped (false) when not joined. */
+  /**
+   * Send a message on the joined socket; dropped (false) when not joined. In the
+   * waiting room only `chat` and `leave` go out (the server refuses media messages).
+   */
   send(msg) {
-    if (!this.joined) return false;
-    return this.sendRaw(msg);
+    if (this.joined || (this.waiting && (msg.type === 'chat' || msg.type === 'leave'))) return this.sendRaw(msg);
+    return false;
+  }
+
+  /** True when messages can be sent now (joined, or waiting for chat). */
+  get connected() {
+    return this.joined || this.waiting;
   }
 
   /** Leave on purpose: no reconnect afterwards. */
@@ -212,7 +232,10 @@ function summarize(msg) {
   if (msg.code) parts.push(msg.code, msg.fatal ? 'fatal' : '');
   if (msg.participant_id) parts.push(msg.participant_id);
   if (msg.participant && msg.participant.participant_id) parts.push(msg.participant.participant_id);
-  if (msg.type === 'joined') parts.push(`resumed=${msg.resumed}`, `others=${(msg.participants || []).length}`);
+  if (msg.type === 'joined') parts.push(`resumed=${msg.resumed}`, `host=${msg.host}`, `others=${(msg.participants || []).length}`);
+  if (msg.type === 'waiting') parts.push(`host_present=${msg.host_present}`);
+  if (msg.type === 'waiting_room') parts.push(`queue=${(msg.waiting || []).length}`);
+  if (msg.type === 'chat') parts.push(msg.to ? 'to ' + msg.to : '', msg.from ? 'from ' + msg.from : ''); // never the text
   if (msg.track) parts.push(msg.track.kind, msg.track.track_id);
   if (msg.track_id) parts.push(msg.track_id);
   if (msg.kind && msg.muted !== undefined) parts.push(msg.kind, `muted=${msg.muted}`);

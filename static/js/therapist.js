@@ -4,7 +4,7 @@
 
 import { api } from './api.js';
 import { takeAccessToken, getAccessToken, setAccessToken, clearAccessToken, tokenClaims, isExpired } from './auth.js';
-import { el } from './ui.js';
+import { el } from './dom.js';
 
 const $ = (id) => document.getElementById(id);
 let token = null;

@@ -1,107 +1,26 @@
-// ui.js — DOM for the call page: participant tiles, control buttons, status and messages.
+// ui.js — DOM for the call page: arranging tiles (cameras in a grid, shared screens large
+// on a stage), control buttons, status, notices and messages.
 // Why: keeps presentation out of the protocol and media code; join.js tells it what
 // happened, it never talks to the network itself.
 
-const $ = (id) => document.getElementById(id);
+import { el, $ } from './dom.js';
+import { Tile } from './tile.js';
 
-export function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === false || v == null) continue;
-    if (k === 'class') node.className = v;
-    else if (k === 'text') node.textContent = v;
-    else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
-    else node.setAttribute(k, v === true ? '' : v);
-  }
-  for (const c of children) if (c != null) node.append(c);
-  return node;
-}
+export { el } from './dom.js';
 
-function initials(name) {
-  const parts = String(name || '?').trim().split(/\s+/).filter(Boolean);
-  const s = parts.length > 1 ? parts[0][0] + parts[parts.length - 1][0] : (parts[0] || '?').slice(0, 2);
-  return s.toUpperCase();
-}
-
-/** One participant's tile: video, hidden audio, name label, state badges. */
-class Tile {
-  constructor(pid, name, { self = false } = {}) {
-    this.pid = pid;
-    this.self = self;
-    this.video = el('video', { autoplay: true, playsinline: true, muted: true, class: self ? 'mirror' : null });
-    this.video.muted = true; // the attribute alone does not mute; autoplay needs it
-    this.audio = self ? null : el('audio', { autoplay: true });
-    this.avatar = el('div', { class: 'avatar', 'aria-hidden': 'true' });
-    this.nameEl = el('span', { class: 'name' });
-    this.micBadge = el('span', { class: 'badge mic-off', text: 'Mic off', hidden: true });
-    this.camBadge = el('span', { class: 'badge cam-off', text: 'Camera off', hidden: true });
-    this.recBadge = el('div', { class: 'reconnecting', text: 'Reconnecting…', hidden: true });
-    this.node = el('div', { class: 'tile' + (self ? ' self' : ''), 'data-pid': pid },
-      this.avatar, this.video, this.audio, this.recBadge,
-      el('div', { class: 'label' }, this.nameEl, this.micBadge, this.camBadge));
-    this.setName(name);
-    this.updateVideoState();
-  }
-
-  setName(name) {
-    this.name = name || 'Participant';
-    this.nameEl.textContent = this.self && this.name !== 'You' ? `${this.name} (you)` : this.name;
-    this.avatar.textContent = initials(this.name);
-  }
-
-  setStream(stream, onAudioBlocked) {
-    if (this.video.srcObject !== stream) {
-      this.video.srcObject = stream;
-      this.video.play().catch(() => {});
-      stream.addEventListener('addtrack', (ev) => {
-        // A peer that reloaded comes back as new tracks in the same stream: re-attach so
-        // the element surely renders the new video track.
-        if (ev.track.kind === 'video' && this.video.srcObject === stream) {
-          this.video.srcObject = null;
-          this.video.srcObject = stream;
-          this.video.play().catch(() => {});
-        }
-        this.updateVideoState();
-      });
-      stream.addEventListener('removetrack', () => this.updateVideoState());
-    }
-    if (this.audio && this.audio.srcObject !== stream) {
-      this.audio.srcObject = stream;
-      this.audio.play().catch(() => onAudioBlocked && onAudioBlocked());
-    }
-    this.updateVideoState();
-  }
-
-  updateVideoState() {
-    const s = this.video.srcObject;
-    const hasVideo = !!(s && s.getVideoTracks().some((t) => t.readyState === 'live'));
-    const off = !hasVideo || this.videoMuted;
-    this.node.classList.toggle('no-video', off);
-  }
-
-  setMuted(kind, muted) {
-    if (kind === 'audio') this.micBadge.hidden = !muted;
-    if (kind === 'video') {
-      this.videoMuted = muted;
-      this.camBadge.hidden = !muted;
-      this.updateVideoState();
-    }
-  }
-
-  setReconnecting(on) {
-    this.recBadge.hidden = !on;
-    this.node.classList.toggle('is-reconnecting', on);
-  }
-}
+const STRIP_BREAKPOINT = 700; // below: screen on top, cameras in a strip below it
 
 export class CallUi {
   constructor() {
     this.grid = $('grid');
+    this.stage = $('stage');
     this.tiles = new Map();
     this.handlers = {};
-    $('mic-btn').addEventListener('click', () => this.handlers.mic && this.handlers.mic());
-    $('cam-btn').addEventListener('click', () => this.handlers.cam && this.handlers.cam());
-    $('leave-btn').addEventListener('click', () => this.handlers.leave && this.handlers.leave());
+    this.sink = '';
+    for (const [id, name] of [['mic-btn', 'mic'], ['cam-btn', 'cam'], ['leave-btn', 'leave'],
+      ['chat-btn', 'chat'], ['settings-btn', 'settings']]) {
+      $(id).addEventListener('click', () => this.handlers[name] && this.handlers[name]());
+    }
     $('sound-btn').addEventListener('click', () => this.enableSound());
     let pending = 0;
     window.addEventListener('resize', () => {
@@ -124,10 +43,10 @@ export class CallUi {
     s.hidden = !text;
   }
 
-  /** kind: 'error' | 'info'; action: optional {label, onClick}. */
-  showMessage(text, kind = 'error', action = null) {
+  /** kind: 'error' | 'info'; action: optional {label, onClick}; extra: more sentences. */
+  showMessage(text, kind = 'error', action = null, extra = []) {
     const box = $('message');
-    box.replaceChildren(el('p', { text }));
+    box.replaceChildren(el('p', { text }), ...extra.map((t) => el('p', { class: 'more', text: t })));
     if (action) box.append(el('button', { class: 'btn', type: 'button', text: action.label, onclick: action.onClick }));
     box.className = `message ${kind}`;
     box.hidden = false;
@@ -137,22 +56,41 @@ export class CallUi {
     $('message').hidden = true;
   }
 
-  showView(name) { // 'loading' | 'lobby' | 'call' | 'none'
+  showView(name) { // 'loading' | 'lobby' | 'waiting' | 'call' | 'none'
     $('lobby').hidden = name !== 'lobby';
+    $('waiting').hidden = name !== 'waiting';
     $('call').hidden = name !== 'call';
     $('controls').hidden = name !== 'call';
     document.body.classList.toggle('in-call', name === 'call');
+    document.body.dataset.view = name;
     if (name === 'call') this.updateGrid();
   }
 
-  tile(pid) { return this.tiles.get(pid); }
+  /** A notice above the tiles ("Waiting for Dr. Ada to join"); '' hides it. */
+  setNotice(text) {
+    const n = $('call-notice');
+    if (n.textContent !== text) n.textContent = text || '';
+    n.hidden = !text;
+  }
 
-  upsertTile(pid, name, opts) {
-    let t = this.tiles.get(pid);
+  /** The weak-connection indicator: null hides it. */
+  setQuality(poor, hint) {
+    const q = $('quality');
+    q.hidden = !poor;
+    $('quality-hint').textContent = poor ? hint : '';
+  }
+
+  tile(key) { return this.tiles.get(key); }
+
+  upsertTile(key, name, opts = {}) {
+    let t = this.tiles.get(key);
     if (!t) {
-      t = new Tile(pid, name, opts);
-      this.tiles.set(pid, t);
-      if (opts && opts.self) this.grid.prepend(t.node); else this.grid.append(t.node);
+      t = new Tile(key, name, opts);
+      this.tiles.set(key, t);
+      if (opts.screen) this.stage.append(t.node);
+      else if (opts.self) this.grid.prepend(t.node);
+      else this.grid.append(t.node);
+      if (this.sink) t.setSink(this.sink);
       this.updateGrid();
     } else if (name) {
       t.setName(name);
@@ -160,27 +98,75 @@ export class CallUi {
     return t;
   }
 
-  removeTile(pid) {
-    const t = this.tiles.get(pid);
+  removeTile(key) {
+    const t = this.tiles.get(key);
     if (!t) return;
-    t.video.srcObject = null;
-    if (t.audio) t.audio.srcObject = null;
+    t.clearMedia();
     t.node.remove();
-    this.tiles.delete(pid);
+    this.tiles.delete(key);
     this.updateGrid();
   }
 
+  /** Remove every remote tile (camera or screen) whose participant is not in `keep`. */
   clearRemoteTiles(keep = new Set()) {
-    for (const [pid, t] of [...this.tiles]) if (!t.self && !keep.has(pid)) this.removeTile(pid);
+    for (const [key, t] of [...this.tiles]) {
+      if (!t.self && !keep.has(key.split('#')[0])) this.removeTile(key);
+    }
+  }
+
+  /**
+   * Show what is received now. media: Map pid → {camera: tracks[], screen: tracks[]};
+   * people: pid → {name, hint}. Screen tiles come and go with their tracks.
+   */
+  renderRemote(media, people) {
+    const blocked = () => { $('sound-btn').hidden = false; };
+    for (const [pid, m] of media) {
+      const who = people.get(pid);
+      if (!who) continue;
+      const cam = this.upsertTile(pid, who.name);
+      cam.setName(who.name, who.hint);
+      cam.setTracks(m.camera, blocked);
+      const key = `${pid}#screen`;
+      if (m.screen.length) this.upsertTile(key, who.name, { screen: true }).setTracks(m.screen, blocked);
+      else this.removeTile(key);
+    }
+    for (const key of [...this.tiles.keys()]) {
+      const [pid, part] = key.split('#');
+      if (part === 'screen' && pid !== 'self' && !(media.get(pid) || { screen: [] }).screen.length) this.removeTile(key);
+    }
+  }
+
+  /** Our own shared screen as a tile (null removes it). */
+  setLocalScreen(track) {
+    if (track) this.upsertTile('self#screen', 'You', { self: true, screen: true }).setTracks([track]);
+    else this.removeTile('self#screen');
+  }
+
+  /** Send all remote sound to speaker `deviceId`. */
+  setSink(deviceId) {
+    this.sink = deviceId;
+    for (const t of this.tiles.values()) t.setSink(deviceId);
   }
 
   /** Pick the column count that gives the largest 4:3 tiles that fit the visible area. */
   updateGrid() {
-    const n = Math.max(1, this.tiles.size);
+    const cams = [...this.tiles.values()].filter((t) => !t.screen).length;
+    const screens = this.stage.children.length;
+    const call = $('call');
+    call.classList.toggle('has-stage', screens > 0);
+    this.stage.hidden = screens === 0;
+    const n = Math.max(1, cams);
     this.grid.dataset.count = String(n);
+    const gap = 8;
+    if (screens > 0) {
+      // Cameras beside the screen (a column) on wide screens, in a row below on phones.
+      const narrow = window.innerWidth < STRIP_BREAKPOINT;
+      this.grid.style.setProperty('--cols', String(narrow ? Math.min(n, 3) : 1));
+      this.grid.style.maxWidth = '';
+      return;
+    }
     const header = document.querySelector('.topbar');
     const controls = $('controls');
-    const gap = 8;
     const width = this.grid.parentElement.clientWidth - 1 || window.innerWidth - 16;
     const height = Math.max(160, window.innerHeight - (header ? header.offsetHeight : 0)
       - (controls && !controls.hidden ? controls.offsetHeight : 88) - 24);
@@ -200,11 +186,6 @@ export class CallUi {
     this.grid.style.maxWidth = `${Math.floor(best.cols * best.tileW + gap * (best.cols - 1))}px`;
   }
 
-  setRemoteStream(pid, stream) {
-    const t = this.upsertTile(pid, null);
-    t.setStream(stream, () => { $('sound-btn').hidden = false; });
-  }
-
   enableSound() {
     for (const t of this.tiles.values()) if (t.audio) t.audio.play().catch(() => {});
     $('sound-btn').hidden = true;
@@ -220,6 +201,20 @@ export class CallUi {
   }
 
   setControlsEnabled(on) {
-    for (const id of ['mic-btn', 'cam-btn', 'leave-btn']) $(id).disabled = !on;
+    for (const id of ['mic-btn', 'cam-btn', 'leave-btn', 'share-btn', 'settings-btn']) $(id).disabled = !on;
+  }
+
+  /** Unread chat messages on the Chat button (0 hides the badge). */
+  setChatBadge(n) {
+    const b = $('chat-badge');
+    b.textContent = n > 99 ? '99+' : String(n);
+    b.hidden = !n;
+    $('chat-btn').setAttribute('aria-label', n ? `Chat, ${n} unread` : 'Chat');
+  }
+
+  setChatOpen(open) {
+    $('chat-btn').setAttribute('aria-expanded', String(open));
+    document.body.classList.toggle('chat-open', open);
+    this.updateGrid();
   }
 }
