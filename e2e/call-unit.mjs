@@ -19,8 +19,13 @@ try {
     const delayed = []; // server candidates held back, then sent early to test queuing
     let call;
     const sig = { send: (m) => { sent.push(m); onClient(m); return true; } };
-    const remoteTracks = [];
-    call = new Call({ signaling: sig, onRemoteTrack: (pid, stream, track) => remoteTracks.push([pid, stream.id, track.kind]) });
+    const remoteTracks = []; // every (participant, kind) ever received, from call.remoteTracks()
+    const seen = new Set();
+    call = new Call({ signaling: sig, onRemoteChange: () => {
+      for (const r of call.remoteTracks()) {
+        if (!seen.has(r.pid + r.kind)) { seen.add(r.pid + r.kind); remoteTracks.push([r.pid, r.pid, r.kind]); }
+      }
+    } });
     const local = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 320, height: 240 } });
     call.setLocalStream(local);
 

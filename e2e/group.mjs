@@ -7,7 +7,7 @@ const { base, demo } = env();
 const token = demo.therapists[0].token;
 
 scenario('group', async (browser) => {
-  const s = await createSession(base, token, { session_name: 'e2e group', max_participants: 4 });
+  const s = await createSession(base, token, { session_name: 'e2e group', max_participants: 4, waiting_room: false });
   log('session', s.id, s.join_url, 'max', s.max_participants);
   try {
     const pages = [await newPage(browser, 'therapist')];

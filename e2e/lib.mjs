@@ -64,8 +64,8 @@ export async function hookState(p) {
   return p.page.evaluate(() => {
     const t = window.theraroom;
     if (!t) return null;
-    return { state: t.state, participantId: t.participantId, errorCode: t.errorCode, resumed: t.resumed,
-      timings: t.timings, remote: t.remoteParticipants(),
+    return { state: t.state, participantId: t.participantId, personId: t.personId, host: t.host,
+      errorCode: t.errorCode, resumed: t.resumed, timings: t.timings, remote: t.remoteParticipants(),
       message: (document.getElementById('message') || {}).innerText || '' };
   }).catch((e) => ({ state: 'unavailable', error: String(e) }));
 }
@@ -86,6 +86,62 @@ export async function waitForJoined(p, { timeout = 20000 } = {}) {
   }
   throw new Error(`${p.name}: not joined after ${timeout} ms (last: ${JSON.stringify(s)})`);
 }
+
+/** Wait until the page sits in the waiting room (state 'waiting'); fails fast on 'error'/'ended'/'joined'. */
+export async function waitForWaiting(p, { timeout = 20000 } = {}) {
+  const end = Date.now() + timeout;
+  let s;
+  while (Date.now() < end) {
+    s = await hookState(p);
+    if (s && s.state === 'waiting') return s;
+    if (s && ['error', 'ended', 'joined'].includes(s.state)) {
+      throw new Error(`${p.name}: expected to wait, got state ${s.state} (${s.errorCode}): ${s.message}`);
+    }
+    await sleep(200);
+  }
+  throw new Error(`${p.name}: not waiting after ${timeout} ms (last: ${JSON.stringify(s)})`);
+}
+
+/** The host page's waiting-room queue (window.theraroom.waiting()). */
+export async function queueOf(p) {
+  return p.page.evaluate(() => window.theraroom.waiting());
+}
+
+/** Wait until the host page's queue holds `pid`; returns the queue. */
+export async function waitForQueued(host, pid, { timeout = 15000 } = {}) {
+  const end = Date.now() + timeout;
+  let q = [];
+  while (Date.now() < end) {
+    q = await queueOf(host);
+    if (q.some((w) => w.participant_id === pid)) return q;
+    await sleep(200);
+  }
+  throw new Error(`${host.name}: ${pid} not in the waiting-room queue after ${timeout} ms (queue: ${JSON.stringify(q)})`);
+}
+
+/** The guest waits, the host sees it queued and admits it, the guest joins. */
+export async function admitGuest(host, guest) {
+  const w = await waitForWaiting(guest);
+  await waitForQueued(host, w.participantId);
+  await host.page.evaluate((pid) => window.theraroom.admit(pid), w.participantId);
+  return waitForJoined(guest);
+}
+
+/** Save a screenshot to $E2E_SCREENSHOTS/<file>.png when that variable is set (docs/screenshots). */
+export async function screenshot(p, file, viewport) {
+  const dir = process.env.E2E_SCREENSHOTS;
+  if (!dir) return;
+  fs.mkdirSync(dir, { recursive: true });
+  if (viewport) {
+    await p.page.setViewportSize(viewport);
+    await sleep(600); // layout + a few video frames at the new size
+  }
+  await p.page.screenshot({ path: `${dir}/${file}.png` });
+  log('screenshot', `${dir}/${file}.png`);
+}
+
+export const PHONE = { width: 390, height: 844 };
+export const DESKTOP = { width: 1280, height: 800 };
 
 /** Wait for a given state (e.g. 'error' with a code) on a page. */
 export async function waitForState(p, state, { timeout = 20000 } = {}) {
@@ -129,6 +185,29 @@ export async function waitForRemoteVideos(p, n, { minFramesGrowth = 5, interval 
   const st = await hookState(p);
   throw new Error(`${p.name}: expected ${n} remote participant(s) with growing video + audio within ${timeout} ms; ` +
     `last stats ${JSON.stringify(last)}; state ${JSON.stringify(st)}`);
+}
+
+/** Wait until `pid`'s screen video (stats().screen) decodes a growing number of frames. */
+export async function waitForScreen(p, pid, { minFramesGrowth = 5, interval = 1000, timeout = 30000 } = {}) {
+  const end = Date.now() + timeout;
+  let prev = null;
+  let cur = null;
+  while (Date.now() < end) {
+    cur = (await stats(p)).find((s) => s.participant_id === pid);
+    if (prev && cur && cur.screen.framesDecoded - prev.screen.framesDecoded >= minFramesGrowth) return cur;
+    prev = cur;
+    await sleep(interval);
+  }
+  throw new Error(`${p.name}: no growing screen video from ${pid} within ${timeout} ms (last ${JSON.stringify(cur)})`);
+}
+
+/** Sum of everything the page received (video, screen, audio) from anyone. */
+export async function receivedTotals(p) {
+  const all = await stats(p);
+  return all.reduce((a, s) => ({
+    frames: a.frames + s.video.framesDecoded + s.screen.framesDecoded,
+    bytes: a.bytes + s.video.bytesReceived + s.screen.bytesReceived + s.audio.bytesReceived,
+  }), { frames: 0, bytes: 0 });
 }
 
 /** REST call with a bearer token from Node (the harness' own client of the API). */

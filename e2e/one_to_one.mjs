@@ -1,7 +1,8 @@
-// one_to_one.mjs — therapist + one guest see and hear each other; a guest reload resumes
-// as the same participant (one guest row, one remote tile); ending the session reaches both.
+// one_to_one.mjs — therapist + one guest (admitted from the waiting room) see and hear each
+// other; a guest reload resumes as the same participant, straight into the call (admission
+// is remembered; one guest row, one remote tile); ending the session reaches both.
 // Env: BASE_URL, DEMO_JSON (see lib.mjs). Prints one JSON line on stdout.
-import { env, scenario, newPage, waitForJoined, waitForState, waitForRemoteVideos, createSession, rest, hookState, log, sleep } from './lib.mjs';
+import { env, scenario, newPage, waitForJoined, waitForState, waitForRemoteVideos, createSession, rest, hookState, log, sleep, admitGuest } from './lib.mjs';
 
 const { base, demo } = env();
 const token = demo.therapists[0].token;
@@ -26,7 +27,7 @@ scenario('one_to_one', async (browser) => {
     log('therapist joined as', thJoined.participantId);
 
     await gu.page.goto(`${base}${s.join_url}?name=Guest%20One&autojoin=1`);
-    const guJoined = await waitForJoined(gu);
+    const guJoined = await admitGuest(th, gu);
     log('guest joined as', guJoined.participantId);
 
     await Promise.all([waitForRemoteVideos(th, 1), waitForRemoteVideos(gu, 1)]);
@@ -46,7 +47,7 @@ scenario('one_to_one', async (browser) => {
     // ---- reload the guest: must resume as the same participant ----
     const reloadAt = Date.now();
     await gu.page.reload();
-    const guBack = await waitForJoined(gu);
+    const guBack = await waitForJoined(gu); // no second wait: the admission is remembered
     if (guBack.participantId !== guJoined.participantId) {
       throw new Error(`guest came back as ${guBack.participantId}, expected the same participant ${guJoined.participantId}`);
     }

@@ -8,7 +8,7 @@ const { base, demo } = env();
 const token = demo.therapists[0].token;
 
 scenario('reconnect', async (browser) => {
-  const s = await createSession(base, token, { session_name: 'e2e reconnect' });
+  const s = await createSession(base, token, { session_name: 'e2e reconnect', waiting_room: false });
   log('session', s.id, s.join_url);
   try {
     const th = await newPage(browser, 'therapist');

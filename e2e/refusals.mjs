@@ -15,7 +15,7 @@ async function expectRefusal(p, codes, sentence) {
 }
 
 scenario('refusals', async (browser) => {
-  const s = await createSession(base, token, { session_name: 'e2e refusals', max_participants: 2 });
+  const s = await createSession(base, token, { session_name: 'e2e refusals', max_participants: 2, waiting_room: false });
   log('session', s.id, s.join_url);
   const result = {};
   try {

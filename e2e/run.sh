@@ -3,7 +3,7 @@
 # Needs BASE_URL (e.g. http://127.0.0.1:8080) and DEMO_JSON (the JSON printed by
 # `theraroom demo --json`, or a path to a file holding it). Meant to run inside
 #   unshare -n sh -c 'ip link set lo up; ...; e2e/run.sh'
-# Usage: e2e/run.sh [scenario ...]   (default: one_to_one group refusals reconnect)
+# Usage: e2e/run.sh [scenario ...]   (default: every scenario listed below)
 # Exit status: 0 when every scenario passed, 1 otherwise.
 set -u
 cd "$(dirname "$0")" || exit 2
@@ -15,7 +15,7 @@ if [ ! -d node_modules/playwright-core ]; then
   echo "run.sh: node_modules missing: run 'npm ci' in $(pwd) first (with network)" >&2
   exit 2
 fi
-[ $# -gt 0 ] || set -- one_to_one group refusals reconnect
+[ $# -gt 0 ] || set -- one_to_one group refusals reconnect waiting_room chat screenshare two_devices access_resume
 failed=""
 for s in "$@"; do
   echo "=== $s" >&2

@@ -10,7 +10,8 @@ export class Call {
   /**
    * @param {object} o
    * @param {{send: (msg: object) => boolean}} o.signaling
-   * @param {() => void} [o.onRemoteChange] called when the set of received tracks may have changed
+   * @param {(negotiated: boolean) => void} [o.onRemoteChange] the set of received tracks may have
+   *   changed (negotiated: a new subscriber description was just applied)
    */
   constructor({ signaling, onRemoteChange, log = console }) {
     this.sig = signaling;
@@ -62,7 +63,7 @@ export class Call {
     sub.ontrack = (ev) => {
       const stream = ev.streams && ev.streams[0];
       if (stream) this.trackOwner.set(ev.track.id, stream.id);
-      this.onRemoteChange();
+      this.onRemoteChange(false);
     };
 
     const stream = this.localStream;
@@ -154,7 +155,7 @@ export class Call {
       const answer = await pc.createAnswer();
       await pc.setLocalDescription(answer);
       this.sig.send({ type: 'answer', pc: 'subscriber', sdp: pc.localDescription.sdp });
-      this.onRemoteChange();
+      this.onRemoteChange(true);
     });
   }
 
@@ -255,6 +256,7 @@ export class Call {
    * track from before a peer's reload must not hide that the new one is not flowing).
    * @param {string[]} participantIds always listed, even with nothing received
    * @param {(trackId: string) => string|undefined} sourceOf announced source of a track
+   *   ('gone' for a track already unpublished: not counted)
    */
   async stats(participantIds = [], sourceOf = () => undefined) {
     const out = new Map();
@@ -281,10 +283,12 @@ export class Call {
       if (!tid && r.trackId && report.get(r.trackId)) tid = report.get(r.trackId).trackIdentifier; // older Chrome
       const rt = tid && live.get(tid);
       if (!rt) return;
+      const source = sourceOf(rt.trackId);
+      if (source === 'gone') return;
       const e = entry(rt.pid);
       const kind = r.kind || r.mediaType;
       if (kind === 'video') {
-        const v = sourceOf(rt.trackId) === 'screen' ? e.screen : e.video;
+        const v = source === 'screen' ? e.screen : e.video;
         v.framesDecoded += r.framesDecoded || 0;
         v.bytesReceived += r.bytesReceived || 0;
         if (v === e.screen) v.frameWidth = Math.max(v.frameWidth, r.frameWidth || 0);

@@ -48,7 +48,11 @@ export class Room {
     this.chatOpenedOnce = false;
     this.lastAction = null;
     this.sig = new Signaling({ sessionId: o.info.session_id, token: o.token, instance: instanceId() });
-    this.call = new Call({ signaling: this.sig, onRemoteChange: () => this.refreshMedia() });
+    this.call = new Call({ signaling: this.sig, onRemoteChange: (negotiated) => {
+      // A new subscriber description is the server's current word on every track.
+      if (negotiated) this.roster.gone.clear();
+      this.refreshMedia();
+    } });
     this.call.setLocalStream(o.media.stream);
     this.waitingView = new WaitingView();
     this.chat = new ChatPanel($('chat'), {
@@ -342,6 +346,6 @@ export class Room {
   }
 
   stats(pids = this.roster.ids()) {
-    return this.call.stats(pids, (tid) => this.roster.sourceOf(tid));
+    return this.call.stats(pids, (tid) => (this.roster.gone.has(tid) ? 'gone' : this.roster.sourceOf(tid)));
   }
 }

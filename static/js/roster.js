@@ -10,6 +10,7 @@ export class Roster {
   constructor() {
     this.people = new Map(); // participant_id → Participant (everyone else)
     this.sources = new Map(); // track_id → source
+    this.gone = new Set(); // track ids unpublished since the last subscriber description (whose section may linger until then)
     this.me = { participantId: null, personId: null };
   }
 
@@ -47,6 +48,7 @@ export class Roster {
   /** `track_published`: remember the source; the participant is evidently connected. */
   published(pid, track) {
     this.noteTrack(track);
+    this.gone.delete(track.track_id);
     const p = this.people.get(pid);
     if (p) {
       p.connection = 'connected';
@@ -55,6 +57,7 @@ export class Roster {
   }
 
   unpublished(pid, trackId) {
+    this.gone.add(trackId);
     const p = this.people.get(pid);
     if (p) p.tracks = (p.tracks || []).filter((t) => t.track_id !== trackId);
   }
@@ -103,7 +106,7 @@ export class Roster {
     for (const pid of this.people.keys()) out.set(pid, { camera: [], screen: [] });
     for (const r of remote) {
       const m = out.get(r.pid);
-      if (!m) continue;
+      if (!m || this.gone.has(r.trackId)) continue;
       const src = this.sourceOf(r.trackId);
       if (src === 'screen' || src === 'screen_audio') m.screen.push(r.track);
       else if (src) m.camera.unshift(r.track); // announced first: a <video> shows its first video track

@@ -100,6 +100,31 @@ async function loadSessions() {
   $('sessions').replaceChildren(...list.map(sessionItem));
 }
 
+/** The per-session waiting-room switch (PATCH /api/sessions/{id}). */
+function waitingSwitch(s) {
+  const id = `wr-${s.id}`;
+  const box = el('input', { type: 'checkbox', id, role: 'switch' });
+  box.checked = !!s.waiting_room;
+  const note = el('span', { class: 'muted', 'aria-live': 'polite' });
+  box.addEventListener('change', async () => {
+    const on = box.checked;
+    box.disabled = true;
+    note.textContent = '';
+    try {
+      const v = await api(`/api/sessions/${encodeURIComponent(s.id)}`, { method: 'PATCH', token, body: { waiting_room: on } });
+      s.waiting_room = v && typeof v.waiting_room === 'boolean' ? v.waiting_room : on;
+      box.checked = s.waiting_room;
+      note.textContent = s.waiting_room ? 'on' : 'off';
+    } catch (e) {
+      box.checked = !on;
+      note.textContent = (e && e.message) || 'Could not change it.';
+    } finally {
+      box.disabled = false;
+    }
+  });
+  return el('label', { class: 'switch small', for: id }, box, el('span', { text: 'Waiting room' }), note);
+}
+
 function sessionItem(s) {
   const active = s.is_active !== false;
   const actions = el('div', { class: 'actions' });
@@ -113,6 +138,7 @@ function sessionItem(s) {
       ].filter(Boolean).join(' · ') })),
     actions);
   if (active && joinUrl(s)) {
+    if (typeof s.waiting_room === 'boolean') item.querySelector('.info').append(waitingSwitch(s));
     actions.append(
       el('button', { class: 'btn small', type: 'button', text: 'Copy link', onclick: async (ev) => {
         const ok = await copyText(absolute(joinUrl(s)));
@@ -158,7 +184,7 @@ $('create-form').addEventListener('submit', async (ev) => {
   ev.preventDefault();
   const name = $('session-name-input').value.trim();
   if (!name) { showMessage('Please give the session a name.'); return; }
-  const body = { session_name: name };
+  const body = { session_name: name, waiting_room: $('waiting-input').checked };
   const maxRaw = $('max-input').value.trim();
   if (maxRaw) {
     const n = Number(maxRaw);
@@ -172,6 +198,7 @@ $('create-form').addEventListener('submit', async (ev) => {
     showCreated(s);
     $('session-name-input').value = '';
     $('max-input').value = '';
+    $('waiting-input').checked = true;
     loadSessions();
   } catch (e) {
     showError(e);
