@@ -123,8 +123,34 @@ function onMessage(msg, send, sock) {
     log('publisher offer:', mlines.join(' | '));
     return;
   }
+  if (msg.type === 'chat') { // a therapist answers every chat (waiting room or call)
+    log('chat', msg.to ? 'to ' + msg.to : 'to all');
+    setTimeout(() => send({ type: 'chat', from: 'p-ada', from_name: 'Dr. Ada Lovelace', text: 'Thanks, <i>noted</i>.', private: !!msg.to,
+      sent_at: new Date().toISOString() }), 200);
+    return;
+  }
   if (msg.type !== 'join') { log('got', msg.type, JSON.stringify(msg).slice(0, 120)); return; }
   log('join', JSON.stringify(msg));
+  const session = { id: msg.session_id, name: 'Weekly check-in', kind: 'instant', max_participants: 2,
+    expires_at: new Date(Date.now() + 8 * 60e3).toISOString(), waiting_room: true };
+  if (String(msg.token).includes('Wait')) { // the waiting room: the therapist arrives after a while
+    const w = { type: 'waiting', participant_id: 'p-me', person_id: 'p-me', session, therapist_name: 'Dr. Ada Lovelace', host_present: false };
+    send(w);
+    setTimeout(() => send({ ...w, host_present: true }), 1000);
+    if (String(msg.token).includes('Declined')) setTimeout(() => { send({ type: 'error', code: 'declined', message: 'declined', fatal: true }); sock.end(closeFrame(4403, 'declined')); }, 2000);
+    return;
+  }
+  if (!/^(guest|full):/.test(String(msg.token))) { // a user token: a host with a queue
+    send({ type: 'joined', protocol: 1, participant_id: 'p-host', person_id: 'u-host', resumed: false, host: true, session,
+      ice_servers: [], participants: [] });
+    const since = (min) => new Date(Date.now() - min * 60e3).toISOString();
+    send({ type: 'waiting_room', waiting: [
+      { participant_id: 'g-1', person_id: 'g-1', display_name: 'Grace Guest', role: 'guest', is_guest: true, since: since(4) },
+      { participant_id: 'g-2', person_id: 'g-2', display_name: 'Casey Client', role: 'client', is_guest: false, since: since(0.2) }] });
+    setTimeout(() => send({ type: 'chat', from: 'g-1', from_name: 'Grace Guest', text: 'Hello, I am in the waiting room', private: false,
+      sent_at: new Date().toISOString() }), 300);
+    return;
+  }
   if (String(msg.token).startsWith('full:')) {
     send({ type: 'error', code: 'room_full', message: 'room is full', fatal: true });
     sock.end(closeFrame(4409, 'room_full'));

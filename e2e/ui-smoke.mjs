@@ -154,6 +154,51 @@ try {
   check((await d.page.textContent('#message')).includes('disabled'), 'therapist_disabled message shown');
   await d.page.screenshot({ path: `${out}/therapist-disabled-phone.png` });
 
+  // 8. waiting room (guest side) with chat to the therapist
+  const w = await newPage(browser, 'waiting', { viewport: phone });
+  await w.page.goto(`${base}/join/abc?name=Wait%20Person&autojoin=1`);
+  await waitForState(w, 'waiting');
+  check((await w.page.textContent('#waiting-who')).includes('Dr. Ada Lovelace will let you in'), 'waiting: who lets you in');
+  await w.page.waitForFunction(() => /is in the session/.test(document.getElementById('waiting-presence').textContent));
+  check(true, 'waiting: host_present update shown');
+  const sent = await w.page.evaluate(() => window.theraroom.sendChat('Hello <b>there</b>'));
+  check(sent.ok, 'waiting: chat sent');
+  await w.page.waitForFunction(() => window.theraroom.chatLog().length === 2);
+  check(await w.page.locator('#chat .chat-text b').count() === 0, 'chat shows text, not HTML');
+  const tooLong = await w.page.evaluate(() => window.theraroom.sendChat('x'.repeat(1001)));
+  check(!tooLong.ok && (await w.page.textContent('#chat .chat-error')).includes('1,000'), 'long chat refused inline');
+  await w.page.screenshot({ path: `${out}/waiting-phone.png` });
+  await noHScroll(w, 'waiting');
+  check(pageErrors(w).length === 0, 'waiting page: no JS errors');
+  const wd = await newPage(browser, 'declined', { viewport: phone });
+  await wd.page.goto(`${base}/join/abc?name=Wait%20Declined&autojoin=1`);
+  const ds = await waitForState(wd, 'error');
+  check(ds.errorCode === 'declined' && ds.message.includes('did not let you in'), `declined message (${ds.message})`);
+
+  // 9. host: the queue, chat from the waiting room, expiry banner, settings dialog
+  const h = await newPage(browser, 'host', { viewport: { width: 1280, height: 800 } });
+  await h.page.goto(`${base}/join/abc?autojoin=1#access_token=tok123`);
+  await waitForJoined(h);
+  await h.page.waitForSelector('#queue:not([hidden]) .queue-item');
+  check(await h.page.locator('.queue-item').count() === 2, 'host: two people queued');
+  check(await h.page.locator('#queue button:has-text("Admit all")').isVisible(), 'host: Admit all visible');
+  check((await h.page.evaluate(() => window.theraroom.waiting())).length === 2, 'hooks.waiting() lists the queue');
+  check((await h.page.textContent('.queue-item .queue-since')).includes('min ago'), 'host: waiting since shown');
+  await h.page.waitForFunction(() => window.theraroom.chatLog().length === 1);
+  check(await h.page.locator('#expiry:not([hidden])').count() === 1, 'expiry banner in the last 10 minutes');
+  check(await h.page.locator('#chat-to option').count() === 3, 'host: chat recipients include the waiting people');
+  await h.page.screenshot({ path: `${out}/host-desktop.png` });
+  await h.page.click('#settings-btn');
+  await h.page.waitForSelector('#settings[open]');
+  check(await h.page.locator('#waiting-toggle').isVisible(), 'host: waiting-room switch in settings');
+  await h.page.screenshot({ path: `${out}/host-settings-desktop.png` });
+  await h.page.keyboard.press('Escape');
+  await h.page.setViewportSize(phone);
+  await sleep(300);
+  await h.page.screenshot({ path: `${out}/host-phone.png` });
+  await noHScroll(h, 'host');
+  check(pageErrors(h).length === 0, 'host page: no JS errors');
+
   const i = await newPage(browser, 'index', { viewport: phone });
   await i.page.goto(`${base}/`);
   await i.page.screenshot({ path: `${out}/index-phone.png` });

@@ -79,6 +79,11 @@ export class Room {
     this.expiry = new ExpiryBanner($('expiry'));
     this.bindControls();
     this.bindSignaling();
+    // Narrowing to a phone layout: the open chat would cover the call, so it closes.
+    const narrow = window.matchMedia('(max-width: 699px)');
+    narrow.addEventListener('change', () => {
+      if (narrow.matches && this.chat.isOpen && this.hooks.state !== 'waiting') this.chat.setOpen(false);
+    });
   }
 
   /** DevicePicker options for the settings dialog: switches go to the live call. */

@@ -23,10 +23,16 @@ export class CallUi {
     }
     $('sound-btn').addEventListener('click', () => this.enableSound());
     let pending = 0;
-    window.addEventListener('resize', () => {
+    const relayout = () => {
       cancelAnimationFrame(pending);
       pending = requestAnimationFrame(() => this.updateGrid());
-    });
+    };
+    window.addEventListener('resize', relayout);
+    // Notices and the queue above the tiles take height from them when they appear.
+    if (typeof ResizeObserver !== 'undefined') {
+      const ro = new ResizeObserver(relayout);
+      for (const n of document.querySelectorAll('#call .notices, #queue')) ro.observe(n);
+    }
   }
 
   on(name, fn) { this.handlers[name] = fn; }
@@ -165,11 +171,12 @@ export class CallUi {
       this.grid.style.maxWidth = '';
       return;
     }
-    const header = document.querySelector('.topbar');
     const controls = $('controls');
     const width = this.grid.parentElement.clientWidth - 1 || window.innerWidth - 16;
-    const height = Math.max(160, window.innerHeight - (header ? header.offsetHeight : 0)
-      - (controls && !controls.hidden ? controls.offsetHeight : 88) - 24);
+    // What is left below the notices and the queue, above the control bar.
+    const top = this.grid.getBoundingClientRect().top + window.scrollY;
+    const height = Math.max(160, window.innerHeight - top
+      - (controls && !controls.hidden ? controls.offsetHeight : 88) - 16);
     let best = { cols: 1, tileW: 0 };
     for (let cols = 1; cols <= n; cols++) {
       const rows = Math.ceil(n / cols);
