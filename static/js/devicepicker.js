@@ -40,7 +40,8 @@ export class DevicePicker {
       this.error);
     this.levels = new LevelMeter((v) => this.showLevel(v));
     this.speaker = '';
-    container.addEventListener('click', () => this.levels.resume());
+    // Web Audio may start suspended until the person interacts with the page.
+    document.addEventListener('click', () => this.levels.resume());
     if (navigator.mediaDevices && navigator.mediaDevices.addEventListener) {
       navigator.mediaDevices.addEventListener('devicechange', () => this.refresh());
     }
