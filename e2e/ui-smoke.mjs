@@ -199,6 +199,16 @@ try {
   await noHScroll(h, 'host');
   check(pageErrors(h).length === 0, 'host page: no JS errors');
 
+  // 10. not a secure context: say why the camera is unavailable and what to do
+  const ins = await newPage(browser, 'insecure', { viewport: phone });
+  await ins.page.addInitScript(() => Object.defineProperty(window, 'isSecureContext', { get: () => false }));
+  await ins.page.goto(`${base}/join/abc`);
+  await ins.page.waitForSelector('#insecure:not([hidden])');
+  check((await ins.page.textContent('#insecure')).includes('https://'), 'insecure page: explains https');
+  check(await ins.page.locator('#share-btn').isHidden(), 'insecure page: no share button');
+  await ins.page.screenshot({ path: `${out}/insecure-phone.png` });
+  check(pageErrors(ins).length === 0, 'insecure page: no JS errors');
+
   const i = await newPage(browser, 'index', { viewport: phone });
   await i.page.goto(`${base}/`);
   await i.page.screenshot({ path: `${out}/index-phone.png` });

@@ -197,7 +197,7 @@ async function startLobbyMedia() {
   if (!mediaAvailable()) {
     $('insecure').hidden = false;
     $('devices-box').hidden = true;
-    showPreview(null);
+    $('preview').closest('.preview-wrap').hidden = true;
     return null;
   }
   media.stream = await openMedia({ small: media.small });
