@@ -321,10 +321,10 @@ export class Room {
   }
 
   teardown() {
-    this.share.stop();
     this.quality.stop();
     this.expiry.stop();
-    this.call.stop();
+    this.call.stop(); // first: stopping the share below must not renegotiate any more
+    this.share.stop();
     this.stopFrameWatch();
   }
 
