@@ -112,7 +112,12 @@ impl Hub {
             false
         };
         let Some((media, events)) = self.connect_media(&room, &mut members, pid).await else {
+            let person_here = members.has_person(&admission.person_id, pid);
             drop(members);
+            if !person_here {
+                // Its row was registered by the admission: close it again.
+                self.inner.gate.participant_left(&admission.person_id).await;
+            }
             self.drop_room_if_empty(&room).await;
             return Err(Refusal::new(
                 "internal",
