@@ -15,14 +15,25 @@ pub type WaitingPerson = signaling::protocol::WaitingView;
 /// The signaling hub implements it; tests and `migrate` use [`NoLiveRooms`].
 #[async_trait::async_trait]
 pub trait LiveControl: Send + Sync {
-    /// The waiting room of a session now, longest waiting first.
-    async fn waiting(&self, session_id: &str) -> Vec<WaitingPerson>;
+    /// The waiting room of a session now, longest waiting first. The defaults of the
+    /// waiting-room methods answer as a server without live rooms would.
+    async fn waiting(&self, _session_id: &str) -> Vec<WaitingPerson> {
+        Vec::new()
+    }
     /// The person behind a waiting participant id, if that participant waits now.
-    async fn waiting_person(&self, session_id: &str, participant_id: &str) -> Option<String>;
-    /// Lets every waiting connection of a person in (the decision is recorded).
-    async fn admit(&self, session_id: &str, person_id: &str) -> bool;
-    /// Refuses every waiting connection of a person (the decision is recorded).
-    async fn decline(&self, session_id: &str, person_id: &str) -> bool;
+    async fn waiting_person(&self, _session_id: &str, _participant_id: &str) -> Option<String> {
+        None
+    }
+    /// Lets every waiting connection of a person in (the decision is recorded); false
+    /// when none waits.
+    async fn admit(&self, _session_id: &str, _person_id: &str) -> bool {
+        false
+    }
+    /// Refuses every waiting connection of a person (the decision is recorded); false
+    /// when none waits.
+    async fn decline(&self, _session_id: &str, _person_id: &str) -> bool {
+        false
+    }
     /// The session was ended: tell everyone in its room and disconnect them.
     fn session_ended(&self, session_id: &str);
     /// A participant was removed by the therapist: disconnect them.
@@ -40,18 +51,6 @@ pub struct NoLiveRooms;
 
 #[async_trait::async_trait]
 impl LiveControl for NoLiveRooms {
-    async fn waiting(&self, _session_id: &str) -> Vec<WaitingPerson> {
-        Vec::new()
-    }
-    async fn waiting_person(&self, _session_id: &str, _participant_id: &str) -> Option<String> {
-        None
-    }
-    async fn admit(&self, _session_id: &str, _person_id: &str) -> bool {
-        false
-    }
-    async fn decline(&self, _session_id: &str, _person_id: &str) -> bool {
-        false
-    }
     fn session_ended(&self, _session_id: &str) {}
     fn participant_removed(&self, _session_id: &str, _participant_id: &str) {}
     fn notify(&self, _user_id: &str, _notification: serde_json::Value) {}

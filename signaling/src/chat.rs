@@ -91,9 +91,7 @@ impl Connection {
             Some(to) if to == from => None,
             Some(to) => match (members.by_id.get(to), members.waiting.get(to)) {
                 (Some(member), _) => Some(Audience::One(member.outbox.clone())),
-                (None, Some(waiter)) if sender.host => {
-                    Some(Audience::One(waiter.outbox.clone()))
-                }
+                (None, Some(waiter)) if sender.host => Some(Audience::One(waiter.outbox.clone())),
                 _ => None,
             },
         };

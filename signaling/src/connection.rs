@@ -112,7 +112,10 @@ impl Connection {
     /// True while the join deadline applies: neither `join`, `listen` nor `probe`
     /// succeeded.
     pub fn awaits_join(&self) -> bool {
-        self.joined.is_none() && self.waiting.is_none() && self.probe.is_none() && self.subject.is_none()
+        self.joined.is_none()
+            && self.waiting.is_none()
+            && self.probe.is_none()
+            && self.subject.is_none()
     }
 
     /// Called when no `join` arrived in time.
@@ -440,7 +443,11 @@ impl Connection {
         }
         let pid = crate::entry::participant_id(&admission.person_id, instance.as_deref());
         let span = tracing::info_span!("participant", room_id = %session_id, participant_id = %pid);
-        match self.enter_room(admission, pid, started).instrument(span).await {
+        match self
+            .enter_room(admission, pid, started)
+            .instrument(span)
+            .await
+        {
             Ok(()) => Flow::Continue,
             Err(refusal) => self.fatal(&refusal.code, refusal.message),
         }
@@ -468,7 +475,10 @@ impl Connection {
             }
             Entry::Seated(entered) => entered,
         };
-        hub.inner.gate.participant_joined(&admission.person_id).await;
+        hub.inner
+            .gate
+            .participant_joined(&admission.person_id)
+            .await;
         self.outbox.send(joined_message(
             &admission,
             &pid,

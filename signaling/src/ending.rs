@@ -93,7 +93,10 @@ impl Hub {
         for (_, member) in gone {
             farewell(&member.outbox);
             if people.insert(member.view.person_id.clone()) {
-                self.inner.gate.participant_left(&member.view.person_id).await;
+                self.inner
+                    .gate
+                    .participant_left(&member.view.person_id)
+                    .await;
             }
             metrics::gauge!("theraroom_participants").decrement(1.0);
         }

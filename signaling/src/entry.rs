@@ -98,8 +98,7 @@ impl Hub {
                     return Ok(Entry::Waiting(room));
                 }
                 queued.err()
-            } else if let Err(RoomFull) = members.seat_new(pid, admission, connection_id, outbox)
-            {
+            } else if let Err(RoomFull) = members.seat_new(pid, admission, connection_id, outbox) {
                 Some(Refusal::new("room_full", "this session is full"))
             } else {
                 None

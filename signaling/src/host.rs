@@ -68,8 +68,11 @@ impl Connection {
         };
         let people: Vec<String> = {
             let members = joined.members.lock().await;
-            let mut people: Vec<String> =
-                members.waiting.values().map(|w| w.person_id.clone()).collect();
+            let mut people: Vec<String> = members
+                .waiting
+                .values()
+                .map(|w| w.person_id.clone())
+                .collect();
             people.sort();
             people.dedup();
             people

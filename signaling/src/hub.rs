@@ -372,7 +372,10 @@ impl Hub {
             media.close().await;
         }
         if !person_still_here {
-            self.inner.gate.participant_left(&member.view.person_id).await;
+            self.inner
+                .gate
+                .participant_left(&member.view.person_id)
+                .await;
         }
         metrics::gauge!("theraroom_participants").decrement(1.0);
         tracing::info!(room_id = %room.id, participant_id, reason, "participant left");

@@ -17,6 +17,7 @@ mod connection;
 mod ending;
 mod entry;
 mod gatekeeper;
+mod host;
 mod hub;
 mod media;
 mod mute;
@@ -27,7 +28,6 @@ pub mod protocol;
 mod relay;
 mod revocation;
 mod throttle;
-mod host;
 mod waiting;
 
 pub use caps::{CapExceeded, ConnectionPermit};

@@ -60,7 +60,11 @@ impl Connection {
             Ok(servers) => servers,
             Err(refusal) => return self.fatal(&refusal.code, refusal.message),
         };
-        let room = self.hub.inner.media.open_room(&format!("probe-{}", self.id));
+        let room = self
+            .hub
+            .inner
+            .media
+            .open_room(&format!("probe-{}", self.id));
         let NewParticipant {
             participant: media,
             events,

@@ -122,9 +122,9 @@ impl Members {
 
     /// True when a host is in the room with a live connection.
     fn host_connected(&self) -> bool {
-        self.by_id.values().any(|m| {
-            m.host && m.view.connection == crate::protocol::ConnectionStatus::Connected
-        })
+        self.by_id
+            .values()
+            .any(|m| m.host && m.view.connection == crate::protocol::ConnectionStatus::Connected)
     }
 
     /// Tells the waiting people when a host arrived or went (`waiting.host_present`).
@@ -154,7 +154,9 @@ impl Members {
 
     /// The person of a waiting participant id.
     pub(crate) fn waiting_person(&self, participant_id: &str) -> Option<String> {
-        self.waiting.get(participant_id).map(|w| w.person_id.clone())
+        self.waiting
+            .get(participant_id)
+            .map(|w| w.person_id.clone())
     }
 }
 
@@ -203,8 +205,11 @@ impl Hub {
         };
         let people: Vec<String> = {
             let members = room.members.lock().await;
-            let mut people: Vec<String> =
-                members.waiting.values().map(|w| w.person_id.clone()).collect();
+            let mut people: Vec<String> = members
+                .waiting
+                .values()
+                .map(|w| w.person_id.clone())
+                .collect();
             people.sort();
             people.dedup();
             people
@@ -229,9 +234,10 @@ impl Hub {
             return Err(AdmitError::NotWaiting);
         }
         for (_, waiter) in waiters {
-            waiter
-                .outbox
-                .fail("declined", "the therapist did not let you in to this session");
+            waiter.outbox.fail(
+                "declined",
+                "the therapist did not let you in to this session",
+            );
         }
         members.send_queue();
         drop(members);
@@ -251,9 +257,12 @@ impl Hub {
         let span = tracing::info_span!("participant", room_id = %room.id, participant_id);
         let started = Instant::now();
         let admission = waiter.admission;
-        if let Err(RoomFull) =
-            members.seat_new(participant_id, &admission, waiter.connection_id, &waiter.outbox)
-        {
+        if let Err(RoomFull) = members.seat_new(
+            participant_id,
+            &admission,
+            waiter.connection_id,
+            &waiter.outbox,
+        ) {
             waiter.outbox.fail("room_full", "this session is full");
             return;
         }
@@ -267,12 +276,12 @@ impl Hub {
                 .fail("internal", "the media server could not accept you");
             return;
         };
-        let participants = crate::entry::others_with_tracks(
-            members,
-            participant_id,
-            room.media.tracks().await,
-        );
-        self.inner.gate.participant_joined(&admission.person_id).await;
+        let participants =
+            crate::entry::others_with_tracks(members, participant_id, room.media.tracks().await);
+        self.inner
+            .gate
+            .participant_joined(&admission.person_id)
+            .await;
         waiter.outbox.send(joined_message(
             &admission,
             participant_id,

@@ -73,7 +73,10 @@ impl Entrant {
     /// Hosts enter without waiting and decide about those who wait: the session's
     /// therapist and the organization's staff (who passed the membership rule).
     pub fn is_host(&self) -> bool {
-        matches!(self.role, Role::Therapist | Role::Organization | Role::Admin)
+        matches!(
+            self.role,
+            Role::Therapist | Role::Organization | Role::Admin
+        )
     }
 }
 

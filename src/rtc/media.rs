@@ -244,6 +244,7 @@ mod tests {
             track: sfu::TrackInfo {
                 track_id: "t".into(),
                 kind: sfu::MediaKind::Video,
+                source: sfu::TrackSource::Screen,
                 stream_id: "p".into(),
             },
         };
@@ -254,6 +255,7 @@ mod tests {
                 track: TrackView {
                     track_id: "t".into(),
                     kind: Kind::Video,
+                    source: TrackSource::Screen,
                     stream_id: "p".into(),
                 },
             }

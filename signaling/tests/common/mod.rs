@@ -69,9 +69,8 @@ impl Gatekeeper for MemoryGate {
             host,
             must_wait: tag == "wait" && !admitted,
             therapist_name: "Dr. Test".into(),
-            resume_only: (tag == "resume").then(|| {
-                Refusal::new("therapist_disabled", "video sessions are disabled")
-            }),
+            resume_only: (tag == "resume")
+                .then(|| Refusal::new("therapist_disabled", "video sessions are disabled")),
             session: SessionSummary {
                 id: session_id.to_string(),
                 name: "Test".into(),

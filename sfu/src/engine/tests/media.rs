@@ -32,7 +32,11 @@ fn publisher_media_reaches_the_subscriber_with_the_announced_msid() {
         assert_eq!(track.track_id, "cam");
         assert_eq!(track.stream_id, "alice");
         assert_eq!(track.kind, MediaKind::Video);
-        assert_eq!(track.source, TrackSource::Camera, "undeclared video is a camera");
+        assert_eq!(
+            track.source,
+            TrackSource::Camera,
+            "undeclared video is a camera"
+        );
     }
 
     // B's remote track carries stream id = publisher id, track id = announced id.
