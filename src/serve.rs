@@ -187,12 +187,25 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         .map_err(|e| format!("cannot bind {}: {e}", settings.bind))?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(addr = %local, url = %format!("{scheme}://{local}"), backend = ?store.backend(), "TheraRoom listening");
-    let closing_hub = hub.clone();
+    serve_http(listener, app, tls, hub).await?;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Serves `app` on `listener`, over TLS when `tls` is set, until SIGINT/SIGTERM; then
+/// closes the live calls and drains the HTTP connections.
+async fn serve_http(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    tls: Option<theraroom::tls::Tls>,
+    hub: signaling::Hub,
+) -> Result<(), String> {
     let shutdown = async move {
         shutdown_signal().await;
         // Live calls are upgraded connections the HTTP server does not wait for:
         // close them ourselves so clients know to reconnect and rows are closed.
-        closing_hub.shutdown().await;
+        hub.shutdown().await;
     };
     // The peer address keys the REST rate limits, the failed-authentication limit and
     // the per-address cap of `/rtc`.
@@ -206,7 +219,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         Some(tls) => {
             use axum::serve::ListenerExt;
             let listener = theraroom::tls::TlsListener::new(listener, tls.config)
-                .map_err(|e| format!("cannot listen on {local}: {e}"))?
+                .map_err(|e| format!("cannot listen over TLS: {e}"))?
                 // `TapIo` is what gives a listener of our own `ConnectInfo<SocketAddr>`.
                 .tap_io(|_| {});
             axum::serve(listener, app)
@@ -214,10 +227,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
                 .await
         }
     };
-    served.map_err(|e| format!("server error: {e}"))?;
-    store.close().await;
-    tracing::info!("stopped");
-    Ok(())
+    served.map_err(|e| format!("server error: {e}"))
 }
 
 /// The certificate of `--tls-cert/--tls-key` or `--tls-self-signed`, if any; a
