@@ -11,6 +11,8 @@ export const CHROMIUM_ARGS = [
   '--disable-background-networking', '--disable-component-update', '--disable-sync',
   '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
   '--allow-loopback-in-peer-connection',
+  // scripts/e2e.sh THERAROOM_E2E_TLS=1: the server's certificate is self-signed.
+  ...((process.env.BASE_URL || '').startsWith('https:') ? ['--ignore-certificate-errors'] : []),
 ];
 
 export function env() {

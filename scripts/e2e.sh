@@ -5,6 +5,9 @@
 #
 # Usage: scripts/e2e.sh [scenario ...]   (needs a built debug binary, chromium, and
 #        `npm ci` done in e2e/; scripts/test.sh and .ci/run take care of both)
+#        THERAROOM_E2E_TLS=1 scripts/e2e.sh ...   serves HTTPS/WSS with --tls-self-signed
+#        (Chromium gets --ignore-certificate-errors from e2e/lib.mjs, Node's fetch
+#        NODE_TLS_REJECT_UNAUTHORIZED=0: both only in this mode)
 set -euo pipefail
 
 self="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
@@ -26,10 +29,19 @@ else
   echo "WARNING: unshare -n is not available; running e2e on the host network" >&2
   port=$((20000 + RANDOM % 20000))
 fi
-base="http://127.0.0.1:$port"
+tls_args=() curl_args=(-fsS)
+if [ "${THERAROOM_E2E_TLS:-0}" = 1 ]; then
+  base="https://127.0.0.1:$port"
+  tls_args=(--tls-self-signed)
+  curl_args+=(-k)  # the certificate the server generated a moment ago
+  export NODE_TLS_REJECT_UNAUTHORIZED=0
+else
+  base="http://127.0.0.1:$port"
+fi
+echo "e2e: server at $base" >&2
 
 # Every browser page comes from 127.0.0.1: per-address REST limits well above the scenarios.
-"$bin" --data-dir "$data" --static-dir "$PWD/static" --bind "127.0.0.1:$port" \
+"$bin" --data-dir "$data" --static-dir "$PWD/static" --bind "127.0.0.1:$port" "${tls_args[@]}" \
   --rate-guest-tokens 1000/min --rate-share-lookups 1000/min --rate-session-creation 1000/min \
   >"$data/server.log" 2>&1 &
 server=$!
@@ -41,7 +53,7 @@ cleanup() {
 trap cleanup EXIT
 
 for _ in $(seq 1 100); do
-  curl -fsS "$base/readyz" >/dev/null 2>&1 && break
+  curl "${curl_args[@]}" "$base/readyz" >/dev/null 2>&1 && break
   if ! kill -0 "$server" 2>/dev/null; then
     cat "$data/server.log" >&2
     echo "e2e: the server did not start" >&2
@@ -49,13 +61,13 @@ for _ in $(seq 1 100); do
   fi
   sleep 0.2
 done
-curl -fsS "$base/readyz" >/dev/null || { cat "$data/server.log" >&2; exit 1; }
+curl "${curl_args[@]}" "$base/readyz" >/dev/null || { cat "$data/server.log" >&2; exit 1; }
 
 demo_json=$("$bin" --data-dir "$data" demo --json)
 status=0
 BASE_URL="$base" DEMO_JSON="$demo_json" sh e2e/run.sh "$@" || status=$?
 # What the server saw and spent (for the closing notes; not asserted).
-curl -fsS "$base/metrics" 2>/dev/null | grep -E '^(sfu_|theraroom_)' | grep -v '_bucket' >&2 || true
+curl "${curl_args[@]}" "$base/metrics" 2>/dev/null | grep -E '^(sfu_|theraroom_)' | grep -v '_bucket' >&2 || true
 if [ -r "/proc/$server/stat" ]; then
   ticks=$(getconf CLK_TCK)
   awk -v t="$ticks" '{printf "e2e: server CPU %.2f s (user %.2f, system %.2f)\n", ($14+$15)/t, $14/t, $15/t}' "/proc/$server/stat" >&2

@@ -8,7 +8,8 @@
 # - Media tests (sfu crate, theraroom's tests/rtc_*) run inside a private network
 #   namespace that has only `lo` (unshare -n), so nothing leaves loopback. The REST tests
 #   stay outside it, because PostgreSQL listens on the host's loopback.
-# - Browser end-to-end tests run when e2e/run.sh exists (see e2e/).
+# - Browser end-to-end tests run when e2e/run.sh exists (see e2e/): every scenario over
+#   HTTPS (the server's --tls-self-signed), and one_to_one again over plain HTTP.
 #
 # Usage: scripts/test.sh            (from anywhere; CARGO_TARGET_DIR is honoured)
 set -euo pipefail
@@ -81,8 +82,10 @@ cargo build --offline -p theraroom -p theraroom-load
 in_namespace "$CARGO_TARGET_DIR/debug/theraroom-load" --smoke --server-bin "$CARGO_TARGET_DIR/debug/theraroom"
 
 if [ -f e2e/run.sh ]; then
-  step "browser end-to-end tests (scripts/e2e.sh → e2e/run.sh, in a private network namespace)"
-  scripts/e2e.sh
+  step "browser end-to-end tests over HTTPS/WSS (THERAROOM_E2E_TLS=1 scripts/e2e.sh → e2e/run.sh, --tls-self-signed, private network namespace)"
+  THERAROOM_E2E_TLS=1 scripts/e2e.sh
+  step "browser end-to-end one_to_one over plain HTTP/WS (scripts/e2e.sh one_to_one)"
+  scripts/e2e.sh one_to_one
 fi
 
 step "all checks passed"

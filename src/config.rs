@@ -232,6 +232,39 @@ pub struct Settings {
         global = true
     )]
     pub ws_write_timeout: String,
+    /// PEM file with the certificate chain (leaf first) for HTTPS and WSS on `--bind`;
+    /// needs `--tls-key`.
+    #[arg(
+        long,
+        env = "THERAROOM_TLS_CERT",
+        requires = "tls_key",
+        conflicts_with = "tls_self_signed",
+        global = true
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file with the private key of `--tls-cert` (PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        long,
+        env = "THERAROOM_TLS_KEY",
+        requires = "tls_cert",
+        conflicts_with = "tls_self_signed",
+        global = true
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a certificate generated at startup (kept in memory only), for
+    /// trying the server from a phone on the LAN; browsers warn about it.
+    #[arg(long, env = "THERAROOM_TLS_SELF_SIGNED", global = true)]
+    pub tls_self_signed: bool,
+    /// Extra name or IP address of the self-signed certificate (repeatable), e.g. the
+    /// LAN address phones open when `--bind` is `0.0.0.0`.
+    #[arg(
+        long = "tls-hostname",
+        env = "THERAROOM_TLS_HOSTNAMES",
+        value_delimiter = ',',
+        requires = "tls_self_signed",
+        global = true
+    )]
+    pub tls_hostnames: Vec<String>,
 }
 
 impl Settings {
@@ -321,6 +354,41 @@ impl Settings {
                     self.ws_write_timeout
                 )
             })
+    }
+
+    /// Where the HTTPS certificate comes from, or `None` for plain HTTP. clap refuses
+    /// half a pair and a pair together with `--tls-self-signed` already; this checks
+    /// again for settings built some other way.
+    pub fn tls_source(&self) -> Result<Option<crate::tls::TlsSource>, String> {
+        use crate::tls::TlsSource;
+        match (&self.tls_cert, &self.tls_key, self.tls_self_signed) {
+            (None, None, false) => Ok(None),
+            (None, None, true) => {
+                let bind_ip = Some(self.bind.ip())
+                    .filter(|ip| !ip.is_unspecified())
+                    .map(|ip| ip.to_string());
+                let mut names: Vec<String> = Vec::new();
+                let given = self.tls_hostnames.iter().map(|n| n.trim().to_string());
+                for name in ["localhost".to_string(), "127.0.0.1".to_string()]
+                    .into_iter()
+                    .chain(bind_ip)
+                    .chain(given)
+                {
+                    if !name.is_empty() && !names.contains(&name) {
+                        names.push(name);
+                    }
+                }
+                Ok(Some(TlsSource::SelfSigned { names }))
+            }
+            (Some(cert), Some(key), false) => Ok(Some(TlsSource::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            })),
+            (_, _, true) => {
+                Err("--tls-self-signed cannot be combined with --tls-cert/--tls-key".into())
+            }
+            _ => Err("--tls-cert and --tls-key go together: give both or neither".into()),
+        }
     }
 
     /// The browser client directory: the flag, else `static/` next to the sources.
@@ -460,6 +528,64 @@ mod tests {
         let err = load_or_create_secret(&dir, "s", None, "JWT secret").unwrap_err();
         assert!(err.contains("9 bytes"), "{err}");
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn tls_flags_come_in_pairs_and_exclude_each_other() {
+        use crate::tls::TlsSource;
+        let plain = Cli::try_parse_from(["theraroom"]).unwrap();
+        assert_eq!(plain.settings.tls_source().unwrap(), None);
+        let files = Cli::try_parse_from(["theraroom", "--tls-cert", "c.pem", "--tls-key", "k.pem"])
+            .unwrap();
+        assert_eq!(
+            files.settings.tls_source().unwrap(),
+            Some(TlsSource::Files {
+                cert: "c.pem".into(),
+                key: "k.pem".into()
+            })
+        );
+        for half in [["--tls-cert", "c.pem"], ["--tls-key", "k.pem"]] {
+            let err = Cli::try_parse_from(["theraroom", half[0], half[1]]).unwrap_err();
+            assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        }
+        let err = Cli::try_parse_from([
+            "theraroom",
+            "--tls-self-signed",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+        ])
+        .unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+        let err = Cli::try_parse_from(["theraroom", "--tls-hostname", "x.lan"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        let generated = Cli::try_parse_from([
+            "theraroom",
+            "--bind",
+            "192.168.1.20:8443",
+            "--tls-self-signed",
+            "--tls-hostname",
+            "room.lan",
+            "--tls-hostname",
+            "127.0.0.1",
+            "serve",
+        ])
+        .unwrap();
+        let names = ["localhost", "127.0.0.1", "192.168.1.20", "room.lan"];
+        assert_eq!(
+            generated.settings.tls_source().unwrap(),
+            Some(TlsSource::SelfSigned {
+                names: names.iter().map(|n| n.to_string()).collect()
+            })
+        );
+        // An address of every interface is no name a browser opens: not in the certificate.
+        let any = Cli::try_parse_from(["theraroom", "--bind", "0.0.0.0:8443", "--tls-self-signed"])
+            .unwrap();
+        let Some(TlsSource::SelfSigned { names }) = any.settings.tls_source().unwrap() else {
+            panic!("expected a self-signed source");
+        };
+        assert_eq!(names, ["localhost", "127.0.0.1"]);
     }
 
     #[test]

@@ -39,6 +39,12 @@ pub enum Denial {
     /// The session's own therapist cannot be removed from it.
     #[error("the session's therapist cannot be removed")]
     CannotRemoveTherapist,
+    /// A host declined this person in the waiting room; it sticks for this session.
+    #[error("the therapist did not let you in to this session")]
+    Declined,
+    /// Nobody of that id waits in this session's waiting room now.
+    #[error("nobody of that id is waiting in this session")]
+    NotWaiting,
     /// The participant was already removed.
     #[error("the participant was already removed")]
     AlreadyRemoved,
@@ -62,6 +68,8 @@ impl Denial {
             Denial::Forbidden | Denial::WrongRole => "forbidden",
             Denial::Removed | Denial::LinkWithdrawn => "removed",
             Denial::GuestsNotAllowed => "guests_not_allowed",
+            Denial::Declined => "declined",
+            Denial::NotWaiting => "not_waiting",
             Denial::ParticipantNotFound => "participant_not_found",
             Denial::CannotRemoveTherapist => "cannot_remove_therapist",
             Denial::AlreadyRemoved => "participant_already_removed",

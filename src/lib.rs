@@ -23,4 +23,5 @@ pub mod rtc;
 pub mod schedule;
 pub mod state;
 pub mod store;
+pub mod tls;
 pub mod turn;

@@ -12,6 +12,7 @@ use signaling::HubConfig;
 use theraroom::rtc::{HubControl, StoreGatekeeper};
 use theraroom::state::AppState;
 use theraroom::store::Store;
+use theraroom::tls::TlsSource;
 use theraroom::turn::TurnIssuer;
 
 /// Opens the database (creating the data directory for SQLite) and migrates it.
@@ -125,6 +126,8 @@ pub fn token(
 
 /// `theraroom serve`: runs until SIGINT/SIGTERM, then drains connections.
 pub async fn serve(settings: Settings) -> Result<(), String> {
+    // First, so that a bad certificate or key fails before anything else starts.
+    let tls = load_tls(&settings)?;
     let store = open_store(&settings).await?;
     let stale = store
         .close_all_active_participants()
@@ -179,25 +182,86 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(settings.bind)
         .await
         .map_err(|e| format!("cannot bind {}: {e}", settings.bind))?;
-    tracing::info!(addr = %settings.bind, backend = ?store.backend(), "TheraRoom listening");
-    let closing_hub = hub.clone();
-    // The peer address keys the REST rate limits, the failed-authentication limit and
-    // the per-address cap of `/rtc`.
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        // Live calls are upgraded connections the HTTP server does not wait for:
-        // close them ourselves so clients know to reconnect and rows are closed.
-        closing_hub.shutdown().await;
-    })
-    .await
-    .map_err(|e| format!("server error: {e}"))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| format!("cannot bind {}: {e}", settings.bind))?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(addr = %local, url = %format!("{scheme}://{local}"), backend = ?store.backend(), "TheraRoom listening");
+    serve_http(listener, app, tls, hub).await?;
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Serves `app` on `listener`, over TLS when `tls` is set, until SIGINT/SIGTERM; then
+/// closes the live calls and drains the HTTP connections.
+async fn serve_http(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    tls: Option<theraroom::tls::Tls>,
+    hub: signaling::Hub,
+) -> Result<(), String> {
+    let shutdown = async move {
+        shutdown_signal().await;
+        // Live calls are upgraded connections the HTTP server does not wait for:
+        // close them ourselves so clients know to reconnect and rows are closed.
+        hub.shutdown().await;
+    };
+    // The peer address keys the REST rate limits, the failed-authentication limit and
+    // the per-address cap of `/rtc`.
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
+    let served = match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        Some(tls) => {
+            use axum::serve::ListenerExt;
+            let listener = theraroom::tls::TlsListener::new(listener, tls.config)
+                .map_err(|e| format!("cannot listen over TLS: {e}"))?
+                // `TapIo` is what gives a listener of our own `ConnectInfo<SocketAddr>`.
+                .tap_io(|_| {});
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    };
+    served.map_err(|e| format!("server error: {e}"))
+}
+
+/// The certificate of `--tls-cert/--tls-key` or `--tls-self-signed`, if any; a
+/// generated one is announced with its fingerprint (log and stderr) and a warning.
+fn load_tls(settings: &Settings) -> Result<Option<theraroom::tls::Tls>, String> {
+    let Some(source) = settings.tls_source()? else {
+        return Ok(None);
+    };
+    let tls = theraroom::tls::load(&source)?;
+    match &source {
+        TlsSource::SelfSigned { names } => {
+            let names = names.join(", ");
+            tracing::warn!(
+                fingerprint = %tls.fingerprint,
+                names = %names,
+                "HTTPS with a self-signed certificate generated at startup: browsers will show a \
+                 certificate warning; this is for trying TheraRoom on a LAN, not for production"
+            );
+            eprintln!(
+                "TLS: self-signed certificate for {names}\n\
+                 TLS: SHA-256 fingerprint {}\n\
+                 TLS: WARNING: browsers will show a certificate warning (compare the fingerprint \
+                 before accepting it). This is for trying TheraRoom on a LAN, not for production: \
+                 use --tls-cert/--tls-key or a TLS-terminating proxy there.",
+                tls.fingerprint
+            );
+        }
+        TlsSource::Files { cert, .. } => tracing::info!(
+            cert = %cert.display(),
+            fingerprint = %tls.fingerprint,
+            "HTTPS with the configured certificate"
+        ),
+    }
+    Ok(Some(tls))
 }
 
 async fn shutdown_signal() {

@@ -8,9 +8,32 @@ use crate::auth::{AuthGuard, JwtKeys};
 use crate::store::Store;
 use crate::turn::TurnIssuer;
 
+/// Someone in a live room's waiting room, as REST shows them.
+pub type WaitingPerson = signaling::protocol::WaitingView;
+
 /// What REST handlers need to tell live rooms about changes made over REST.
 /// The signaling hub implements it; tests and `migrate` use [`NoLiveRooms`].
+#[async_trait::async_trait]
 pub trait LiveControl: Send + Sync {
+    /// The waiting room of a session now, longest waiting first. The defaults of the
+    /// waiting-room methods answer as a server without live rooms would.
+    async fn waiting(&self, _session_id: &str) -> Vec<WaitingPerson> {
+        Vec::new()
+    }
+    /// The person behind a waiting participant id, if that participant waits now.
+    async fn waiting_person(&self, _session_id: &str, _participant_id: &str) -> Option<String> {
+        None
+    }
+    /// Lets every waiting connection of a person in (the decision is recorded); false
+    /// when none waits.
+    async fn admit(&self, _session_id: &str, _person_id: &str) -> bool {
+        false
+    }
+    /// Refuses every waiting connection of a person (the decision is recorded); false
+    /// when none waits.
+    async fn decline(&self, _session_id: &str, _person_id: &str) -> bool {
+        false
+    }
     /// The session was ended: tell everyone in its room and disconnect them.
     fn session_ended(&self, session_id: &str);
     /// A participant was removed by the therapist: disconnect them.
@@ -26,6 +49,7 @@ pub trait LiveControl: Send + Sync {
 /// A [`LiveControl`] for when no signaling hub runs.
 pub struct NoLiveRooms;
 
+#[async_trait::async_trait]
 impl LiveControl for NoLiveRooms {
     fn session_ended(&self, _session_id: &str) {}
     fn participant_removed(&self, _session_id: &str, _participant_id: &str) {}

@@ -38,4 +38,4 @@ pub use error::SfuError;
 pub use rtcp::KEYFRAME_MIN_INTERVAL;
 pub use sfu::{Participant, Room, Sfu};
 pub use stats::{LogThrottle, SfuStats};
-pub use types::{IceCandidate, MediaKind, PcRole, SfuEvent, TrackInfo};
+pub use types::{IceCandidate, MediaKind, PcRole, SfuEvent, TrackInfo, TrackSource};

@@ -14,7 +14,7 @@ use crate::config::SfuConfig;
 use crate::engine::{Command, ParticipantKey, Reply, RoomKey};
 use crate::error::SfuError;
 use crate::stats::{Counters, SfuStats};
-use crate::types::{IceCandidate, PcRole, SfuEvent, TrackInfo};
+use crate::types::{IceCandidate, PcRole, SfuEvent, TrackInfo, TrackSource};
 use crate::worker::{Message, WorkerHandle};
 
 struct Shared {
@@ -275,12 +275,19 @@ impl Participant {
     }
 
     /// Applies a publisher offer (initial, added tracks, or ICE restart) and returns the
-    /// answer SDP to send back as `{"type":"answer","pc":"publisher"}`.
-    pub async fn handle_publisher_offer(&self, sdp: String) -> Result<String, SfuError> {
+    /// answer SDP to send back as `{"type":"answer","pc":"publisher"}`. `sources` are the
+    /// client's declared track sources, by its own track id (undeclared: camera or
+    /// microphone).
+    pub async fn handle_publisher_offer(
+        &self,
+        sdp: String,
+        sources: Vec<(String, TrackSource)>,
+    ) -> Result<String, SfuError> {
         match self
             .call(Command::PublisherOffer {
                 participant: self.inner.key,
                 sdp,
+                sources,
             })
             .await?
         {

@@ -8,8 +8,34 @@ pub struct TrackInfo {
     pub track_id: String,
     /// Audio or video.
     pub kind: MediaKind,
+    /// What it carries, as its publisher declared it.
+    pub source: TrackSource,
     /// Always the publisher's participant id: subscribers see it as the `MediaStream` id.
     pub stream_id: String,
+}
+
+/// What a track carries, as its publisher declares it with its offer: clients lay a
+/// shared screen out differently from a camera.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TrackSource {
+    /// A camera.
+    Camera,
+    /// A microphone.
+    Microphone,
+    /// A shared screen, window or tab.
+    Screen,
+    /// The sound of a shared screen or tab.
+    ScreenAudio,
+}
+
+impl TrackSource {
+    /// The source of a track its publisher did not declare.
+    pub fn default_for(kind: MediaKind) -> TrackSource {
+        match kind {
+            MediaKind::Audio => TrackSource::Microphone,
+            MediaKind::Video => TrackSource::Camera,
+        }
+    }
 }
 
 /// Kind of a media track.

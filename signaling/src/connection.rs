@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
+use crate::entry::{joined_message, Entry};
 use crate::gatekeeper::Admission;
 use crate::hub::{Hub, RoomState};
 use crate::media::{MediaError, MediaParticipant};
@@ -38,24 +39,42 @@ pub enum Flow {
 }
 
 /// State of a joined connection.
-struct Joined {
-    room: Arc<RoomState>,
-    participant_id: String,
-    media: Arc<dyn MediaParticipant>,
+pub(crate) struct Joined {
+    pub(crate) room: Arc<RoomState>,
+    pub(crate) participant_id: String,
+    pub(crate) media: Arc<dyn MediaParticipant>,
+    /// Who this is, for the waiting-room decisions they may take (hosts) and chat.
+    pub(crate) admission: Admission,
 }
+
+/// State of a connection in the waiting room.
+pub(crate) struct Waiting {
+    pub(crate) room: Arc<RoomState>,
+    pub(crate) participant_id: String,
+    pub(crate) admission: Admission,
+}
+
+/// Longest `join.instance`.
+const MAX_INSTANCE: usize = 64;
 
 /// One client connection.
 pub struct Connection {
-    hub: Hub,
-    id: u64,
-    outbox: Outbox,
-    header_token: Option<String>,
-    joined: Option<Joined>,
+    pub(crate) hub: Hub,
+    pub(crate) id: u64,
+    pub(crate) outbox: Outbox,
+    pub(crate) header_token: Option<String>,
+    pub(crate) joined: Option<Joined>,
+    /// Set while the connection waits in the waiting room.
+    pub(crate) waiting: Option<Waiting>,
+    /// Set on a connectivity-probe connection.
+    pub(crate) probe: Option<crate::probe::Probe>,
+    /// Chat message budget.
+    pub(crate) chat_limiter: crate::chat::ChatLimiter,
     /// Token subject once authenticated (join or listen), for notifications.
     subject: Option<String>,
     /// Id of the token authenticated with, for revocation.
     token_id: Option<String>,
-    stopped: bool,
+    pub(crate) stopped: bool,
     /// Incoming message budget.
     limiter: MessageLimiter,
 }
@@ -72,6 +91,9 @@ impl Hub {
             outbox,
             header_token,
             joined: None,
+            waiting: None,
+            probe: None,
+            chat_limiter: crate::chat::ChatLimiter::new(Instant::now()),
             subject: None,
             token_id: None,
             stopped: false,
@@ -87,9 +109,13 @@ impl Connection {
         self.joined.is_some()
     }
 
-    /// True while the join deadline applies: neither `join` nor `listen` succeeded.
+    /// True while the join deadline applies: neither `join`, `listen` nor `probe`
+    /// succeeded.
     pub fn awaits_join(&self) -> bool {
-        self.joined.is_none() && self.subject.is_none()
+        self.joined.is_none()
+            && self.waiting.is_none()
+            && self.probe.is_none()
+            && self.subject.is_none()
     }
 
     /// Called when no `join` arrived in time.
@@ -182,13 +208,27 @@ impl Connection {
                 session_id,
                 token,
                 display_name,
-            } => self.join(protocol, &session_id, token, display_name).await,
+                instance,
+            } => {
+                self.join(protocol, &session_id, token, display_name, instance)
+                    .await
+            }
+            ClientMessage::Probe {
+                protocol,
+                session_id,
+                token,
+            } => self.start_probe(protocol, &session_id, token).await,
             ClientMessage::Ping { ts } => {
                 self.outbox.send(ServerMessage::Pong { ts });
                 Flow::Continue
             }
             ClientMessage::Listen { protocol, token } => self.listen(protocol, token).await,
+            other if self.probe.is_some() => self.handle_probe(other).await,
             other => {
+                self.promote_if_admitted().await;
+                if self.waiting.is_some() {
+                    return self.handle_waiting(other).await;
+                }
                 let Some(joined) = &self.joined else {
                     self.outbox
                         .send(ServerMessage::error("not_joined", "send join first", false));
@@ -213,7 +253,8 @@ impl Connection {
             ClientMessage::Offer {
                 pc: PcName::Publisher,
                 sdp,
-            } => match media.handle_publisher_offer(sdp).await {
+                tracks,
+            } => match media.handle_publisher_offer(sdp, tracks).await {
                 Ok(answer) => self.outbox.send(ServerMessage::Answer {
                     pc: PcName::Publisher,
                     sdp: answer,
@@ -269,7 +310,14 @@ impl Connection {
                 self.stopped = true;
                 return Flow::Stop;
             }
-            ClientMessage::Join { .. } => {
+            ClientMessage::Admit { participant_id } => self.admit(&participant_id).await,
+            ClientMessage::AdmitAll => self.admit_all().await,
+            ClientMessage::Decline { participant_id } => self.decline(&participant_id).await,
+            ClientMessage::Chat { text, to } => {
+                self.chat_in_room(&room, &participant_id, &text, to.as_deref())
+                    .await
+            }
+            ClientMessage::Join { .. } | ClientMessage::Probe { .. } => {
                 self.outbox.send(ServerMessage::error(
                     "already_joined",
                     "this connection already joined",
@@ -277,7 +325,7 @@ impl Connection {
                 ));
             }
             ClientMessage::Ping { .. } | ClientMessage::Listen { .. } => {
-                unreachable!("handled before")
+                // Answered before a connection's state is looked at.
             }
         }
         Flow::Continue
@@ -285,7 +333,7 @@ impl Connection {
 
     /// The detail stays in the (throttled) log; the client gets a generic message, so
     /// no SDP parser or webrtc internals leak to it.
-    fn negotiation_failed(&self, err: MediaError) {
+    pub(crate) fn negotiation_failed(&self, err: MediaError) {
         if let Some(suppressed) = NEGOTIATION_LOG.allow() {
             tracing::warn!(error = %err, connection_id = self.id, suppressed, "negotiation failed");
         }
@@ -296,7 +344,7 @@ impl Connection {
         ));
     }
 
-    fn fatal(&mut self, code: &str, message: impl Into<String>) -> Flow {
+    pub(crate) fn fatal(&mut self, code: &str, message: impl Into<String>) -> Flow {
         self.outbox.fail(code, message);
         self.stopped = true;
         Flow::Stop
@@ -324,7 +372,7 @@ impl Connection {
         }
     }
 
-    fn register_token(&mut self, token_id: Option<String>) {
+    pub(crate) fn register_token(&mut self, token_id: Option<String>) {
         if let Some(previous) = std::mem::replace(&mut self.token_id, token_id) {
             self.hub.remove_token_connection(&previous, self.id);
         }
@@ -334,7 +382,7 @@ impl Connection {
         }
     }
 
-    fn register_subject(&mut self, subject: &str) {
+    pub(crate) fn register_subject(&mut self, subject: &str) {
         if let Some(previous) = self.subject.replace(subject.to_string()) {
             self.hub.remove_listener(&previous, self.id);
         }
@@ -347,8 +395,9 @@ impl Connection {
         session_id: &str,
         token: Option<String>,
         display_name: Option<String>,
+        instance: Option<String>,
     ) -> Flow {
-        if self.joined.is_some() {
+        if self.joined.is_some() || self.waiting.is_some() || self.probe.is_some() {
             self.outbox.send(ServerMessage::error(
                 "already_joined",
                 "this connection already joined",
@@ -374,6 +423,14 @@ impl Connection {
             Some(Ok(name)) => Some(name.to_string()),
             Some(Err(err)) => return self.fatal("invalid_name", err.message("display_name")),
         };
+        if let Some(instance) = &instance {
+            if !valid_instance(instance) {
+                return self.fatal(
+                    "bad_message",
+                    "instance must be 1-64 characters of A-Z, a-z, 0-9, _ and -",
+                );
+            }
+        }
         let started = Instant::now();
         let mut admission = match self.hub.inner.gate.admit(&token, session_id).await {
             Ok(a) => a,
@@ -384,43 +441,91 @@ impl Connection {
                 admission.display_name = name;
             }
         }
-        let span = tracing::info_span!("participant", room_id = %session_id, participant_id = %admission.participant_id);
-        match self.enter_room(admission, started).instrument(span).await {
+        let pid = crate::entry::participant_id(&admission.person_id, instance.as_deref());
+        let span = tracing::info_span!("participant", room_id = %session_id, participant_id = %pid);
+        match self
+            .enter_room(admission, pid, started)
+            .instrument(span)
+            .await
+        {
             Ok(()) => Flow::Continue,
-            Err((code, message)) => self.fatal(code, message),
+            Err(refusal) => self.fatal(&refusal.code, refusal.message),
         }
     }
 
     async fn enter_room(
         &mut self,
         admission: Admission,
+        pid: String,
         started: Instant,
-    ) -> Result<(), (&'static str, String)> {
+    ) -> Result<(), crate::gatekeeper::Refusal> {
         let hub = self.hub.clone();
-        let entered = hub.enter(&admission, self.id, &self.outbox).await?;
-        let pid = admission.participant_id.clone();
-        hub.inner.gate.participant_joined(&pid).await;
-        self.outbox.send(ServerMessage::Joined {
-            protocol: PROTOCOL_VERSION,
-            participant_id: pid.clone(),
-            resumed: entered.resumed,
-            session: admission.session.clone(),
-            ice_servers: admission.ice_servers.clone(),
-            participants: entered.participants,
-        });
+        let entry = hub.enter(&admission, &pid, self.id, &self.outbox).await?;
+        self.register_subject(&admission.subject);
+        self.register_token(admission.token_id.clone());
+        let entered = match entry {
+            Entry::Waiting(room) => {
+                tracing::info!("participant waits in the waiting room");
+                self.waiting = Some(Waiting {
+                    room,
+                    participant_id: pid,
+                    admission,
+                });
+                return Ok(());
+            }
+            Entry::Seated(entered) => entered,
+        };
+        hub.inner
+            .gate
+            .participant_joined(&admission.person_id)
+            .await;
+        self.outbox.send(joined_message(
+            &admission,
+            &pid,
+            entered.resumed,
+            entered.participants,
+        ));
+        if let Some(waiting) = entered.queue {
+            self.outbox.send(ServerMessage::WaitingRoom { waiting });
+        }
         tokio::spawn(
             relay_media_events(entered.events, self.outbox.clone(), pid.clone(), started)
                 .instrument(tracing::Span::current()),
         );
-        self.register_subject(&admission.subject);
-        self.register_token(admission.token_id.clone());
         tracing::info!(resumed = entered.resumed, "participant joined");
         self.joined = Some(Joined {
             room: entered.room,
             participant_id: pid,
             media: entered.media,
+            admission,
         });
         Ok(())
+    }
+
+    /// A waiting connection whose host let it in has a seat with media by now: from
+    /// here on it is a joined connection.
+    pub(crate) async fn promote_if_admitted(&mut self) {
+        let Some(waiting) = &self.waiting else {
+            return;
+        };
+        let media = {
+            let members = waiting.room.members.lock().await;
+            members
+                .by_id
+                .get(&waiting.participant_id)
+                .filter(|m| m.connection_id == self.id)
+                .and_then(|m| m.media.clone())
+        };
+        if let Some(media) = media {
+            if let Some(waiting) = self.waiting.take() {
+                self.joined = Some(Joined {
+                    room: waiting.room,
+                    participant_id: waiting.participant_id,
+                    media,
+                    admission: waiting.admission,
+                });
+            }
+        }
     }
 
     /// Called once the socket is gone. A joined participant whose socket dropped
@@ -432,10 +537,28 @@ impl Connection {
         if let Some(token_id) = self.token_id.take() {
             self.hub.remove_token_connection(&token_id, self.id);
         }
+        if let Some(probe) = self.probe.take() {
+            probe.close().await;
+        }
+        self.promote_if_admitted().await;
+        if let Some(waiting) = self.waiting.take() {
+            self.hub
+                .leave_waiting_room(&waiting.room, &waiting.participant_id, self.id)
+                .await;
+        }
         if let Some(joined) = self.joined.take() {
             self.hub
                 .start_grace(joined.room, joined.participant_id, self.id)
                 .await;
         }
     }
+}
+
+/// A `join.instance` is 1..=64 characters of `A-Z a-z 0-9 _ -`.
+fn valid_instance(instance: &str) -> bool {
+    !instance.is_empty()
+        && instance.len() <= MAX_INSTANCE
+        && instance
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }

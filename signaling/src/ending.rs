@@ -81,13 +81,23 @@ impl Hub {
                 return false;
             }
             members.closed = true;
+            for waiter in members.waiting.values() {
+                farewell(&waiter.outbox);
+            }
+            members.waiting.clear();
             let gone: Vec<(String, Member)> = members.by_id.drain().collect();
             drop(members);
             break (room, gone);
         };
-        for (id, member) in gone {
+        let mut people = std::collections::HashSet::new();
+        for (_, member) in gone {
             farewell(&member.outbox);
-            self.inner.gate.participant_left(&id).await;
+            if people.insert(member.view.person_id.clone()) {
+                self.inner
+                    .gate
+                    .participant_left(&member.view.person_id)
+                    .await;
+            }
             metrics::gauge!("theraroom_participants").decrement(1.0);
         }
         // Closing the room closes its participants' media; then the room leaves the

@@ -105,6 +105,10 @@ impl Drop for RoomState {
 /// Participants of a room, guarded by the room lock.
 pub(crate) struct Members {
     pub(crate) by_id: HashMap<String, Member>,
+    /// The waiting room, by participant id (see [`crate::waiting`]).
+    pub(crate) waiting: HashMap<String, crate::waiting::Waiter>,
+    /// Whether a host was connected when the waiting people were last told.
+    pub(crate) host_present: bool,
     /// Set when the session ended (or the server stops): nobody may enter any more.
     pub(crate) closed: bool,
     /// Set when the hub dropped the room because it was empty: a join that reaches it
@@ -115,6 +119,8 @@ pub(crate) struct Members {
 /// A participant in a room.
 pub(crate) struct Member {
     pub(crate) view: ParticipantView,
+    /// May admit and decline waiting people.
+    pub(crate) host: bool,
     /// Which connection currently speaks for this participant.
     pub(crate) connection_id: u64,
     pub(crate) outbox: Outbox,
@@ -125,6 +131,18 @@ pub(crate) struct Member {
 }
 
 impl Members {
+    /// True when another participant of `person_id` than `except` is in the room.
+    pub(crate) fn has_person(&self, person_id: &str, except: &str) -> bool {
+        self.by_id
+            .iter()
+            .any(|(id, m)| id != except && m.view.person_id == person_id)
+    }
+
+    /// True when nobody is in the room, seated or waiting.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.by_id.is_empty() && self.waiting.is_empty()
+    }
+
     /// Sends `message` to everyone but `except`.
     pub(crate) fn broadcast(&self, except: &str, message: &ServerMessage) {
         for (id, member) in &self.by_id {
@@ -226,6 +244,8 @@ impl Hub {
                     media: self.inner.media.open_room(session_id),
                     members: Arc::new(Mutex::new(Members {
                         by_id: HashMap::new(),
+                        waiting: HashMap::new(),
+                        host_present: false,
                         closed: false,
                         retired: false,
                     })),
@@ -278,21 +298,50 @@ impl Hub {
         }
     }
 
-    /// Removes one participant on the therapist's order: they receive `removed` and
-    /// are disconnected; the others see `participant_left` with reason `removed`.
-    pub async fn remove_participant(&self, session_id: &str, participant_id: &str) {
+    /// Removes someone on the therapist's order: `id` is a participant id or a person
+    /// id (then every participant of that person goes, and their waiting entries). They
+    /// receive `removed` and are disconnected; the others see `participant_left` with
+    /// reason `removed`.
+    pub async fn remove_participant(&self, session_id: &str, id: &str) {
         let Some(room) = self.room(session_id) else {
             return;
         };
-        let Some(member) = room.members.lock().await.by_id.remove(participant_id) else {
-            return;
+        let gone: Vec<(String, Member)> = {
+            let mut members = room.members.lock().await;
+            let matches = |pid: &String, person: &str| pid == id || person == id;
+            let waiting: Vec<String> = members
+                .waiting
+                .iter()
+                .filter(|(pid, w)| matches(pid, &w.person_id))
+                .map(|(pid, _)| pid.clone())
+                .collect();
+            for pid in waiting {
+                if let Some(waiter) = members.waiting.remove(&pid) {
+                    waiter.outbox.send(ServerMessage::Removed {
+                        reason: "removed_by_therapist".into(),
+                    });
+                    waiter.outbox.close(1000, "removed");
+                }
+            }
+            members.send_queue();
+            let ids: Vec<String> = members
+                .by_id
+                .iter()
+                .filter(|(pid, m)| matches(pid, &m.view.person_id))
+                .map(|(pid, _)| pid.clone())
+                .collect();
+            ids.into_iter()
+                .filter_map(|pid| members.by_id.remove(&pid).map(|m| (pid, m)))
+                .collect()
         };
-        member.outbox.send(ServerMessage::Removed {
-            reason: "removed_by_therapist".into(),
-        });
-        member.outbox.close(1000, "removed");
-        self.finish_departure(&room, participant_id, member, "removed")
-            .await;
+        for (pid, member) in gone {
+            member.outbox.send(ServerMessage::Removed {
+                reason: "removed_by_therapist".into(),
+            });
+            member.outbox.close(1000, "removed");
+            self.finish_departure(&room, &pid, member, "removed").await;
+        }
+        self.drop_room_if_empty(&room).await;
     }
 
     /// Completes a departure after the member left the map: tells the others,
@@ -304,8 +353,8 @@ impl Hub {
         member: Member,
         reason: &str,
     ) {
-        let empty = {
-            let members = room.members.lock().await;
+        let (empty, person_still_here) = {
+            let mut members = room.members.lock().await;
             members.broadcast(
                 participant_id,
                 &ServerMessage::ParticipantLeft {
@@ -313,12 +362,21 @@ impl Hub {
                     reason: reason.to_string(),
                 },
             );
-            members.by_id.is_empty()
+            members.sync_host_presence();
+            (
+                members.is_empty(),
+                members.has_person(&member.view.person_id, participant_id),
+            )
         };
         if let Some(media) = member.media {
             media.close().await;
         }
-        self.inner.gate.participant_left(participant_id).await;
+        if !person_still_here {
+            self.inner
+                .gate
+                .participant_left(&member.view.person_id)
+                .await;
+        }
         metrics::gauge!("theraroom_participants").decrement(1.0);
         tracing::info!(room_id = %room.id, participant_id, reason, "participant left");
         if empty {
@@ -331,7 +389,7 @@ impl Hub {
     /// exists before this one's media is closed).
     pub(crate) async fn drop_room_if_empty(&self, room: &Arc<RoomState>) {
         let mut members = room.members.lock().await;
-        if !members.by_id.is_empty() || members.closed || members.retired {
+        if !members.is_empty() || members.closed || members.retired {
             return;
         }
         members.retired = true;
@@ -363,6 +421,7 @@ impl Hub {
                 return;
             }
             member.view.connection = ConnectionStatus::Reconnecting;
+            members.sync_host_presence();
             members.broadcast(
                 &participant_id,
                 &ServerMessage::ParticipantReconnecting {
@@ -441,4 +500,12 @@ pub(crate) fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+/// Unix milliseconds as RFC 3339 (UTC, millisecond precision), as the REST API writes
+/// times.
+pub(crate) fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }

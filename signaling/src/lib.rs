@@ -12,23 +12,27 @@
 //! media plane never has to be kept in step by room id.
 
 mod caps;
+mod chat;
 mod connection;
 mod ending;
 mod entry;
 mod gatekeeper;
+mod host;
 mod hub;
 mod media;
 mod mute;
 pub mod names;
 mod outbox;
+mod probe;
 pub mod protocol;
 mod relay;
 mod revocation;
 mod throttle;
+mod waiting;
 
 pub use caps::{CapExceeded, ConnectionPermit};
 pub use connection::{Connection, Flow};
-pub use gatekeeper::{Admission, Authenticated, Gatekeeper, Refusal};
+pub use gatekeeper::{Admission, Authenticated, Gatekeeper, Refusal, WaitingDecision};
 pub use hub::{Hub, HubConfig};
 pub use media::{
     MediaError, MediaEvent, MediaEvents, MediaParticipant, MediaPlane, MediaRoom, NewParticipant,

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
-use crate::protocol::{CandidateInit, PcName, TrackView};
+use crate::protocol::{CandidateInit, PcName, TrackSourceDecl, TrackView};
 
 /// The media engine of the process: opens one media room per signaling room.
 pub trait MediaPlane: Send + Sync {
@@ -50,8 +50,13 @@ pub struct NewParticipant {
 /// One participant's two peer connections (publisher and subscriber, PROTOCOL.md).
 #[async_trait]
 pub trait MediaParticipant: Send + Sync {
-    /// Applies the client's publisher offer and returns the answer SDP.
-    async fn handle_publisher_offer(&self, sdp: String) -> Result<String, MediaError>;
+    /// Applies the client's publisher offer and returns the answer SDP. `tracks` are
+    /// the sources the client declared for its tracks (undeclared: camera/microphone).
+    async fn handle_publisher_offer(
+        &self,
+        sdp: String,
+        tracks: Vec<TrackSourceDecl>,
+    ) -> Result<String, MediaError>;
 
     /// Applies the client's answer to the last subscriber offer.
     async fn handle_subscriber_answer(&self, sdp: String) -> Result<(), MediaError>;

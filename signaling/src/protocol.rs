@@ -41,6 +41,42 @@ pub enum Kind {
     Video,
 }
 
+/// What a track carries, declared by its publisher (`offer.tracks`) so that clients can
+/// lay a shared screen out large and tell it from the camera.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrackSource {
+    /// A camera (the default for video).
+    #[default]
+    Camera,
+    /// A microphone (the default for audio).
+    Microphone,
+    /// A shared screen, window or tab.
+    Screen,
+    /// The sound of a shared tab or screen.
+    ScreenAudio,
+}
+
+impl TrackSource {
+    /// The source of a track its publisher did not declare.
+    pub fn default_for(kind: Kind) -> TrackSource {
+        match kind {
+            Kind::Audio => TrackSource::Microphone,
+            Kind::Video => TrackSource::Camera,
+        }
+    }
+}
+
+/// One local track's declared source, as listed in a publisher `offer`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackSourceDecl {
+    /// The browser's `MediaStreamTrack.id` (the track part of `a=msid`).
+    pub track_id: String,
+    /// What it carries.
+    pub source: TrackSource,
+}
+
 /// An ICE candidate in the browser's `RTCIceCandidateInit` shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -78,6 +114,20 @@ pub enum ClientMessage {
         /// Name override for signed-in users.
         #[serde(default)]
         display_name: Option<String>,
+        /// The page's connection instance (PROTOCOL.md, "People, devices and
+        /// instances"): the same instance resumes, another one is a second participant.
+        #[serde(default)]
+        instance: Option<String>,
+    },
+    /// Pre-call connectivity check: a throw-away publisher connection.
+    Probe {
+        /// Must be [`PROTOCOL_VERSION`].
+        protocol: u32,
+        /// Session the check is for (its rules decide whether the token may check).
+        session_id: String,
+        /// JWT (optional when sent as an `Authorization` header on upgrade).
+        #[serde(default)]
+        token: Option<String>,
     },
     /// Listen for notifications without entering a room.
     Listen {
@@ -93,6 +143,9 @@ pub enum ClientMessage {
         pc: PcName,
         /// The SDP.
         sdp: String,
+        /// Declared sources of the local tracks (undeclared: camera / microphone).
+        #[serde(default)]
+        tracks: Vec<TrackSourceDecl>,
     },
     /// SDP answer (subscriber connection).
     Answer {
@@ -123,6 +176,26 @@ pub enum ClientMessage {
     },
     /// Leave the room.
     Leave,
+    /// Host: let a waiting participant in.
+    Admit {
+        /// The waiting participant.
+        participant_id: String,
+    },
+    /// Host: let everyone waiting in.
+    AdmitAll,
+    /// Host: refuse a waiting participant.
+    Decline {
+        /// The waiting participant.
+        participant_id: String,
+    },
+    /// A chat message, to the room or (with `to`) to one participant.
+    Chat {
+        /// Plain text (trimmed; 1..=1000 characters).
+        text: String,
+        /// One recipient's participant id, for a private message.
+        #[serde(default)]
+        to: Option<String>,
+    },
     /// Keepalive.
     Ping {
         /// Echoed back.
@@ -183,6 +256,9 @@ pub struct SessionSummary {
     pub max_participants: u32,
     /// Expiry, RFC 3339.
     pub expires_at: String,
+    /// Whether guests and clients wait to be admitted.
+    #[serde(default)]
+    pub waiting_room: bool,
 }
 
 /// An ICE server for the client's peer connections.
@@ -205,6 +281,9 @@ pub struct TrackView {
     pub track_id: String,
     /// Kind.
     pub kind: Kind,
+    /// What it carries, as its publisher declared it.
+    #[serde(default)]
+    pub source: TrackSource,
     /// Publisher's participant id.
     pub stream_id: String,
 }
@@ -222,8 +301,11 @@ pub enum ConnectionStatus {
 /// Someone in the room.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ParticipantView {
-    /// Participant id.
+    /// Participant id (one connection instance of a person).
     pub participant_id: String,
+    /// The person (registration row) this participant is an instance of.
+    #[serde(default)]
+    pub person_id: String,
     /// Name.
     pub display_name: String,
     /// Role name.
@@ -240,6 +322,23 @@ pub struct ParticipantView {
     pub tracks: Vec<TrackView>,
 }
 
+/// Someone in the waiting room, as hosts see them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WaitingView {
+    /// The participant id they will have once admitted.
+    pub participant_id: String,
+    /// The person.
+    pub person_id: String,
+    /// Name.
+    pub display_name: String,
+    /// Role name.
+    pub role: String,
+    /// True for anonymous guests.
+    pub is_guest: bool,
+    /// When they started waiting, RFC 3339.
+    pub since: String,
+}
+
 /// Messages the server sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -250,14 +349,54 @@ pub enum ServerMessage {
         protocol: u32,
         /// Your participant id.
         participant_id: String,
+        /// The person you are (shared by your other devices' participants).
+        person_id: String,
         /// True when this join took over an existing participant.
         resumed: bool,
+        /// True when you may admit and decline waiting participants.
+        host: bool,
         /// The session.
         session: SessionSummary,
         /// ICE servers, with fresh TURN credentials.
         ice_servers: Vec<IceServerInfo>,
         /// Everyone else.
         participants: Vec<ParticipantView>,
+    },
+    /// You wait in the session's waiting room.
+    Waiting {
+        /// Your participant id once admitted.
+        participant_id: String,
+        /// Your person id.
+        person_id: String,
+        /// The session.
+        session: SessionSummary,
+        /// Who will let you in.
+        therapist_name: String,
+        /// Whether a host is in the room now.
+        host_present: bool,
+    },
+    /// Hosts: the whole waiting queue.
+    WaitingRoom {
+        /// Everyone waiting, longest first.
+        waiting: Vec<WaitingView>,
+    },
+    /// A chat message.
+    Chat {
+        /// Sender's participant id.
+        from: String,
+        /// Sender's name.
+        from_name: String,
+        /// The text.
+        text: String,
+        /// True when it was sent to you alone.
+        private: bool,
+        /// When the server relayed it, RFC 3339.
+        sent_at: String,
+    },
+    /// The connectivity probe may start.
+    ProbeReady {
+        /// ICE servers for the probe's peer connection.
+        ice_servers: Vec<IceServerInfo>,
     },
     /// Acknowledges `listen`: notifications for `subject` will arrive here.
     Listening {
@@ -378,9 +517,10 @@ pub fn close_code_for(code: &str) -> u16 {
         | "therapist_disabled"
         | "organization_disabled"
         | "removed"
+        | "declined"
         | "guests_not_allowed" => 4403,
         "session_not_found" => 4404,
-        "room_full" | "replaced" => 4409,
+        "room_full" | "waiting_room_full" | "replaced" => 4409,
         "session_ended" => 4410,
         "rate_limited" => 4429,
         "protocol_version" | "join_timeout" | "message_too_large" | "bad_message"
@@ -404,7 +544,8 @@ mod tests {
                 protocol: 1,
                 session_id: "s1".into(),
                 token: Some("t".into()),
-                display_name: None
+                display_name: None,
+                instance: None,
             }
         );
         let cand: ClientMessage = serde_json::from_str(

@@ -42,6 +42,7 @@ fn video(track_id: &str, publisher: &str) -> TrackView {
     TrackView {
         track_id: track_id.into(),
         kind: Kind::Video,
+        source: signaling::protocol::TrackSource::Camera,
         stream_id: publisher.into(),
     }
 }

@@ -13,7 +13,9 @@ impl From<Denial> for ApiError {
             other => other,
         };
         let status = match &denial {
-            Denial::SessionNotFound | Denial::ParticipantNotFound => StatusCode::NOT_FOUND,
+            Denial::SessionNotFound | Denial::ParticipantNotFound | Denial::NotWaiting => {
+                StatusCode::NOT_FOUND
+            }
             Denial::SessionEnded
             | Denial::CannotRemoveTherapist
             | Denial::AlreadyRemoved
@@ -23,6 +25,7 @@ impl From<Denial> for ApiError {
             | Denial::Removed
             | Denial::LinkWithdrawn
             | Denial::GuestsNotAllowed
+            | Denial::Declined
             | Denial::VideoAccess(_) => StatusCode::FORBIDDEN,
             Denial::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };

@@ -23,6 +23,7 @@ mod sessions;
 mod sign_out;
 mod turn;
 mod video_settings;
+mod waiting;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
@@ -88,7 +89,10 @@ pub fn router_with(state: AppState, limiters: &RateLimiters) -> (Router, utoipa:
             routes!(sessions::create_session, sessions::list_sessions)
                 .layer(limiters.session_creation()),
         )
-        .routes(routes!(sessions::get_session))
+        .routes(routes!(sessions::get_session, waiting::update_session))
+        .routes(routes!(waiting::list_waiting))
+        .routes(routes!(waiting::admit_waiting))
+        .routes(routes!(waiting::decline_waiting))
         .routes(routes!(sessions::end_session))
         .routes(routes!(
             participants::register_participant,

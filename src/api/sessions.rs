@@ -27,6 +27,8 @@ pub struct CreateSession {
     expires_in_minutes: Option<i64>,
     /// `instant` or `group` (default: `group` when more than 2 participants).
     kind: Option<String>,
+    /// Guests and clients wait until the therapist lets them in (default: on).
+    waiting_room: Option<bool>,
 }
 
 /// A session as the API shows it. `share_token` and `join_url` are shown only to
@@ -40,6 +42,8 @@ pub struct SessionView {
     therapist_name: String,
     organization_id: String,
     max_participants: i64,
+    /// Guests and clients wait until a host lets them in.
+    waiting_room: bool,
     is_active: bool,
     created_at: String,
     expires_at: String,
@@ -66,6 +70,7 @@ pub fn session_view(s: &VideoSession, with_link: bool, now_ms: i64) -> SessionVi
         therapist_name: s.therapist_name.clone(),
         organization_id: s.organization_id.clone(),
         max_participants: s.max_participants,
+        waiting_room: s.waiting_room(),
         is_active: s.is_open_at(now_ms),
         created_at: rfc3339(s.created_at),
         expires_at: rfc3339(s.expires_at),
@@ -129,6 +134,7 @@ pub async fn create_session(
             kind,
             max_participants: max,
             expires_in_minutes: minutes,
+            waiting_room: body.waiting_room.unwrap_or(true),
         },
         now,
     )

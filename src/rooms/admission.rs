@@ -6,8 +6,12 @@
 //! organization (clients only while they are active clients), and for restricted rooms
 //! an invitee — checked on every join, so a past registration never stands in for
 //! membership; nobody the therapist removed comes back (`removed`); and the therapist's
-//! video access is on (`therapist_disabled`, `organization_disabled`). Capacity is the
-//! live room's business (`room_full`).
+//! video access is on (`therapist_disabled`, `organization_disabled`) — except for a
+//! participant of the running call, whose registration is active: running calls
+//! continue when video access is switched off, so they may resume, and only the live
+//! room (which knows whether this very connection instance is in the call) lets them.
+//! A person a host declined in the waiting room stays out (`declined`). Capacity is the
+//! live room's business (`room_full`); so is the waiting queue.
 
 use crate::auth::{Claims, Role};
 use crate::denial::Denial;
@@ -46,7 +50,7 @@ impl Entrant {
 }
 
 /// The outcome of [`admit_and_register`]: the session, who entered and their row.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Admitted {
     /// The session entered.
     pub session: VideoSession,
@@ -56,6 +60,32 @@ pub struct Admitted {
     pub participant: Participant,
     /// True when the row was created by this call.
     pub newly_registered: bool,
+    /// Set when video access is off but the person is in the running call: only a
+    /// resume of a participant already in the room may enter; a new one gets this.
+    pub resume_only: Option<Denial>,
+    /// The entrant may admit and decline people in the waiting room.
+    pub host: bool,
+    /// The entrant must wait until a host lets them in.
+    pub must_wait: bool,
+}
+
+impl Entrant {
+    /// Hosts enter without waiting and decide about those who wait: the session's
+    /// therapist and the organization's staff (who passed the membership rule).
+    pub fn is_host(&self) -> bool {
+        matches!(
+            self.role,
+            Role::Therapist | Role::Organization | Role::Admin
+        )
+    }
+}
+
+/// What the rules found: who enters, their registration as read, and a video access
+/// refusal that only a resume of the running call may pass.
+struct Checked {
+    entrant: Entrant,
+    row: Option<Participant>,
+    resume_only: Option<Denial>,
 }
 
 /// Loads a session by id, or [`Denial::SessionNotFound`].
@@ -73,9 +103,11 @@ pub async fn check(
     session: &VideoSession,
     now_ms: i64,
 ) -> Result<Entrant, Denial> {
-    check_with_row(store, claims, session, now_ms)
-        .await
-        .map(|(entrant, _)| entrant)
+    let checked = check_with_row(store, claims, session, now_ms).await?;
+    match checked.resume_only {
+        Some(denial) => Err(denial),
+        None => Ok(checked.entrant),
+    }
 }
 
 /// [`check`], also returning the entrant's registration as it was read for the check.
@@ -84,7 +116,7 @@ async fn check_with_row(
     claims: &Claims,
     session: &VideoSession,
     now_ms: i64,
-) -> Result<(Entrant, Option<Participant>), Denial> {
+) -> Result<Checked, Denial> {
     if !session.is_open_at(now_ms) {
         return Err(Denial::SessionEnded);
     }
@@ -95,13 +127,26 @@ async fn check_with_row(
     if row.as_ref().is_some_and(|r| r.removed()) {
         return Err(Denial::Removed);
     }
+    if row.as_ref().is_some_and(|r| r.declined_at.is_some()) {
+        return Err(Denial::Declined);
+    }
     if !entrant.is_guest {
         require_membership(store, &entrant, session).await?;
     }
-    therapist_video_access(store, &session.therapist_id)
+    let resume_only = match therapist_video_access(store, &session.therapist_id)
         .await?
-        .require()?;
-    Ok((entrant, row))
+        .require()
+    {
+        Ok(()) => None,
+        // Running calls continue: someone in the call now may come back to it.
+        Err(denial) if row.as_ref().is_some_and(|r| r.is_active()) => Some(denial),
+        Err(denial) => return Err(denial),
+    };
+    Ok(Checked {
+        entrant,
+        row,
+        resume_only,
+    })
 }
 
 /// [`check`], then registers the entrant (idempotently). Used by
@@ -113,7 +158,11 @@ pub async fn admit_and_register(
     now_ms: i64,
 ) -> Result<Admitted, Denial> {
     let session = session(store, session_id).await?;
-    let entrant = check(store, claims, &session, now_ms).await?;
+    let Checked {
+        entrant,
+        resume_only,
+        ..
+    } = check_with_row(store, claims, &session, now_ms).await?;
     let (participant, newly_registered) = store
         .register_participant(
             &session.id,
@@ -126,11 +175,16 @@ pub async fn admit_and_register(
     if participant.removed() {
         return Err(Denial::Removed);
     }
+    let host = entrant.is_host();
+    let must_wait = session.waiting_room() && !host && participant.admitted_at.is_none();
     Ok(Admitted {
         session,
         entrant,
         participant,
         newly_registered,
+        resume_only,
+        host,
+        must_wait,
     })
 }
 
@@ -143,7 +197,7 @@ pub async fn may_relay(
     now_ms: i64,
 ) -> Result<(), Denial> {
     let session = session(store, session_id).await?;
-    let (_, row) = check_with_row(store, claims, &session, now_ms).await?;
+    let row = check_with_row(store, claims, &session, now_ms).await?.row;
     if row.is_some_and(|r| r.has_left()) {
         return Err(Denial::Forbidden);
     }

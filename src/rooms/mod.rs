@@ -10,7 +10,8 @@
 //!   function for `POST /api/sessions/{id}/participants` and for the signaling `join`;
 //!   guest identities minted from share links;
 //! - [`removal`]: the therapist removes someone, and it sticks;
-//! - [`end`]: the therapist ends the session.
+//! - [`end`]: the therapist ends the session;
+//! - [`waiting`]: admit and decline decisions, and the waiting room switch.
 //!
 //! Rules answer with a [`crate::denial::Denial`]; REST and signaling translate it.
 
@@ -18,6 +19,7 @@ pub mod admission;
 pub mod end;
 pub mod open;
 pub mod removal;
+pub mod waiting;
 
 /// How long the room of a booked or group session stays open after the session's
 /// scheduled end, so a session that runs over is not cut off.

@@ -26,6 +26,8 @@ pub struct InstantRoom<'a> {
     pub max_participants: i64,
     /// Lifetime from now, minutes.
     pub expires_in_minutes: i64,
+    /// Guests and clients wait until the therapist lets them in.
+    pub waiting_room: bool,
 }
 
 /// Starts an instant session for the calling therapist, whose video access must be on.
@@ -57,6 +59,7 @@ pub async fn open_instant(
             expires_at: now_ms + room.expires_in_minutes * 60_000,
             share_token: &share_token,
             restricted: false,
+            waiting_room: room.waiting_room,
         },
     )
     .await?;
@@ -72,6 +75,7 @@ pub async fn open_instant(
             "session_name": room.name,
             "max_participants": room.max_participants,
             "kind": room.kind,
+            "waiting_room": room.waiting_room,
         })),
     )
     .await?;
@@ -125,6 +129,7 @@ pub async fn open_scheduled(
             expires_at,
             share_token: &url_token(),
             restricted: true,
+            waiting_room: false,
         },
     )
     .await?;

@@ -36,8 +36,10 @@ pub async fn remove(
     session: &VideoSession,
     participant_id: &str,
 ) -> Result<Removal, Denial> {
+    // A connection instance's participant id (`person.instance`) names its person.
+    let person_id = participant_id.split('.').next().unwrap_or(participant_id);
     let participant = store
-        .participant(participant_id)
+        .participant(person_id)
         .await?
         .filter(|p| p.session_id == session.id)
         .ok_or(Denial::ParticipantNotFound)?;

@@ -5,12 +5,13 @@
 
 use async_trait::async_trait;
 use signaling::protocol::{IceServerInfo, SessionSummary};
-use signaling::{Admission, Authenticated, Gatekeeper, Refusal};
+use signaling::{Admission, Authenticated, Gatekeeper, Refusal, WaitingDecision};
 
 use crate::auth::{authenticate, AuthError, Claims, JwtKeys, TokenError};
 use crate::clock::{now_ms, rfc3339};
 use crate::denial::Denial;
-use crate::rooms::admission::admit_and_register;
+use crate::rooms::admission::{self, admit_and_register};
+use crate::rooms::waiting::{decide, Decider};
 use crate::store::Store;
 use crate::turn::TurnIssuer;
 
@@ -41,6 +42,20 @@ fn refusal_for(denial: Denial) -> Refusal {
 }
 
 impl StoreGatekeeper {
+    /// ICE servers for `holder`'s connections: TURN with fresh credentials when TURN
+    /// is configured.
+    fn ice_servers(&self, holder: &str) -> Vec<IceServerInfo> {
+        if self.turn.uris().is_empty() {
+            return Vec::new();
+        }
+        let credential = self.turn.issue(holder);
+        vec![IceServerInfo {
+            urls: credential.uris,
+            username: Some(credential.username),
+            credential: Some(credential.password),
+        }]
+    }
+
     /// Verifies `token` and its subject against the database, as REST does. A revoked
     /// token is `token_revoked`; every other refusal is `unauthorized`.
     async fn verified(&self, token: &str) -> Result<Claims, Refusal> {
@@ -73,18 +88,9 @@ impl Gatekeeper for StoreGatekeeper {
             .await
             .map_err(refusal_for)?;
         let (session, entrant, row) = (admitted.session, admitted.entrant, admitted.participant);
-        let ice_servers = if self.turn.uris().is_empty() {
-            Vec::new()
-        } else {
-            let credential = self.turn.issue(&row.id);
-            vec![IceServerInfo {
-                urls: credential.uris,
-                username: Some(credential.username),
-                credential: Some(credential.password),
-            }]
-        };
+        let ice_servers = self.ice_servers(&row.id);
         Ok(Admission {
-            participant_id: row.id,
+            person_id: row.id,
             subject: entrant.subject,
             display_name: entrant.display_name,
             role: entrant.role.as_str().to_string(),
@@ -95,11 +101,46 @@ impl Gatekeeper for StoreGatekeeper {
                 kind: session.kind.clone(),
                 max_participants: u32::try_from(session.max_participants).unwrap_or(2),
                 expires_at: rfc3339(session.expires_at),
+                waiting_room: session.waiting_room(),
             },
             expires_at_ms: session.expires_at,
             ice_servers,
             token_id: Some(claims.jti),
+            host: admitted.host,
+            must_wait: admitted.must_wait,
+            therapist_name: session.therapist_name.clone(),
+            resume_only: admitted.resume_only.map(refusal_for),
         })
+    }
+
+    async fn probe(&self, token: &str, session_id: &str) -> Result<Vec<IceServerInfo>, Refusal> {
+        let claims = self.verified(token).await?;
+        let session = admission::session(&self.store, session_id)
+            .await
+            .map_err(refusal_for)?;
+        admission::check(&self.store, &claims, &session, now_ms())
+            .await
+            .map_err(refusal_for)?;
+        Ok(self.ice_servers(&format!("probe-{}", claims.sub)))
+    }
+
+    async fn waiting_decision(&self, decision: WaitingDecision<'_>) -> Result<(), Refusal> {
+        let session = admission::session(&self.store, decision.session_id)
+            .await
+            .map_err(refusal_for)?;
+        let decider = Decider {
+            subject: decision.actor_subject,
+            role: decision.actor_role,
+        };
+        decide(
+            &self.store,
+            decider,
+            &session,
+            decision.person_id,
+            decision.admitted,
+        )
+        .await
+        .map_err(refusal_for)
     }
 
     async fn authenticate(&self, token: &str) -> Result<Authenticated, Refusal> {

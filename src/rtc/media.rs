@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use signaling::protocol::{CandidateInit, Kind, PcName, TrackView};
+use signaling::protocol::{CandidateInit, Kind, PcName, TrackSource, TrackSourceDecl, TrackView};
 use signaling::{
     MediaError, MediaEvent, MediaEvents, MediaParticipant, MediaPlane, MediaRoom, NewParticipant,
 };
@@ -75,9 +75,17 @@ struct SfuParticipant(sfu::Participant);
 
 #[async_trait]
 impl MediaParticipant for SfuParticipant {
-    async fn handle_publisher_offer(&self, sdp: String) -> Result<String, MediaError> {
+    async fn handle_publisher_offer(
+        &self,
+        sdp: String,
+        tracks: Vec<TrackSourceDecl>,
+    ) -> Result<String, MediaError> {
+        let sources = tracks
+            .into_iter()
+            .map(|t| (t.track_id, to_sfu_source(t.source)))
+            .collect();
         self.0
-            .handle_publisher_offer(sdp)
+            .handle_publisher_offer(sdp, sources)
             .await
             .map_err(MediaError::new)
     }
@@ -162,7 +170,22 @@ fn track_view(track: &sfu::TrackInfo) -> TrackView {
             sfu::MediaKind::Audio => Kind::Audio,
             sfu::MediaKind::Video => Kind::Video,
         },
+        source: match track.source {
+            sfu::TrackSource::Camera => TrackSource::Camera,
+            sfu::TrackSource::Microphone => TrackSource::Microphone,
+            sfu::TrackSource::Screen => TrackSource::Screen,
+            sfu::TrackSource::ScreenAudio => TrackSource::ScreenAudio,
+        },
         stream_id: track.stream_id.clone(),
+    }
+}
+
+fn to_sfu_source(source: TrackSource) -> sfu::TrackSource {
+    match source {
+        TrackSource::Camera => sfu::TrackSource::Camera,
+        TrackSource::Microphone => sfu::TrackSource::Microphone,
+        TrackSource::Screen => sfu::TrackSource::Screen,
+        TrackSource::ScreenAudio => sfu::TrackSource::ScreenAudio,
     }
 }
 
@@ -221,6 +244,7 @@ mod tests {
             track: sfu::TrackInfo {
                 track_id: "t".into(),
                 kind: sfu::MediaKind::Video,
+                source: sfu::TrackSource::Screen,
                 stream_id: "p".into(),
             },
         };
@@ -231,6 +255,7 @@ mod tests {
                 track: TrackView {
                     track_id: "t".into(),
                     kind: Kind::Video,
+                    source: TrackSource::Screen,
                     stream_id: "p".into(),
                 },
             }

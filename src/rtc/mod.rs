@@ -21,7 +21,24 @@ use crate::state::LiveControl;
 /// REST → live rooms.
 pub struct HubControl(pub Hub);
 
+#[async_trait::async_trait]
 impl LiveControl for HubControl {
+    async fn waiting(&self, session_id: &str) -> Vec<crate::state::WaitingPerson> {
+        self.0.waiting_list(session_id).await
+    }
+
+    async fn waiting_person(&self, session_id: &str, participant_id: &str) -> Option<String> {
+        self.0.waiting_person(session_id, participant_id).await
+    }
+
+    async fn admit(&self, session_id: &str, person_id: &str) -> bool {
+        self.0.admit_person(session_id, person_id).await.is_ok()
+    }
+
+    async fn decline(&self, session_id: &str, person_id: &str) -> bool {
+        self.0.decline_person(session_id, person_id).await.is_ok()
+    }
+
     fn session_ended(&self, session_id: &str) {
         let hub = self.0.clone();
         let id = session_id.to_string();

@@ -28,6 +28,10 @@ pub struct Participant {
     pub joined_at: Option<i64>,
     /// When the participant last left, Unix ms.
     pub left_at: Option<i64>,
+    /// When a host let them in from the waiting room, Unix ms.
+    pub admitted_at: Option<i64>,
+    /// When a host declined them in the waiting room, Unix ms: they may not enter.
+    pub declined_at: Option<i64>,
 }
 
 impl Participant {
@@ -74,7 +78,7 @@ pub enum Registrant<'a> {
     Guest(&'a str),
 }
 
-const COLUMNS: &str = "id, session_id, user_id, guest_id, display_name, role, is_active, removed, registered_at, joined_at, left_at";
+const COLUMNS: &str = "id, session_id, user_id, guest_id, display_name, role, is_active, removed, registered_at, joined_at, left_at, admitted_at, declined_at";
 
 impl Store {
     /// Registers a user or guest in a session; idempotent on (session, user) and
@@ -258,4 +262,27 @@ pub async fn create_guest(
         display_name: display_name.to_string(),
         removed_at: None,
     })
+}
+
+/// Records a host's waiting-room decision on a registration of `session_id`, inside the
+/// caller's transaction: admitted people enter directly from then on, declined people
+/// are refused. False when no such registration is in that session.
+pub async fn record_waiting_decision(
+    conn: &mut AnyConnection,
+    session_id: &str,
+    id: &str,
+    admitted: bool,
+) -> Result<bool, sqlx::Error> {
+    let sql = if admitted {
+        "UPDATE session_participants SET admitted_at = $1, declined_at = NULL WHERE id = $2 AND session_id = $3"
+    } else {
+        "UPDATE session_participants SET declined_at = $1, admitted_at = NULL WHERE id = $2 AND session_id = $3"
+    };
+    let done = sqlx::query(sql)
+        .bind(now_ms())
+        .bind(id)
+        .bind(session_id)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
 }

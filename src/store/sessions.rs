@@ -32,6 +32,7 @@ pub struct VideoSession {
     /// The therapist's display name (joined in).
     pub therapist_name: String,
     restricted: i16,
+    waiting_room: i16,
 }
 
 impl VideoSession {
@@ -42,6 +43,10 @@ impl VideoSession {
     /// True for rooms of booked or group sessions: only their invitees may enter.
     pub fn restricted(&self) -> bool {
         self.restricted != 0
+    }
+    /// True when guests and clients wait until a host lets them in.
+    pub fn waiting_room(&self) -> bool {
+        self.waiting_room != 0
     }
     /// Active and not past its expiry at `now_ms`.
     pub fn is_open_at(&self, now_ms: i64) -> bool {
@@ -69,10 +74,12 @@ pub struct NewRoom<'a> {
     pub share_token: &'a str,
     /// Invitees only (booked and group sessions).
     pub restricted: bool,
+    /// Guests and clients wait until a host lets them in.
+    pub waiting_room: bool,
 }
 
 const COLUMNS: &str = "s.id, s.session_name, s.share_token, s.therapist_id, s.organization_id, s.kind, \
-     s.max_participants, s.is_active, s.created_at, s.expires_at, s.ended_at, u.display_name AS therapist_name, s.restricted";
+     s.max_participants, s.is_active, s.created_at, s.expires_at, s.ended_at, u.display_name AS therapist_name, s.restricted, s.waiting_room";
 
 impl Store {
     /// Looks a session up by id.
@@ -173,8 +180,8 @@ pub async fn insert_room(
     let id = new_id();
     sqlx::query(
         "INSERT INTO instant_sessions (id, session_name, share_token, therapist_id, organization_id, kind, \
-         max_participants, is_active, created_at, expires_at, restricted) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9, $10)",
+         max_participants, is_active, created_at, expires_at, restricted, waiting_room) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9, $10, $11)",
     )
     .bind(&id)
     .bind(new.session_name)
@@ -186,6 +193,7 @@ pub async fn insert_room(
     .bind(now_ms())
     .bind(new.expires_at)
     .bind(flag(new.restricted))
+    .bind(flag(new.waiting_room))
     .execute(conn)
     .await?;
     Ok(id)
@@ -238,4 +246,19 @@ impl Store {
                 .await?;
         Ok(row.map(|(id,)| id))
     }
+}
+
+/// Switches a session's waiting room on or off, inside the caller's transaction. False
+/// when the session does not exist.
+pub async fn set_waiting_room(
+    conn: &mut AnyConnection,
+    id: &str,
+    on: bool,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("UPDATE instant_sessions SET waiting_room = $1 WHERE id = $2")
+        .bind(flag(on))
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
 }

@@ -1794,6 +1794,7 @@ struct RecordingLive {
     pushed: Mutex<Vec<(String, Value)>>,
 }
 
+#[async_trait::async_trait]
 impl LiveControl for RecordingLive {
     fn session_ended(&self, _session_id: &str) {}
     fn participant_removed(&self, _session_id: &str, _participant_id: &str) {}

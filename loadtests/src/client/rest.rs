@@ -3,12 +3,12 @@
 //!
 //! A hand-written request over a `TcpStream` instead of an HTTP client crate: three
 //! calls against a test or LAN server do not justify another dependency tree on a
-//! two-core build machine. `http://` only; put a TLS-terminating proxy's plain side or
-//! the server's own listener in front of it.
+//! two-core build machine. [`request`] opens plain TCP (`http://`); for `https://`
+//! the caller opens the TLS stream and uses [`request_over`].
 
 use serde::Deserialize;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::ClientError;
@@ -41,14 +41,21 @@ impl HttpResponse {
     }
 }
 
-/// Splits `http://host:port[/prefix]` into the authority and a path prefix.
-fn split_base(base: &str) -> Result<(&str, &str), ClientError> {
-    let rest = base.strip_prefix("http://").ok_or_else(|| {
-        ClientError::Config(format!("only http:// URLs are supported, got {base:?}"))
-    })?;
+/// Splits `http://host:port[/prefix]` (or `https://...`) into the authority and a path
+/// prefix; the flag says whether the scheme was `https`.
+fn split_base(base: &str) -> Result<(bool, &str, &str), ClientError> {
+    let (tls, rest) = match (base.strip_prefix("http://"), base.strip_prefix("https://")) {
+        (Some(rest), _) => (false, rest),
+        (None, Some(rest)) => (true, rest),
+        (None, None) => {
+            return Err(ClientError::Config(format!(
+                "expected an http:// or https:// URL, got {base:?}"
+            )))
+        }
+    };
     Ok(match rest.find('/') {
-        Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
-        None => (rest, ""),
+        Some(i) => (tls, &rest[..i], rest[i..].trim_end_matches('/')),
+        None => (tls, rest, ""),
     })
 }
 
@@ -61,8 +68,31 @@ pub async fn request(
     bearer: Option<&str>,
     body: Option<&Value>,
 ) -> Result<HttpResponse, ClientError> {
-    let (authority, prefix) = split_base(base)?;
-    let mut stream = TcpStream::connect(authority).await?;
+    let (tls, authority, _) = split_base(base)?;
+    if tls {
+        return Err(ClientError::Config(format!(
+            "{base:?}: this client opens plain TCP only; open the TLS stream yourself and use request_over"
+        )));
+    }
+    let stream = TcpStream::connect(authority).await?;
+    request_over(stream, base, method, path, bearer, body).await
+}
+
+/// [`request`] over a connection the caller opened to `base`: a TLS stream to an
+/// `https://` server (the caller chooses which certificates to trust), or any other
+/// byte stream. `base` gives the `Host` header and the path prefix.
+pub async fn request_over<S>(
+    mut stream: S,
+    base: &str,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<&Value>,
+) -> Result<HttpResponse, ClientError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (_, authority, prefix) = split_base(base)?;
     let body = body.map(|b| b.to_string()).unwrap_or_default();
     let mut head = format!(
         "{method} {prefix}{path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nAccept: application/json\r\n"
@@ -79,6 +109,7 @@ pub async fn request(
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).await?;
     stream.write_all(body.as_bytes()).await?;
+    stream.flush().await?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await?;
     parse_response(&raw)
@@ -239,9 +270,10 @@ mod tests {
     fn splits_base() {
         assert_eq!(
             split_base("http://127.0.0.1:80").unwrap(),
-            ("127.0.0.1:80", "")
+            (false, "127.0.0.1:80", "")
         );
-        assert_eq!(split_base("http://h:1/x/").unwrap(), ("h:1", "/x"));
-        assert!(split_base("https://h").is_err());
+        assert_eq!(split_base("http://h:1/x/").unwrap(), (false, "h:1", "/x"));
+        assert_eq!(split_base("https://h:2").unwrap(), (true, "h:2", ""));
+        assert!(split_base("ftp://h").is_err());
     }
 }

@@ -89,6 +89,8 @@ pub(crate) enum Command {
     PublisherOffer {
         participant: ParticipantKey,
         sdp: String,
+        /// Declared sources of the client's tracks, by its own track id.
+        sources: Vec<(String, crate::types::TrackSource)>,
     },
     /// The client's answer to the last subscriber offer.
     SubscriberAnswer {
@@ -239,9 +241,13 @@ impl Core {
                 }
                 Ok(Reply::Done)
             }
-            Command::PublisherOffer { participant, sdp } => {
+            Command::PublisherOffer {
+                participant,
+                sdp,
+                sources,
+            } => {
                 let (room, mut ctx) = self.room_of(now, participant)?;
-                room.publisher_offer(&mut ctx, participant, sdp)
+                room.publisher_offer(&mut ctx, participant, sdp, sources)
                     .map(Reply::Answer)
             }
             Command::SubscriberAnswer { participant, sdp } => {

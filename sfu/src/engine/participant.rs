@@ -16,7 +16,7 @@ use crate::error::SfuError;
 use crate::forward::{LegMapping, LegRewriter};
 use crate::plan::OfferState;
 use crate::stats::Gauge;
-use crate::types::PcRole;
+use crate::types::{PcRole, TrackSource};
 
 /// One sendonly leg of the subscriber connection: one published track of someone else.
 #[derive(Debug)]
@@ -56,6 +56,8 @@ pub(crate) struct Participant {
     pub legs: BTreeMap<TrackKey, Leg>,
     /// Own tracks: rtc track id on the publisher connection → publication.
     pub published: HashMap<String, TrackKey>,
+    /// Sources the client declared with its last offer, by its own track id.
+    pub sources: HashMap<String, TrackSource>,
     /// `MediaFlowing` was sent.
     pub media_flowing: bool,
 }
@@ -73,6 +75,7 @@ impl Participant {
             unoffered: false,
             legs: BTreeMap::new(),
             published: HashMap::new(),
+            sources: HashMap::new(),
             media_flowing: false,
         }
     }

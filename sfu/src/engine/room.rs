@@ -18,7 +18,10 @@ use crate::error::SfuError;
 use crate::forward::{is_primary_media, unique_track_id, LegMapping};
 use crate::plan::OfferDecision;
 use crate::stats::Gauge;
-use crate::types::{IceCandidate, PcRole, SfuEvent, TrackInfo};
+use crate::types::{IceCandidate, PcRole, SfuEvent, TrackInfo, TrackSource};
+
+/// Most track sources one publisher offer may declare.
+const MAX_DECLARED_SOURCES: usize = 32;
 
 /// A room of the worker.
 pub(crate) struct Room {
@@ -127,9 +130,12 @@ impl Room {
         ctx: &mut Ctx<'_>,
         key: ParticipantKey,
         sdp: String,
+        sources: Vec<(String, TrackSource)>,
     ) -> Result<String, SfuError> {
         let p = self.participants.get_mut(&key).ok_or(SfuError::Closed)?;
         let answer = p.publisher.answer(ctx, sdp)?;
+        // Bounded: a client declares its own few tracks, not thousands.
+        p.sources = sources.into_iter().take(MAX_DECLARED_SOURCES).collect();
         let ended: Vec<TrackKey> = p
             .published
             .values()
@@ -191,9 +197,15 @@ impl Room {
         let track_id = unique_track_id(&init.track_id, &p.id, |c| {
             tracks.values().any(|t| t.info.track_id == c)
         });
+        let source = p
+            .sources
+            .get(&init.track_id)
+            .copied()
+            .unwrap_or(TrackSource::default_for(kind));
         let info = TrackInfo {
             track_id,
             kind,
+            source,
             stream_id: p.id.clone(),
         };
         let tk = self.next_track;

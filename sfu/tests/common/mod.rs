@@ -410,7 +410,7 @@ impl TestClient {
                 .expect("set local offer");
             let sdp = pc.local_description().await.unwrap().sdp;
             let answer = participant
-                .handle_publisher_offer(sdp)
+                .handle_publisher_offer(sdp, Vec::new())
                 .await
                 .expect("publisher answer");
             pc.set_remote_description(RTCSessionDescription::answer(answer).unwrap())

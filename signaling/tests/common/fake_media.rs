@@ -303,7 +303,11 @@ impl FakeParticipant {
 
 #[async_trait]
 impl MediaParticipant for FakeParticipant {
-    async fn handle_publisher_offer(&self, sdp: String) -> Result<String, MediaError> {
+    async fn handle_publisher_offer(
+        &self,
+        sdp: String,
+        _tracks: Vec<signaling::protocol::TrackSourceDecl>,
+    ) -> Result<String, MediaError> {
         self.record(Call::PublisherOffer {
             participant: self.id.clone(),
             sdp: sdp.clone(),

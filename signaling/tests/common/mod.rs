@@ -17,10 +17,17 @@ use signaling::{
 
 use fake_media::FakeMedia;
 
-/// Tokens are "<participant>@<session>"; "bad" is refused; sessions have 2 seats.
+/// Tokens are "<person>@<session>", optionally with a tag: "#host" (a therapist, a
+/// host), "#wait" (a guest who must wait until admitted), "#resume" (video access is
+/// off: only a participant of the running call may enter). "bad" is refused; sessions
+/// have 2 seats unless `seats` says otherwise.
 #[derive(Default)]
 pub struct MemoryGate {
     pub active: Mutex<HashMap<String, bool>>,
+    /// Recorded waiting-room decisions: (person, admitted, actor).
+    pub decisions: Mutex<Vec<(String, bool, String)>>,
+    /// Seats per session (default 2).
+    pub seats: Mutex<Option<u32>>,
     /// When set, each admission waits for a permit of this semaphore (to hold an
     /// admission in flight while the test does something else).
     pub hold: Mutex<Option<Arc<tokio::sync::Semaphore>>>,
@@ -33,6 +40,7 @@ impl Gatekeeper for MemoryGate {
         if let Some(hold) = hold {
             hold.acquire().await.expect("semaphore open").forget();
         }
+        let (token, tag) = token.split_once('#').unwrap_or((token, ""));
         let Some((pid, sid)) = token.split_once('@') else {
             return Err(Refusal {
                 code: "unauthorized".into(),
@@ -45,18 +53,31 @@ impl Gatekeeper for MemoryGate {
                 message: "other session".into(),
             });
         }
+        let admitted = self
+            .decisions
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(person, yes, _)| person == pid && *yes);
+        let host = tag == "host";
         Ok(Admission {
-            participant_id: pid.to_string(),
+            person_id: pid.to_string(),
             subject: pid.to_string(),
             display_name: format!("Name {pid}"),
-            role: "guest".into(),
-            is_guest: true,
+            role: if host { "therapist" } else { "guest" }.into(),
+            is_guest: !host,
+            host,
+            must_wait: tag == "wait" && !admitted,
+            therapist_name: "Dr. Test".into(),
+            resume_only: (tag == "resume")
+                .then(|| Refusal::new("therapist_disabled", "video sessions are disabled")),
             session: SessionSummary {
                 id: session_id.to_string(),
                 name: "Test".into(),
                 kind: "instant".into(),
-                max_participants: 2,
+                max_participants: self.seats.lock().unwrap().unwrap_or(2),
                 expires_at: "2099-01-01T00:00:00Z".into(),
+                waiting_room: tag == "wait",
             },
             expires_at_ms: i64::MAX / 4,
             ice_servers: vec![],
@@ -74,6 +95,24 @@ impl Gatekeeper for MemoryGate {
                 message: "bad token".into(),
             }),
         }
+    }
+    async fn probe(
+        &self,
+        token: &str,
+        session_id: &str,
+    ) -> Result<Vec<signaling::protocol::IceServerInfo>, Refusal> {
+        self.admit(token, session_id).await.map(|a| a.ice_servers)
+    }
+    async fn waiting_decision(
+        &self,
+        decision: signaling::WaitingDecision<'_>,
+    ) -> Result<(), Refusal> {
+        self.decisions.lock().unwrap().push((
+            decision.person_id.to_string(),
+            decision.admitted,
+            decision.actor_subject.to_string(),
+        ));
+        Ok(())
     }
     async fn participant_joined(&self, participant_id: &str) {
         self.active

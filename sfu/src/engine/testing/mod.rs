@@ -47,6 +47,8 @@ pub(crate) struct Sim {
     pub events: Vec<(ParticipantKey, SfuEvent)>,
     /// Datagrams the core sent to an address no client has.
     pub stray: Vec<SocketAddr>,
+    /// Track sources the next [`Sim::publisher`] declares with its offer.
+    pub sources: Vec<(String, crate::types::TrackSource)>,
     /// Loss on the way client → core.
     pub uplink_loss: Option<LossFn>,
     /// Loss on the way core → client.
@@ -90,6 +92,7 @@ impl Sim {
             clients: Vec::new(),
             events: Vec::new(),
             stray: Vec::new(),
+            sources: Vec::new(),
             uplink_loss: None,
             downlink_loss: None,
             auto_answer: true,
@@ -164,6 +167,7 @@ impl Sim {
                 Command::PublisherOffer {
                     participant: key,
                     sdp: offer.sdp,
+                    sources: self.sources.clone(),
                 },
             )
             .expect("publisher offer accepted");

@@ -202,6 +202,7 @@ fn publisher_ice_restart_by_the_client_keeps_media_flowing() {
             Command::PublisherOffer {
                 participant: A,
                 sdp: offer.sdp,
+                sources: Vec::new(),
             },
         )
         .expect("restart accepted");

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::{a_to_b, addr, gap_free, is_rtp, seqs, A, B};
 use crate::engine::testing::Sim;
 use crate::engine::Command;
-use crate::types::{MediaKind, PcRole, SfuEvent};
+use crate::types::{MediaKind, PcRole, SfuEvent, TrackSource};
 
 #[test]
 fn publisher_media_reaches_the_subscriber_with_the_announced_msid() {
@@ -32,6 +32,11 @@ fn publisher_media_reaches_the_subscriber_with_the_announced_msid() {
         assert_eq!(track.track_id, "cam");
         assert_eq!(track.stream_id, "alice");
         assert_eq!(track.kind, MediaKind::Video);
+        assert_eq!(
+            track.source,
+            TrackSource::Camera,
+            "undeclared video is a camera"
+        );
     }
 
     // B's remote track carries stream id = publisher id, track id = announced id.
@@ -302,4 +307,27 @@ fn a_dead_subscriber_does_not_hold_up_the_others() {
     );
     gap_free(&got[before..]).expect("bob lost nothing");
     assert_eq!(sim.clients[c].rtp.len(), stuck);
+}
+
+#[test]
+fn a_track_declared_as_a_screen_is_announced_as_one() {
+    let mut sim = Sim::new(false);
+    sim.join(A, "alice");
+    sim.join(B, "bob");
+    sim.subscriber(B, addr(2, 6000));
+    sim.sources = vec![("scr".into(), TrackSource::Screen)];
+    let a = sim.publisher(A, addr(1, 5000), "alice-stream", "scr");
+    assert!(sim.run_until(Duration::from_secs(5), |s| s.clients[a].connected()));
+    for _ in 0..50 {
+        sim.clients[a].send_rtp(sim.now, 1000);
+        sim.advance(Duration::from_millis(20));
+    }
+    let sources: Vec<TrackSource> = sim
+        .events_of(B)
+        .filter_map(|e| match e {
+            SfuEvent::TrackPublished { track, .. } => Some(track.source),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sources, vec![TrackSource::Screen]);
 }

@@ -123,6 +123,7 @@ fn commands_for_unknown_participants_fail_cleanly() {
     let cmd = Command::PublisherOffer {
         participant: 77,
         sdp: "v=0".into(),
+        sources: Vec::new(),
     };
     assert!(matches!(
         sim.core.handle_command(sim.now, cmd),
@@ -132,6 +133,7 @@ fn commands_for_unknown_participants_fail_cleanly() {
     let bad = Command::PublisherOffer {
         participant: A,
         sdp: "not sdp".into(),
+        sources: Vec::new(),
     };
     assert!(matches!(
         sim.core.handle_command(sim.now, bad),
@@ -186,6 +188,7 @@ fn rejoining_under_the_same_id_replaces_the_old_participant() {
     let cmd = Command::PublisherOffer {
         participant: A,
         sdp: "v=0".into(),
+        sources: Vec::new(),
     };
     assert!(
         matches!(
@@ -212,6 +215,7 @@ fn a_track_the_publisher_removes_is_unpublished() {
             Command::PublisherOffer {
                 participant: A,
                 sdp: offer.sdp,
+                sources: Vec::new(),
             },
         )
         .expect("renegotiation accepted");
