@@ -2,6 +2,8 @@
 // (no remote media, told whether the therapist is in), the therapist's page shows the
 // queue; the therapist admits (the Admit button) and both decode each other. A second
 // guest is declined (the Decline button): a clear message, no media, and it sticks.
+// Finally a third guest waits and the therapist turns the waiting room off on the
+// /therapist page (PATCH): the guest is let in.
 // With E2E_SCREENSHOTS set, saves the waiting guest and the therapist's queue (phone + desktop).
 // Env: BASE_URL, DEMO_JSON (see lib.mjs). Prints one JSON line on stdout.
 import {
@@ -26,7 +28,7 @@ async function expectNoMedia(p, what) {
 }
 
 scenario('waiting_room', async (browser) => {
-  const s = await createSession(base, token, { session_name: 'e2e waiting room' });
+  const s = await createSession(base, token, { session_name: 'e2e waiting room', kind: 'instant', max_participants: 3 });
   log('session', s.id, s.join_url, 'waiting_room', s.waiting_room);
   if (s.waiting_room !== true) throw new Error(`an instant session should have its waiting room on, view says ${JSON.stringify(s.waiting_room)}`);
   try {
@@ -90,7 +92,23 @@ scenario('waiting_room', async (browser) => {
     const thAfter = await hookState(th);
     if (thAfter.remote.length !== 1) throw new Error(`therapist should see only the admitted guest: ${JSON.stringify(thAfter.remote)}`);
     if ((await th.page.evaluate(() => window.theraroom.waiting())).length) throw new Error('queue should be empty');
-    return { waited: w1.participantId, declined: w2.participantId };
+
+    // ---- the /therapist page switches the waiting room off: a waiting guest gets in ----
+    const g3 = await newPage(browser, 'guest3');
+    await g3.page.goto(`${base}${s.join_url}?name=Third%20Guest&autojoin=1`);
+    const w3 = await waitForWaiting(g3);
+    await waitForQueued(th, w3.participantId);
+    const panel = await newPage(browser, 'therapist-page');
+    await panel.page.goto(`${base}/therapist#access_token=${encodeURIComponent(token)}`);
+    const toggle = panel.page.locator(`.session[data-id="${s.id}"] input[role="switch"]`);
+    await toggle.waitFor({ state: 'visible', timeout: 10000 });
+    if (!(await toggle.isChecked())) throw new Error('the therapist page shows the waiting room off');
+    await toggle.click();
+    await waitForJoined(g3);
+    const view = await rest(base, `/api/sessions/${encodeURIComponent(s.id)}`, { token });
+    if (view.waiting_room !== false) throw new Error(`after switching off, the session says waiting_room=${view.waiting_room}`);
+    log('switching the waiting room off on /therapist let the waiting guest in');
+    return { waited: w1.participantId, declined: w2.participantId, let_in_by_switch: w3.participantId };
   } finally {
     await rest(base, `/api/sessions/${encodeURIComponent(s.id)}/end`, { method: 'POST', token }).catch(() => {});
   }
