@@ -57,6 +57,13 @@ export class ChatPanel {
       el('p', { class: 'note chat-note', text: 'Messages are not saved. They reach only the people here now.' }),
       this.empty, this.list, this.toRow, form, this.error);
     container.setAttribute('aria-labelledby', 'chat-title');
+    container.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Escape' && this.isOpen && document.body.classList.contains('in-call')) {
+        this.setOpen(false);
+        const btn = document.getElementById('chat-btn');
+        if (btn) btn.focus();
+      }
+    });
   }
 
   /**
@@ -137,9 +144,11 @@ export class ChatPanel {
     return entry;
   }
 
-  setOpen(open) {
+  /** Open or close the panel; `focus` puts the cursor in the text box (opened by the person). */
+  setOpen(open, { focus = false } = {}) {
     this.isOpen = open;
     this.root.classList.toggle('open', open);
+    if (open && focus) this.input.focus();
     if (open) {
       this.unread = 0;
       this.o.onUnread(0);

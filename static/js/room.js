@@ -314,7 +314,7 @@ export class Room {
       if (me) me.setMuted('video', this.camOff);
     });
     ui.on('leave', () => this.sig.leave());
-    ui.on('chat', () => this.chat.setOpen(!this.chat.isOpen));
+    ui.on('chat', () => this.chat.setOpen(!this.chat.isOpen, { focus: true }));
     ui.on('settings', () => this.settings.open());
     $('waiting-leave').addEventListener('click', () => this.sig.leave());
     ui.setControls(this);
