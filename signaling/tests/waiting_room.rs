@@ -371,3 +371,23 @@ async fn a_probe_gets_a_throw_away_connection_seen_by_no_room() {
     assert_eq!(send(&mut bad, text).await, Flow::Stop);
     expect_fatal(&mut bad_rx, "forbidden", 4403).await;
 }
+
+#[tokio::test]
+async fn ending_the_session_tells_the_waiting_room_too() {
+    let (hub, _gate, _media) = hub_with_media(config());
+    let (_guest, mut guest_rx, first) = connect_and_join(&hub, &join("e1", "g@e1#wait")).await;
+    assert!(matches!(first, ServerMessage::Waiting { .. }));
+    hub.end_session("e1", "ended_by_therapist").await;
+    assert!(matches!(
+        next_message_or_close(&mut guest_rx).await,
+        Some(ServerMessage::SessionEnded { .. })
+    ));
+    assert_eq!(hub.room_count(), 0);
+}
+
+async fn next_message_or_close(rx: &mut OutboundQueue) -> Option<ServerMessage> {
+    match common::next(rx).await {
+        signaling::Outbound::Message(m) => Some(m),
+        signaling::Outbound::Close { .. } => None,
+    }
+}
