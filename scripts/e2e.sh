@@ -65,7 +65,9 @@ curl "${curl_args[@]}" "$base/readyz" >/dev/null || { cat "$data/server.log" >&2
 
 demo_json=$("$bin" --data-dir "$data" demo --json)
 status=0
-BASE_URL="$base" DEMO_JSON="$demo_json" sh e2e/run.sh "$@" || status=$?
+# The data dir (server log, SQLite file) lets scenarios check what the server kept (e.g.
+# that chat text is in neither the log nor the database).
+BASE_URL="$base" DEMO_JSON="$demo_json" THERAROOM_E2E_DATA_DIR="$data" sh e2e/run.sh "$@" || status=$?
 # What the server saw and spent (for the closing notes; not asserted).
 curl "${curl_args[@]}" "$base/metrics" 2>/dev/null | grep -E '^(sfu_|theraroom_)' | grep -v '_bucket' >&2 || true
 if [ -r "/proc/$server/stat" ]; then

@@ -28,15 +28,12 @@ mod rtc_common;
 
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
+use rtc_common::ws::{expect_closed, expect_type, join, next_message, Ws};
 use rtc_common::{eventually_async, init_tracing, Server, SERIAL};
-use serde_json::{json, Value};
+use serde_json::json;
 use signaling::HubConfig;
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Measured join/leave cycles (after the warm-up).
 const CYCLES: usize = 1000;
@@ -53,7 +50,6 @@ const GRACE: Duration = Duration::from_millis(200);
 /// Upper bound of the whole test.
 const TEST_LIMIT: Duration = Duration::from_secs(600);
 /// Upper bound of one protocol step (a reply, a close).
-const STEP_LIMIT: Duration = Duration::from_secs(15);
 /// How long the server may take to settle after the cycles (graces, closes).
 const SETTLE_LIMIT: Duration = Duration::from_secs(20);
 /// Alive tokio tasks allowed above the baseline (runtime and pool housekeeping).
@@ -119,73 +115,6 @@ fn alive_tasks() -> usize {
     tokio::runtime::Handle::current()
         .metrics()
         .num_alive_tasks()
-}
-
-/// Reads the next protocol message; None once the socket is closed.
-async fn next_message(ws: &mut Ws) -> Option<Value> {
-    loop {
-        match ws.next().await? {
-            Ok(Message::Text(text)) => {
-                return Some(serde_json::from_str(text.as_str()).expect("server sends JSON"))
-            }
-            Ok(Message::Close(_)) | Err(_) => return None,
-            Ok(_) => continue,
-        }
-    }
-}
-
-/// Waits for the first message of type `kind`, skipping the others (offers,
-/// candidates, presence events). Panics on a fatal error, a close or a timeout.
-async fn expect_type(ws: &mut Ws, kind: &str, what: &str) -> Value {
-    let found = tokio::time::timeout(STEP_LIMIT, async {
-        while let Some(m) = next_message(ws).await {
-            if m["type"] == kind {
-                return Ok(m);
-            }
-            if m["type"] == "error" && m["fatal"] == true {
-                return Err(format!("fatal error instead of {kind}: {m}"));
-            }
-        }
-        Err(format!("socket closed before {kind}"))
-    })
-    .await;
-    match found {
-        Ok(Ok(m)) => m,
-        Ok(Err(e)) => panic!("{what}: {e}"),
-        Err(_) => panic!("{what}: no {kind} within {STEP_LIMIT:?}"),
-    }
-}
-
-/// Reads until the server closes the socket (answering its closing frame).
-async fn expect_closed(mut ws: Ws, what: &str) {
-    let closed = tokio::time::timeout(STEP_LIMIT, async {
-        while next_message(&mut ws).await.is_some() {}
-    })
-    .await;
-    assert!(
-        closed.is_ok(),
-        "{what}: the server did not close the socket"
-    );
-}
-
-/// Opens a socket and joins; returns it with the `joined` message.
-async fn join(server: &Server, session_id: &str, token: &str, what: &str) -> (Ws, Value) {
-    let connected = tokio::time::timeout(
-        STEP_LIMIT,
-        tokio_tungstenite::connect_async(server.ws.as_str()),
-    )
-    .await;
-    let mut ws = match connected {
-        Ok(Ok((ws, _))) => ws,
-        Ok(Err(e)) => panic!("{what}: connect: {e}"),
-        Err(_) => panic!("{what}: connect timed out"),
-    };
-    let join = json!({"type": "join", "protocol": 1, "session_id": session_id, "token": token});
-    ws.send(Message::Text(join.to_string().into()))
-        .await
-        .unwrap_or_else(|e| panic!("{what}: send join: {e}"));
-    let joined = expect_type(&mut ws, "joined", what).await;
-    (ws, joined)
 }
 
 /// Sends `leave`, expects `left` and the close.

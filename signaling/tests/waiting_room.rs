@@ -331,3 +331,63 @@ async fn chat_text_is_bounded_and_rate_limited() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_probe_gets_a_throw_away_connection_seen_by_no_room() {
+    let (hub, gate, media) = hub_with_media(config());
+    let (mut probe, mut probe_rx) = hub.connect(None);
+    let text = r#"{"type":"probe","protocol":1,"session_id":"p1","token":"g@p1"}"#;
+    assert_eq!(send(&mut probe, text).await, Flow::Continue);
+    assert!(matches!(
+        next_message(&mut probe_rx).await,
+        ServerMessage::ProbeReady { .. }
+    ));
+    assert!(
+        !probe.awaits_join(),
+        "a probe is exempt from the join deadline"
+    );
+    send(
+        &mut probe,
+        r#"{"type":"offer","pc":"publisher","sdp":"v=0"}"#,
+    )
+    .await;
+    assert!(matches!(
+        next_message(&mut probe_rx).await,
+        ServerMessage::Answer { .. }
+    ));
+    send(&mut probe, r#"{"type":"mute","kind":"audio","muted":true}"#).await;
+    expect_error(next_message(&mut probe_rx).await, "bad_message");
+    assert_eq!(hub.room_count(), 0, "no hub room for a probe");
+    assert!(gate.active.lock().unwrap().is_empty(), "no participant row");
+    assert_eq!(media.open_rooms().len(), 1);
+    probe.disconnected().await;
+    assert!(
+        media.open_rooms().is_empty(),
+        "the probe's media is released"
+    );
+    // A refused token is refused like a join.
+    let (mut bad, mut bad_rx) = hub.connect(None);
+    let text = r#"{"type":"probe","protocol":1,"session_id":"p1","token":"g@other"}"#;
+    assert_eq!(send(&mut bad, text).await, Flow::Stop);
+    expect_fatal(&mut bad_rx, "forbidden", 4403).await;
+}
+
+#[tokio::test]
+async fn ending_the_session_tells_the_waiting_room_too() {
+    let (hub, _gate, _media) = hub_with_media(config());
+    let (_guest, mut guest_rx, first) = connect_and_join(&hub, &join("e1", "g@e1#wait")).await;
+    assert!(matches!(first, ServerMessage::Waiting { .. }));
+    hub.end_session("e1", "ended_by_therapist").await;
+    assert!(matches!(
+        next_message_or_close(&mut guest_rx).await,
+        Some(ServerMessage::SessionEnded { .. })
+    ));
+    assert_eq!(hub.room_count(), 0);
+}
+
+async fn next_message_or_close(rx: &mut OutboundQueue) -> Option<ServerMessage> {
+    match common::next(rx).await {
+        signaling::Outbound::Message(m) => Some(m),
+        signaling::Outbound::Close { .. } => None,
+    }
+}

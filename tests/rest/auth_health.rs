@@ -9,7 +9,7 @@ use hmac::{Hmac, Mac};
 use std::collections::BTreeSet;
 
 /// Every route of the REST API: (method, OpenAPI path).
-const ROUTES: [(&str, &str); 55] = [
+const ROUTES: [(&str, &str); 59] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/api/organizations/{id}/video-settings"),
@@ -35,6 +35,13 @@ const ROUTES: [(&str, &str); 55] = [
     ("post", "/api/sessions"),
     ("get", "/api/sessions"),
     ("get", "/api/sessions/{id}"),
+    ("patch", "/api/sessions/{id}"),
+    ("get", "/api/sessions/{id}/waiting"),
+    ("post", "/api/sessions/{id}/waiting/{participant_id}/admit"),
+    (
+        "post",
+        "/api/sessions/{id}/waiting/{participant_id}/decline",
+    ),
     ("post", "/api/sessions/{id}/end"),
     ("post", "/api/sessions/{id}/participants"),
     ("get", "/api/sessions/{id}/participants"),
@@ -87,7 +94,7 @@ const ROUTES: [(&str, &str); 55] = [
 ];
 
 /// The 17 documented paths.
-const DOC_PATHS: [&str; 46] = [
+const DOC_PATHS: [&str; 49] = [
     "/healthz",
     "/readyz",
     "/api/organizations/{id}/video-settings",
@@ -99,6 +106,9 @@ const DOC_PATHS: [&str; 46] = [
     "/api/organizations/{id}/therapists/{therapist_id}/blog-permission/revoke",
     "/api/sessions",
     "/api/sessions/{id}",
+    "/api/sessions/{id}/waiting",
+    "/api/sessions/{id}/waiting/{participant_id}/admit",
+    "/api/sessions/{id}/waiting/{participant_id}/decline",
     "/api/sessions/{id}/end",
     "/api/sessions/{id}/participants",
     "/api/sessions/{id}/participants/{participant_id}",

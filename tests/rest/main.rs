@@ -22,6 +22,7 @@ mod scheduling;
 mod sessions;
 mod tokens;
 mod video_access;
+mod waiting;
 
 pub use common::{OrgFx, Person, TestApp};
 pub use serde_json::{json, Value};

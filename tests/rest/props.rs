@@ -68,6 +68,8 @@ const SESSIONS_CODES: &[&str] = &[
     "invalid_max_participants",
     "invalid_session_name",
     "session_already_ended",
+    "session_ended",
+    "session_not_found",
 ];
 const JOIN_CODES: &[&str] = &["guests_not_allowed", "invalid_name"];
 const VIDEO_SETTINGS_CODES: &[&str] = &["invalid_therapist_ids"];
@@ -174,6 +176,7 @@ const SCHEDULE_SESSIONS_CODES: &[&str] = &[
 /// OpenAPI document.
 const ROUTE_CODES: &[(&str, &[&str])] = &[
     ("POST /api/sessions", SESSIONS_CODES),
+    ("PATCH /api/sessions/{id}", SESSIONS_CODES),
     ("POST /api/join/{share_token}/guest", JOIN_CODES),
     (
         "PUT /api/organizations/{id}/video-settings",

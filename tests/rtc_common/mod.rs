@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod ws;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -207,14 +207,19 @@ pub struct CreatedSession {
     pub max_participants: u32,
 }
 
-/// Starts a session as the therapist owning `therapist_token`.
+/// Starts a session as the therapist owning `therapist_token`, without a waiting room:
+/// simulated participants (and the media tests built on them) enter at once.
 pub async fn create_session(
     base: &str,
     therapist_token: &str,
     name: &str,
     max_participants: u32,
 ) -> Result<CreatedSession, ClientError> {
-    let body = serde_json::json!({ "session_name": name, "max_participants": max_participants });
+    let body = serde_json::json!({
+        "session_name": name,
+        "max_participants": max_participants,
+        "waiting_room": false,
+    });
     let resp = request(
         base,
         "POST",
