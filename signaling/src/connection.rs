@@ -7,27 +7,18 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tracing::Instrument;
-
-use crate::entry::{joined_message, Entry};
 use crate::gatekeeper::Admission;
 use crate::hub::{Hub, RoomState};
 use crate::media::{MediaError, MediaParticipant};
-use crate::names::check_name;
 use crate::outbox::{OutboundQueue, Outbox};
 use crate::protocol::{
     parse_client_message, ClientMessage, ParseError, PcName, ServerMessage, MAX_MESSAGE_BYTES,
-    PROTOCOL_VERSION,
 };
-use crate::relay::relay_media_events;
 use crate::throttle::{LogThrottle, MessageLimiter, Verdict};
 
 /// Process-wide log throttles: a flood logs a handful of lines, with counts.
 static NEGOTIATION_LOG: LogThrottle = LogThrottle::new(Duration::from_secs(1));
 static RATE_LOG: LogThrottle = LogThrottle::new(Duration::from_secs(1));
-
-/// Longest `join.display_name`, in characters (the REST limit for guest names).
-const MAX_DISPLAY_NAME: usize = 80;
 
 /// Whether the transport should keep reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,9 +45,6 @@ pub(crate) struct Waiting {
     pub(crate) admission: Admission,
 }
 
-/// Longest `join.instance`.
-const MAX_INSTANCE: usize = 64;
-
 /// One client connection.
 pub struct Connection {
     pub(crate) hub: Hub,
@@ -71,9 +59,9 @@ pub struct Connection {
     /// Chat message budget.
     pub(crate) chat_limiter: crate::chat::ChatLimiter,
     /// Token subject once authenticated (join or listen), for notifications.
-    subject: Option<String>,
+    pub(crate) subject: Option<String>,
     /// Id of the token authenticated with, for revocation.
-    token_id: Option<String>,
+    pub(crate) token_id: Option<String>,
     pub(crate) stopped: bool,
     /// Incoming message budget.
     limiter: MessageLimiter,
@@ -350,184 +338,6 @@ impl Connection {
         Flow::Stop
     }
 
-    async fn listen(&mut self, protocol: u32, token: Option<String>) -> Flow {
-        if protocol != PROTOCOL_VERSION {
-            return self.fatal(
-                "protocol_version",
-                format!("this server speaks protocol {PROTOCOL_VERSION}"),
-            );
-        }
-        let Some(token) = token.or_else(|| self.header_token.clone()) else {
-            return self.fatal("unauthorized", "a token is required");
-        };
-        match self.hub.inner.gate.authenticate(&token).await {
-            Ok(authenticated) => {
-                let subject = authenticated.subject;
-                self.register_subject(&subject);
-                self.register_token(authenticated.token_id);
-                self.outbox.send(ServerMessage::Listening { subject });
-                Flow::Continue
-            }
-            Err(refusal) => self.fatal(&refusal.code, refusal.message),
-        }
-    }
-
-    pub(crate) fn register_token(&mut self, token_id: Option<String>) {
-        if let Some(previous) = std::mem::replace(&mut self.token_id, token_id) {
-            self.hub.remove_token_connection(&previous, self.id);
-        }
-        if let Some(token_id) = &self.token_id {
-            self.hub
-                .add_token_connection(token_id, self.id, &self.outbox);
-        }
-    }
-
-    pub(crate) fn register_subject(&mut self, subject: &str) {
-        if let Some(previous) = self.subject.replace(subject.to_string()) {
-            self.hub.remove_listener(&previous, self.id);
-        }
-        self.hub.add_listener(subject, self.id, &self.outbox);
-    }
-
-    async fn join(
-        &mut self,
-        protocol: u32,
-        session_id: &str,
-        token: Option<String>,
-        display_name: Option<String>,
-        instance: Option<String>,
-    ) -> Flow {
-        if self.joined.is_some() || self.waiting.is_some() || self.probe.is_some() {
-            self.outbox.send(ServerMessage::error(
-                "already_joined",
-                "this connection already joined",
-                false,
-            ));
-            return Flow::Continue;
-        }
-        if protocol != PROTOCOL_VERSION {
-            return self.fatal(
-                "protocol_version",
-                format!("this server speaks protocol {PROTOCOL_VERSION}"),
-            );
-        }
-        let Some(token) = token.or_else(|| self.header_token.clone()) else {
-            return self.fatal("unauthorized", "a token is required");
-        };
-        // The same rule as names entered over REST; refused before any lookup.
-        let display_name = match display_name
-            .as_deref()
-            .map(|n| check_name(n, MAX_DISPLAY_NAME))
-        {
-            None => None,
-            Some(Ok(name)) => Some(name.to_string()),
-            Some(Err(err)) => return self.fatal("invalid_name", err.message("display_name")),
-        };
-        if let Some(instance) = &instance {
-            if !valid_instance(instance) {
-                return self.fatal(
-                    "bad_message",
-                    "instance must be 1-64 characters of A-Z, a-z, 0-9, _ and -",
-                );
-            }
-        }
-        let started = Instant::now();
-        let mut admission = match self.hub.inner.gate.admit(&token, session_id).await {
-            Ok(a) => a,
-            Err(refusal) => return self.fatal(&refusal.code, refusal.message),
-        };
-        if let Some(name) = display_name {
-            if !admission.is_guest {
-                admission.display_name = name;
-            }
-        }
-        let pid = crate::entry::participant_id(&admission.person_id, instance.as_deref());
-        let span = tracing::info_span!("participant", room_id = %session_id, participant_id = %pid);
-        match self
-            .enter_room(admission, pid, started)
-            .instrument(span)
-            .await
-        {
-            Ok(()) => Flow::Continue,
-            Err(refusal) => self.fatal(&refusal.code, refusal.message),
-        }
-    }
-
-    async fn enter_room(
-        &mut self,
-        admission: Admission,
-        pid: String,
-        started: Instant,
-    ) -> Result<(), crate::gatekeeper::Refusal> {
-        let hub = self.hub.clone();
-        let entry = hub.enter(&admission, &pid, self.id, &self.outbox).await?;
-        self.register_subject(&admission.subject);
-        self.register_token(admission.token_id.clone());
-        let entered = match entry {
-            Entry::Waiting(room) => {
-                tracing::info!("participant waits in the waiting room");
-                self.waiting = Some(Waiting {
-                    room,
-                    participant_id: pid,
-                    admission,
-                });
-                return Ok(());
-            }
-            Entry::Seated(entered) => entered,
-        };
-        hub.inner
-            .gate
-            .participant_joined(&admission.person_id)
-            .await;
-        self.outbox.send(joined_message(
-            &admission,
-            &pid,
-            entered.resumed,
-            entered.participants,
-        ));
-        if let Some(waiting) = entered.queue {
-            self.outbox.send(ServerMessage::WaitingRoom { waiting });
-        }
-        tokio::spawn(
-            relay_media_events(entered.events, self.outbox.clone(), pid.clone(), started)
-                .instrument(tracing::Span::current()),
-        );
-        tracing::info!(resumed = entered.resumed, "participant joined");
-        self.joined = Some(Joined {
-            room: entered.room,
-            participant_id: pid,
-            media: entered.media,
-            admission,
-        });
-        Ok(())
-    }
-
-    /// A waiting connection whose host let it in has a seat with media by now: from
-    /// here on it is a joined connection.
-    pub(crate) async fn promote_if_admitted(&mut self) {
-        let Some(waiting) = &self.waiting else {
-            return;
-        };
-        let media = {
-            let members = waiting.room.members.lock().await;
-            members
-                .by_id
-                .get(&waiting.participant_id)
-                .filter(|m| m.connection_id == self.id)
-                .and_then(|m| m.media.clone())
-        };
-        if let Some(media) = media {
-            if let Some(waiting) = self.waiting.take() {
-                self.joined = Some(Joined {
-                    room: waiting.room,
-                    participant_id: waiting.participant_id,
-                    media,
-                    admission: waiting.admission,
-                });
-            }
-        }
-    }
-
     /// Called once the socket is gone. A joined participant whose socket dropped
     /// (without `leave`) keeps its place for the grace period.
     pub async fn disconnected(mut self) {
@@ -552,13 +362,4 @@ impl Connection {
                 .await;
         }
     }
-}
-
-/// A `join.instance` is 1..=64 characters of `A-Z a-z 0-9 _ -`.
-fn valid_instance(instance: &str) -> bool {
-    !instance.is_empty()
-        && instance.len() <= MAX_INSTANCE
-        && instance
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }

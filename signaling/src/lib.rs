@@ -14,11 +14,13 @@
 mod caps;
 mod chat;
 mod connection;
+mod departure;
 mod ending;
 mod entry;
 mod gatekeeper;
 mod host;
 mod hub;
+mod joining;
 mod media;
 mod mute;
 pub mod names;
