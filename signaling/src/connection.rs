@@ -1,4 +1,5 @@
-//! One client connection: the state machine `awaiting join → joined → closed`.
+//! One client connection: the state machine `awaiting join → (waiting room →) joined →
+//! closed`, or a short-lived connectivity probe.
 //!
 //! The transport calls [`Connection::handle_text`] for every text frame, in order,
 //! and [`Connection::disconnected`] when the socket is gone. Replies and events go
