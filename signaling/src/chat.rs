@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::connection::Connection;
-use crate::hub::{now_ms, rfc3339, RoomState};
+use crate::hub::{now_ms, rfc3339, Members, RoomState};
 use crate::protocol::ServerMessage;
 use crate::throttle::TokenBucket;
 
@@ -95,25 +95,9 @@ impl Connection {
                 _ => None,
             },
         };
-        let Some(audience) = audience else {
-            self.outbox.send(ServerMessage::error(
-                "participant_not_found",
-                "nobody of that id can receive your message",
-                false,
-            ));
-            return;
-        };
-        let message = |private| ServerMessage::Chat {
-            from: from.to_string(),
-            from_name: sender.view.display_name.clone(),
-            text: text.to_string(),
-            private,
-            sent_at: rfc3339(now_ms()),
-        };
         match audience {
-            Audience::Room => members.broadcast(from, &message(false)),
-            Audience::One(outbox) => outbox.send(message(true)),
-            Audience::Hosts => {}
+            Some(audience) => relay(&members, from, &sender.view.display_name, text, audience),
+            None => self.no_recipient("nobody of that id can receive your message"),
         }
     }
 
@@ -133,32 +117,48 @@ impl Connection {
             return;
         };
         let audience = match to {
-            None => Audience::Hosts,
-            Some(to) => match members.by_id.get(to).filter(|m| m.host) {
-                Some(host) => Audience::One(host.outbox.clone()),
-                None => {
-                    self.outbox.send(ServerMessage::error(
-                        "participant_not_found",
-                        "in the waiting room you can write to the therapist only",
-                        false,
-                    ));
-                    return;
-                }
-            },
-        };
-        let message = ServerMessage::Chat {
-            from: from.to_string(),
-            from_name: sender.admission.display_name.clone(),
-            text: text.to_string(),
-            private: true,
-            sent_at: rfc3339(now_ms()),
+            None => Some(Audience::Hosts),
+            Some(to) => members
+                .by_id
+                .get(to)
+                .filter(|m| m.host)
+                .map(|host| Audience::One(host.outbox.clone())),
         };
         match audience {
-            Audience::One(outbox) => outbox.send(message),
-            Audience::Hosts | Audience::Room => {
-                for host in members.by_id.values().filter(|m| m.host) {
-                    host.outbox.send(message.clone());
-                }
+            Some(audience) => relay(
+                &members,
+                from,
+                &sender.admission.display_name,
+                text,
+                audience,
+            ),
+            None => self.no_recipient("in the waiting room you can write to the therapist only"),
+        }
+    }
+
+    /// Tells the sender its message has no recipient (`participant_not_found`).
+    fn no_recipient(&self, why: &str) {
+        self.outbox
+            .send(ServerMessage::error("participant_not_found", why, false));
+    }
+}
+
+/// Sends one chat message to its audience. Only a message to the whole room is not
+/// private.
+fn relay(members: &Members, from: &str, from_name: &str, text: &str, audience: Audience) {
+    let message = ServerMessage::Chat {
+        from: from.to_string(),
+        from_name: from_name.to_string(),
+        text: text.to_string(),
+        private: !matches!(audience, Audience::Room),
+        sent_at: rfc3339(now_ms()),
+    };
+    match audience {
+        Audience::Room => members.broadcast(from, &message),
+        Audience::One(outbox) => outbox.send(message),
+        Audience::Hosts => {
+            for host in members.by_id.values().filter(|m| m.host) {
+                host.outbox.send(message.clone());
             }
         }
     }

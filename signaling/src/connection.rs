@@ -306,13 +306,7 @@ impl Connection {
                 self.chat_in_room(&room, &participant_id, &text, to.as_deref())
                     .await
             }
-            ClientMessage::Join { .. } | ClientMessage::Probe { .. } => {
-                self.outbox.send(ServerMessage::error(
-                    "already_joined",
-                    "this connection already joined",
-                    false,
-                ));
-            }
+            ClientMessage::Join { .. } | ClientMessage::Probe { .. } => self.already_joined(),
             ClientMessage::Ping { .. } | ClientMessage::Listen { .. } => {
                 // Answered before a connection's state is looked at.
             }

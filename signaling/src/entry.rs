@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use tracing::Instrument;
+
 use crate::gatekeeper::{Admission, Refusal};
 use crate::hub::{Hub, Member, Members, RoomState};
 use crate::media::{MediaEvents, MediaParticipant, NewParticipant};
@@ -12,6 +14,7 @@ use crate::outbox::Outbox;
 use crate::protocol::{
     ConnectionStatus, ParticipantView, ServerMessage, WaitingView, PROTOCOL_VERSION,
 };
+use crate::relay::relay_media_events;
 
 /// A participant that entered its room.
 pub(crate) struct Entered {
@@ -67,7 +70,60 @@ pub(crate) fn joined_message(
     }
 }
 
+/// Everything a seated participant's client is told when it gets in.
+pub(crate) struct Welcome<'a> {
+    /// Who got in.
+    pub(crate) admission: &'a Admission,
+    /// As which participant.
+    pub(crate) participant_id: &'a str,
+    /// Their connection.
+    pub(crate) outbox: &'a Outbox,
+    /// Whether they took back a seat they had.
+    pub(crate) resumed: bool,
+    /// Everyone else, for `joined`.
+    pub(crate) participants: Vec<ParticipantView>,
+    /// For a host: the waiting queue, sent right after `joined`.
+    pub(crate) queue: Option<Vec<WaitingView>>,
+    /// Their media events, relayed to the client from now on.
+    pub(crate) events: Box<dyn MediaEvents>,
+    /// When their join began (join latency metrics).
+    pub(crate) started: std::time::Instant,
+}
+
 impl Hub {
+    /// Completes an entry, from a join or from the waiting room: the row becomes
+    /// active, the client gets `joined` (and a host the queue), and its media events
+    /// start flowing to it (in the current span).
+    pub(crate) async fn welcome(&self, welcome: Welcome<'_>) {
+        let Welcome {
+            admission,
+            participant_id,
+            outbox,
+            resumed,
+            participants,
+            queue,
+            events,
+            started,
+        } = welcome;
+        self.inner
+            .gate
+            .participant_joined(&admission.person_id)
+            .await;
+        outbox.send(joined_message(
+            admission,
+            participant_id,
+            resumed,
+            participants,
+        ));
+        if let Some(waiting) = queue {
+            outbox.send(ServerMessage::WaitingRoom { waiting });
+        }
+        tokio::spawn(
+            relay_media_events(events, outbox.clone(), participant_id.to_string(), started)
+                .instrument(tracing::Span::current()),
+        );
+    }
+
     /// Seats the admitted participant in its session's room (a new seat, or its old one
     /// taken over from a previous connection) and creates its media — or, when the
     /// session's rules make it wait, puts it in the waiting room.

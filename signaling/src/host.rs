@@ -29,11 +29,7 @@ impl Connection {
                 Flow::Continue
             }
             ClientMessage::Join { .. } | ClientMessage::Probe { .. } => {
-                self.outbox.send(ServerMessage::error(
-                    "already_joined",
-                    "this connection already joined",
-                    false,
-                ));
+                self.already_joined();
                 Flow::Continue
             }
             _ => {
@@ -66,17 +62,7 @@ impl Connection {
         let Some(joined) = self.host_room() else {
             return;
         };
-        let people: Vec<String> = {
-            let members = joined.members.lock().await;
-            let mut people: Vec<String> = members
-                .waiting
-                .values()
-                .map(|w| w.person_id.clone())
-                .collect();
-            people.sort();
-            people.dedup();
-            people
-        };
+        let people = joined.members.lock().await.waiting_people();
         for person in people {
             if self.record_decision(&person, true).await {
                 let _ = self.hub.admit_person(&joined.id, &person).await;

@@ -7,11 +7,10 @@ use std::time::Instant;
 use tracing::Instrument;
 
 use crate::connection::{Connection, Flow, Joined, Waiting};
-use crate::entry::{joined_message, Entry};
+use crate::entry::{Entry, Welcome};
 use crate::gatekeeper::{Admission, Refusal};
 use crate::names::check_name;
 use crate::protocol::{ServerMessage, PROTOCOL_VERSION};
-use crate::relay::relay_media_events;
 
 /// Longest `join.display_name`, in characters (the REST limit for guest names).
 const MAX_DISPLAY_NAME: usize = 80;
@@ -20,15 +19,39 @@ const MAX_DISPLAY_NAME: usize = 80;
 const MAX_INSTANCE: usize = 64;
 
 impl Connection {
-    pub(crate) async fn listen(&mut self, protocol: u32, token: Option<String>) -> Flow {
+    /// The checks every opening message (`listen`, `join`, `probe`) starts with: the
+    /// protocol version, and a token in the message or on the upgrade request. `Err`
+    /// is the fatal refusal already queued.
+    pub(crate) fn opening_token(
+        &mut self,
+        protocol: u32,
+        token: Option<String>,
+    ) -> Result<String, Flow> {
         if protocol != PROTOCOL_VERSION {
-            return self.fatal(
+            return Err(self.fatal(
                 "protocol_version",
                 format!("this server speaks protocol {PROTOCOL_VERSION}"),
-            );
+            ));
         }
-        let Some(token) = token.or_else(|| self.header_token.clone()) else {
-            return self.fatal("unauthorized", "a token is required");
+        match token.or_else(|| self.header_token.clone()) {
+            Some(token) => Ok(token),
+            None => Err(self.fatal("unauthorized", "a token is required")),
+        }
+    }
+
+    /// Tells the client this connection is already in (non-fatal `already_joined`).
+    pub(crate) fn already_joined(&self) {
+        self.outbox.send(ServerMessage::error(
+            "already_joined",
+            "this connection already joined",
+            false,
+        ));
+    }
+
+    pub(crate) async fn listen(&mut self, protocol: u32, token: Option<String>) -> Flow {
+        let token = match self.opening_token(protocol, token) {
+            Ok(token) => token,
+            Err(flow) => return flow,
         };
         match self.hub.inner.gate.authenticate(&token).await {
             Ok(authenticated) => {
@@ -68,21 +91,12 @@ impl Connection {
         instance: Option<String>,
     ) -> Flow {
         if self.joined.is_some() || self.waiting.is_some() || self.probe.is_some() {
-            self.outbox.send(ServerMessage::error(
-                "already_joined",
-                "this connection already joined",
-                false,
-            ));
+            self.already_joined();
             return Flow::Continue;
         }
-        if protocol != PROTOCOL_VERSION {
-            return self.fatal(
-                "protocol_version",
-                format!("this server speaks protocol {PROTOCOL_VERSION}"),
-            );
-        }
-        let Some(token) = token.or_else(|| self.header_token.clone()) else {
-            return self.fatal("unauthorized", "a token is required");
+        let token = match self.opening_token(protocol, token) {
+            Ok(token) => token,
+            Err(flow) => return flow,
         };
         // The same rule as names entered over REST; refused before any lookup.
         let display_name = match display_name
@@ -145,23 +159,17 @@ impl Connection {
             }
             Entry::Seated(entered) => entered,
         };
-        hub.inner
-            .gate
-            .participant_joined(&admission.person_id)
-            .await;
-        self.outbox.send(joined_message(
-            &admission,
-            &pid,
-            entered.resumed,
-            entered.participants,
-        ));
-        if let Some(waiting) = entered.queue {
-            self.outbox.send(ServerMessage::WaitingRoom { waiting });
-        }
-        tokio::spawn(
-            relay_media_events(entered.events, self.outbox.clone(), pid.clone(), started)
-                .instrument(tracing::Span::current()),
-        );
+        hub.welcome(Welcome {
+            admission: &admission,
+            participant_id: &pid,
+            outbox: &self.outbox,
+            resumed: entered.resumed,
+            participants: entered.participants,
+            queue: entered.queue,
+            events: entered.events,
+            started,
+        })
+        .await;
         tracing::info!(resumed = entered.resumed, "participant joined");
         self.joined = Some(Joined {
             room: entered.room,

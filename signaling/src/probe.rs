@@ -10,7 +10,7 @@ use tracing::Instrument;
 
 use crate::connection::{Connection, Flow};
 use crate::media::{MediaParticipant, MediaRoom, NewParticipant};
-use crate::protocol::{ClientMessage, PcName, ServerMessage, PROTOCOL_VERSION};
+use crate::protocol::{ClientMessage, PcName, ServerMessage};
 use crate::relay::relay_media_events;
 
 /// How long a probe connection lives.
@@ -40,21 +40,12 @@ impl Connection {
         token: Option<String>,
     ) -> Flow {
         if !self.awaits_join() {
-            self.outbox.send(ServerMessage::error(
-                "already_joined",
-                "this connection already joined",
-                false,
-            ));
+            self.already_joined();
             return Flow::Continue;
         }
-        if protocol != PROTOCOL_VERSION {
-            return self.fatal(
-                "protocol_version",
-                format!("this server speaks protocol {PROTOCOL_VERSION}"),
-            );
-        }
-        let Some(token) = token.or_else(|| self.header_token.clone()) else {
-            return self.fatal("unauthorized", "a token is required");
+        let token = match self.opening_token(protocol, token) {
+            Ok(token) => token,
+            Err(flow) => return flow,
         };
         let ice_servers = match self.hub.inner.gate.probe(&token, session_id).await {
             Ok(servers) => servers,

@@ -12,12 +12,11 @@ use std::time::Instant;
 
 use tracing::Instrument;
 
-use crate::entry::{joined_message, RoomFull};
+use crate::entry::{RoomFull, Welcome};
 use crate::gatekeeper::Admission;
 use crate::hub::{now_ms, Hub, Members, RoomState};
 use crate::outbox::Outbox;
 use crate::protocol::{ServerMessage, WaitingView};
-use crate::relay::relay_media_events;
 
 /// Most people one room's waiting room holds.
 pub const MAX_WAITING: usize = 50;
@@ -152,6 +151,14 @@ impl Members {
             .collect()
     }
 
+    /// The people waiting (each once, whatever number of connections they wait with).
+    pub(crate) fn waiting_people(&self) -> Vec<String> {
+        let mut people: Vec<String> = self.waiting.values().map(|w| w.person_id.clone()).collect();
+        people.sort();
+        people.dedup();
+        people
+    }
+
     /// The person of a waiting participant id.
     pub(crate) fn waiting_person(&self, participant_id: &str) -> Option<String> {
         self.waiting
@@ -194,30 +201,6 @@ impl Hub {
         drop(members);
         self.drop_room_if_empty(&room).await;
         Ok(())
-    }
-
-    /// Lets everyone waiting in a session in (the waiting room was switched off, or a
-    /// host admitted all; decisions are recorded by the caller). Returns the people
-    /// admitted.
-    pub async fn admit_all(&self, session_id: &str) -> Vec<String> {
-        let Some(room) = self.room(session_id) else {
-            return Vec::new();
-        };
-        let people: Vec<String> = {
-            let members = room.members.lock().await;
-            let mut people: Vec<String> = members
-                .waiting
-                .values()
-                .map(|w| w.person_id.clone())
-                .collect();
-            people.sort();
-            people.dedup();
-            people
-        };
-        for person in &people {
-            let _ = self.admit_person(session_id, person).await;
-        }
-        people
     }
 
     /// Refuses every waiting connection of `person_id` (the decision is recorded): they
@@ -276,28 +259,20 @@ impl Hub {
                 .fail("internal", "the media server could not accept you");
             return;
         };
+        drop(media); // the member holds it
         let participants =
             crate::entry::others_with_tracks(members, participant_id, room.media.tracks().await);
-        self.inner
-            .gate
-            .participant_joined(&admission.person_id)
-            .await;
-        waiter.outbox.send(joined_message(
-            &admission,
+        let welcome = Welcome {
+            admission: &admission,
             participant_id,
-            false,
+            outbox: &waiter.outbox,
+            resumed: false,
             participants,
-        ));
-        tokio::spawn(
-            relay_media_events(
-                events,
-                waiter.outbox.clone(),
-                participant_id.to_string(),
-                started,
-            )
-            .instrument(span.clone()),
-        );
-        drop(media);
+            queue: None,
+            events,
+            started,
+        };
+        self.welcome(welcome).instrument(span.clone()).await;
         span.in_scope(|| tracing::info!("admitted from the waiting room"));
     }
 }

@@ -161,16 +161,17 @@ pub async fn update_session(
     if let Some(on) = body.waiting_room {
         set_waiting_room(&state.store, decider(&caller), &session, on).await?;
         if !on {
-            for waiting in state.live.waiting(&session.id).await {
-                decide(
-                    &state.store,
-                    decider(&caller),
-                    &session,
-                    &waiting.person_id,
-                    true,
-                )
-                .await?;
-                state.live.admit(&session.id, &waiting.person_id).await;
+            // One decision per person, whatever number of connections they wait with.
+            let people: std::collections::BTreeSet<String> = state
+                .live
+                .waiting(&session.id)
+                .await
+                .into_iter()
+                .map(|w| w.person_id)
+                .collect();
+            for person in people {
+                decide(&state.store, decider(&caller), &session, &person, true).await?;
+                state.live.admit(&session.id, &person).await;
             }
         }
     }
