@@ -22,6 +22,27 @@ pub struct Decider<'a> {
     pub role: &'a str,
 }
 
+impl<'a> Decider<'a> {
+    /// An audit entry of this decider's, about `target` in `session`'s organization.
+    fn audit_entry(
+        self,
+        session: &'a VideoSession,
+        action: &'a str,
+        target: (&'a str, &'a str),
+    ) -> AuditEntry<'a> {
+        AuditEntry {
+            organization_id: Some(&session.organization_id),
+            actor_id: self.subject,
+            actor_role: self.role,
+            action,
+            target_type: target.0,
+            target_id: target.1,
+            before: None,
+            after: None,
+        }
+    }
+}
+
 /// Records that `decider` admitted (or declined) the person registered as `person_id`
 /// in `session`. Audited as `session.waiting.admit` / `session.waiting.decline`.
 pub async fn decide(
@@ -42,16 +63,10 @@ pub async fn decide(
     };
     audit::record(
         &mut tx,
-        AuditEntry {
-            organization_id: Some(&session.organization_id),
-            actor_id: decider.subject,
-            actor_role: decider.role,
-            action,
-            target_type: "participant",
-            target_id: person_id,
-            before: Some(json!({"waiting": true})),
-            after: Some(json!({"waiting": false, "outcome": outcome, "session_id": session.id})),
-        },
+        decider
+            .audit_entry(session, action, ("participant", person_id))
+            .before(json!({"waiting": true}))
+            .after(json!({"waiting": false, "outcome": outcome, "session_id": session.id})),
     )
     .await?;
     tx.commit().await?;
@@ -73,16 +88,14 @@ pub async fn set_waiting_room(
     }
     audit::record(
         &mut tx,
-        AuditEntry {
-            organization_id: Some(&session.organization_id),
-            actor_id: decider.subject,
-            actor_role: decider.role,
-            action: "session.waiting_room.update",
-            target_type: "session",
-            target_id: &session.id,
-            before: Some(json!({"waiting_room": session.waiting_room()})),
-            after: Some(json!({"waiting_room": on})),
-        },
+        decider
+            .audit_entry(
+                session,
+                "session.waiting_room.update",
+                ("session", &session.id),
+            )
+            .before(json!({"waiting_room": session.waiting_room()}))
+            .after(json!({"waiting_room": on})),
     )
     .await?;
     tx.commit().await?;
