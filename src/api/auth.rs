@@ -94,9 +94,8 @@ pub async fn session_answer(
 /// Signs in with e-mail and password.
 #[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginRequest,
     responses(
-        (status = 200, body = SessionView, description = "signed in; the refresh token is in the `theraroom_refresh` cookie"),
-        (status = 401, body = crate::error::ErrorBody, description = "`invalid_credentials` (unknown e-mail, wrong password and deactivated account alike)"),
-        (status = 429, body = crate::error::ErrorBody, description = "`too_many_attempts`, with `Retry-After`")))]
+        (status = 400, body = crate::error::ErrorBody, description = "`invalid_json`"), (status = 200, body = SessionView, description = "signed in; the refresh token is in the `theraroom_refresh` cookie"),
+        (status = 401, body = crate::error::ErrorBody, description = "`invalid_credentials` (unknown e-mail, wrong password and deactivated account alike)")))]
 pub async fn login(
     State(state): State<AppState>,
     ClientIp(address): ClientIp,
@@ -117,7 +116,7 @@ pub async fn login(
 /// Exchanges the refresh token (cookie, or body) for a new access and refresh token.
 #[utoipa::path(post, path = "/api/auth/refresh", tag = "auth", request_body(content = RefreshRequest, description = "optional: only for clients without the cookie"),
     responses(
-        (status = 200, body = SessionView),
+        (status = 400, body = crate::error::ErrorBody, description = "`invalid_json`"), (status = 200, body = SessionView),
         (status = 401, body = crate::error::ErrorBody, description = "`invalid_refresh_token` (unknown, expired, revoked, or used before: then its whole sign-in is revoked); the cookie is cleared")))]
 pub async fn refresh(
     State(state): State<AppState>,

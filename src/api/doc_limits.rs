@@ -1,6 +1,6 @@
 //! Adds the responses that layers (not handlers) produce to the OpenAPI document:
 //! 429 `rate_limited` on the rate-limited routes and on every authenticated route (the
-//! failed-authentication limit), and 413 `payload_too_large` on every
+//! failed-authentication limit), 429 `too_many_attempts` on sign-in, and 413 `payload_too_large` on every
 //! route that reads a JSON body. Done here, once, so handler annotations cannot
 //! forget them.
 
@@ -45,6 +45,19 @@ fn failed_auth_limited() -> Response {
     .build()
 }
 
+fn sign_ins_limited() -> Response {
+    error_response(
+        "`too_many_attempts`: too many failed sign-ins for this e-mail address or from this \
+         client IP (5 in 15 minutes); retry after `Retry-After` seconds"
+            .to_string(),
+    )
+    .header(
+        "Retry-After",
+        Header::new(ObjectBuilder::new().schema_type(Type::Integer)),
+    )
+    .build()
+}
+
 fn payload_too_large() -> Response {
     error_response(format!(
         "`payload_too_large`: the body is over {MAX_BODY_BYTES} bytes"
@@ -78,6 +91,11 @@ pub fn document_limits(doc: &mut OpenApi) {
                 "rate-limited route missing from the OpenAPI doc"
             );
         }
+    }
+    if let Some(op) = operation_mut(doc, "/api/auth/login", "post") {
+        op.responses
+            .responses
+            .insert("429".into(), RefOr::T(sign_ins_limited()));
     }
     for item in doc.paths.paths.values_mut() {
         for op in [

@@ -104,7 +104,7 @@ pub struct InvitationPreview {
 /// Invites a person to the organization.
 #[utoipa::path(post, path = "/api/organizations/{id}/invitations", tag = "accounts", request_body = CreateInvitation,
     params(("id" = String, Path, description = "organization id")), security(("bearer" = [])),
-    responses((status = 201, body = InvitationView, description = "the link (`invite_url`) is shown this once"),
+    responses((status = 401, body = crate::error::ErrorBody), (status = 201, body = InvitationView, description = "the link (`invite_url`) is shown this once"),
         (status = 400, body = crate::error::ErrorBody, description = "`invalid_email`, `invalid_name`, `invalid_role`"),
         (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody, description = "`organization_not_found`, `therapist_not_found`"),
         (status = 409, body = crate::error::ErrorBody, description = "`email_taken`")))]
@@ -128,7 +128,7 @@ pub async fn create_invitation(
 /// Lists the organization's pending invitations (without links).
 #[utoipa::path(get, path = "/api/organizations/{id}/invitations", tag = "accounts",
     params(("id" = String, Path, description = "organization id")), security(("bearer" = [])),
-    responses((status = 200, body = InvitationList), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 401, body = crate::error::ErrorBody), (status = 200, body = InvitationList), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn list_invitations(
     State(state): State<AppState>,
     caller: Caller,
@@ -145,7 +145,7 @@ pub async fn list_invitations(
 /// Withdraws a pending invitation: its link stops working.
 #[utoipa::path(delete, path = "/api/organizations/{id}/invitations/{invitation_id}", tag = "accounts",
     params(("id" = String, Path, description = "organization id"), ("invitation_id" = String, Path)), security(("bearer" = [])),
-    responses((status = 204), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody, description = "`invitation_not_found`")))]
+    responses((status = 401, body = crate::error::ErrorBody), (status = 204), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody, description = "`invitation_not_found`")))]
 pub async fn withdraw_invitation(
     State(state): State<AppState>,
     caller: Caller,
@@ -157,7 +157,7 @@ pub async fn withdraw_invitation(
 
 /// Shows the invited person what the link is for.
 #[utoipa::path(post, path = "/api/invitations/inspect", tag = "accounts", request_body = InvitationToken,
-    responses((status = 200, body = InvitationPreview), (status = 404, body = crate::error::ErrorBody, description = "`invitation_not_found`"),
+    responses((status = 400, body = crate::error::ErrorBody, description = "`invalid_json`"), (status = 200, body = InvitationPreview), (status = 404, body = crate::error::ErrorBody, description = "`invitation_not_found`"),
         (status = 410, body = crate::error::ErrorBody, description = "`invitation_used`, `invitation_expired`")))]
 pub async fn inspect_invitation(
     State(state): State<AppState>,

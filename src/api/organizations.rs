@@ -60,7 +60,7 @@ pub struct CreatedOrganization {
 
 /// Creates an organization and invites its first administrator (super admins only).
 #[utoipa::path(post, path = "/api/organizations", tag = "accounts", request_body = CreateOrganization, security(("bearer" = [])),
-    responses((status = 201, body = CreatedOrganization, description = "the invitation's `invite_url` is shown this once"),
+    responses((status = 401, body = crate::error::ErrorBody), (status = 201, body = CreatedOrganization, description = "the invitation's `invite_url` is shown this once"),
         (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody, description = "`email_taken`")))]
 pub async fn create_organization(
     State(state): State<AppState>,
@@ -89,7 +89,7 @@ pub async fn create_organization(
 
 /// An organization, for its members and super admins.
 #[utoipa::path(get, path = "/api/organizations/{id}", tag = "accounts", params(("id" = String, Path)), security(("bearer" = [])),
-    responses((status = 200, body = OrganizationView), (status = 404, body = crate::error::ErrorBody, description = "`organization_not_found`")))]
+    responses((status = 401, body = crate::error::ErrorBody), (status = 200, body = OrganizationView), (status = 404, body = crate::error::ErrorBody, description = "`organization_not_found`")))]
 pub async fn get_organization(
     State(state): State<AppState>,
     caller: Caller,

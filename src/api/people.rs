@@ -171,7 +171,7 @@ type ErrorBody = crate::error::ErrorBody;
 
 /// Lists the organization's therapists.
 #[utoipa::path(get, path = "/api/organizations/{id}/therapists", tag = "people", params(("id" = String, Path), PeopleFilter), security(("bearer" = [])),
-    responses((status = 200, body = TherapistList), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 401, body = ErrorBody), (status = 200, body = TherapistList), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn list_therapists(
     State(state): State<AppState>,
     caller: Caller,
@@ -186,7 +186,7 @@ pub async fn list_therapists(
 
 /// One therapist.
 #[utoipa::path(get, path = "/api/organizations/{id}/therapists/{therapist_id}", tag = "people", params(("id" = String, Path), ("therapist_id" = String, Path)), security(("bearer" = [])),
-    responses((status = 200, body = TherapistView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 401, body = ErrorBody), (status = 200, body = TherapistView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_therapist(
     State(state): State<AppState>,
     caller: Caller,
@@ -201,7 +201,7 @@ pub async fn get_therapist(
 
 /// Renames a therapist.
 #[utoipa::path(patch, path = "/api/organizations/{id}/therapists/{therapist_id}", tag = "people", request_body = UpdateTherapist, params(("id" = String, Path), ("therapist_id" = String, Path)), security(("bearer" = [])),
-    responses((status = 200, body = TherapistView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 401, body = ErrorBody), (status = 200, body = TherapistView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn update_therapist(
     State(state): State<AppState>,
     caller: Caller,
@@ -215,7 +215,7 @@ pub async fn update_therapist(
 
 /// Deactivates a therapist: their tokens are refused at once.
 #[utoipa::path(post, path = "/api/organizations/{id}/therapists/{therapist_id}/deactivate", tag = "people", params(("id" = String, Path), ("therapist_id" = String, Path)), security(("bearer" = [])),
-    responses((status = 200, body = TherapistView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 401, body = ErrorBody), (status = 200, body = TherapistView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn deactivate_therapist(
     State(state): State<AppState>,
     caller: Caller,
@@ -230,7 +230,7 @@ pub async fn deactivate_therapist(
 
 /// Reactivates a therapist (they sign in again; old tokens stay refused).
 #[utoipa::path(post, path = "/api/organizations/{id}/therapists/{therapist_id}/reactivate", tag = "people", params(("id" = String, Path), ("therapist_id" = String, Path)), security(("bearer" = [])),
-    responses((status = 200, body = TherapistView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 401, body = ErrorBody), (status = 200, body = TherapistView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn reactivate_therapist(
     State(state): State<AppState>,
     caller: Caller,
@@ -245,7 +245,7 @@ pub async fn reactivate_therapist(
 
 /// Lists clients: an administrator's organization, or a therapist's own clients.
 #[utoipa::path(get, path = "/api/clients", tag = "people", params(PeopleFilter), security(("bearer" = [])),
-    responses((status = 200, body = ClientList), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 401, body = ErrorBody), (status = 200, body = ClientList), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list_clients(
     State(state): State<AppState>,
     caller: Caller,
@@ -266,7 +266,7 @@ pub async fn list_clients(
 
 /// One client.
 #[utoipa::path(get, path = "/api/clients/{id}", tag = "people", params(("id" = String, Path)), security(("bearer" = [])),
-    responses((status = 200, body = ClientView), (status = 404, body = ErrorBody)))]
+    responses((status = 401, body = ErrorBody), (status = 200, body = ClientView), (status = 404, body = ErrorBody)))]
 pub async fn get_client(
     State(state): State<AppState>,
     caller: Caller,
@@ -279,7 +279,7 @@ pub async fn get_client(
 
 /// Renames a client or assigns them to another therapist.
 #[utoipa::path(patch, path = "/api/clients/{id}", tag = "people", request_body = UpdateClient, params(("id" = String, Path)), security(("bearer" = [])),
-    responses((status = 200, body = ClientView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 401, body = ErrorBody), (status = 200, body = ClientView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn update_client(
     State(state): State<AppState>,
     caller: Caller,
@@ -299,7 +299,7 @@ pub async fn update_client(
 
 /// Deactivates a client: their tokens are refused at once.
 #[utoipa::path(post, path = "/api/clients/{id}/deactivate", tag = "people", params(("id" = String, Path)), security(("bearer" = [])),
-    responses((status = 200, body = ClientView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 401, body = ErrorBody), (status = 200, body = ClientView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn deactivate_client(
     State(state): State<AppState>,
     caller: Caller,
@@ -314,7 +314,7 @@ pub async fn deactivate_client(
 
 /// Reactivates a client.
 #[utoipa::path(post, path = "/api/clients/{id}/reactivate", tag = "people", params(("id" = String, Path)), security(("bearer" = [])),
-    responses((status = 200, body = ClientView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 401, body = ErrorBody), (status = 200, body = ClientView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn reactivate_client(
     State(state): State<AppState>,
     caller: Caller,

@@ -15,7 +15,7 @@ use crate::store::audit::AuditEntry;
 /// Revokes the bearer token this request carries (REST refuses it with 401
 /// `token_revoked`; open `/rtc` sockets authenticated with it are closed with
 /// `token_revoked`) and the refresh token family of the cookie. Either suffices; a
-/// bearer token that is present must be valid. Other sign-ins of the same user stay.
+/// refused bearer token still ends the cookie's sign-in. Other sign-ins of the same user stay.
 #[utoipa::path(post, path = "/api/auth/logout", tag = "auth", security(("bearer" = [])),
     responses(
         (status = 204, description = "the token and the cookie's sign-in are revoked; the cookie is cleared"),
@@ -29,10 +29,10 @@ pub async fn logout(
     [(axum::http::HeaderName, axum::http::HeaderValue); 1],
 )> {
     let refresh = auth_cookie::read(&headers);
-    let has_bearer = headers.contains_key(axum::http::header::AUTHORIZATION);
+    // An expired or otherwise refused bearer token still lets the cookie's sign-in end.
     let caller = match caller {
         Ok(caller) => Some(caller),
-        Err(err) if has_bearer || refresh.is_none() => return Err(err),
+        Err(err) if refresh.is_none() => return Err(err),
         Err(_) => None,
     };
     if let Some(token) = refresh {

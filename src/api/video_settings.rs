@@ -27,11 +27,14 @@ pub struct OrganizationVideoSettings {
     video_sessions_enabled: bool,
 }
 
-/// Body switching the organization level.
+/// Body switching the organization level or one therapist.
 #[derive(Deserialize, ToSchema)]
 pub struct VideoSwitch {
     /// New value of the switch.
     video_sessions_enabled: bool,
+    /// Why (kept in the audit log; at most 500 characters).
+    #[serde(default)]
+    reason: Option<String>,
 }
 
 /// Body of the bulk update.
@@ -42,6 +45,30 @@ pub struct BulkVideoSwitch {
     therapist_ids: Vec<String>,
     /// New value of their switch.
     video_sessions_enabled: bool,
+    /// Why (kept in the audit log of every therapist changed; at most 500 characters).
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// The audited state after a switch: the value, and the reason when one was given.
+fn switched(enabled: bool, reason: Option<&str>) -> serde_json::Value {
+    let mut state = json!({"video_sessions_enabled": enabled});
+    if let Some(reason) = reason {
+        state["reason"] = json!(reason);
+    }
+    state
+}
+
+/// A change's reason as the audit log keeps it: trimmed, empty as none, bounded.
+fn checked_reason(reason: Option<&str>) -> ApiResult<Option<String>> {
+    let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+    match reason {
+        Some(r) if r.chars().count() > 500 => Err(ApiError::bad_request(
+            "invalid_reason",
+            "a reason is at most 500 characters",
+        )),
+        other => Ok(other.map(str::to_string)),
+    }
 }
 
 /// One therapist in the listing, with the effective decision and usage counts.
@@ -129,6 +156,7 @@ pub async fn put_organization_video_settings(
     JsonBody(body): JsonBody<VideoSwitch>,
 ) -> ApiResult<Json<OrganizationVideoSettings>> {
     let org = administered_org(&state.store, &caller, &org_id).await?;
+    let reason = checked_reason(body.reason.as_deref())?;
     let mut tx = state.store.pool().begin().await?;
     organizations::set_video_enabled(&mut tx, &org.id, body.video_sessions_enabled).await?;
     audit::record(
@@ -140,7 +168,7 @@ pub async fn put_organization_video_settings(
             ("organization", &org.id),
         )
         .before(json!({"video_sessions_enabled": org.video_sessions_enabled()}))
-        .after(json!({"video_sessions_enabled": body.video_sessions_enabled})),
+        .after(switched(body.video_sessions_enabled, reason.as_deref())),
     )
     .await?;
     tx.commit().await?;
@@ -191,13 +219,14 @@ pub async fn put_therapist_video_settings(
 ) -> ApiResult<Json<TherapistVideoSetting>> {
     let org = controlled_org(&state.store, &caller, &org_id).await?;
     let therapist = therapist_of(&state.store, &org, &therapist_id).await?;
+    let reason = checked_reason(body.reason.as_deref())?;
     let mut tx = state.store.pool().begin().await?;
     set_and_audit(
         &mut tx,
         &caller,
         &org,
         &therapist,
-        body.video_sessions_enabled,
+        (body.video_sessions_enabled, reason.as_deref()),
     )
     .await?;
     tx.commit().await?;
@@ -222,7 +251,7 @@ async fn set_and_audit(
     caller: &Caller,
     org: &Organization,
     therapist: &Therapist,
-    enabled: bool,
+    (enabled, reason): (bool, Option<&str>),
 ) -> ApiResult<()> {
     users::set_therapist_video(tx, &therapist.id, enabled).await?;
     audit::record(
@@ -234,7 +263,7 @@ async fn set_and_audit(
             ("therapist", &therapist.id),
         )
         .before(json!({"video_sessions_enabled": therapist.video_sessions_enabled()}))
-        .after(json!({"video_sessions_enabled": enabled})),
+        .after(switched(enabled, reason)),
     )
     .await?;
     Ok(())
@@ -269,6 +298,7 @@ pub async fn bulk_therapist_video_settings(
             format!("therapist_ids must list 1 to {MAX_BULK} therapists"),
         ));
     }
+    let reason = checked_reason(body.reason.as_deref())?;
     let mut therapists = Vec::with_capacity(ids.len());
     for id in &ids {
         therapists.push(therapist_of(&state.store, &org, id).await?);
@@ -280,7 +310,7 @@ pub async fn bulk_therapist_video_settings(
             &caller,
             &org,
             therapist,
-            body.video_sessions_enabled,
+            (body.video_sessions_enabled, reason.as_deref()),
         )
         .await?;
     }

@@ -9,7 +9,7 @@ use hmac::{Hmac, Mac};
 use std::collections::BTreeSet;
 
 /// Every route of the REST API: (method, OpenAPI path).
-const ROUTES: [(&str, &str); 59] = [
+const ROUTES: [(&str, &str); 79] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/api/organizations/{id}/video-settings"),
@@ -50,6 +50,35 @@ const ROUTES: [(&str, &str); 59] = [
     ("post", "/api/join/{share_token}/guest"),
     ("get", "/api/turn-credentials"),
     ("post", "/api/auth/logout"),
+    ("post", "/api/auth/login"),
+    ("post", "/api/auth/refresh"),
+    ("get", "/api/me"),
+    ("post", "/api/organizations"),
+    ("get", "/api/organizations/{id}"),
+    ("post", "/api/organizations/{id}/invitations"),
+    ("get", "/api/organizations/{id}/invitations"),
+    (
+        "delete",
+        "/api/organizations/{id}/invitations/{invitation_id}",
+    ),
+    ("post", "/api/invitations/inspect"),
+    ("post", "/api/invitations/accept"),
+    ("get", "/api/organizations/{id}/therapists"),
+    ("get", "/api/organizations/{id}/therapists/{therapist_id}"),
+    ("patch", "/api/organizations/{id}/therapists/{therapist_id}"),
+    (
+        "post",
+        "/api/organizations/{id}/therapists/{therapist_id}/deactivate",
+    ),
+    (
+        "post",
+        "/api/organizations/{id}/therapists/{therapist_id}/reactivate",
+    ),
+    ("get", "/api/clients"),
+    ("get", "/api/clients/{id}"),
+    ("patch", "/api/clients/{id}"),
+    ("post", "/api/clients/{id}/deactivate"),
+    ("post", "/api/clients/{id}/reactivate"),
     ("get", "/api/notifications"),
     ("post", "/api/notifications/{id}/read"),
     ("post", "/api/schedule/holds"),
@@ -94,7 +123,7 @@ const ROUTES: [(&str, &str); 59] = [
 ];
 
 /// The 17 documented paths.
-const DOC_PATHS: [&str; 49] = [
+const DOC_PATHS: [&str; 66] = [
     "/healthz",
     "/readyz",
     "/api/organizations/{id}/video-settings",
@@ -116,6 +145,23 @@ const DOC_PATHS: [&str; 49] = [
     "/api/join/{share_token}/guest",
     "/api/turn-credentials",
     "/api/auth/logout",
+    "/api/auth/login",
+    "/api/auth/refresh",
+    "/api/me",
+    "/api/organizations",
+    "/api/organizations/{id}",
+    "/api/organizations/{id}/invitations",
+    "/api/organizations/{id}/invitations/{invitation_id}",
+    "/api/invitations/inspect",
+    "/api/invitations/accept",
+    "/api/organizations/{id}/therapists",
+    "/api/organizations/{id}/therapists/{therapist_id}",
+    "/api/organizations/{id}/therapists/{therapist_id}/deactivate",
+    "/api/organizations/{id}/therapists/{therapist_id}/reactivate",
+    "/api/clients",
+    "/api/clients/{id}",
+    "/api/clients/{id}/deactivate",
+    "/api/clients/{id}/reactivate",
     "/api/notifications",
     "/api/notifications/{id}/read",
     "/api/schedule/holds",
@@ -431,7 +477,8 @@ both_dbs!(openapi_lists_every_route, |app| async move {
             .replace("{participant_id}", "p")
             .replace("{share_token}", "st")
             .replace("{hold_key}", "hk")
-            .replace("{note_id}", "n");
+            .replace("{note_id}", "n")
+            .replace("{invitation_id}", "i");
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let body = matches!(method, Method::POST | Method::PUT).then(|| json!({}));
         let resp = app.call(method.clone(), &concrete, None, body).await;
@@ -448,9 +495,16 @@ both_dbs!(openapi_lists_every_route, |app| async move {
     }
 
     // Every operation documents its error responses with the shared error schema.
-    let protected_ops = doc_routes
-        .iter()
-        .filter(|(_, p)| p.starts_with("/api/") && !p.starts_with("/api/join/"));
+    // Public: the share link, and the ways in (sign-in, refresh, invitations).
+    let public = [
+        "/api/auth/login",
+        "/api/auth/refresh",
+        "/api/invitations/inspect",
+        "/api/invitations/accept",
+    ];
+    let protected_ops = doc_routes.iter().filter(|(_, p)| {
+        p.starts_with("/api/") && !p.starts_with("/api/join/") && !public.contains(&p.as_str())
+    });
     for (method, path) in protected_ops {
         let op = &paths[path.as_str()][method.as_str()];
         assert!(

@@ -404,6 +404,7 @@ both_dbs!(openapi_documents_429_and_413, |app| async move {
         ("post", "/api/join/{share_token}/guest"),
         ("get", "/api/join/{share_token}"),
         ("post", "/api/sessions"),
+        ("post", "/api/auth/login"),
     ];
     for (path, item) in paths {
         for (method, op) in item.as_object().unwrap() {
@@ -420,10 +421,13 @@ both_dbs!(openapi_documents_429_and_413, |app| async move {
                     responses["429"]["headers"].get("Retry-After").is_some(),
                     "{method} {path}"
                 );
-                assert!(responses["429"]["description"]
-                    .as_str()
-                    .unwrap()
-                    .contains("rate_limited"));
+                assert!(responses["429"]["description"].as_str().unwrap().contains(
+                    if path == "/api/auth/login" {
+                        "too_many_attempts"
+                    } else {
+                        "rate_limited"
+                    }
+                ));
             }
             assert_eq!(
                 responses.get("413").is_some(),

@@ -72,7 +72,7 @@ const SESSIONS_CODES: &[&str] = &[
     "session_not_found",
 ];
 const JOIN_CODES: &[&str] = &["guests_not_allowed", "invalid_name"];
-const VIDEO_SETTINGS_CODES: &[&str] = &["invalid_therapist_ids"];
+const VIDEO_SETTINGS_CODES: &[&str] = &["invalid_therapist_ids", "invalid_reason"];
 const GROUPS_COMMUNITIES_CODES: &[&str] = &[
     "community_exists",
     "community_not_found",
@@ -172,9 +172,38 @@ const SCHEDULE_SESSIONS_CODES: &[&str] = &[
     "too_early",
 ];
 
+const ACCOUNTS_CODES: &[&str] = &[
+    "email_taken",
+    "forbidden",
+    "invalid_credentials",
+    "invalid_email",
+    "invalid_name",
+    "invalid_refresh_token",
+    "invalid_role",
+    "invitation_expired",
+    "invitation_not_found",
+    "invitation_used",
+    "organization_not_found",
+    "person_not_found",
+    "therapist_not_found",
+    "too_many_attempts",
+    "weak_password",
+];
+
 /// Which handler module answers each JSON-body route, keyed by `METHOD path` as in the
 /// OpenAPI document.
 const ROUTE_CODES: &[(&str, &[&str])] = &[
+    ("POST /api/auth/login", ACCOUNTS_CODES),
+    ("POST /api/auth/refresh", ACCOUNTS_CODES),
+    ("POST /api/organizations", ACCOUNTS_CODES),
+    ("POST /api/organizations/{id}/invitations", ACCOUNTS_CODES),
+    ("POST /api/invitations/inspect", ACCOUNTS_CODES),
+    ("POST /api/invitations/accept", ACCOUNTS_CODES),
+    (
+        "PATCH /api/organizations/{id}/therapists/{therapist_id}",
+        ACCOUNTS_CODES,
+    ),
+    ("PATCH /api/clients/{id}", ACCOUNTS_CODES),
     ("POST /api/sessions", SESSIONS_CODES),
     ("PATCH /api/sessions/{id}", SESSIONS_CODES),
     ("POST /api/join/{share_token}/guest", JOIN_CODES),

@@ -490,10 +490,29 @@ both_dbs!(bulk_update_is_all_or_nothing, |app| async move {
         .put(
             &path,
             admin,
-            json!({"therapist_ids": [a.id, b.id, a.id], "video_sessions_enabled": false}),
+            json!({"therapist_ids": [a.id, b.id, a.id], "video_sessions_enabled": false, "reason": "  licence renewal pending "}),
         )
         .await;
     let body = resp.expect(200);
+    let reasons = app
+        .count(
+            "audit_log",
+            "after_state LIKE $1",
+            "%\"reason\":\"licence renewal pending\"%",
+        )
+        .await;
+    assert_eq!(
+        reasons, 2,
+        "the trimmed reason is audited for every therapist"
+    );
+    let long = "x".repeat(501);
+    app.put(
+        &path,
+        admin,
+        json!({"therapist_ids": [c.id], "video_sessions_enabled": false, "reason": long}),
+    )
+    .await
+    .expect_err(400, "invalid_reason");
     assert_eq!(body["updated"], 2);
     assert_eq!(body["video_sessions_enabled"], false);
     let mut expected = vec![a.id.clone(), b.id.clone()];
