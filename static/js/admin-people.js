@@ -52,7 +52,7 @@ export function createPeople(ctx) {
     $('select-all').checked = shown.length > 0 && shown.every((t) => selected.has(t.id));
   }
 
-  function videoSwitch(t, note) {
+  function videoSwitch(t, note, changed) {
     const id = uid('video');
     const box = el('input', { type: 'checkbox', id, role: 'switch', 'aria-label': `Video sessions for ${t.display_name}` });
     box.checked = !!t.video_sessions_enabled;
@@ -67,11 +67,12 @@ export function createPeople(ctx) {
       }
       box.checked = t.video_sessions_enabled;
       note.textContent = t.video_sessions_enabled ? 'Video sessions switched on.' : 'Video sessions switched off: new sessions are refused.';
+      changed();
     }));
     return el('label', { class: 'switch small', for: id }, box, el('span', { text: 'Video' }));
   }
 
-  function blogControl(t, note) {
+  function blogControl(t, note, changed) {
     const btn = el('button', { class: 'btn small', type: 'button' });
     const paint = () => { btn.textContent = t.can_post_blogs ? 'Revoke blog posting' : 'Allow blog posting'; };
     paint();
@@ -81,12 +82,13 @@ export function createPeople(ctx) {
       t.can_post_blogs = !!(r && r.therapist ? r.therapist.can_post_blogs : verb === 'grant');
       note.textContent = (r && r.message) || '';
       paint();
+      changed();
     }));
     return btn;
   }
 
   function activeButton(path, person, note) {
-    const btn = el('button', { class: `btn small${person.active ? ' danger' : ''}`, type: 'button', text: person.active ? 'Deactivate' : 'Reactivate' });
+    const btn = el('button', { class: `btn small${person.active ? ' danger-quiet' : ''}`, type: 'button', text: person.active ? 'Deactivate' : 'Reactivate' });
     btn.addEventListener('click', () => {
       if (person.active && !confirm(`Deactivate ${person.display_name}? They are signed out at once and cannot sign in until reactivated.`)) return;
       act(btn, note, async () => {
@@ -97,12 +99,18 @@ export function createPeople(ctx) {
     return btn;
   }
 
+  function paintBadges(badges, t) {
+    badges.replaceChildren();
+    if (!t.active) badges.append(badge('Deactivated', 'off'));
+    if (ctx.controlled && !t.video_sessions_enabled) badges.append(badge('Video off', 'warn'));
+    if (ctx.controlled && t.can_post_blogs) badges.append(badge('Blog posting'));
+  }
+
   function therapistRow(t) {
     const note = noteLine();
     const badges = el('span', { class: 'badges' });
-    if (!t.active) badges.append(badge('Deactivated', 'off'));
-    if (ctx.controlled && !t.video_sessions_enabled) badges.append(badge('Video off', 'warn'));
-    if (ctx.controlled && t.can_post_blogs) badges.append(badge('Blog'));
+    const changed = () => paintBadges(badges, t);
+    changed();
     const head = el('div', { class: 'who-line' });
     if (ctx.controlled) {
       const id = uid('sel');
@@ -113,9 +121,9 @@ export function createPeople(ctx) {
     }
     head.append(el('div', { class: 'info' }, el('strong', { text: t.display_name || t.email }), el('span', { class: 'muted', text: t.email }), badges));
     const controls = el('div', { class: 'controls-row' });
-    if (ctx.controlled) controls.append(videoSwitch(t, note), blogControl(t, note));
+    if (ctx.controlled) controls.append(videoSwitch(t, note, changed), blogControl(t, note, changed));
     controls.append(activeButton(`${base}/therapists/${encodeURIComponent(t.id)}`, t, note));
-    return el('li', { class: 'person' + (t.active ? '' : ' inactive'), 'data-id': t.id, 'data-email': t.email }, head, controls, note);
+    return el('li', { class: 'person' + (t.active ? '' : ' inactive') + (ctx.controlled ? ' selectable' : ''), 'data-id': t.id, 'data-email': t.email }, head, controls, note);
   }
 
   function clientRow(c) {

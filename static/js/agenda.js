@@ -48,7 +48,7 @@ function joinButton(path, label, note) {
 /** One booked session; `withName` is who the viewer meets (client or therapist name). */
 export function bookedItem(s, withName, { dayToo = false } = {}) {
   const when = dayToo ? `${dateTime(s.start)} – ${timeOnly(s.end)}` : `${timeOnly(s.start)} – ${timeOnly(s.end)}`;
-  const note = el('span', { class: 'field-error', 'aria-live': 'polite' });
+  const note = el('span', { class: 'row-note bad', 'aria-live': 'polite' });
   const label = `session with ${withName} at ${timeOnly(s.start)}`;
   const over = new Date(s.end).getTime() <= Date.now();
   return el('li', { class: 'session' + (over ? ' ended' : ''), 'data-id': s.id },
@@ -67,7 +67,7 @@ function hasRoom(g) {
 
 /** One group session. */
 export function groupItem(g) {
-  const note = el('span', { class: 'field-error', 'aria-live': 'polite' });
+  const note = el('span', { class: 'row-note bad', 'aria-live': 'polite' });
   const facts = [dateTime(g.scheduled_at), `${g.participant_count} of ${g.max_participants} seats taken`,
     g.status === 'pending_approval' ? 'waiting for approval' : g.status === 'approved' ? '' : g.status,
     g.session_type === 'virtual' ? '' : 'in person'].filter(Boolean).join(' · ');

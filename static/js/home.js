@@ -8,15 +8,15 @@ import { start, call, reloadMe, accessToken } from './session.js';
 import { showMessage, clearMessage, mountWho, copyText, absolute, joinAsSelf } from './shell.js';
 import { todayRange, bookedSessions, bookedItem, groupItem, fill } from './agenda.js';
 
-/** Banner + Start button from `me.therapist.video_access`. */
+/** Banner + Start button from `me.therapist.video_access` ({is_enabled, reason, message}). */
 function showAccess(me) {
-  const access = (me && me.therapist && me.therapist.video_access) || { allowed: true };
-  const allowed = access.allowed !== false;
+  const access = (me && me.therapist && me.therapist.video_access) || {};
+  const allowed = access.is_enabled !== false && access.allowed !== false;
   $('access-banner').hidden = allowed;
   $('access-reason').textContent = allowed ? '' : (access.message || 'Please contact your organization administrator.');
   $('start-btn').disabled = !allowed;
   $('start-btn').title = allowed ? '' : 'New video sessions are switched off for you';
-  document.body.dataset.videoAccess = allowed ? 'allowed' : (access.code || 'refused');
+  document.body.dataset.videoAccess = allowed ? 'enabled' : (access.reason || access.code || 'refused');
 }
 
 let createdUrl = null;
