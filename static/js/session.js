@@ -49,12 +49,18 @@ function adopt(session) {
   return current.me;
 }
 
-/** Get a fresh access token with the refresh cookie (one request at a time). */
+/**
+ * Get a fresh access token with the refresh cookie: one request at a time in this tab,
+ * and (Web Locks) across this site's tabs, because refresh tokens rotate: two tabs
+ * presenting the same cookie at once would look like a replay and revoke the sign-in.
+ */
 export function renew() {
   if (!pending) {
-    pending = api('/api/auth/refresh', { method: 'POST' })
-      .then(adopt)
-      .finally(() => { pending = null; });
+    const refresh = () => api('/api/auth/refresh', { method: 'POST' });
+    const locked = navigator.locks && navigator.locks.request
+      ? navigator.locks.request('theraroom.refresh', refresh)
+      : refresh();
+    pending = locked.then(adopt).finally(() => { pending = null; });
   }
   return pending;
 }
