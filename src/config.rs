@@ -35,6 +35,12 @@ pub enum Command {
         #[arg(long, default_value = "24h")]
         ttl: String,
     },
+    /// Onboarding: organizations and super admins, each with an invitation link.
+    Admin {
+        /// What to create.
+        #[command(subcommand)]
+        action: AdminCommand,
+    },
     /// Mint a JWT for a user (like `lk token create`).
     Token {
         /// Role: client, therapist, organization, admin, super_admin, guest.
@@ -52,6 +58,35 @@ pub enum Command {
         /// Lifetime, e.g. 90s, 30m, 1h, 2d.
         #[arg(long, default_value = "1h")]
         ttl: String,
+    },
+}
+
+/// `theraroom admin ...`: what an operator creates from the command line.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create an organization and print its first administrator's invitation link.
+    CreateOrganization {
+        /// Name of the organization.
+        #[arg(long)]
+        name: String,
+        /// E-mail of its first administrator.
+        #[arg(long)]
+        admin_email: String,
+        /// Name of its first administrator.
+        #[arg(long, default_value = "Administrator")]
+        admin_name: String,
+        /// Per-therapist video switches and blog permissions apply (seeds 000, 003).
+        #[arg(long)]
+        theraptrack_controlled: bool,
+    },
+    /// Print an invitation link for a new super admin (platform operator).
+    CreateSuperAdmin {
+        /// E-mail of the super admin.
+        #[arg(long)]
+        email: String,
+        /// Name of the super admin.
+        #[arg(long, default_value = "Platform operator")]
+        name: String,
     },
 }
 
@@ -265,9 +300,29 @@ pub struct Settings {
         global = true
     )]
     pub tls_hostnames: Vec<String>,
+    /// Address people open, e.g. `https://video.example.org`: the base of the links
+    /// the server hands out (invitations). Default: this server's scheme and `--bind`.
+    #[arg(long, env = "THERAROOM_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
 }
 
 impl Settings {
+    /// Sign-in settings: the public URL of links, and whether the refresh cookie is
+    /// `Secure` (always, except plain HTTP on a loopback `--bind`, for development).
+    pub fn accounts_config(&self, tls: bool, local: SocketAddr) -> crate::accounts::AccountsConfig {
+        let scheme = if tls { "https" } else { "http" };
+        let public_url = self
+            .public_url
+            .clone()
+            .filter(|url| !url.trim().is_empty())
+            .unwrap_or_else(|| format!("{scheme}://{local}"));
+        crate::accounts::AccountsConfig {
+            public_url: public_url.trim_end_matches('/').to_string(),
+            secure_cookie: tls || !self.bind.ip().is_loopback(),
+            ..Default::default()
+        }
+    }
+
     /// The database URL, defaulting to `<data_dir>/theraroom.db`.
     pub fn database_url(&self) -> String {
         match &self.database_url {

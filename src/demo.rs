@@ -13,6 +13,8 @@ const ORG_NAME: &str = "TheraRoom Demo Practice";
 pub struct Account {
     /// User id.
     pub id: String,
+    /// E-mail to sign in with (with [`DemoData::password`]).
+    pub email: String,
     /// JWT for that user.
     pub token: String,
 }
@@ -28,13 +30,17 @@ pub struct DemoData {
     pub therapists: Vec<Account>,
     /// One client, assigned to the first therapist.
     pub client: Account,
+    /// The password of every demo account (kept in the data directory).
+    pub password: String,
 }
 
-/// Creates what is missing of the demo data and mints fresh tokens for it.
+/// Creates what is missing of the demo data, sets `password` on every demo account and
+/// mints fresh tokens for them.
 pub async fn ensure_demo(
     store: &Store,
     keys: &JwtKeys,
     ttl_secs: i64,
+    password: &str,
 ) -> Result<DemoData, sqlx::Error> {
     let org = match store.organization_by_name(ORG_NAME).await? {
         Some(org) => org,
@@ -78,23 +84,27 @@ pub async fn ensure_demo(
                 .await?
         }
     };
-    let token = |id: &str, role: Role| keys.issue(id, role, Some(&org_id), None, ttl_secs).0;
+    let hash = crate::accounts::password::hash(password)
+        .await
+        .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+    let mut accounts = vec![(admin.id.clone(), Role::Organization)];
+    accounts.extend(therapists.iter().map(|id| (id.clone(), Role::Therapist)));
+    accounts.push((client.id.clone(), Role::Client));
+    let mut minted = Vec::new();
+    for (id, role) in accounts {
+        store.set_password_hash(&id, &hash).await?;
+        let email = store.user(&id).await?.map(|u| u.email).unwrap_or_default();
+        let token = keys.issue(&id, role, Some(&org_id), None, ttl_secs).0;
+        minted.push(Account { id, email, token });
+    }
+    let client = minted.pop().ok_or(sqlx::Error::RowNotFound)?;
+    let mut minted = minted.into_iter();
+    let org_admin = minted.next().ok_or(sqlx::Error::RowNotFound)?;
     Ok(DemoData {
-        organization_id: org_id.clone(),
-        org_admin: Account {
-            token: token(&admin.id, Role::Organization),
-            id: admin.id,
-        },
-        therapists: therapists
-            .iter()
-            .map(|id| Account {
-                id: id.clone(),
-                token: token(id, Role::Therapist),
-            })
-            .collect(),
-        client: Account {
-            token: token(&client.id, Role::Client),
-            id: client.id,
-        },
+        organization_id: org_id,
+        org_admin,
+        therapists: minted.collect(),
+        client,
+        password: password.to_string(),
     })
 }

@@ -6,6 +6,7 @@
 //! [`store`].
 
 pub mod access;
+pub mod accounts;
 pub mod api;
 pub mod app;
 pub mod auth;

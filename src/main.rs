@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use theraroom::config::{Cli, Command};
 
+mod admin;
 mod serve;
 
 /// The WebRTC core allocates per packet; mimalloc's thread-local free lists make that
@@ -20,6 +21,7 @@ async fn main() -> ExitCode {
         Command::Serve => serve::serve(cli.settings).await,
         Command::Migrate => serve::migrate(&cli.settings).await,
         Command::Demo { json: _, ttl } => serve::demo(&cli.settings, &ttl).await,
+        Command::Admin { action } => admin::admin(&cli.settings, action).await,
         Command::Token {
             role,
             user,

@@ -12,6 +12,13 @@ pub fn url_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// The SHA-256 of a token, hex: what the database keeps of refresh tokens and
+/// invitation links, so a copy of the database does not hand out sign-ins.
+pub fn digest(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

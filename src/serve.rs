@@ -16,7 +16,7 @@ use theraroom::tls::TlsSource;
 use theraroom::turn::TurnIssuer;
 
 /// Opens the database (creating the data directory for SQLite) and migrates it.
-async fn open_store(settings: &Settings) -> Result<Store, String> {
+pub(crate) async fn open_store(settings: &Settings) -> Result<Store, String> {
     std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
         format!(
             "cannot create data dir {}: {e}",
@@ -92,8 +92,9 @@ pub async fn migrate(settings: &Settings) -> Result<(), String> {
 pub async fn demo(settings: &Settings, ttl: &str) -> Result<(), String> {
     let keys = jwt_keys(settings)?;
     let ttl = checked_ttl(&keys, Role::Therapist, ttl)?;
+    let password = demo_password(settings)?;
     let store = open_store(settings).await?;
-    let data = theraroom::demo::ensure_demo(&store, &keys, ttl)
+    let data = theraroom::demo::ensure_demo(&store, &keys, ttl, &password)
         .await
         .map_err(|e| format!("cannot create demo data: {e}"))?;
     store.close().await;
@@ -102,6 +103,21 @@ pub async fn demo(settings: &Settings, ttl: &str) -> Result<(), String> {
         serde_json::to_string_pretty(&data).map_err(|e| e.to_string())?
     );
     Ok(())
+}
+
+/// The demo accounts' password: generated once, kept in `<data dir>/demo-password`.
+fn demo_password(settings: &Settings) -> Result<String, String> {
+    let path = settings.data_dir.join("demo-password");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        if text.trim().len() >= theraroom::accounts::password::MIN_LEN {
+            return Ok(text.trim().to_string());
+        }
+    }
+    let password: String = theraroom::random::url_token().chars().take(16).collect();
+    std::fs::create_dir_all(&settings.data_dir)
+        .and_then(|()| std::fs::write(&path, &password))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(password)
 }
 
 /// `theraroom token`.
@@ -167,24 +183,25 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
             ..HubConfig::default()
         },
     );
-    let state = AppState {
-        store: store.clone(),
-        jwt,
-        turn,
-        live: Arc::new(HubControl(hub.clone())),
-        auth_guard: AuthGuard::new(settings.auth_failures_per_minute()?),
-    };
-    tokio::spawn(remind_group_sessions(store.clone(), hub.clone()));
-    let extra = theraroom::rtc::routes(hub.clone()).merge(theraroom::metrics::routes());
-    let http = settings.http_options()?;
-    tokio::spawn(http.limiters.clone().prune_forever(Duration::from_secs(60)));
-    let app = theraroom::app::build_with(state, settings.static_dir(), extra, &http);
     let listener = tokio::net::TcpListener::bind(settings.bind)
         .await
         .map_err(|e| format!("cannot bind {}: {e}", settings.bind))?;
     let local = listener
         .local_addr()
         .map_err(|e| format!("cannot bind {}: {e}", settings.bind))?;
+    let state = AppState {
+        store: store.clone(),
+        jwt,
+        turn,
+        live: Arc::new(HubControl(hub.clone())),
+        auth_guard: AuthGuard::new(settings.auth_failures_per_minute()?),
+        accounts: settings.accounts_config(tls.is_some(), local),
+    };
+    tokio::spawn(remind_group_sessions(store.clone(), hub.clone()));
+    let extra = theraroom::rtc::routes(hub.clone()).merge(theraroom::metrics::routes());
+    let http = settings.http_options()?;
+    tokio::spawn(http.limiters.clone().prune_forever(Duration::from_secs(60)));
+    let app = theraroom::app::build_with(state, settings.static_dir(), extra, &http);
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(addr = %local, url = %format!("{scheme}://{local}"), backend = ?store.backend(), "TheraRoom listening");
     serve_http(listener, app, tls, hub).await?;

@@ -71,6 +71,8 @@ pub struct AppState {
     pub live: Arc<dyn LiveControl>,
     /// Rate limit and audit of failed authentication.
     pub auth_guard: AuthGuard,
+    /// Sign-in settings and the failed sign-in limiter.
+    pub accounts: crate::accounts::AccountsConfig,
 }
 
 impl FromRef<AppState> for JwtKeys {

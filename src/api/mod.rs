@@ -4,6 +4,9 @@
 //! through `utoipa_axum`, so the OpenAPI document served at `/api/openapi.json` lists
 //! exactly the routes the router serves.
 
+mod account_errors;
+mod auth;
+mod auth_cookie;
 mod blog;
 mod denial;
 mod doc_limits;
@@ -12,9 +15,12 @@ mod groups;
 mod groups_communities;
 mod guard;
 mod health;
+mod invitations;
 mod join;
 mod notifications;
+mod organizations;
 mod participants;
+mod people;
 pub mod rate_limit;
 mod schedule;
 mod schedule_calendar;
@@ -102,7 +108,27 @@ pub fn router_with(state: AppState, limiters: &RateLimiters) -> (Router, utoipa:
         .routes(routes!(join::join_info).layer(limiters.share_lookups()))
         .routes(routes!(join::guest_token).layer(limiters.guest_tokens()))
         .routes(routes!(turn::turn_credentials))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::refresh))
         .routes(routes!(sign_out::logout))
+        .routes(routes!(auth::me))
+        .routes(routes!(organizations::create_organization))
+        .routes(routes!(organizations::get_organization))
+        .routes(routes!(
+            invitations::create_invitation,
+            invitations::list_invitations
+        ))
+        .routes(routes!(invitations::withdraw_invitation))
+        .routes(routes!(invitations::inspect_invitation))
+        .routes(routes!(invitations::accept_invitation))
+        .routes(routes!(people::list_therapists))
+        .routes(routes!(people::get_therapist, people::update_therapist))
+        .routes(routes!(people::deactivate_therapist))
+        .routes(routes!(people::reactivate_therapist))
+        .routes(routes!(people::list_clients))
+        .routes(routes!(people::get_client, people::update_client))
+        .routes(routes!(people::deactivate_client))
+        .routes(routes!(people::reactivate_client))
         .routes(routes!(notifications::list_notifications))
         .routes(routes!(notifications::mark_read))
         .routes(routes!(schedule::create_hold))

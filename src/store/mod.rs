@@ -6,10 +6,13 @@
 //! differ per backend. Each submodule owns one group of tables.
 
 pub mod audit;
+pub mod credentials;
 pub mod groups;
+pub mod invitations;
 pub mod notifications;
 pub mod organizations;
 pub mod participants;
+pub mod people;
 pub mod schedule;
 pub mod sessions;
 pub mod tokens;

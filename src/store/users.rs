@@ -124,29 +124,15 @@ impl Store {
         display_name: &str,
         email: &str,
     ) -> Result<Therapist, sqlx::Error> {
-        let id = new_id();
-        let now = now_ms();
-        let partner_code = format!("TR{}", &id.replace('-', "")[..10].to_uppercase());
         let mut tx = self.pool().begin().await?;
-        sqlx::query(
-            "INSERT INTO users (id, organization_id, role, display_name, email, created_at) VALUES ($1, $2, 'therapist', $3, $4, $5)",
-        )
-        .bind(&id)
-        .bind(organization_id)
-        .bind(display_name)
-        .bind(email)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO therapists (id, organization_id, partner_code, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(&id)
-        .bind(organization_id)
-        .bind(&partner_code)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        let person = NewPerson {
+            organization_id: Some(organization_id),
+            role: Role::Therapist,
+            display_name,
+            email,
+            therapist_id: None,
+        };
+        let id = insert_person(&mut tx, &person).await?;
         tx.commit().await?;
         self.therapist(&id).await?.ok_or(sqlx::Error::RowNotFound)
     }
@@ -159,26 +145,15 @@ impl Store {
         display_name: &str,
         email: &str,
     ) -> Result<User, sqlx::Error> {
-        let id = new_id();
-        let now = now_ms();
         let mut tx = self.pool().begin().await?;
-        sqlx::query(
-            "INSERT INTO users (id, organization_id, role, display_name, email, created_at) VALUES ($1, $2, 'client', $3, $4, $5)",
-        )
-        .bind(&id)
-        .bind(organization_id)
-        .bind(display_name)
-        .bind(email)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("INSERT INTO clients (id, organization_id, therapist_id, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(&id)
-            .bind(organization_id)
-            .bind(therapist_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        let person = NewPerson {
+            organization_id: Some(organization_id),
+            role: Role::Client,
+            display_name,
+            email,
+            therapist_id,
+        };
+        let id = insert_person(&mut tx, &person).await?;
         tx.commit().await?;
         self.user(&id).await?.ok_or(sqlx::Error::RowNotFound)
     }
@@ -267,4 +242,65 @@ pub async fn set_blog_permission(
         .execute(conn)
         .await
         .map(|_| ())
+}
+
+/// A person to create: the account, plus the therapist or client row its role needs.
+#[derive(Debug, Clone)]
+pub struct NewPerson<'a> {
+    /// Home organization (none for super admins).
+    pub organization_id: Option<&'a str>,
+    /// Role of the account.
+    pub role: Role,
+    /// Name shown to others.
+    pub display_name: &'a str,
+    /// E-mail address, already lower-cased.
+    pub email: &'a str,
+    /// For clients: their therapist, if any.
+    pub therapist_id: Option<&'a str>,
+}
+
+/// Inserts a person inside a transaction: the `users` row and, for therapists and
+/// clients, the row of their role (a therapist gets a fresh partner code). Returns the id.
+pub async fn insert_person(
+    conn: &mut AnyConnection,
+    person: &NewPerson<'_>,
+) -> Result<String, sqlx::Error> {
+    let id = new_id();
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO users (id, organization_id, role, display_name, email, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&id)
+    .bind(person.organization_id)
+    .bind(person.role.as_str())
+    .bind(person.display_name)
+    .bind(person.email)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    match (person.role, person.organization_id) {
+        (Role::Therapist, Some(org)) => {
+            let partner_code = format!("TR{}", &id.replace('-', "")[..10].to_uppercase());
+            sqlx::query(
+                "INSERT INTO therapists (id, organization_id, partner_code, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&id)
+            .bind(org)
+            .bind(&partner_code)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        }
+        (Role::Client, Some(org)) => {
+            sqlx::query("INSERT INTO clients (id, organization_id, therapist_id, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(&id)
+                .bind(org)
+                .bind(person.therapist_id)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+        }
+        _ => {}
+    }
+    Ok(id)
 }

@@ -288,6 +288,7 @@ pub struct TestApp {
     pub jwt: JwtKeys,
     pub turn: TurnIssuer,
     pub auth_guard: AuthGuard,
+    pub accounts: theraroom::accounts::AccountsConfig,
 }
 
 impl TestApp {
@@ -301,12 +302,14 @@ impl TestApp {
         );
         let limit = std::num::NonZeroU32::new(TEST_AUTH_FAILURES_PER_MINUTE).expect("non-zero");
         let auth_guard = AuthGuard::new(limit);
+        let accounts = theraroom::accounts::AccountsConfig::default();
         let state = AppState {
             store: store.clone(),
             jwt: jwt.clone(),
             turn: turn.clone(),
             live: Arc::new(NoLiveRooms),
             auth_guard: auth_guard.clone(),
+            accounts: accounts.clone(),
         };
         let router = theraroom::api::router_with(state, &RateLimiters::new(&test_limits())).0;
         TestApp {
@@ -316,6 +319,7 @@ impl TestApp {
             jwt,
             turn,
             auth_guard,
+            accounts,
         }
     }
 
@@ -333,6 +337,7 @@ impl TestApp {
             turn: self.turn.clone(),
             live: Arc::new(NoLiveRooms),
             auth_guard: self.auth_guard.clone(),
+            accounts: self.accounts.clone(),
         }
     }
 

@@ -314,6 +314,7 @@ both_dbs!(
         // The production default: 20 failures a minute per address.
         let state = AppState {
             auth_guard: AuthGuard::default(),
+            accounts: Default::default(),
             live: Arc::new(NoLiveRooms),
             ..app.state()
         };

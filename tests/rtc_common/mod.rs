@@ -102,7 +102,7 @@ impl Server {
             Vec::new(),
             600,
         );
-        let demo = theraroom::demo::ensure_demo(&store, &jwt, 3600)
+        let demo = theraroom::demo::ensure_demo(&store, &jwt, 3600, "rtc-test-password")
             .await
             .expect("demo data");
 
@@ -126,6 +126,7 @@ impl Server {
             turn,
             live: Arc::new(HubControl(hub.clone())),
             auth_guard: theraroom::auth::AuthGuard::default(),
+            accounts: Default::default(),
         };
         let extra = theraroom::rtc::routes(hub.clone()).merge(theraroom::metrics::routes());
         let static_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("static");
