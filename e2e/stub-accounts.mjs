@@ -80,6 +80,8 @@ function matches(p, url) {
   const q = (url.searchParams.get('q') || '').toLowerCase();
   const status = url.searchParams.get('status') || 'active';
   if (q && !p.display_name.toLowerCase().includes(q) && !p.email.includes(q)) return false;
+  const video = url.searchParams.get('video');
+  if (video && p.role === 'therapist' && p.video_sessions_enabled !== (video === 'on')) return false;
   return status === 'all' || (status === 'active') === p.active;
 }
 

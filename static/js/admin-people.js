@@ -147,10 +147,10 @@ export function createPeople(ctx) {
 
   async function loadTherapists(f) {
     const q = new URLSearchParams({ q: f.q, status: f.status });
+    if (ctx.controlled && f.video !== 'all') q.set('video', f.video);
     try {
       const data = await call(`${base}/therapists?${q}`);
-      let list = (data && data.therapists) || [];
-      if (ctx.controlled && f.video !== 'all') list = list.filter((t) => !!t.video_sessions_enabled === (f.video === 'on'));
+      const list = (data && data.therapists) || [];
       shown = list;
       showList('therapists', 'therapists-empty', 'therapists-count', list.map(therapistRow));
     } catch (e) {

@@ -139,7 +139,10 @@ export async function signOut() {
   const token = accessToken();
   try {
     await api('/api/auth/logout', { method: 'POST', token });
-  } catch { /* already signed out or unreachable: forget locally anyway */ }
+  } catch (e) {
+    // An expired access token is refused outright: end the cookie's sign-in alone.
+    if (token && e && e.status === 401) await api('/api/auth/logout', { method: 'POST' }).catch(() => {});
+  }
   forget();
   location.assign('/signin.html');
 }
