@@ -1,8 +1,9 @@
 // accounts.mjs — accounts end to end in the browser: the organization admin signs in on
 // /signin.html and invites a new therapist (a new e-mail per run); the therapist opens
 // the invitation link in a fresh context, sets a password, lands on /home.html, signs
-// out, signs in again and starts a session; a guest joins through the share link and
-// both decode each other's video; the admin switches that therapist's video off on
+// out, signs in again, opens /therapist on the same session and starts a session; a
+// guest joins through the share link and both decode each other's video; the admin
+// switches that therapist's video off on
 // /admin.html; the therapist's home then refuses a new session with the server's
 // message, and after a reload shows the banner with Start disabled.
 // With E2E_SCREENSHOTS set it writes signin, invite, home, admin and client pages at
@@ -15,10 +16,10 @@ const adminEmail = demo.org_admin && demo.org_admin.email;
 if (!password || !adminEmail) throw new Error('DEMO_JSON needs a top-level "password" and org_admin.email (theraroom demo --json)');
 
 /** Both sizes of one page for the docs; back to `viewport` afterwards. */
-async function shots(p, name, viewport) {
+async function shots(p, name, viewport, opts) {
   if (!process.env.E2E_SCREENSHOTS) return;
-  await screenshot(p, `${name}-phone`, PHONE);
-  await screenshot(p, `${name}-desktop`, DESKTOP);
+  await screenshot(p, `${name}-phone`, PHONE, opts);
+  await screenshot(p, `${name}-desktop`, DESKTOP, opts);
   await p.page.setViewportSize(viewport);
 }
 
@@ -128,6 +129,12 @@ scenario('accounts', async (browser) => {
   await th.page.waitForURL(/\/signin\.html/, { timeout: 10000 }); // signed out means signed out
   await signIn(th, email, '/home.html');
   await th.page.waitForSelector('#start-card:not([hidden])');
+  // /therapist runs on the same session (refresh cookie), no pasted token.
+  await th.page.click('#more a');
+  await th.page.waitForSelector('#create:not([hidden])', { timeout: 10000 });
+  await th.page.waitForSelector('#who-name:has-text("Dr. Eve Example")', { timeout: 10000 });
+  await th.page.goto(`${base}/home.html`);
+  await th.page.waitForSelector('#start-card:not([hidden])');
   await shots(th, 'home', DESKTOP);
 
   const { share, call } = await startCall(th);
@@ -138,7 +145,7 @@ scenario('accounts', async (browser) => {
   log('therapist and guest decode each other');
 
   await switchVideoOff(admin, email);
-  await shots(admin, 'admin', DESKTOP);
+  await shots(admin, 'admin', DESKTOP, { fullPage: true });
   log('admin switched the therapist off');
   const refused = await expectRefused(th);
   await shots(th, 'home-disabled', DESKTOP);

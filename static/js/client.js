@@ -11,6 +11,7 @@ async function loadBooked() {
   try {
     const list = await bookedSessions({ start: new Date().toISOString() });
     fill('upcoming', 'upcoming-empty', list.map((s) => bookedItem(s, s.therapist_name || 'Your therapist', { dayToo: true })));
+    $('upcoming-hint').hidden = list.length === 0;
   } catch (e) {
     fill('upcoming', 'upcoming-empty', [el('li', { class: 'field-error', text: (e && e.message) || 'Could not load your sessions.' })]);
   }

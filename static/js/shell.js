@@ -26,6 +26,8 @@ export function mountWho(me) {
   $('who-name').textContent = me.display_name || me.email || 'Signed in';
   $('who-name').title = me.email || '';
   who.hidden = false;
+  $('signout-btn').setAttribute('aria-label', `Sign out ${me.display_name || me.email || ''}`.trim());
+  $('signout-btn').title = `Signed in as ${me.display_name || me.email || ''}`;
   $('signout-btn').onclick = () => { $('signout-btn').disabled = true; signOut(); };
 }
 
