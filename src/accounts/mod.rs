@@ -94,9 +94,6 @@ pub enum AccountError {
     /// The caller's role may not do this.
     #[error("your role may not do this")]
     Forbidden,
-    /// An administrator may not deactivate their own account.
-    #[error("you cannot deactivate your own account")]
-    CannotDeactivateSelf,
     /// Something on our side failed (logged where it happened).
     #[error("internal error")]
     Internal(&'static str),
@@ -124,7 +121,6 @@ impl AccountError {
             AccountError::PersonNotFound => "person_not_found",
             AccountError::TherapistNotFound => "therapist_not_found",
             AccountError::Forbidden => "forbidden",
-            AccountError::CannotDeactivateSelf => "cannot_deactivate_self",
             AccountError::Internal(_) | AccountError::Store(_) => "internal",
         }
     }

@@ -210,9 +210,6 @@ async fn set_active(
     (role, id): (Role, &str),
     active: bool,
 ) -> Result<(), AccountError> {
-    if !active && caller.sub == id {
-        return Err(AccountError::CannotDeactivateSelf);
-    }
     if !state.store.set_account_active(id, active).await? {
         return Ok(());
     }

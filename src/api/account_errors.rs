@@ -29,7 +29,7 @@ impl From<AccountError> for ApiError {
             | AccountError::InvalidEmail
             | AccountError::InvalidName
             | AccountError::InvalidRole => StatusCode::BAD_REQUEST,
-            AccountError::EmailTaken | AccountError::CannotDeactivateSelf => StatusCode::CONFLICT,
+            AccountError::EmailTaken => StatusCode::CONFLICT,
             AccountError::InvitationUsed | AccountError::InvitationExpired => StatusCode::GONE,
             AccountError::InvitationNotFound
             | AccountError::OrganizationNotFound

@@ -215,7 +215,7 @@ pub async fn update_therapist(
 
 /// Deactivates a therapist: their tokens are refused at once.
 #[utoipa::path(post, path = "/api/organizations/{id}/therapists/{therapist_id}/deactivate", tag = "people", params(("id" = String, Path), ("therapist_id" = String, Path)), security(("bearer" = [])),
-    responses((status = 200, body = TherapistView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "`cannot_deactivate_self`")))]
+    responses((status = 200, body = TherapistView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn deactivate_therapist(
     State(state): State<AppState>,
     caller: Caller,

@@ -75,11 +75,12 @@ fn revoked(
 
 fn check_user(row: Option<UserPrincipal>, claims: &Claims) -> Result<(), TokenError> {
     let row = row.ok_or(TokenError::UnknownSubject)?;
-    if revoked(claims, row.token_revoked_at, row.subject_revoked_at) {
-        return Err(TokenError::Revoked);
-    }
+    // A deactivated account says so, rather than that its tokens were revoked with it.
     if row.disabled_at.is_some() {
         return Err(TokenError::Disabled);
+    }
+    if revoked(claims, row.token_revoked_at, row.subject_revoked_at) {
+        return Err(TokenError::Revoked);
     }
     if row.role != claims.role.as_str() || row.organization_id != claims.org_id {
         return Err(TokenError::ClaimsMismatch);

@@ -8,6 +8,7 @@
 #[macro_use]
 mod common;
 
+mod accounts;
 mod audit;
 mod auth_health;
 mod blog;
@@ -16,6 +17,7 @@ mod groups;
 mod http_limits;
 mod join;
 mod participants;
+mod people;
 mod props;
 mod rooms;
 mod scheduling;
