@@ -6,7 +6,7 @@
 // docs/ACCOUNTS.md.
 
 import { api } from './api.js';
-import { setAccessToken, clearAccessToken } from './auth.js';
+import { setAccessToken, getAccessToken, clearAccessToken } from './auth.js';
 
 /** Where each role lands after signing in. */
 const HOMES = {
@@ -21,6 +21,7 @@ const HOMES = {
 const RENEW_EARLY_MS = 60_000;
 
 let current = null; // { token, me, expiresAt }
+let leaveOnFailure = true; // a refused renewal sends to sign-in (not on the call page)
 let timer = null;
 let pending = null;
 
@@ -45,7 +46,7 @@ function adopt(session) {
   current = { token: session.access_token, me: session.me || (current && current.me) || null, expiresAt: Date.now() + seconds * 1000 };
   try { setAccessToken(current.token); } catch { /* storage off: memory only */ }
   clearTimeout(timer);
-  timer = setTimeout(() => renew().catch(() => toSignIn()), Math.max(5_000, seconds * 1000 - RENEW_EARLY_MS));
+  timer = setTimeout(() => renew().catch(() => { if (leaveOnFailure) toSignIn(); }), Math.max(5_000, seconds * 1000 - RENEW_EARLY_MS));
   return current.me;
 }
 
@@ -145,6 +146,24 @@ export async function signOut() {
   }
   forget();
   location.assign('/signin.html');
+}
+
+/**
+ * For the call page: a fresh access token for person `personId` from the refresh cookie,
+ * or null (no cookie, or the cookie belongs to someone else). Never leaves the page.
+ */
+export async function freshTokenFor(personId) {
+  leaveOnFailure = false;
+  const before = getAccessToken();
+  try {
+    const m = await renew();
+    if (m && m.id === personId) return accessToken();
+  } catch { /* no cookie, or refused: keep the token in hand */ }
+  // Someone else's sign-in (or none): leave this tab's token as it was.
+  clearTimeout(timer);
+  current = null;
+  try { if (before) setAccessToken(before); } catch { /* memory only */ }
+  return null;
 }
 
 /** A same-site path from `?next=` (never another origin), or null. */
