@@ -2,13 +2,14 @@
 // /signin.html and invites a new therapist (a new e-mail per run); the therapist opens
 // the invitation link in a fresh context, sets a password, lands on /home.html, signs
 // out, signs in again, opens /therapist on the same session and starts a session; a
-// guest joins through the share link and both decode each other's video; the admin
-// switches that therapist's video off on
-// /admin.html; the therapist's home then refuses a new session with the server's
-// message, and after a reload shows the banner with Start disabled.
+// guest joins through the share link and both decode each other's video; the call's
+// socket drops and it resumes on a token renewed from the cookie; the admin switches
+// that therapist's video off on /admin.html; the therapist's home then refuses a new
+// session with the server's message, and after a reload shows the banner with Start
+// disabled.
 // With E2E_SCREENSHOTS set it writes signin, invite, home, admin and client pages at
 // 390x844 and 1280x800 (docs/screenshots). Env: BASE_URL, DEMO_JSON (see lib.mjs).
-import { env, scenario, newPage, log, sleep, admitGuest, waitForJoined, waitForRemoteVideos, screenshot, PHONE, DESKTOP } from './lib.mjs';
+import { env, scenario, newPage, log, sleep, admitGuest, waitForJoined, waitForState, waitForRemoteVideos, screenshot, PHONE, DESKTOP } from './lib.mjs';
 
 const { base, demo } = env();
 const password = demo.password;
@@ -74,8 +75,9 @@ async function startCall(th) {
   await th.page.waitForSelector('#created:not([hidden])', { timeout: 10000 });
   const share = await th.page.inputValue('#share-link');
   const [popup] = await Promise.all([th.context.waitForEvent('page'), th.page.click('#join-now')]);
-  const call = { name: 'therapist-call', context: th.context, page: popup, logs: [] };
+  const call = { name: 'therapist-call', context: th.context, page: popup, logs: [], refreshes: 0 };
   popup.on('console', (m) => call.logs.push(`console.${m.type()}: ${m.text()}`));
+  popup.on('requestfinished', (r) => { if (r.url().endsWith('/api/auth/refresh')) call.refreshes += 1; });
   await popup.waitForSelector('#join-btn', { timeout: 15000 });
   await popup.click('#join-btn');
   await waitForJoined(call);
@@ -143,6 +145,17 @@ scenario('accounts', async (browser) => {
   await admitGuest(call, guest);
   await Promise.all([waitForRemoteVideos(call, 1), waitForRemoteVideos(guest, 1)]);
   log('therapist and guest decode each other');
+
+  // The call renews the therapist's access token from the cookie before a reconnect.
+  const before = call.refreshes;
+  const first = await waitForJoined(call);
+  await call.page.evaluate(() => window.theraroom._dropSocket());
+  await waitForState(call, 'joining', { timeout: 5000 });
+  const back = await waitForJoined(call, { timeout: 30000 });
+  if (!back.resumed || back.participantId !== first.participantId) throw new Error(`the therapist's call did not resume: ${JSON.stringify(back)}`);
+  if (call.refreshes <= before) throw new Error('the call page reconnected without renewing its access token');
+  await waitForRemoteVideos(guest, 1);
+  log('the therapist call resumed on a renewed token');
 
   await switchVideoOff(admin, email);
   await shots(admin, 'admin', DESKTOP, { fullPage: true });
