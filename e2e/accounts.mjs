@@ -118,6 +118,11 @@ scenario('accounts', async (browser) => {
   const admin = await newPage(browser, 'admin', { viewport: DESKTOP });
   await admin.page.goto(`${base}/signin.html`);
   await shots(admin, 'signin', DESKTOP);
+  await admin.page.fill('#email', adminEmail);
+  await admin.page.fill('#password', `${password}-wrong`);
+  await admin.page.click('#signin-btn');
+  await admin.page.waitForSelector('#message:not([hidden])', { timeout: 10000 });
+  if (!(await text(admin, '#message')).includes('do not match')) throw new Error(`wrong password: "${await text(admin, '#message')}"`);
   await signIn(admin, adminEmail, '/admin.html');
   const link = await inviteTherapist(admin, email);
   log('invited', email);
@@ -125,6 +130,12 @@ scenario('accounts', async (browser) => {
   const th = await newPage(browser, 'therapist-home', { viewport: DESKTOP });
   await acceptInvitation(th, link, email);
   log('invitation accepted, therapist home');
+  const again = await newPage(browser, 'invitation-again');
+  await again.page.goto(link);
+  await again.page.waitForSelector('#message:not([hidden])', { timeout: 10000 });
+  if (!(await text(again, '#message')).includes('already been used')) throw new Error(`reused invitation: "${await text(again, '#message')}"`);
+  if (await again.page.isVisible('#password-form')) throw new Error('a used invitation still offers the password form');
+  await again.context.close();
   await th.page.click('#signout-btn');
   await th.page.waitForURL(/\/signin\.html/, { timeout: 10000 });
   await th.page.goto(`${base}/home.html`);
