@@ -7,6 +7,8 @@
 import { env, scenario, newPage, log, DESKTOP } from './lib.mjs';
 
 const { base, demo } = env();
+/** The demo accounts' e-mail domain (a search that lists exactly the demo therapists). */
+const DEMO_DOMAIN = (demo.therapists[0].email || '').split('@')[1] || 'demo.theraroom.test';
 
 /** Wait until `fn(arg)` is true in the page (DOM conditions, no fixed sleeps). */
 const until = (pg, fn, arg, what) => pg.waitForFunction(fn, arg, { timeout: 10000 })
@@ -14,34 +16,39 @@ const until = (pg, fn, arg, what) => pg.waitForFunction(fn, arg, { timeout: 1000
 const rows = (sel) => document.querySelectorAll(`${sel} li.person`).length;
 const textOf = ([sel, part]) => (document.querySelector(sel)?.textContent || '').includes(part);
 
-async function bulkVideo(pg, on) {
+async function bulkVideo(pg, on, n) {
   await pg.check('#select-all');
   await pg.fill('#bulk-reason', on ? 'e2e: back on' : 'e2e: check');
   await pg.click(on ? '#bulk-on' : '#bulk-off');
-  await until(pg, textOf, ['#bulk-note', `switched ${on ? 'on' : 'off'} for 2 therapists`], `bulk ${on ? 'on' : 'off'} note`);
+  await until(pg, textOf, ['#bulk-note', `switched ${on ? 'on' : 'off'} for ${n} therapist`], `bulk ${on ? 'on' : 'off'} note`);
 }
 
+const listed = (pg, n, what) => until(pg, ([s, k]) => document.querySelectorAll(`${s} li.person`).length === k, ['#therapists', n], what);
+
+/** Works on the demo therapists only (other scenarios may have added their own). */
 async function therapists(pg) {
   await pg.fill('#filter-q', 'carl');
-  await until(pg, (s) => document.querySelectorAll(`${s} li.person`).length === 1, '#therapists', 'search for carl');
-  await pg.fill('#filter-q', '');
-  await until(pg, (s) => document.querySelectorAll(`${s} li.person`).length === 2, '#therapists', 'both demo therapists');
+  await listed(pg, 1, 'search for carl');
+  await pg.fill('#filter-q', DEMO_DOMAIN);
+  await listed(pg, demo.therapists.length, 'the demo therapists');
+  const n = demo.therapists.length;
   await pg.check('#select-all');
   await pg.click('#bulk-off');
   await until(pg, textOf, ['#bulk-note', 'give a reason'], 'bulk without a reason refused');
-  await bulkVideo(pg, false);
-  await until(pg, () => document.querySelectorAll('#therapists .badge.warn').length === 2, null, 'two Video off badges');
+  await bulkVideo(pg, false, n);
+  await until(pg, (k) => document.querySelectorAll('#therapists .badge.warn').length === k, n, 'Video off badges');
   await pg.selectOption('#filter-video', 'on');
-  await until(pg, (s) => document.querySelectorAll(`${s} li.person`).length === 0 && !document.getElementById('therapists-empty').hidden, '#therapists', 'video=on lists none');
+  await listed(pg, 0, 'video=on lists none of them');
   await pg.selectOption('#filter-video', 'all');
-  await until(pg, (s) => document.querySelectorAll(`${s} li.person`).length === 2, '#therapists', 'video=all lists both');
-  await bulkVideo(pg, true);
+  await listed(pg, n, 'video=all lists them again');
+  await bulkVideo(pg, true, n);
   await until(pg, () => document.querySelectorAll('#therapists .badge.warn').length === 0, null, 'no Video off badge');
   const blog = pg.locator('#therapists li.person').first().locator('button', { hasText: 'blog posting' });
   await blog.click();
   await until(pg, textOf, ['#therapists li.person .row-note', 'granted successfully'], 'blog grant message');
   await blog.click();
   await until(pg, textOf, ['#therapists li.person .row-note', 'revoked successfully'], 'blog revoke message');
+  await pg.fill('#filter-q', '');
 }
 
 async function clients(pg) {
