@@ -130,7 +130,7 @@ export async function admitGuest(host, guest) {
 }
 
 /** Save a screenshot to $E2E_SCREENSHOTS/<file>.png when that variable is set (docs/screenshots). */
-export async function screenshot(p, file, viewport) {
+export async function screenshot(p, file, viewport, { fullPage = false } = {}) {
   const dir = process.env.E2E_SCREENSHOTS;
   if (!dir) return;
   fs.mkdirSync(dir, { recursive: true });
@@ -138,7 +138,7 @@ export async function screenshot(p, file, viewport) {
     await p.page.setViewportSize(viewport);
     await sleep(600); // layout + a few video frames at the new size
   }
-  await p.page.screenshot({ path: `${dir}/${file}.png` });
+  await p.page.screenshot({ path: `${dir}/${file}.png`, fullPage });
   log('screenshot', `${dir}/${file}.png`);
 }
 

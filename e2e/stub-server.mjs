@@ -1,12 +1,14 @@
 // stub-server.mjs — serves ../static with the real server's routes and fakes the REST
 // answers and a few signaling replies, to check the pages' behaviour and layout without
 // the Rust server. It has NO media (no SFU): the publisher offer is logged, never answered.
+// The account routes (sign-in, people, invitations) come from stub-accounts.mjs.
 // Usage: node stub-server.mjs [port]   (default 8099, binds 127.0.0.1)
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { handleAccounts, sessionRefusal } from './stub-accounts.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../static');
 const port = Number(process.argv[2] || 8099);
@@ -54,8 +56,11 @@ const server = http.createServer(async (req, res) => {
     const t = decodeURIComponent(m[1]);
     return json(res, 201, { token: (t === 'full' ? 'full:' : 'guest:') + b.name, expires_at: new Date(Date.now() + 3600e3).toISOString(), session_id: 's-' + t });
   }
+  if (await handleAccounts(req, res, url, body)) return;
   if (p === '/api/sessions') {
     if (!auth) return err(res, 401, 'unauthorized', 'missing token');
+    const refusal = req.method === 'POST' && sessionRefusal(auth);
+    if (refusal) return err(res, 403, refusal.code, refusal.message);
     if (auth === 'disabled') return err(res, 403, 'therapist_disabled', 'Video sessions are disabled for your account. Ask your organization administrator to enable them.');
     if (req.method === 'POST') {
       const b = await body(req);

@@ -212,7 +212,7 @@ try {
   const i = await newPage(browser, 'index', { viewport: phone });
   await i.page.goto(`${base}/`);
   await i.page.screenshot({ path: `${out}/index-phone.png` });
-  check(await i.page.locator('a[href="/therapist"]').count() === 1, 'index links to /therapist');
+  check(await i.page.locator('a[href="/signin.html"]').count() === 1, 'index links to /signin.html');
 } catch (e) {
   failures.push(String(e.stack || e));
   console.error(e);

@@ -4,11 +4,13 @@
 
 /** An error answered by the server (or the network), with a machine `code`. */
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, retryAfter = null) {
     super(message || code);
     this.name = 'ApiError';
     this.status = status;
     this.code = code;
+    /** Seconds from the `Retry-After` header (429 answers), or null. */
+    this.retryAfter = retryAfter;
   }
 }
 
@@ -16,7 +18,7 @@ export class ApiError extends Error {
  * Call the REST API. Returns the parsed JSON body (or null for an empty body).
  * Throws ApiError on any non-2xx answer or network failure.
  */
-export async function api(path, { method = 'GET', token, body } = {}) {
+export async function api(path, { method = 'GET', token, body, credentials = 'same-origin' } = {}) {
   const headers = { Accept: 'application/json' };
   if (token) headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
@@ -27,6 +29,7 @@ export async function api(path, { method = 'GET', token, body } = {}) {
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
       cache: 'no-store',
+      credentials, // the refresh cookie (HttpOnly, scoped to /api/auth) rides along
     });
   } catch (e) {
     throw new ApiError(0, 'network', 'Could not reach the server. Check your connection and try again.');
@@ -39,7 +42,8 @@ export async function api(path, { method = 'GET', token, body } = {}) {
   if (!res.ok) {
     const err = data && data.error;
     const code = (err && err.code) || statusCode(res.status);
-    throw new ApiError(res.status, code, (err && err.message) || messageFor(code));
+    const wait = Number.parseInt(res.headers.get('Retry-After') || '', 10);
+    throw new ApiError(res.status, code, (err && err.message) || messageFor(code), Number.isFinite(wait) ? wait : null);
   }
   return data;
 }
@@ -79,6 +83,13 @@ const MESSAGES = {
   declined: 'The therapist did not let you in to this session.',
   waiting_room_full: 'The waiting room is full right now. Please try again in a few minutes.',
   rate_limited: 'Too many messages were sent too fast. Please reload the page to rejoin.',
+  invalid_credentials: 'That e-mail address and password do not match an active account.',
+  too_many_attempts: 'Too many failed sign-ins. Please wait before trying again.',
+  weak_password: 'The password must be 10 to 128 characters long.',
+  invitation_used: 'This invitation has already been used. Sign in with the password you chose.',
+  invitation_expired: 'This invitation has expired. Ask your practice to send you a new one.',
+  invitation_not_found: 'This invitation link is not valid, or it was withdrawn. Ask your practice for a new one.',
+  email_taken: 'Someone with this e-mail address already has an account.',
 };
 
 /** True when we have our own sentence for this code. */

@@ -10,6 +10,7 @@ import { DevicePicker } from './devicepicker.js';
 import { openMedia, mediaAvailable } from './devices.js';
 import { runProbe, PROBE_ADVICE } from './precheck.js';
 import { takeAccessToken, getAccessToken, clearAccessToken, tokenClaims } from './auth.js';
+import { freshTokenFor } from './session.js';
 import { el, $ } from './dom.js';
 
 const params = new URLSearchParams(location.search);
@@ -316,10 +317,20 @@ async function main() {
   else (needName ? nameInput : $('join-btn')).focus();
 }
 
+/**
+ * For a signed-in person: renew the short access token from the refresh cookie before
+ * every (re)connect, so a call that outlives the token still resumes (session.js).
+ */
+function freshJoinToken(token) {
+  const sub = (tokenClaims(token) || {}).sub;
+  return sub ? () => freshTokenFor(sub) : null;
+}
+
 function enterRoom({ token, isGuest }) {
   room = new Room({
     info, token, isGuest, media, ui, hooks, setState,
     accessToken: isGuest ? null : getAccessToken(),
+    freshToken: isGuest ? null : freshJoinToken(token),
     myName: myName(isGuest),
     onFail: fail,
     onClosed,

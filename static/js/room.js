@@ -26,6 +26,7 @@ export class Room {
    * @param {string} o.token the JWT for `join`
    * @param {boolean} o.isGuest
    * @param {string|null} o.accessToken a user's token for REST (PATCH waiting room), null for guests
+   * @param {Function|null} o.freshToken async () => a current user token before each (re)connect, null for guests
    * @param {string} o.myName
    * @param {{stream: MediaStream|null, small: boolean}} o.media the local media (shared with the lobby)
    * @param {import('./ui.js').CallUi} o.ui
@@ -47,7 +48,7 @@ export class Room {
     this.camOff = false;
     this.chatOpenedOnce = false;
     this.lastAction = null;
-    this.sig = new Signaling({ sessionId: o.info.session_id, token: o.token, instance: instanceId() });
+    this.sig = new Signaling({ sessionId: o.info.session_id, token: o.token, freshToken: o.freshToken || null, instance: instanceId() });
     this.call = new Call({ signaling: this.sig, onRemoteChange: (negotiated) => {
       // A new subscriber description is the server's current word on every track.
       if (negotiated) this.roster.gone.clear();

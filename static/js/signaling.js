@@ -25,10 +25,16 @@ export function rtcUrl(loc = window.location) {
  *   'closed' {}                – ended normally (left / session_ended / removed)
  */
 export class Signaling {
-  constructor({ url = rtcUrl(), sessionId, token, displayName, instance, log = console } = {}) {
+  /**
+   * `freshToken` (optional): async () => token, asked before every (re)connect so a
+   * signed-in person's short access token is current when `join` is sent; its failure
+   * (or null) keeps the token in hand.
+   */
+  constructor({ url = rtcUrl(), sessionId, token, freshToken = null, displayName, instance, log = console } = {}) {
     this.url = url;
     this.sessionId = sessionId;
     this.token = token;
+    this.freshToken = freshToken;
     this.displayName = displayName;
     this.instance = instance;
     this.log = log;
@@ -65,11 +71,15 @@ export class Signaling {
   /** Open the socket; `join` is sent as soon as it is open. Watch 'joined' / 'fatal'. */
   connect() {
     this.finished = false;
-    this.open();
+    this.open().catch((e) => this.log.error('signaling: open', e));
   }
 
-  open() {
+  async open() {
     clearTimeout(this.retryTimer);
+    if (this.freshToken) {
+      try { this.token = (await this.freshToken()) || this.token; } catch { /* keep the token in hand */ }
+      if (this.finished) return;
+    }
     const ws = new WebSocket(this.url);
     this.ws = ws;
     this.joined = false;
@@ -160,7 +170,7 @@ export class Signaling {
     this.attempt += 1;
     this.log.warn(`signaling: socket closed (${ev.code}), retry ${this.attempt} in ${delay} ms`);
     this.emit('reconnecting', { attempt: this.attempt });
-    this.retryTimer = setTimeout(() => { if (!this.finished) this.open(); }, delay);
+    this.retryTimer = setTimeout(() => { if (!this.finished) this.open().catch((e) => this.log.error('signaling: open', e)); }, delay);
   }
 
   startPing() {

@@ -1,13 +1,26 @@
 // therapist.js — entry point of /therapist: create sessions, share their link, end them.
 // Why: the therapist's small control panel over the REST API; it never opens media itself
-// ("Join now" opens the join page, which does).
+// ("Join now" opens the join page, which does). The token comes from the session module
+// (refresh cookie, see session.js); `#access_token=…` still works for scripts and the
+// e2e scenarios.
 
 import { api } from './api.js';
-import { takeAccessToken, getAccessToken, setAccessToken, clearAccessToken, tokenClaims, isExpired } from './auth.js';
+import { takeAccessToken, clearAccessToken, tokenClaims, isExpired } from './auth.js';
 import { el } from './dom.js';
+import { start, call, accessToken, signOut as sessionSignOut } from './session.js';
+import { copyText } from './shell.js';
 
 const $ = (id) => document.getElementById(id);
-let token = null;
+/** A token handed over in `#access_token=…` (used as is, never refreshed), or null. */
+let fixedToken = null;
+let me = null;
+
+const currentToken = () => fixedToken || accessToken();
+
+/** A REST call with whichever token this page runs on. */
+function rest(path, opts = {}) {
+  return fixedToken ? api(path, { ...opts, token: fixedToken }) : call(path, opts);
+}
 
 function showMessage(text, kind = 'error') {
   const box = $('message');
@@ -20,7 +33,6 @@ function clearMessage() { $('message').hidden = true; }
 function showError(e) {
   // Show the server's own message (e.g. 403 therapist_disabled explains what to do).
   showMessage(e && e.message ? e.message : 'Something went wrong. Please try again.');
-  if (e && e.code === 'unauthorized') signOut(false);
 }
 
 function absolute(path) {
@@ -33,43 +45,23 @@ function joinUrl(s) {
 
 /** join page URL carrying our token in the fragment, so we join as ourselves. */
 function joinAsSelf(s) {
-  return `${joinUrl(s)}#access_token=${encodeURIComponent(token)}`;
-}
-
-async function copyText(text) {
-  try {
-    await navigator.clipboard.writeText(text);
-    return true;
-  } catch {
-    // Fallback for http:// origins and older browsers.
-    const ta = el('textarea', { readonly: true, class: 'offscreen' });
-    ta.value = text;
-    document.body.append(ta);
-    ta.select();
-    let ok = false;
-    try { ok = document.execCommand('copy'); } catch { ok = false; }
-    ta.remove();
-    return ok;
-  }
+  return `${joinUrl(s)}#access_token=${encodeURIComponent(currentToken())}`;
 }
 
 function render() {
-  const signedIn = !!token;
-  $('signin').hidden = signedIn;
-  $('create').hidden = !signedIn;
-  $('sessions-card').hidden = !signedIn;
-  $('who').hidden = !signedIn;
-  if (!signedIn) { $('created').hidden = true; return; }
-  const c = tokenClaims(token) || {};
-  $('who-name').textContent = c.name || c.email || c.display_name || (c.role ? `Signed in (${c.role})` : 'Signed in');
-  if (isExpired(token)) showMessage('Your access token has expired. Sign out and paste a new one.');
+  $('create').hidden = false;
+  $('sessions-card').hidden = false;
+  $('who').hidden = false;
+  const c = (fixedToken && tokenClaims(fixedToken)) || {};
+  const name = (me && (me.display_name || me.email)) || c.name || c.email || c.display_name;
+  $('who-name').textContent = name || (c.role ? `Signed in (${c.role})` : 'Signed in');
+  if (fixedToken && isExpired(fixedToken)) showMessage('Your access token has expired. Sign out and sign in again.');
 }
 
-function signOut(clearMsg = true) {
+function signOut() {
+  if (!fixedToken) { sessionSignOut(); return; }
   clearAccessToken();
-  token = null;
-  if (clearMsg) clearMessage();
-  render();
+  location.assign('/signin.html');
 }
 
 function showCreated(s) {
@@ -90,7 +82,7 @@ function fmtTime(iso) {
 async function loadSessions() {
   let data;
   try {
-    data = await api('/api/sessions', { token });
+    data = await rest('/api/sessions');
   } catch (e) {
     showError(e);
     return;
@@ -111,7 +103,7 @@ function waitingSwitch(s) {
     box.disabled = true;
     note.textContent = '';
     try {
-      const v = await api(`/api/sessions/${encodeURIComponent(s.id)}`, { method: 'PATCH', token, body: { waiting_room: on } });
+      const v = await rest(`/api/sessions/${encodeURIComponent(s.id)}`, { method: 'PATCH', body: { waiting_room: on } });
       s.waiting_room = v && typeof v.waiting_room === 'boolean' ? v.waiting_room : on;
       box.checked = s.waiting_room;
       note.textContent = s.waiting_room ? 'on' : 'off';
@@ -156,7 +148,7 @@ async function endSession(s, btn) {
   if (!confirm(`End “${s.session_name}” for everyone?`)) return;
   btn.disabled = true;
   try {
-    await api(`/api/sessions/${encodeURIComponent(s.id)}/end`, { method: 'POST', token });
+    await rest(`/api/sessions/${encodeURIComponent(s.id)}/end`, { method: 'POST' });
     clearMessage();
     if ($('share-link').value === absolute(joinUrl(s) || '')) $('created').hidden = true;
   } catch (e) {
@@ -165,18 +157,6 @@ async function endSession(s, btn) {
   btn.disabled = false;
   loadSessions();
 }
-
-$('signin-form').addEventListener('submit', (ev) => {
-  ev.preventDefault();
-  const t = $('token-input').value.trim();
-  if (!t) return;
-  setAccessToken(t);
-  token = t;
-  $('token-input').value = '';
-  clearMessage();
-  render();
-  loadSessions();
-});
 
 $('signout-btn').addEventListener('click', () => signOut());
 
@@ -193,7 +173,7 @@ $('create-form').addEventListener('submit', async (ev) => {
   }
   $('create-btn').disabled = true;
   try {
-    const s = await api('/api/sessions', { method: 'POST', token, body });
+    const s = await rest('/api/sessions', { method: 'POST', body });
     clearMessage();
     showCreated(s);
     $('session-name-input').value = '';
@@ -215,6 +195,20 @@ $('copy-btn').addEventListener('click', async () => {
 
 $('refresh-btn').addEventListener('click', () => loadSessions());
 
-token = takeAccessToken();
-render();
-if (token) loadSessions();
+async function main() {
+  // `#access_token=…` (scripts, e2e): use that token as it is.
+  if (location.hash.includes('access_token=')) fixedToken = takeAccessToken();
+  if (!fixedToken) {
+    try {
+      me = await start({ roles: ['therapist', 'organization', 'admin', 'super_admin'] });
+    } catch (e) {
+      showError(e);
+      return;
+    }
+    if (!me) return; // on the way to sign-in
+  }
+  render();
+  loadSessions();
+}
+
+main();

@@ -1,0 +1,97 @@
+// home.js — entry point of /home.html, the therapist's home: start an instant session
+// (share link, then the call), today's booked sessions and upcoming groups with Join,
+// and whether new video sessions are allowed (and why not).
+// Why: what a therapist needs right after signing in, on a phone as on a desktop.
+
+import { el, $ } from './dom.js';
+import { start, call, reloadMe, accessToken } from './session.js';
+import { showMessage, clearMessage, mountWho, copyText, absolute, joinAsSelf } from './shell.js';
+import { todayRange, bookedSessions, bookedItem, groupItem, fill } from './agenda.js';
+
+/** Banner + Start button from `me.therapist.video_access` ({is_enabled, reason, message}). */
+function showAccess(me) {
+  const access = (me && me.therapist && me.therapist.video_access) || {};
+  const allowed = access.is_enabled !== false && access.allowed !== false;
+  $('access-banner').hidden = allowed;
+  $('access-reason').textContent = allowed ? '' : (access.message || 'Please contact your organization administrator.');
+  $('start-btn').disabled = !allowed;
+  $('start-btn').title = allowed ? '' : 'New video sessions are switched off for you';
+  document.body.dataset.videoAccess = allowed ? 'enabled' : (access.reason || access.code || 'refused');
+}
+
+let createdUrl = null;
+
+function showCreated(s) {
+  const url = s.join_url || `/join/${encodeURIComponent(s.share_token)}`;
+  createdUrl = url;
+  $('created-title').textContent = `“${s.session_name}” is ready`;
+  $('share-link').value = absolute(url);
+  $('copy-note').textContent = '';
+  $('join-now').href = joinAsSelf(url, accessToken());
+  $('created').hidden = false;
+}
+
+async function startSession(ev) {
+  ev.preventDefault();
+  const name = $('session-name').value.trim() || 'Instant session';
+  $('start-btn').disabled = true;
+  clearMessage();
+  try {
+    showCreated(await call('/api/sessions', { method: 'POST', body: { session_name: name, waiting_room: $('waiting-input').checked } }));
+    $('start-btn').disabled = false;
+  } catch (e) {
+    // The server's own sentence (e.g. therapist_disabled says whom to ask).
+    showMessage((e && e.message) || 'Could not start the session.');
+    $('created').hidden = true;
+    try { showAccess(await reloadMe()); } catch { $('start-btn').disabled = false; }
+  }
+}
+
+async function loadToday() {
+  $('today-date').textContent = new Date().toLocaleDateString([], { weekday: 'long', day: 'numeric', month: 'long' });
+  try {
+    const list = await bookedSessions(todayRange());
+    fill('today', 'today-empty', list.map((s) => bookedItem(s, s.client_name || 'Client')));
+  } catch (e) {
+    fill('today', 'today-empty', [el('li', { class: 'field-error', text: (e && e.message) || 'Could not load today’s sessions.' })]);
+  }
+  $('today-card').hidden = false;
+}
+
+async function loadGroups() {
+  try {
+    const data = await call('/api/group-sessions/therapist/sessions?upcoming=true');
+    const list = ((data && data.sessions) || []).filter((g) => g.status !== 'cancelled');
+    fill('groups', 'groups-empty', list.map(groupItem));
+  } catch (e) {
+    fill('groups', 'groups-empty', [el('li', { class: 'field-error', text: (e && e.message) || 'Could not load your groups.' })]);
+  }
+  $('groups-card').hidden = false;
+}
+
+async function main() {
+  let me;
+  try {
+    me = await start({ roles: ['therapist'] });
+  } catch (e) {
+    showMessage((e && e.message) || 'Could not reach the server.');
+    return;
+  }
+  if (!me) return;
+  mountWho(me);
+  if (me.organization) $('org-name').textContent = me.organization.name;
+  showAccess(me);
+  $('start-card').hidden = false;
+  $('more').hidden = false;
+  $('start-form').addEventListener('submit', startSession);
+  $('copy-btn').addEventListener('click', async () => {
+    const ok = await copyText($('share-link').value);
+    $('copy-note').textContent = ok ? 'Link copied.' : 'Could not copy — select the link and copy it by hand.';
+    if (!ok) $('share-link').select();
+  });
+  // The token renews every few minutes: put the current one in the link when it is used.
+  $('join-now').addEventListener('click', () => { if (createdUrl) $('join-now').href = joinAsSelf(createdUrl, accessToken()); });
+  await Promise.all([loadToday(), loadGroups()]);
+}
+
+main();
