@@ -283,6 +283,9 @@ export class Room {
 
   async setWaitingRoom(on) {
     const id = this.o.info.session_id;
+    // The call may have outlived the short access token: renew it first when signed in.
+    const fresh = this.o.freshToken ? await this.o.freshToken() : null;
+    if (fresh) this.o.accessToken = fresh;
     await api(`/api/sessions/${encodeURIComponent(id)}`, { method: 'PATCH', token: this.o.accessToken, body: { waiting_room: on } });
     if (this.session) this.session.waiting_room = on;
   }
