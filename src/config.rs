@@ -1,16 +1,25 @@
-//! Command line and environment configuration, shared by every subcommand so that
-//! `serve`, `demo` and `token` agree on the data directory and secrets.
+//! Command line, environment and configuration file, shared by every subcommand so
+//! that `serve`, `demo` and `token` agree on the data directory and secrets.
+//! [`file`] reads `--config`, [`print`] shows the result, [`secret`] keeps secrets out.
+
+pub mod file;
+pub mod print;
+pub mod secret;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use rand::RngCore;
 
 /// TheraRoom: telehealth video server (signaling, SFU and REST in one binary).
 #[derive(Debug, Parser)]
 #[command(name = "theraroom", version, about)]
 pub struct Cli {
+    /// TOML file with settings (keys: the long flag names, e.g. `rtc_port = 7882`);
+    /// flags and environment variables override it.
+    #[arg(long, env = "THERAROOM_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Settings shared by every subcommand.
     #[command(flatten)]
     pub settings: Settings,
@@ -40,6 +49,12 @@ pub enum Command {
         /// What to create.
         #[command(subcommand)]
         action: AdminCommand,
+    },
+    /// Inspect the configuration.
+    Config {
+        /// What to do with it.
+        #[command(subcommand)]
+        action: ConfigAction,
     },
     /// Mint a JWT for a user (like `lk token create`).
     Token {
@@ -90,7 +105,27 @@ pub enum AdminCommand {
     },
 }
 
-/// Settings; each flag also reads an environment variable.
+/// `theraroom config ...` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Print the settings in effect as TOML, with where each value came from; secrets
+    /// are masked.
+    Print,
+}
+
+/// Format of the log lines on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Lines for people (colours only when stderr is a terminal).
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Settings; each flag also reads an environment variable and a key of the
+/// configuration file (`--config`; precedence: flag, environment, file, default).
+/// A setting whose value is secret says `hide_env_values = true` (see [`secret`]):
+/// then neither `--help` nor `config print` shows it.
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
     /// Address of the HTTP/WebSocket listener.
@@ -304,6 +339,15 @@ pub struct Settings {
     /// the server hands out (invitations). Default: this server's scheme and `--bind`.
     #[arg(long, env = "THERAROOM_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
+    /// Format of the log lines on stderr: `text` for people, `json` for log collectors.
+    #[arg(
+        long,
+        env = "THERAROOM_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text,
+        global = true
+    )]
+    pub log_format: LogFormat,
 }
 
 impl Settings {

@@ -1,9 +1,10 @@
 //! The `theraroom` binary: parses the command line and runs a subcommand.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
-use theraroom::config::{Cli, Command};
+use theraroom::config::file::{self, LoadError, Loaded};
+use theraroom::config::{Command, ConfigAction, LogFormat};
 
 mod admin;
 mod serve;
@@ -15,13 +16,30 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_tracing();
+    let loaded = match file::load(std::env::args_os()) {
+        Ok(loaded) => loaded,
+        Err(LoadError::Usage(err)) => err.exit(),
+        Err(LoadError::File(message)) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let Loaded { cli, matches, file } = loaded;
+    init_tracing(cli.settings.log_format);
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve::serve(cli.settings).await,
         Command::Migrate => serve::migrate(&cli.settings).await,
         Command::Demo { json: _, ttl } => serve::demo(&cli.settings, &ttl).await,
         Command::Admin { action } => admin::admin(&cli.settings, action).await,
+        Command::Config {
+            action: ConfigAction::Print,
+        } => {
+            print!(
+                "{}",
+                theraroom::config::print::render(&matches, file.as_ref())
+            );
+            Ok(())
+        }
         Command::Token {
             role,
             user,
@@ -47,17 +65,22 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Logs to stderr (so `demo --json` and `token` keep stdout clean); `RUST_LOG`
-/// overrides the default filter. The `log` records of webrtc-rs are bridged in.
-fn init_tracing() {
+/// Logs to stderr (so `demo --json` and `token` keep stdout clean), as text (coloured
+/// only on a terminal, so a log file has no escape codes) or one JSON object per line;
+/// `RUST_LOG` overrides the default filter. The `log` records of webrtc-rs are bridged in.
+fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new(
             "info,webrtc=warn,rtc=warn,rtc_dtls=error,rtc_ice=error,sqlx=warn,tower_http=info",
         )
     });
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .init();
+        .with_ansi(std::io::stderr().is_terminal());
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
 }
