@@ -265,6 +265,9 @@ pub struct Settings {
         global = true
     )]
     pub tls_hostnames: Vec<String>,
+    /// Webhook delivery (`--webhooks-*`).
+    #[command(flatten)]
+    pub webhooks: crate::webhooks::WebhookSettings,
 }
 
 impl Settings {
