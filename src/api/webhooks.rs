@@ -22,9 +22,7 @@ use crate::clock::rfc3339;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
 use crate::store::webhooks::{AttemptRow, DeliveryRow, Endpoint};
-use crate::webhooks::endpoint::{
-    self, masked, subscribed_types, EndpointError, EndpointInput,
-};
+use crate::webhooks::endpoint::{self, masked, subscribed_types, EndpointError, EndpointInput};
 use crate::webhooks::UrlPolicy;
 
 /// Default and largest page of the delivery log.
@@ -128,7 +126,11 @@ async fn own_org(state: &AppState, caller: &Caller, org_id: &str) -> ApiResult<S
     if !caller.administers(org_id) {
         return Err(missing());
     }
-    let org = state.store.organization(org_id).await?.ok_or_else(missing)?;
+    let org = state
+        .store
+        .organization(org_id)
+        .await?
+        .ok_or_else(missing)?;
     Ok(org.id)
 }
 
@@ -304,7 +306,10 @@ async fn page(
         _ => Vec::new(),
     };
     let next_before = more.then(|| rows.last().map(|r| r.id.clone())).flatten();
-    let deliveries = rows.into_iter().map(|r| delivery_view(r, &attempts)).collect();
+    let deliveries = rows
+        .into_iter()
+        .map(|r| delivery_view(r, &attempts))
+        .collect();
     Ok(Json(DeliveryPage {
         deliveries,
         next_before,

@@ -10,8 +10,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::body::Bytes;
 use http_body_util::Full;
+use hyper::body::Bytes;
 use hyper::header::{HeaderValue, CONTENT_TYPE, HOST, USER_AGENT};
 use hyper::Request;
 use hyper_util::rt::TokioIo;

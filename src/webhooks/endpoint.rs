@@ -104,7 +104,9 @@ pub async fn configure(
             "organization.webhook.update",
             ("organization", organization_id),
         )
-        .before(json!(before.as_ref().map(|b| json!({"url": b.url, "events": b.events}))))
+        .before(json!(before
+            .as_ref()
+            .map(|b| json!({"url": b.url, "events": b.events}))))
         .after(json!({"url": url.as_str(), "events": events, "secret_changed": secret_changed})),
     )
     .await?;

@@ -171,6 +171,56 @@ pub struct Booking<'a> {
     pub end: String,
 }
 
+impl<'a> Booking<'a> {
+    /// A booked 1:1 session (one occurrence of a series, if any).
+    pub fn one_to_one(
+        scheduled_session_id: &'a str,
+        series_id: Option<&'a str>,
+        (therapist_id, client_id): (&'a str, &'a str),
+        actor_id: &'a str,
+        (start_ms, end_ms): (i64, i64),
+    ) -> Booking<'a> {
+        Booking {
+            booking_type: "scheduled_session",
+            scheduled_session_id: Some(scheduled_session_id),
+            series_id,
+            group_session_id: None,
+            group_participant_id: None,
+            therapist_id: Some(therapist_id),
+            client_id: Some(client_id),
+            actor_id,
+            start: rfc3339(start_ms),
+            end: rfc3339(end_ms),
+        }
+    }
+
+    /// A member's seat in a group session (`group_participant_id` none for the group
+    /// session as a whole).
+    pub fn group(
+        group_session_id: &'a str,
+        seat: Option<(&'a str, &'a str)>,
+        actor_id: &'a str,
+        (start_ms, end_ms): (i64, i64),
+    ) -> Booking<'a> {
+        Booking {
+            booking_type: if seat.is_some() {
+                "group_seat"
+            } else {
+                "group_session"
+            },
+            scheduled_session_id: None,
+            series_id: None,
+            group_session_id: Some(group_session_id),
+            group_participant_id: seat.map(|s| s.0),
+            therapist_id: None,
+            client_id: seat.map(|s| s.1),
+            actor_id,
+            start: rfc3339(start_ms),
+            end: rfc3339(end_ms),
+        }
+    }
+}
+
 /// `data` of `ping`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Ping<'a> {
@@ -180,9 +230,7 @@ pub struct Ping<'a> {
 
 /// Whether an endpoint's subscription (`*` or a comma-separated list) takes `kind`.
 pub fn subscribed(events: &str, kind: EventType) -> bool {
-    kind == EventType::Ping
-        || events == "*"
-        || events.split(',').any(|e| e.trim() == kind.as_str())
+    kind == EventType::Ping || events == "*" || events.split(',').any(|e| e.trim() == kind.as_str())
 }
 
 /// Puts an event in the outbox of `organization_id` inside the caller's transaction,

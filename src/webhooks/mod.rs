@@ -13,6 +13,7 @@
 
 pub mod client;
 pub mod deliver;
+pub mod emitters;
 pub mod endpoint;
 pub mod events;
 pub mod settings;
