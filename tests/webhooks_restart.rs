@@ -28,7 +28,11 @@ fn command(dir: &Path) -> Command {
         .args(["--rtc-port", "0", "--rtc-workers", "1"])
         // The worker looks once at startup, then not for an hour: whatever is queued
         // after that is only sent by the next start.
-        .args(["--webhooks-allow-insecure-loopback", "--webhooks-poll-interval", "1h"])
+        .args([
+            "--webhooks-allow-insecure-loopback",
+            "--webhooks-poll-interval",
+            "1h",
+        ])
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null());
@@ -135,7 +139,14 @@ async fn events_queued_before_a_crash_are_delivered_after_the_restart() {
 
     let first = Server::start(&dir);
     let hook = format!("/api/organizations/{org}/webhook");
-    let (status, set) = call(first.addr, "PUT", &hook, &admin, Some(json!({"url": receiver.url()}))).await;
+    let (status, set) = call(
+        first.addr,
+        "PUT",
+        &hook,
+        &admin,
+        Some(json!({"url": receiver.url()})),
+    )
+    .await;
     assert_eq!(status, 200, "{set}");
     let secret = set["secret"].as_str().unwrap().to_string();
     let (status, ping) = call(first.addr, "POST", &format!("{hook}/test"), &admin, None).await;
@@ -145,7 +156,10 @@ async fn events_queued_before_a_crash_are_delivered_after_the_restart() {
     assert_eq!(status, 201, "{session}");
     // Killed (no graceful shutdown) before its worker looked again.
     drop(first);
-    assert!(receiver.drain().is_empty(), "nothing was sent before the crash");
+    assert!(
+        receiver.drain().is_empty(),
+        "nothing was sent before the crash"
+    );
 
     let second = Server::start(&dir);
     let mut got = vec![receiver.next().await, receiver.next().await];
