@@ -162,7 +162,7 @@ async fn events_queued_before_a_crash_are_delivered_after_the_restart() {
     );
 
     let second = Server::start(&dir);
-    let mut got = vec![receiver.next().await, receiver.next().await];
+    let mut got = [receiver.next().await, receiver.next().await];
     got.sort_by_key(|r| r.json()["type"].as_str().unwrap_or("").to_string());
     assert!(got.iter().all(|r| r.signature_ok(&secret)));
     assert_eq!(got[0].json()["type"], json!("ping"));
