@@ -348,6 +348,9 @@ pub struct Settings {
         global = true
     )]
     pub log_format: LogFormat,
+    /// Webhook delivery (`--webhooks-*`).
+    #[command(flatten)]
+    pub webhooks: crate::webhooks::WebhookSettings,
 }
 
 impl Settings {

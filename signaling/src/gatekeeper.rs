@@ -93,6 +93,9 @@ pub trait Gatekeeper: Send + Sync + 'static {
     async fn participant_joined(&self, person_id: &str);
     /// The person's last participant is gone for good (row inactive, `left_at` set).
     async fn participant_left(&self, person_id: &str);
+    /// A connection of the person entered the waiting room (for the application's own
+    /// reporting; nothing to record by default).
+    async fn participant_waiting(&self, _person_id: &str) {}
 }
 
 impl Refusal {

@@ -150,6 +150,10 @@ impl Connection {
         let entered = match entry {
             Entry::Waiting(room) => {
                 tracing::info!("participant waits in the waiting room");
+                hub.inner
+                    .gate
+                    .participant_waiting(&admission.person_id)
+                    .await;
                 self.waiting = Some(Waiting {
                     room,
                     participant_id: pid,

@@ -36,7 +36,8 @@ use crate::store::groups::{
     self as store, GroupParticipant, GroupSession, Invitation, NewGroupSession, SessionFilter,
 };
 use crate::store::notifications::{self, NewNotification, Notification, NotificationKind};
-use crate::store::sessions as video_store;
+use crate::webhooks::events::Booking;
+use crate::webhooks::{emit, EventType};
 
 /// Most therapists one session may invite.
 const MAX_INVITED_THERAPISTS: usize = 10;
@@ -762,8 +763,16 @@ pub async fn cancel_group_session(
         _ => {}
     }
     store::set_status(&mut tx, &id, "cancelled").await?;
+    let booking = Booking::group(&id, None, &caller.sub, (before.start_ms, before.end_ms));
+    emit(
+        &mut tx,
+        &before.organization_id,
+        EventType::BookingCancelled,
+        &booking,
+    )
+    .await?;
     let ended_room = match &before.video_session_id {
-        Some(room) => video_store::end_session(&mut tx, room)
+        Some(room) => crate::rooms::end::close_in(&mut tx, room, "group_session_cancelled")
             .await?
             .then(|| room.clone()),
         None => None,
@@ -1315,6 +1324,15 @@ pub async fn join_group_session(
         .await?
         .ok_or_else(ApiError::internal)?;
     let session = reload(&mut tx, &id).await?;
+    let seat = Some((participant.id.as_str(), caller.sub.as_str()));
+    let booking = Booking::group(&id, seat, &caller.sub, (session.start_ms, session.end_ms));
+    emit(
+        &mut tx,
+        &session.organization_id,
+        EventType::BookingCreated,
+        &booking,
+    )
+    .await?;
     let mut recipients: Vec<String> = store::invitations_of(&mut tx, &id)
         .await?
         .into_iter()
@@ -1402,6 +1420,15 @@ pub async fn leave_group_session(
         ));
     }
     store::set_attendance(&mut tx, &participant.id, "cancelled").await?;
+    let seat = Some((participant.id.as_str(), caller.sub.as_str()));
+    let booking = Booking::group(&id, seat, &caller.sub, (session.start_ms, session.end_ms));
+    emit(
+        &mut tx,
+        &session.organization_id,
+        EventType::BookingCancelled,
+        &booking,
+    )
+    .await?;
     audit::record(
         &mut tx,
         AuditEntry::by(

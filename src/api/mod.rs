@@ -30,6 +30,7 @@ mod sign_out;
 mod turn;
 mod video_settings;
 mod waiting;
+mod webhooks;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
@@ -172,6 +173,13 @@ pub fn router_with(state: AppState, limiters: &RateLimiters) -> (Router, utoipa:
         .routes(routes!(groups::list_invitations))
         .routes(routes!(groups::respond_to_invitation))
         .routes(routes!(groups::therapist_group_sessions))
+        .routes(routes!(
+            webhooks::put_webhook,
+            webhooks::get_webhook,
+            webhooks::delete_webhook
+        ))
+        .routes(routes!(webhooks::test_webhook))
+        .routes(routes!(webhooks::list_deliveries))
         .with_state(state)
         .split_for_parts();
     doc_limits::document_limits(&mut doc);

@@ -35,6 +35,8 @@ use crate::store::audit::{self, AuditEntry};
 use crate::store::notifications::{self, NewNotification, Notification, NotificationKind};
 use crate::store::schedule::{self as store, ClientRecord, Hold, ScheduledSession};
 use crate::store::users::Therapist;
+use crate::webhooks::events::Booking;
+use crate::webhooks::{emit, EventType};
 
 /// Default lifetime of a hold, in seconds.
 pub const DEFAULT_HOLD_SECONDS: i64 = 300;
@@ -963,6 +965,21 @@ pub async fn confirm_hold(
         }
     }
     for (id, occ) in session_ids.iter().zip(&occurrences) {
+        let people = (hold.therapist_id.as_str(), hold.client_id.as_str());
+        let booking = Booking::one_to_one(
+            id,
+            series_id,
+            people,
+            &caller.sub,
+            (occ.start_ms, occ.end_ms),
+        );
+        emit(
+            &mut tx,
+            &hold.organization_id,
+            EventType::BookingCreated,
+            &booking,
+        )
+        .await?;
         audit::record(
             &mut tx,
             AuditEntry::by(

@@ -26,7 +26,8 @@ use crate::state::AppState;
 use crate::store::audit::{self, AuditEntry};
 use crate::store::notifications::NotificationKind;
 use crate::store::schedule::{self as store, SessionFilter, SessionNote};
-use crate::store::sessions as video_store;
+use crate::webhooks::events::Booking;
+use crate::webhooks::{emit, EventType};
 
 /// Default minutes before the start when a session's video room opens.
 pub const DEFAULT_JOIN_WINDOW_MINUTES: i64 = 10;
@@ -208,9 +209,24 @@ pub async fn cancel_scheduled_session(
             )
         });
     }
+    let people = (s.therapist_id.as_str(), s.client_id.as_str());
+    let booking = Booking::one_to_one(
+        &s.id,
+        s.series_id.as_deref(),
+        people,
+        &caller.sub,
+        (s.start_ms, s.end_ms),
+    );
+    emit(
+        &mut tx,
+        &s.organization_id,
+        EventType::BookingCancelled,
+        &booking,
+    )
+    .await?;
     let mut ended_room = None;
     if let Some(room) = &s.video_session_id {
-        if video_store::end_session(&mut tx, room).await? {
+        if crate::rooms::end::close_in(&mut tx, room, "booking_cancelled").await? {
             ended_room = Some(room.clone());
         }
     }

@@ -11,13 +11,17 @@
 //!   guest identities minted from share links;
 //! - [`removal`]: the therapist removes someone, and it sticks;
 //! - [`end`]: the therapist ends the session;
-//! - [`waiting`]: admit and decline decisions, and the waiting room switch.
+//! - [`waiting`]: admit and decline decisions, and the waiting room switch;
+//! - [`presence`]: people entering, leaving and waiting in the live room.
+//!
+//! Each change also queues its webhook event ([`crate::webhooks`]) in its transaction.
 //!
 //! Rules answer with a [`crate::denial::Denial`]; REST and signaling translate it.
 
 pub mod admission;
 pub mod end;
 pub mod open;
+pub mod presence;
 pub mod removal;
 pub mod waiting;
 

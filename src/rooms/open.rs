@@ -1,7 +1,7 @@
 //! Opening rooms: an instant session a therapist starts, and the restricted rooms of
 //! booked 1:1 and group sessions. Each goes through [`crate::store::sessions::insert_room`]
-//! with a share token from [`crate::random::url_token`], and is audited in the same
-//! transaction.
+//! with a share token from [`crate::random::url_token`], and is audited — and reported
+//! to the organization's webhook as `session.started` — in the same transaction.
 
 use serde_json::json;
 use sqlx::AnyConnection;
@@ -14,6 +14,7 @@ use crate::random::url_token;
 use crate::store::audit::{self, AuditEntry};
 use crate::store::sessions::{self as session_store, NewRoom, VideoSession};
 use crate::store::Store;
+use crate::webhooks::emitters::{self, Serves};
 
 /// An instant session as a therapist asks for it (already validated by the API).
 #[derive(Debug, Clone)]
@@ -82,6 +83,7 @@ pub async fn open_instant(
     let session = session_store::session_in(&mut tx, &id)
         .await?
         .ok_or(Denial::Store(sqlx::Error::RowNotFound))?;
+    emitters::room_opened(&mut tx, &session, Serves::Nothing).await?;
     tx.commit().await?;
     tracing::info!(session_id = %session.id, therapist_id = %therapist.id, "session created");
     Ok(session)
@@ -149,6 +151,10 @@ pub async fn open_scheduled(
         })),
     )
     .await?;
+    if let Some(opened) = session_store::session_in(&mut *conn, &id).await? {
+        let serves = Serves::from_kind(room.serves, room.serves_id);
+        emitters::room_opened(conn, &opened, serves).await?;
+    }
     tracing::info!(room_id = %id, serves = room.serves, serves_id = room.serves_id, "room opened");
     Ok(id)
 }

@@ -4,7 +4,8 @@
 //! on). A removed guest is marked too, so their guest token admits them nowhere, and the
 //! share link they came through is withdrawn: the session gets a new link for the
 //! people the therapist still wants, and the old one mints no new guest identity
-//! (`removed`). All of it, with its audit entry, is one transaction; then the live room
+//! (`removed`). All of it, with its audit entry (and `participant.left`
+//! for the webhook when they were in the room), is one transaction; then the live room
 //! disconnects them.
 
 use serde_json::json;
@@ -17,6 +18,7 @@ use crate::store::audit::{self, AuditEntry};
 use crate::store::participants::{self, Participant};
 use crate::store::sessions::{self as session_store, VideoSession};
 use crate::store::Store;
+use crate::webhooks::{emitters, EventType};
 
 /// What a removal changed.
 #[derive(Debug, Clone)]
@@ -49,6 +51,17 @@ pub async fn remove(
     let mut tx = store.pool().begin().await?;
     if !participants::mark_removed(&mut tx, &participant.id).await? {
         return Err(Denial::AlreadyRemoved);
+    }
+    if participant.is_active() {
+        let org = &session.organization_id;
+        emitters::presence(
+            &mut tx,
+            org,
+            EventType::ParticipantLeft,
+            &participant,
+            Some("removed"),
+        )
+        .await?;
     }
     let link_withdrawn = participant.guest_id.is_some();
     if let Some(guest_id) = &participant.guest_id {

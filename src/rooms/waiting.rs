@@ -2,7 +2,8 @@
 //! switches the session's waiting room on or off. The decision is written to the
 //! person's registration (so a reload or a second device of an admitted person enters
 //! directly, and a declined person stays out) together with its audit entry, in one
-//! transaction; the live room acts on it afterwards. The queue itself is live state of
+//! transaction (with `participant.admitted` for the webhook); the live room acts on it
+//! afterwards. The queue itself is live state of
 //! the signaling hub.
 
 use serde_json::json;
@@ -12,6 +13,7 @@ use crate::store::audit::{self, AuditEntry};
 use crate::store::participants;
 use crate::store::sessions::{self as session_store, VideoSession};
 use crate::store::Store;
+use crate::webhooks::{emitters, EventType};
 
 /// Who decides: a host's token subject and role.
 #[derive(Debug, Clone, Copy)]
@@ -55,6 +57,12 @@ pub async fn decide(
     let mut tx = store.pool().begin().await?;
     if !participants::record_waiting_decision(&mut tx, &session.id, person_id, admitted).await? {
         return Err(Denial::ParticipantNotFound);
+    }
+    if admitted {
+        if let Some(p) = participants::participant_in(&mut tx, person_id).await? {
+            let org = &session.organization_id;
+            emitters::presence(&mut tx, org, EventType::ParticipantAdmitted, &p, None).await?;
+        }
     }
     let (action, outcome) = if admitted {
         ("session.waiting.admit", "admitted")

@@ -11,6 +11,7 @@ use crate::auth::{authenticate, AuthError, Claims, JwtKeys, TokenError};
 use crate::clock::{now_ms, rfc3339};
 use crate::denial::Denial;
 use crate::rooms::admission::{self, admit_and_register};
+use crate::rooms::presence;
 use crate::rooms::waiting::{decide, Decider};
 use crate::store::Store;
 use crate::turn::TurnIssuer;
@@ -152,14 +153,20 @@ impl Gatekeeper for StoreGatekeeper {
     }
 
     async fn participant_joined(&self, participant_id: &str) {
-        if let Err(err) = self.store.mark_participant_joined(participant_id).await {
+        if let Err(err) = presence::joined(&self.store, participant_id).await {
             tracing::error!(error = %err, participant_id, "could not mark participant joined");
         }
     }
 
     async fn participant_left(&self, participant_id: &str) {
-        if let Err(err) = self.store.mark_participant_left(participant_id).await {
+        if let Err(err) = presence::left(&self.store, participant_id).await {
             tracing::error!(error = %err, participant_id, "could not mark participant left");
+        }
+    }
+
+    async fn participant_waiting(&self, participant_id: &str) {
+        if let Err(err) = presence::waiting(&self.store, participant_id).await {
+            tracing::error!(error = %err, participant_id, "could not report a waiting participant");
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod schedule;
 pub mod sessions;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;
 
 use std::str::FromStr;
 

@@ -286,3 +286,66 @@ pub async fn record_waiting_decision(
         .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// One participant by id, inside the caller's transaction.
+pub async fn participant_in(
+    conn: &mut AnyConnection,
+    id: &str,
+) -> Result<Option<Participant>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM session_participants WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// The participants in a session's room now, inside the caller's transaction.
+pub async fn active_in(
+    conn: &mut AnyConnection,
+    session_id: &str,
+) -> Result<Vec<Participant>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM session_participants WHERE session_id = $1 AND is_active = 1 \
+         ORDER BY registered_at, id"
+    ))
+    .bind(session_id)
+    .fetch_all(conn)
+    .await
+}
+
+/// Marks a participant as in the room now, inside the caller's transaction. True when
+/// they were not in it before (an entry, not a reconnect of someone already in).
+pub async fn mark_joined_in(conn: &mut AnyConnection, id: &str) -> Result<bool, sqlx::Error> {
+    let now = now_ms();
+    let entered = sqlx::query(
+        "UPDATE session_participants SET is_active = 1, joined_at = $1, left_at = NULL \
+         WHERE id = $2 AND is_active = 0",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    if entered.rows_affected() == 1 {
+        return Ok(true);
+    }
+    sqlx::query("UPDATE session_participants SET joined_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(false)
+}
+
+/// Marks a participant as gone, inside the caller's transaction. True when they were
+/// in the room until now.
+pub async fn mark_left_in(conn: &mut AnyConnection, id: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE session_participants SET is_active = 0, left_at = $1 WHERE id = $2 AND is_active = 1",
+    )
+    .bind(now_ms())
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}

@@ -9,7 +9,7 @@ use hmac::{Hmac, Mac};
 use std::collections::BTreeSet;
 
 /// Every route of the REST API: (method, OpenAPI path).
-const ROUTES: [(&str, &str); 79] = [
+const ROUTES: [(&str, &str); 84] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/api/organizations/{id}/video-settings"),
@@ -118,13 +118,21 @@ const ROUTES: [(&str, &str); 79] = [
         "/api/group-sessions/therapist/invitations/{id}/respond",
     ),
     ("get", "/api/group-sessions/therapist/sessions"),
+    ("put", "/api/organizations/{id}/webhook"),
+    ("get", "/api/organizations/{id}/webhook"),
+    ("delete", "/api/organizations/{id}/webhook"),
+    ("post", "/api/organizations/{id}/webhook/test"),
+    ("get", "/api/organizations/{id}/webhook/deliveries"),
     // Served, but not part of the document it serves.
     ("get", "/api/openapi.json"),
 ];
 
 /// The 17 documented paths.
-const DOC_PATHS: [&str; 66] = [
+const DOC_PATHS: [&str; 69] = [
     "/healthz",
+    "/api/organizations/{id}/webhook",
+    "/api/organizations/{id}/webhook/test",
+    "/api/organizations/{id}/webhook/deliveries",
     "/readyz",
     "/api/organizations/{id}/video-settings",
     "/api/organizations/{id}/therapists/video-settings",

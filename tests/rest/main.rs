@@ -25,6 +25,9 @@ mod sessions;
 mod tokens;
 mod video_access;
 mod waiting;
+#[path = "../webhook_receiver/mod.rs"]
+mod webhook_receiver;
+mod webhooks;
 
 pub use common::{OrgFx, Person, TestApp};
 pub use serde_json::{json, Value};

@@ -73,6 +73,12 @@ const SESSIONS_CODES: &[&str] = &[
 ];
 const JOIN_CODES: &[&str] = &["guests_not_allowed", "invalid_name"];
 const VIDEO_SETTINGS_CODES: &[&str] = &["invalid_therapist_ids", "invalid_reason"];
+const WEBHOOK_CODES: &[&str] = &[
+    "invalid_webhook_url",
+    "invalid_webhook_events",
+    "invalid_webhook_secret",
+    "organization_not_found",
+];
 const GROUPS_COMMUNITIES_CODES: &[&str] = &[
     "community_exists",
     "community_not_found",
@@ -219,6 +225,7 @@ const ROUTE_CODES: &[(&str, &[&str])] = &[
         "PUT /api/organizations/{id}/therapists/video-settings/bulk",
         VIDEO_SETTINGS_CODES,
     ),
+    ("PUT /api/organizations/{id}/webhook", WEBHOOK_CODES),
     ("POST /api/communities", GROUPS_COMMUNITIES_CODES),
     (
         "POST /api/communities/{id}/members",
