@@ -25,6 +25,7 @@ mod sessions;
 mod tokens;
 mod video_access;
 mod waiting;
+mod webhook_delivery;
 #[path = "../webhook_receiver/mod.rs"]
 mod webhook_receiver;
 mod webhooks;
