@@ -84,3 +84,23 @@ export function fill(listId, emptyId, items) {
   document.getElementById(listId).replaceChildren(...items);
   document.getElementById(emptyId).hidden = items.length > 0;
 }
+
+/**
+ * Load a card's list: `load()` gives the items' data, `render` turns each into an <li>;
+ * a failure shows `failText` (or the server's message) in the list. Then shows the card.
+ * Why: every home page card loads the same way.
+ */
+export async function loadCard({ card, list, empty, load, render, failText }) {
+  try {
+    fill(list, empty, (await load()).map(render));
+  } catch (e) {
+    fill(list, empty, [el('li', { class: 'field-error', text: (e && e.message) || failText })]);
+  }
+  document.getElementById(card).hidden = false;
+}
+
+/** Upcoming, not cancelled group sessions from a group-sessions listing route. */
+export async function upcomingGroups(path) {
+  const data = await call(path);
+  return ((data && data.sessions) || []).filter((g) => g.status !== 'cancelled');
+}

@@ -2,31 +2,29 @@
 // and joined group sessions, each with Join.
 // Why: a client who signed in finds their next appointment and its video room here.
 
-import { el, $ } from './dom.js';
-import { start, call } from './session.js';
+import { $ } from './dom.js';
+import { start } from './session.js';
 import { showMessage, mountWho } from './shell.js';
-import { bookedSessions, bookedItem, groupItem, fill } from './agenda.js';
+import { bookedSessions, bookedItem, groupItem, loadCard, upcomingGroups } from './agenda.js';
 
 async function loadBooked() {
-  try {
-    const list = await bookedSessions({ start: new Date().toISOString() });
-    fill('upcoming', 'upcoming-empty', list.map((s) => bookedItem(s, s.therapist_name || 'Your therapist', { dayToo: true })));
-    $('upcoming-hint').hidden = list.length === 0;
-  } catch (e) {
-    fill('upcoming', 'upcoming-empty', [el('li', { class: 'field-error', text: (e && e.message) || 'Could not load your sessions.' })]);
-  }
-  $('upcoming-card').hidden = false;
+  let count = 0;
+  await loadCard({
+    card: 'upcoming-card', list: 'upcoming', empty: 'upcoming-empty',
+    load: async () => { const list = await bookedSessions({ start: new Date().toISOString() }); count = list.length; return list; },
+    render: (s) => bookedItem(s, s.therapist_name || 'Your therapist', { dayToo: true }),
+    failText: 'Could not load your sessions.',
+  });
+  $('upcoming-hint').hidden = count === 0;
 }
 
-async function loadGroups() {
-  try {
-    const data = await call('/api/group-sessions/my-sessions?upcoming=true');
-    const list = ((data && data.sessions) || []).filter((g) => g.status !== 'cancelled');
-    fill('groups', 'groups-empty', list.map(groupItem));
-  } catch (e) {
-    fill('groups', 'groups-empty', [el('li', { class: 'field-error', text: (e && e.message) || 'Could not load your group sessions.' })]);
-  }
-  $('groups-card').hidden = false;
+function loadGroups() {
+  return loadCard({
+    card: 'groups-card', list: 'groups', empty: 'groups-empty',
+    load: () => upcomingGroups('/api/group-sessions/my-sessions?upcoming=true'),
+    render: groupItem,
+    failText: 'Could not load your group sessions.',
+  });
 }
 
 async function main() {

@@ -3,10 +3,10 @@
 // and whether new video sessions are allowed (and why not).
 // Why: what a therapist needs right after signing in, on a phone as on a desktop.
 
-import { el, $ } from './dom.js';
+import { $ } from './dom.js';
 import { start, call, reloadMe, accessToken } from './session.js';
 import { showMessage, clearMessage, mountWho, copyText, absolute, joinAsSelf } from './shell.js';
-import { todayRange, bookedSessions, bookedItem, groupItem, fill } from './agenda.js';
+import { todayRange, bookedSessions, bookedItem, groupItem, loadCard, upcomingGroups } from './agenda.js';
 
 /** Banner + Start button from `me.therapist.video_access` ({is_enabled, reason, message}). */
 function showAccess(me) {
@@ -47,26 +47,23 @@ async function startSession(ev) {
   }
 }
 
-async function loadToday() {
+function loadToday() {
   $('today-date').textContent = new Date().toLocaleDateString([], { weekday: 'long', day: 'numeric', month: 'long' });
-  try {
-    const list = await bookedSessions(todayRange());
-    fill('today', 'today-empty', list.map((s) => bookedItem(s, s.client_name || 'Client')));
-  } catch (e) {
-    fill('today', 'today-empty', [el('li', { class: 'field-error', text: (e && e.message) || 'Could not load today’s sessions.' })]);
-  }
-  $('today-card').hidden = false;
+  return loadCard({
+    card: 'today-card', list: 'today', empty: 'today-empty',
+    load: () => bookedSessions(todayRange()),
+    render: (s) => bookedItem(s, s.client_name || 'Client'),
+    failText: 'Could not load today’s sessions.',
+  });
 }
 
-async function loadGroups() {
-  try {
-    const data = await call('/api/group-sessions/therapist/sessions?upcoming=true');
-    const list = ((data && data.sessions) || []).filter((g) => g.status !== 'cancelled');
-    fill('groups', 'groups-empty', list.map(groupItem));
-  } catch (e) {
-    fill('groups', 'groups-empty', [el('li', { class: 'field-error', text: (e && e.message) || 'Could not load your groups.' })]);
-  }
-  $('groups-card').hidden = false;
+function loadGroups() {
+  return loadCard({
+    card: 'groups-card', list: 'groups', empty: 'groups-empty',
+    load: () => upcomingGroups('/api/group-sessions/therapist/sessions?upcoming=true'),
+    render: groupItem,
+    failText: 'Could not load your groups.',
+  });
 }
 
 async function main() {
