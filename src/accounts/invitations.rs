@@ -10,7 +10,7 @@ use super::{
 use crate::auth::{Claims, JwtKeys, Role};
 use crate::clock::now_ms;
 use crate::random::{digest, url_token};
-use crate::store::audit::{record, AuditEntry};
+use crate::store::audit::AuditEntry;
 use crate::store::invitations::{Acceptance, Invitation, NewInvitation};
 use crate::store::Store;
 
@@ -232,7 +232,6 @@ async fn audit(
     action: &str,
     invitation: &Invitation,
 ) -> Result<(), sqlx::Error> {
-    let mut conn = store.pool().acquire().await?;
     let entry = AuditEntry {
         organization_id: invitation.organization_id.as_deref(),
         actor_id: actor,
@@ -243,5 +242,5 @@ async fn audit(
         before: None,
         after: Some(json!({ "role": invitation.role, "expires_at": invitation.expires_at })),
     };
-    record(&mut conn, entry).await
+    store.audit(entry).await
 }

@@ -6,7 +6,7 @@ use serde_json::json;
 use super::invitations::{issue, InviteRequest, Issued};
 use super::{normalize_email, normalize_name, AccountError, AccountsConfig};
 use crate::auth::{Claims, Role};
-use crate::store::audit::{record, AuditEntry};
+use crate::store::audit::AuditEntry;
 use crate::store::organizations::Organization;
 use crate::store::Store;
 
@@ -74,7 +74,6 @@ pub async fn create_organization(
         therapist_id: None,
     };
     let issued = issue(store, config, Some(&org.id), &request, None, operator.id()).await?;
-    let mut conn = store.pool().acquire().await?;
     let entry = AuditEntry {
         organization_id: Some(&org.id),
         actor_id: operator.id(),
@@ -87,7 +86,7 @@ pub async fn create_organization(
             json!({ "theraptrack_controlled": org.theraptrack_controlled(), "admin_invitation": issued.invitation.id }),
         ),
     };
-    record(&mut conn, entry).await?;
+    store.audit(entry).await?;
     Ok((org, issued))
 }
 

@@ -8,7 +8,7 @@ use super::invitations::require_admin_of;
 use super::{normalize_name, signin, AccountError};
 use crate::auth::{revoke, Claims, Role};
 use crate::state::AppState;
-use crate::store::audit::{record, AuditEntry};
+use crate::store::audit::AuditEntry;
 use crate::store::people::{ClientPerson, PeopleQuery, TherapistPerson};
 use crate::store::Store;
 
@@ -52,10 +52,10 @@ pub async fn rename_therapist(
     let name = normalize_name(display_name)?;
     let before = therapist(store, caller, org_id, id).await?;
     store.set_display_name(id, &name).await?;
-    let entry = audited(caller, Some(org_id), "therapist.update", ("therapist", id))
+    let entry = AuditEntry::by(caller, Some(org_id), "therapist.update", ("therapist", id))
         .before(json!({ "display_name": before.display_name }))
         .after(json!({ "display_name": name }));
-    audit(store, entry).await?;
+    store.audit(entry).await?;
     therapist(store, caller, org_id, id).await
 }
 
@@ -154,10 +154,10 @@ pub async fn update_client(
             .await?;
     }
     let after = admin_client(store, caller, id).await?;
-    let entry = audited(caller, Some(&org), "client.update", ("client", id))
+    let entry = AuditEntry::by(caller, Some(&org), "client.update", ("client", id))
         .before(json!({ "display_name": before.display_name, "therapist_id": before.therapist_id }))
         .after(json!({ "display_name": after.display_name, "therapist_id": after.therapist_id }));
-    audit(store, entry).await?;
+    store.audit(entry).await?;
     Ok(after)
 }
 
@@ -222,23 +222,9 @@ async fn set_active(
     } else {
         "user.deactivate"
     };
-    let entry =
-        audited(caller, org_id, action, (role.as_str(), id)).after(json!({ "active": active }));
-    audit(&state.store, entry).await?;
+    let entry = AuditEntry::by(caller, org_id, action, (role.as_str(), id))
+        .after(json!({ "active": active }));
+    state.store.audit(entry).await?;
     tracing::info!(user = id, active, "account state changed");
     Ok(())
-}
-
-fn audited<'a>(
-    caller: &'a Claims,
-    org_id: Option<&'a str>,
-    action: &'a str,
-    target: (&'a str, &'a str),
-) -> AuditEntry<'a> {
-    AuditEntry::by(caller, org_id, action, target)
-}
-
-async fn audit(store: &Store, entry: AuditEntry<'_>) -> Result<(), sqlx::Error> {
-    let mut conn = store.pool().acquire().await?;
-    record(&mut conn, entry).await
 }

@@ -9,7 +9,7 @@ use super::{password, AccountError, AccountsConfig, ACCESS_TTL, REFRESH_TTL};
 use crate::auth::{JwtKeys, Role};
 use crate::clock::now_ms;
 use crate::random::{digest, url_token};
-use crate::store::audit::{record, AuditEntry};
+use crate::store::audit::AuditEntry;
 use crate::store::credentials::RefreshRow;
 use crate::store::Store;
 
@@ -52,26 +52,9 @@ pub async fn sign_in(
     };
     let role = Role::parse(&account.role).ok_or(AccountError::Internal("unknown role"))?;
     store.purge_expired_refresh_tokens().await?;
-    let family = uuid::Uuid::new_v4().to_string();
-    let expires_at = now_ms() + REFRESH_TTL.as_millis() as i64;
-    let signed = mint(
-        store,
-        keys,
-        &account.user_id,
-        role,
-        account.organization_id.as_deref(),
-        &family,
-        expires_at,
-    )
-    .await?;
-    audit_user(
-        store,
-        &account.user_id,
-        role,
-        account.organization_id.as_deref(),
-        "auth.login",
-    )
-    .await?;
+    let org = account.organization_id.as_deref();
+    let signed = start(store, keys, &account.user_id, role, org).await?;
+    audit_user(store, &account.user_id, role, org, "auth.login").await?;
     tracing::info!(user = %account.user_id, "signed in");
     Ok(signed)
 }
@@ -168,7 +151,6 @@ async fn replayed(store: &Store, row: &RefreshRow) -> AccountError {
     tracing::warn!(user = %row.user_id, "a used refresh token was presented again; its sign-in is revoked");
     let outcome = async {
         store.revoke_refresh_family(&row.family_id).await?;
-        let mut conn = store.pool().acquire().await?;
         let entry = AuditEntry {
             organization_id: None,
             actor_id: &row.user_id,
@@ -179,7 +161,7 @@ async fn replayed(store: &Store, row: &RefreshRow) -> AccountError {
             before: None,
             after: Some(json!({ "family_id": row.family_id })),
         };
-        record(&mut conn, entry).await
+        store.audit(entry).await
     };
     match outcome.await {
         Ok(()) => AccountError::InvalidRefreshToken,
@@ -194,7 +176,6 @@ async fn audit_failure(
 ) -> Result<(), sqlx::Error> {
     let email_digest = digest(email);
     let address = address.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
-    let mut conn = store.pool().acquire().await?;
     let entry = AuditEntry {
         organization_id: None,
         actor_id: "anonymous",
@@ -205,7 +186,7 @@ async fn audit_failure(
         before: None,
         after: Some(json!({ "client_ip": address })),
     };
-    record(&mut conn, entry).await
+    store.audit(entry).await
 }
 
 async fn audit_user(
@@ -215,7 +196,6 @@ async fn audit_user(
     org: Option<&str>,
     action: &str,
 ) -> Result<(), sqlx::Error> {
-    let mut conn = store.pool().acquire().await?;
     let entry = AuditEntry {
         organization_id: org,
         actor_id: user_id,
@@ -226,5 +206,5 @@ async fn audit_user(
         before: None,
         after: None,
     };
-    record(&mut conn, entry).await
+    store.audit(entry).await
 }

@@ -40,14 +40,13 @@ pub async fn logout(
     }
     if let Some(caller) = caller {
         revoke::revoke_token(&state, &caller).await?;
-        let mut conn = state.store.pool().acquire().await?;
         let entry = AuditEntry::by(
             &caller,
             caller.org_id.as_deref(),
             "auth.logout",
             (caller.role.as_str(), &caller.sub),
         );
-        crate::store::audit::record(&mut conn, entry).await?;
+        state.store.audit(entry).await?;
     }
     Ok((StatusCode::NO_CONTENT, [clearing_cookie(&state)]))
 }

@@ -107,6 +107,13 @@ pub async fn record(conn: &mut AnyConnection, entry: AuditEntry<'_>) -> Result<(
 }
 
 impl super::Store {
+    /// Records an entry on its own, for events that change nothing else in the database
+    /// (sign-ins, failures, decisions already committed).
+    pub async fn audit(&self, entry: AuditEntry<'_>) -> Result<(), sqlx::Error> {
+        let mut conn = self.pool().acquire().await?;
+        record(&mut conn, entry).await
+    }
+
     /// Audit entries about one target, oldest first.
     pub async fn audit_for_target(
         &self,

@@ -1,6 +1,8 @@
 //! Sign-in credentials: the password hash on an account and the rotating refresh tokens
 //! of its sign-ins. Tokens are stored as SHA-256 hex digests, never as themselves.
 
+use sqlx::AnyConnection;
+
 use super::{new_id, Store};
 use crate::clock::now_ms;
 
@@ -53,12 +55,8 @@ impl Store {
 
     /// Sets (or replaces) the password hash of an account.
     pub async fn set_password_hash(&self, user_id: &str, hash: &str) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-            .bind(hash)
-            .bind(user_id)
-            .execute(self.pool())
-            .await?;
-        Ok(())
+        let mut conn = self.pool().acquire().await?;
+        set_password_hash(&mut conn, user_id, hash).await
     }
 
     /// Stores a new refresh token of `family_id` (a new sign-in passes a new family).
@@ -141,4 +139,18 @@ impl Store {
             .await?;
         Ok(done.rows_affected())
     }
+}
+
+/// Sets (or replaces) the password hash of an account inside a transaction.
+pub async fn set_password_hash(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    hash: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+        .bind(hash)
+        .bind(user_id)
+        .execute(conn)
+        .await
+        .map(|_| ())
 }

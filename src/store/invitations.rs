@@ -1,8 +1,7 @@
 //! Invitations: a pending account waiting for its person to set a password. The link's
 //! token is stored as its SHA-256 only.
 
-use sqlx::AnyConnection;
-
+use super::credentials::set_password_hash;
 use super::users::{insert_person, NewPerson};
 use super::{new_id, Store};
 use crate::auth::Role;
@@ -205,17 +204,4 @@ impl Store {
         tx.commit().await?;
         Ok(Acceptance::Created(user_id))
     }
-}
-
-async fn set_password_hash(
-    conn: &mut AnyConnection,
-    user_id: &str,
-    hash: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-        .bind(hash)
-        .bind(user_id)
-        .execute(conn)
-        .await
-        .map(|_| ())
 }

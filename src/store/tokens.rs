@@ -169,7 +169,6 @@ impl Store {
                 "claimed_subject": claimed_subject,
             })),
         };
-        let mut conn = self.pool().acquire().await?;
-        super::audit::record(&mut conn, entry).await
+        self.audit(entry).await
     }
 }
