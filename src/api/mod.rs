@@ -24,6 +24,7 @@ mod people;
 pub mod rate_limit;
 mod schedule;
 mod schedule_calendar;
+mod schedule_holds;
 mod schedule_sessions;
 mod sessions;
 mod sign_out;
@@ -132,9 +133,9 @@ pub fn router_with(state: AppState, limiters: &RateLimiters) -> (Router, utoipa:
         .routes(routes!(people::reactivate_client))
         .routes(routes!(notifications::list_notifications))
         .routes(routes!(notifications::mark_read))
-        .routes(routes!(schedule::create_hold))
-        .routes(routes!(schedule::confirm_hold))
-        .routes(routes!(schedule::release_hold))
+        .routes(routes!(schedule_holds::create_hold))
+        .routes(routes!(schedule_holds::confirm_hold))
+        .routes(routes!(schedule_holds::release_hold))
         .routes(routes!(schedule_sessions::list_scheduled_sessions))
         .routes(routes!(schedule_sessions::get_scheduled_session))
         .routes(routes!(schedule_sessions::cancel_scheduled_session))
