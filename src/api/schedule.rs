@@ -10,32 +10,24 @@
 
 use std::str::FromStr;
 
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono_tz::Tz;
-use serde::{Deserialize, Serialize};
-use serde_json::json;
-use sha1::{Digest, Sha1};
+use serde::Serialize;
 use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
-use super::JsonBody;
 use crate::auth::{Caller, Role};
 use crate::clock::{now_ms, rfc3339};
-use crate::error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
+use crate::error::{ApiError, ApiResult, ErrorDetail};
 use crate::policy::is_admin_of;
 use crate::schedule::availability::{self, Busy, Slot};
-use crate::schedule::recurrence::{self, RecurrenceError, SeriesEnd, MAX_OCCURRENCES};
-use crate::schedule::{is_exclusion_violation, write_tx};
+use crate::schedule::is_exclusion_violation;
 use crate::state::AppState;
-use crate::store::audit::{self, AuditEntry};
 use crate::store::notifications::{self, NewNotification, Notification, NotificationKind};
-use crate::store::schedule::{self as store, ClientRecord, Hold, ScheduledSession};
+use crate::store::schedule::{self as store, ClientRecord, ScheduledSession};
 use crate::store::users::Therapist;
-use crate::webhooks::events::Booking;
-use crate::webhooks::{emit, EventType};
 
 /// Default lifetime of a hold, in seconds.
 pub const DEFAULT_HOLD_SECONDS: i64 = 300;

@@ -3,8 +3,6 @@
 //! time zone), all or nothing; `POST .../confirm` turns a hold into sessions; `DELETE`
 //! releases it.
 
-use std::str::FromStr;
-
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -16,7 +14,11 @@ use sha1::{Digest, Sha1};
 use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
-use super::schedule::*;
+use super::schedule::{
+    bookable, check_range, notify_all, parse_instant, parse_time_zone, push_all, require_booker,
+    session_view, slot_conflict, ScheduleResult, ScheduledSessionView, SlotConflictBody, SlotView,
+    DEFAULT_HOLD_SECONDS, MAX_HOLD_SECONDS, MIN_HOLD_SECONDS,
+};
 use super::JsonBody;
 use crate::auth::Caller;
 use crate::clock::{now_ms, rfc3339};
@@ -24,7 +26,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::policy::is_admin_of;
 use crate::schedule::availability;
 use crate::schedule::recurrence::{self, RecurrenceError, SeriesEnd, MAX_OCCURRENCES};
-use crate::schedule::{is_exclusion_violation, write_tx};
+use crate::schedule::write_tx;
 use crate::state::AppState;
 use crate::store::audit::{self, AuditEntry};
 use crate::store::notifications::NotificationKind;
