@@ -5,9 +5,11 @@
 //! exactly the routes the router serves.
 
 mod account_errors;
+mod audit;
 mod auth;
 mod auth_cookie;
 mod blog;
+mod csv;
 mod denial;
 mod doc_limits;
 mod extract;
@@ -182,6 +184,8 @@ pub fn router_with(state: AppState, limiters: &RateLimiters) -> (Router, utoipa:
         ))
         .routes(routes!(webhooks::test_webhook))
         .routes(routes!(webhooks::list_deliveries))
+        .routes(routes!(audit::list_audit))
+        .routes(routes!(audit::export_audit_csv))
         .with_state(state)
         .split_for_parts();
     doc_limits::document_limits(&mut doc);

@@ -5,7 +5,6 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -19,7 +18,7 @@ use super::JsonBody;
 use crate::auth::{Caller, Role};
 use crate::clock::{now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::policy::{is_admin_of, therapist_video_access};
+use crate::policy::therapist_video_access;
 use crate::rooms::open::{open_scheduled, ScheduledRoom};
 use crate::schedule::write_tx;
 use crate::state::AppState;

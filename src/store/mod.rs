@@ -6,6 +6,7 @@
 //! differ per backend. Each submodule owns one group of tables.
 
 pub mod audit;
+pub mod audit_read;
 pub mod credentials;
 pub mod groups;
 pub mod invitations;
