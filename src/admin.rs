@@ -55,8 +55,8 @@ pub async fn admin(settings: &Settings, action: AdminCommand) -> Result<(), Stri
             })
         }
         AdminCommand::RotateDataKey => {
-            let rotation = rotate_data_key(&store, &settings.data_dir, settings.data_key.as_deref())
-                .await?;
+            let rotation =
+                rotate_data_key(&store, &settings.data_dir, settings.data_key.as_deref()).await?;
             serde_json::to_value(&rotation).map_err(|e| e.to_string())?
         }
     };

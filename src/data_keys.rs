@@ -233,8 +233,8 @@ fn read_file(path: &Path) -> Result<Option<(Vec<DataKey>, DataKey)>, String> {
         Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
     };
     let origin = path.display().to_string();
-    let file: KeyringFile = serde_json::from_str(&text)
-        .map_err(|e| format!("{origin} is not a keyring file: {e}"))?;
+    let file: KeyringFile =
+        serde_json::from_str(&text).map_err(|e| format!("{origin} is not a keyring file: {e}"))?;
     let mut keys = Vec::new();
     for entry in &file.keys {
         let key = DataKey::from_base64(&entry.key, &origin)?;
@@ -299,7 +299,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(keyring_path(&dir)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(keyring_path(&dir))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         std::fs::remove_dir_all(dir).unwrap();

@@ -205,7 +205,11 @@ async fn read_page(
     let mut rows = state.store.audit_page(&query).await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(usize::try_from(limit).unwrap_or(0));
-    let next = if more { rows.last().map(cursor_of) } else { None };
+    let next = if more {
+        rows.last().map(cursor_of)
+    } else {
+        None
+    };
     Ok((rows, next))
 }
 

@@ -11,9 +11,8 @@ pub fn field(value: &str) -> String {
     } else {
         value.to_string()
     };
-    let quote = value.contains([',', '"', '\n', '\r'])
-        || value.starts_with(' ')
-        || value.ends_with(' ');
+    let quote =
+        value.contains([',', '"', '\n', '\r']) || value.starts_with(' ') || value.ends_with(' ');
     if quote {
         format!("\"{}\"", value.replace('"', "\"\""))
     } else {

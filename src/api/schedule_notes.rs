@@ -222,4 +222,3 @@ pub async fn update_note(
     tx.commit().await?;
     Ok(Json(note_view(&after)))
 }
-

@@ -97,12 +97,13 @@ impl NoteRow {
     /// The note with its text opened (a row not sealed yet keeps its plaintext).
     fn open(self, keys: &Keyring) -> Result<SessionNote, NoteError> {
         let body = match self.sealed() {
-            Some(sealed) => keys
-                .open(&aad(&self.id), &sealed)
-                .map_err(|error| NoteError::Seal {
-                    id: self.id.clone(),
-                    error,
-                })?,
+            Some(sealed) => {
+                keys.open(&aad(&self.id), &sealed)
+                    .map_err(|error| NoteError::Seal {
+                        id: self.id.clone(),
+                        error,
+                    })?
+            }
             None => self.body,
         };
         Ok(SessionNote {

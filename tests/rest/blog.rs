@@ -189,9 +189,7 @@ both_dbs!(seed_003_error_codes, |app| async move {
 
 /// The therapist's partner id, as the listing shows it.
 async fn partner_id(app: &TestApp, org: &OrgFx, therapist: &Person) -> String {
-    let list = app
-        .get(&list_path(&org.id), Some(&org.admin.token))
-        .await;
+    let list = app.get(&list_path(&org.id), Some(&org.admin.token)).await;
     let rows = list.expect(200)["therapists"].as_array().unwrap().clone();
     let row = rows
         .iter()

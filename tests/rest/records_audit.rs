@@ -35,78 +35,96 @@ async fn row(
     .expect("insert audit row");
 }
 
-both_dbs!(the_database_refuses_to_change_audit_rows, |app| async move {
-    let org = app.org("Ledger Clinic", true).await;
-    let t = app.therapist(&org.id, "Dr Ledger").await;
-    app.post(
-        &format!("/api/organizations/{}/therapists/{}/blog-permission/grant", org.id, t.id),
-        Some(&org.admin.token),
-        None,
-    )
-    .await
-    .expect(200);
-    let before = app.count("audit_log", "target_id = $1", &t.id).await;
-    assert_eq!(before, 1);
+both_dbs!(
+    the_database_refuses_to_change_audit_rows,
+    |app| async move {
+        let org = app.org("Ledger Clinic", true).await;
+        let t = app.therapist(&org.id, "Dr Ledger").await;
+        app.post(
+            &format!(
+                "/api/organizations/{}/therapists/{}/blog-permission/grant",
+                org.id, t.id
+            ),
+            Some(&org.admin.token),
+            None,
+        )
+        .await
+        .expect(200);
+        let before = app.count("audit_log", "target_id = $1", &t.id).await;
+        assert_eq!(before, 1);
 
-    let pool = app.store.pool();
-    let update = sqlx::query("UPDATE audit_log SET action = 'rewritten' WHERE target_id = $1")
-        .bind(&t.id)
-        .execute(pool)
-        .await;
-    let err = update.expect_err("UPDATE of an audit row must fail").to_string();
-    assert!(err.contains("append-only"), "{err}");
-    let delete = sqlx::query("DELETE FROM audit_log WHERE target_id = $1")
-        .bind(&t.id)
-        .execute(pool)
-        .await;
-    let err = delete.expect_err("DELETE of an audit row must fail").to_string();
-    assert!(err.contains("append-only"), "{err}");
-    let everything = sqlx::query("DELETE FROM audit_log").execute(pool).await;
-    assert!(everything.is_err(), "DELETE of the whole log must fail");
-    if app.db == common::Db::Postgres {
-        let truncate = sqlx::query("TRUNCATE audit_log").execute(pool).await;
-        assert!(truncate.is_err(), "TRUNCATE of the log must fail");
-    }
-    assert_eq!(
-        app.count("audit_log", "target_id = $1 AND action = 'therapist.blog_permission.grant'", &t.id)
+        let pool = app.store.pool();
+        let update = sqlx::query("UPDATE audit_log SET action = 'rewritten' WHERE target_id = $1")
+            .bind(&t.id)
+            .execute(pool)
+            .await;
+        let err = update
+            .expect_err("UPDATE of an audit row must fail")
+            .to_string();
+        assert!(err.contains("append-only"), "{err}");
+        let delete = sqlx::query("DELETE FROM audit_log WHERE target_id = $1")
+            .bind(&t.id)
+            .execute(pool)
+            .await;
+        let err = delete
+            .expect_err("DELETE of an audit row must fail")
+            .to_string();
+        assert!(err.contains("append-only"), "{err}");
+        let everything = sqlx::query("DELETE FROM audit_log").execute(pool).await;
+        assert!(everything.is_err(), "DELETE of the whole log must fail");
+        if app.db == common::Db::Postgres {
+            let truncate = sqlx::query("TRUNCATE audit_log").execute(pool).await;
+            assert!(truncate.is_err(), "TRUNCATE of the log must fail");
+        }
+        assert_eq!(
+            app.count(
+                "audit_log",
+                "target_id = $1 AND action = 'therapist.blog_permission.grant'",
+                &t.id
+            )
             .await,
-        1
-    );
+            1
+        );
 
-    // Removing an organization leaves its audit rows as they were (no FK rewrites them).
-    let gone = app
-        .store
-        .create_organization("Short-lived Clinic", false)
-        .await
-        .unwrap();
-    app.store
-        .audit(AuditEntry {
-            organization_id: Some(&gone.id),
-            actor_id: "operator-1",
-            actor_role: "super_admin",
-            action: "organization.create",
-            target_type: "organization",
-            target_id: &gone.id,
-            before: None,
-            after: None,
-        })
-        .await
-        .unwrap();
-    sqlx::query("DELETE FROM organizations WHERE id = $1")
-        .bind(&gone.id)
-        .execute(pool)
-        .await
-        .expect("an organization without members can be removed");
-    assert_eq!(
-        app.count("audit_log", "organization_id = $1", &gone.id).await,
-        1
-    );
-});
+        // Removing an organization leaves its audit rows as they were (no FK rewrites them).
+        let gone = app
+            .store
+            .create_organization("Short-lived Clinic", false)
+            .await
+            .unwrap();
+        app.store
+            .audit(AuditEntry {
+                organization_id: Some(&gone.id),
+                actor_id: "operator-1",
+                actor_role: "super_admin",
+                action: "organization.create",
+                target_type: "organization",
+                target_id: &gone.id,
+                before: None,
+                after: None,
+            })
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM organizations WHERE id = $1")
+            .bind(&gone.id)
+            .execute(pool)
+            .await
+            .expect("an organization without members can be removed");
+        assert_eq!(
+            app.count("audit_log", "organization_id = $1", &gone.id)
+                .await,
+            1
+        );
+    }
+);
 
 /// The entries of one JSON page: (ids, next cursor).
 async fn page(app: &TestApp, token: &str, org: &str, query: &str) -> (Vec<String>, Option<String>) {
     let resp = app
-        .get(&format!("/api/organizations/{org}/audit?{query}"), Some(token))
+        .get(
+            &format!("/api/organizations/{org}/audit?{query}"),
+            Some(token),
+        )
         .await;
     let body = resp.expect(200);
     let ids = body["entries"]
@@ -130,15 +148,43 @@ async fn seed_log(app: &TestApp, org: &str, other: &str) -> Vec<String> {
     let mut ids = Vec::new();
     for i in 0..30i64 {
         let id = format!("row-{i:02}");
-        let actor = if i % 2 == 0 { "actor-even" } else { "actor-odd" };
-        let target = if i % 3 == 0 { ("therapist", "t-1") } else { ("scheduled_session", "s-1") };
+        let actor = if i % 2 == 0 {
+            "actor-even"
+        } else {
+            "actor-odd"
+        };
+        let target = if i % 3 == 0 {
+            ("therapist", "t-1")
+        } else {
+            ("scheduled_session", "s-1")
+        };
         // Pairs of rows share a millisecond: the cursor must order by id as well.
         let at = 1_700_000_000_000 + (i / 2) * 1000;
-        row(app, &id, org, actor, actions[(i % 5) as usize], target, None, at).await;
+        row(
+            app,
+            &id,
+            org,
+            actor,
+            actions[(i % 5) as usize],
+            target,
+            None,
+            at,
+        )
+        .await;
         ids.push(id);
     }
     for i in 0..3 {
-        row(app, &format!("other-{i}"), other, "actor-even", "schedule.note.create", ("therapist", "t-1"), None, 1_700_000_000_000 + i).await;
+        row(
+            app,
+            &format!("other-{i}"),
+            other,
+            "actor-even",
+            "schedule.note.create",
+            ("therapist", "t-1"),
+            None,
+            1_700_000_000_000 + i,
+        )
+        .await;
     }
     ids.sort_by(|a, b| b.cmp(a));
     ids
@@ -176,7 +222,12 @@ both_dbs!(admins_filter_and_page_through_the_log, |app| async move {
     let count = |query: &'static str| {
         let app = &app;
         let org = org.id.clone();
-        async move { page(app, token, &org, &format!("limit=200&{query}")).await.0.len() }
+        async move {
+            page(app, token, &org, &format!("limit=200&{query}"))
+                .await
+                .0
+                .len()
+        }
     };
     assert_eq!(count("actor=actor-even").await, 15);
     assert_eq!(count("subject=t-1").await, 10);
@@ -197,7 +248,10 @@ both_dbs!(admins_filter_and_page_through_the_log, |app| async move {
     assert_eq!(ids.last().map(String::as_str), Some("row-10"));
     // Entries as shown.
     let one = app
-        .get(&format!("/api/organizations/{}/audit?limit=1", org.id), Some(token))
+        .get(
+            &format!("/api/organizations/{}/audit?limit=1", org.id),
+            Some(token),
+        )
         .await;
     let entry = &one.expect(200)["entries"][0];
     assert_eq!(entry["id"], "row-29");
@@ -214,8 +268,28 @@ both_dbs!(admins_filter_and_page_through_the_log, |app| async move {
 
 both_dbs!(the_log_exports_as_csv, |app| async move {
     let org = app.org("Export Clinic", true).await;
-    row(&app, "r1", &org.id, "a-1", "community.create", ("community", "c-1"), Some(r#"{"name":"Grief, \"circle\""}"#), 1_700_000_000_000).await;
-    row(&app, "r2", &org.id, "a-2", "=cmd|calc", ("community", "c-2"), None, 1_700_000_001_000).await;
+    row(
+        &app,
+        "r1",
+        &org.id,
+        "a-1",
+        "community.create",
+        ("community", "c-1"),
+        Some(r#"{"name":"Grief, \"circle\""}"#),
+        1_700_000_000_000,
+    )
+    .await;
+    row(
+        &app,
+        "r2",
+        &org.id,
+        "a-2",
+        "=cmd|calc",
+        ("community", "c-2"),
+        None,
+        1_700_000_001_000,
+    )
+    .await;
     let path = format!("/api/organizations/{}/audit.csv", org.id);
     let resp = app.get(&path, Some(&org.admin.token)).await;
     assert_eq!(resp.status.as_u16(), 200, "{}", resp.text);
@@ -241,16 +315,30 @@ both_dbs!(the_log_exports_as_csv, |app| async move {
     assert!(resp.headers.get("x-next-cursor").is_none());
 
     // Pages of the export carry the next cursor in a header; filters apply.
-    let first = app.get(&format!("{path}?limit=1"), Some(&org.admin.token)).await;
-    assert_eq!(first.text.split("\r\n").nth(1).unwrap().split(',').next(), Some("r2"));
+    let first = app
+        .get(&format!("{path}?limit=1"), Some(&org.admin.token))
+        .await;
+    assert_eq!(
+        first.text.split("\r\n").nth(1).unwrap().split(',').next(),
+        Some("r2")
+    );
     let cursor = first.headers["x-next-cursor"].to_str().unwrap().to_string();
     let second = app
-        .get(&format!("{path}?limit=1&cursor={cursor}"), Some(&org.admin.token))
+        .get(
+            &format!("{path}?limit=1&cursor={cursor}"),
+            Some(&org.admin.token),
+        )
         .await;
-    assert_eq!(second.text.split("\r\n").nth(1).unwrap().split(',').next(), Some("r1"));
+    assert_eq!(
+        second.text.split("\r\n").nth(1).unwrap().split(',').next(),
+        Some("r1")
+    );
     assert!(second.headers.get("x-next-cursor").is_none());
     let filtered = app
-        .get(&format!("{path}?action=community.create"), Some(&org.admin.token))
+        .get(
+            &format!("{path}?action=community.create"),
+            Some(&org.admin.token),
+        )
         .await;
     assert_eq!(filtered.text.split("\r\n").count(), 3);
 });
@@ -264,17 +352,24 @@ both_dbs!(only_administrators_read_the_log, |app| async move {
     row(&app, "g1", &org.id, "a", "x.y", ("t", "1"), None, 1).await;
     for suffix in ["audit", "audit.csv"] {
         let path = format!("/api/organizations/{}/{suffix}", org.id);
-        app.get(&path, Some(&t.token)).await.expect_err(403, "forbidden");
-        app.get(&path, Some(&c.token)).await.expect_err(403, "forbidden");
+        app.get(&path, Some(&t.token))
+            .await
+            .expect_err(403, "forbidden");
+        app.get(&path, Some(&c.token))
+            .await
+            .expect_err(403, "forbidden");
         app.get(&path, None).await.expect_err(401, "unauthorized");
         app.get(&path, Some(&other.admin.token))
             .await
             .expect_err(404, "organization_not_found");
         app.get(&path, Some(&staff.token)).await.expect(200);
         let root = app.super_admin(&format!("Root {suffix}")).await;
-        app.get(&format!("/api/organizations/no-such-org/{suffix}"), Some(&root.token))
-            .await
-            .expect_err(404, "organization_not_found");
+        app.get(
+            &format!("/api/organizations/no-such-org/{suffix}"),
+            Some(&root.token),
+        )
+        .await
+        .expect_err(404, "organization_not_found");
     }
     // Another organization's rows never appear in this one's log.
     row(&app, "n1", &other.id, "a", "x.y", ("t", "1"), None, 2).await;
@@ -293,7 +388,10 @@ both_dbs!(only_administrators_read_the_log, |app| async move {
         ("cursor=not-a-cursor", "invalid_cursor"),
         ("cursor=bm9jb2xvbg", "invalid_cursor"),
         ("from=yesterday", "invalid_timestamp"),
-        ("from=2024-01-02T00:00:00Z&to=2024-01-01T00:00:00Z", "invalid_audit_filter"),
+        (
+            "from=2024-01-02T00:00:00Z&to=2024-01-01T00:00:00Z",
+            "invalid_audit_filter",
+        ),
         ("acton=x.y", "invalid_audit_filter"),
         ("actor=", "invalid_audit_filter"),
         ("actor=a&actor=b", "invalid_audit_filter"),
@@ -305,5 +403,7 @@ both_dbs!(only_administrators_read_the_log, |app| async move {
     app.get(&format!("{base}.csv?limit=10001"), admin)
         .await
         .expect_err(400, "invalid_limit");
-    app.get(&format!("{base}.csv?limit=10000"), admin).await.expect(200);
+    app.get(&format!("{base}.csv?limit=10000"), admin)
+        .await
+        .expect(200);
 });

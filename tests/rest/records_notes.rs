@@ -11,7 +11,9 @@ use super::*;
 async fn booked(app: &TestApp, name: &str, days: i64) -> (OrgFx, Person, String) {
     let org = app.org(name, false).await;
     let t = app.therapist(&org.id, &format!("Dr {name}")).await;
-    let c = app.client(&org.id, Some(&t.id), &format!("Client {name}")).await;
+    let c = app
+        .client(&org.id, Some(&t.id), &format!("Client {name}"))
+        .await;
     let start = (Utc::now() + Duration::days(days))
         .date_naive()
         .and_hms_opt(10, 0, 0)
@@ -20,12 +22,21 @@ async fn booked(app: &TestApp, name: &str, days: i64) -> (OrgFx, Person, String)
     let iso = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let body = json!({"therapist_id": t.id, "client_id": c.id,
         "start": iso(start), "end": iso(start + Duration::hours(1))});
-    let hold = app.post("/api/schedule/holds", Some(&t.token), Some(body)).await;
+    let hold = app
+        .post("/api/schedule/holds", Some(&t.token), Some(body))
+        .await;
     let key = hold.expect(201)["hold_key"].as_str().unwrap().to_string();
     let done = app
-        .post(&format!("/api/schedule/holds/{key}/confirm"), Some(&t.token), None)
+        .post(
+            &format!("/api/schedule/holds/{key}/confirm"),
+            Some(&t.token),
+            None,
+        )
         .await;
-    let session = done.expect(201)["sessions"][0]["id"].as_str().unwrap().to_string();
+    let session = done.expect(201)["sessions"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     (org, t, session)
 }
 
@@ -42,7 +53,10 @@ async fn add_note(app: &TestApp, t: &Person, session: &str, text: &str) -> Strin
 
 async fn texts(app: &TestApp, t: &Person, session: &str) -> Vec<String> {
     let list = app
-        .get(&format!("/api/schedule/sessions/{session}/notes"), Some(&t.token))
+        .get(
+            &format!("/api/schedule/sessions/{session}/notes"),
+            Some(&t.token),
+        )
         .await;
     list.expect(200)["notes"]
         .as_array()
@@ -128,8 +142,12 @@ both_dbs!(notes_are_unreadable_in_the_database, |app| async move {
         }
     }
     assert_eq!(
-        app.count("audit_log", "before_state LIKE $1 OR after_state LIKE $1", "%panic%")
-            .await,
+        app.count(
+            "audit_log",
+            "before_state LIKE $1 OR after_state LIKE $1",
+            "%panic%"
+        )
+        .await,
         0
     );
 
@@ -143,9 +161,12 @@ both_dbs!(notes_are_unreadable_in_the_database, |app| async move {
     .execute(app.store.pool())
     .await
     .unwrap();
-    app.get(&format!("/api/schedule/sessions/{session}/notes"), Some(&t.token))
-        .await
-        .expect_err(500, "internal");
+    app.get(
+        &format!("/api/schedule/sessions/{session}/notes"),
+        Some(&t.token),
+    )
+    .await
+    .expect_err(500, "internal");
 });
 
 both_dbs!(plaintext_notes_are_sealed_at_start, |app| async move {
@@ -161,18 +182,52 @@ both_dbs!(plaintext_notes_are_sealed_at_start, |app| async move {
     .execute(app.store.pool())
     .await
     .unwrap();
-    assert_eq!(texts(&app, &t, &session).await, vec!["Legacy plaintext about grief"]);
+    assert_eq!(
+        texts(&app, &t, &session).await,
+        vec!["Legacy plaintext about grief"]
+    );
 
     assert_eq!(app.store.seal_plaintext_notes().await.unwrap(), 1);
-    assert_eq!(app.store.seal_plaintext_notes().await.unwrap(), 0, "idempotent");
+    assert_eq!(
+        app.store.seal_plaintext_notes().await.unwrap(),
+        0,
+        "idempotent"
+    );
     let (body, key_id, _, sealed) = columns(&app, "legacy-1").await;
     assert_eq!(body, "");
     assert!(key_id.is_some() && sealed.is_some());
-    assert_eq!(texts(&app, &t, &session).await, vec!["Legacy plaintext about grief"]);
+    assert_eq!(
+        texts(&app, &t, &session).await,
+        vec!["Legacy plaintext about grief"]
+    );
+    match app.db {
+        // Once the write-ahead log is checkpointed, no trace of the text is left in
+        // the database file.
+        common::Db::Sqlite => {
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(app.store.pool())
+                .await
+                .unwrap();
+            let bytes = sqlite_bytes(&app).await;
+            assert!(!contains(&bytes, "plaintext about grief"));
+        }
+        common::Db::Postgres => {
+            let (row,): (String,) = sqlx::query_as(
+                "SELECT CAST(n AS TEXT) FROM scheduled_session_notes n WHERE n.id = 'legacy-1'",
+            )
+            .fetch_one(app.store.pool())
+            .await
+            .unwrap();
+            assert!(!row.contains("grief"), "{row}");
+        }
+    }
 });
 
 both_dbs!(rotation_keeps_every_note_readable, |app| async move {
-    let dir = std::env::temp_dir().join(format!("theraroom-rotate-{}", uuid::Uuid::new_v4().simple()));
+    let dir = std::env::temp_dir().join(format!(
+        "theraroom-rotate-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
     let first = data_keys::load(&dir, None).unwrap();
     let first_id = first.current_id().to_string();
     app.store.install_data_keys(first);
@@ -183,7 +238,10 @@ both_dbs!(rotation_keeps_every_note_readable, |app| async move {
     add_note(&app, &u, &b, "note three").await;
     let by_key = |id: String| {
         let app = &app;
-        async move { app.count("scheduled_session_notes", "body_key_id = $1", &id).await }
+        async move {
+            app.count("scheduled_session_notes", "body_key_id = $1", &id)
+                .await
+        }
     };
     assert_eq!(by_key(first_id.clone()).await, 3);
 
@@ -193,14 +251,22 @@ both_dbs!(rotation_keeps_every_note_readable, |app| async move {
     assert_ne!(rotation.key_id, first_id);
     assert_eq!(texts(&app, &t, &a).await, vec!["note one", "note two"]);
     assert_eq!(texts(&app, &u, &b).await, vec!["note three"]);
-    assert_eq!(by_key(first_id.clone()).await, 0, "the old key seals no row");
+    assert_eq!(
+        by_key(first_id.clone()).await,
+        0,
+        "the old key seals no row"
+    );
     assert_eq!(by_key(rotation.key_id.clone()).await, 3);
 
     // Again: two old keys kept, every row on the newest; the file alone reads them.
     let again = rotate_data_key(&app.store, &dir, None).await.unwrap();
     assert_eq!(again.resealed_notes, 3);
-    assert_eq!(again.previous_key_ids, vec![first_id.clone(), rotation.key_id.clone()]);
-    app.store.install_data_keys(data_keys::load(&dir, None).unwrap());
+    assert_eq!(
+        again.previous_key_ids,
+        vec![first_id.clone(), rotation.key_id.clone()]
+    );
+    app.store
+        .install_data_keys(data_keys::load(&dir, None).unwrap());
     assert_eq!(texts(&app, &t, &a).await, vec!["note one", "note two"]);
     assert_eq!(by_key(again.key_id.clone()).await, 3);
     let file = std::fs::read_to_string(data_keys::keyring_path(&dir)).unwrap();
