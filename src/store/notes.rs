@@ -219,8 +219,9 @@ pub async fn update_note(
 enum Holding<'a> {
     /// Its plaintext (not sealed yet).
     Plaintext,
-    /// A ciphertext of this key.
-    Key(&'a str),
+    /// The ciphertext read, known by its nonce (random for every sealing, so a
+    /// concurrent edit, even under the same key, changes it).
+    Nonce(&'a str),
 }
 
 /// Stores `sealed` as the text of note `id` and clears the plaintext column, if the
@@ -243,13 +244,13 @@ async fn replace_sealed(
                 .execute(conn)
                 .await?
         }
-        Holding::Key(key) => {
-            sqlx::query(&format!("{set} AND body_key_id = $5"))
+        Holding::Nonce(nonce) => {
+            sqlx::query(&format!("{set} AND body_nonce = $5"))
                 .bind(&sealed.key_id)
                 .bind(&sealed.nonce)
                 .bind(&sealed.ciphertext)
                 .bind(id)
-                .bind(key)
+                .bind(nonce)
                 .execute(conn)
                 .await?
         }
@@ -343,10 +344,10 @@ impl Store {
             let Some(row) = rows.last() else { break };
             last = row.id.clone();
             for row in rows {
-                let old_key = row.body_key_id.clone().unwrap_or_default();
+                let read = row.body_nonce.clone().unwrap_or_default();
                 let note = row.open(&keys)?;
                 let value = seal(&keys, &note.id, &note.body)?;
-                if replace_sealed(&mut conn, &note.id, &value, Holding::Key(&old_key)).await? {
+                if replace_sealed(&mut conn, &note.id, &value, Holding::Nonce(&read)).await? {
                     resealed += 1;
                 }
             }
