@@ -1,16 +1,18 @@
 //! `theraroom admin ...`: onboarding from the command line, for the first organization
-//! of a fresh server (nobody can sign in yet) and for platform operators.
+//! of a fresh server (nobody can sign in yet) and for platform operators, and the
+//! rotation of the data key that seals notes.
 
 use serde_json::json;
 use theraroom::accounts::onboarding::{self, NewOrganization, Operator};
 use theraroom::accounts::AccountsConfig;
 use theraroom::clock::rfc3339;
 use theraroom::config::{AdminCommand, Settings};
+use theraroom::data_keys::rotate::rotate_data_key;
 
 use crate::serve::open_store;
 
-/// Runs one admin action and prints what the operator hands on (the invitation link)
-/// as JSON on stdout.
+/// Runs one admin action and prints what the operator hands on (the invitation link,
+/// the new key id) as JSON on stdout.
 pub async fn admin(settings: &Settings, action: AdminCommand) -> Result<(), String> {
     let store = open_store(settings).await?;
     let tls = settings.tls_cert.is_some() || settings.tls_self_signed;
@@ -51,6 +53,11 @@ pub async fn admin(settings: &Settings, action: AdminCommand) -> Result<(), Stri
                 "invite_url": issued.url,
                 "expires_at": rfc3339(issued.invitation.expires_at),
             })
+        }
+        AdminCommand::RotateDataKey => {
+            let rotation =
+                rotate_data_key(&store, &settings.data_dir, settings.data_key.as_deref()).await?;
+            serde_json::to_value(&rotation).map_err(|e| e.to_string())?
         }
     };
     store.close().await;

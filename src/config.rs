@@ -44,7 +44,8 @@ pub enum Command {
         #[arg(long, default_value = "24h")]
         ttl: String,
     },
-    /// Onboarding: organizations and super admins, each with an invitation link.
+    /// Onboarding (organizations and super admins, each with an invitation link) and
+    /// data-key rotation.
     Admin {
         /// What to create.
         #[command(subcommand)]
@@ -103,6 +104,9 @@ pub enum AdminCommand {
         #[arg(long, default_value = "Platform operator")]
         name: String,
     },
+    /// Add a new data key to the keyring file, make it current and seal every note
+    /// again with it (old keys stay readable). Run it with the server stopped.
+    RotateDataKey,
 }
 
 /// `theraroom config ...` subcommands.
@@ -155,6 +159,17 @@ pub struct Settings {
         hide_env_values = true
     )]
     pub jwt_secret: Option<String>,
+    /// Data key sealing clinical notes at rest: base64 of 32 bytes (`openssl rand
+    /// -base64 32`). Without it the keyring file `data_keys.json` in the data dir is
+    /// used (generated on the first start); once that file exists it names the current
+    /// key and this one stays readable (see docs/RECORDS.md).
+    #[arg(
+        long,
+        env = "THERAROOM_DATA_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    pub data_key: Option<String>,
     /// Shared secret with the TURN server (coturn `static-auth-secret`).
     #[arg(
         long,
@@ -547,7 +562,8 @@ pub fn load_or_create_secret(
     Ok(secret.into_bytes())
 }
 
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+/// Writes `contents` to `path`, readable by the owner only (secrets and key files).
+pub(crate) fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::io::Write;

@@ -12,6 +12,7 @@ pub mod app;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod data_keys;
 pub mod demo;
 pub mod denial;
 pub mod error;

@@ -15,7 +15,8 @@ use theraroom::store::Store;
 use theraroom::tls::TlsSource;
 use theraroom::turn::TurnIssuer;
 
-/// Opens the database (creating the data directory for SQLite) and migrates it.
+/// Opens the database (creating the data directory for SQLite), migrates it, installs
+/// the data keys and seals notes still stored in plaintext.
 pub(crate) async fn open_store(settings: &Settings) -> Result<Store, String> {
     std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
         format!(
@@ -30,6 +31,12 @@ pub(crate) async fn open_store(settings: &Settings) -> Result<Store, String> {
         .migrate()
         .await
         .map_err(|e| format!("migration failed: {e}"))?;
+    let keys = theraroom::data_keys::load(&settings.data_dir, settings.data_key.as_deref())?;
+    store.install_data_keys(keys);
+    store
+        .seal_plaintext_notes()
+        .await
+        .map_err(|e| format!("cannot seal the notes stored in plaintext: {e}"))?;
     Ok(store)
 }
 

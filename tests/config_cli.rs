@@ -12,6 +12,8 @@ const STARTUP_LIMIT: Duration = Duration::from_secs(120);
 
 /// A JWT secret long enough for the server.
 const JWT_SECRET: &str = "config-cli-test-jwt-secret-0123456789abcdef";
+/// A data key (base64 of 32 bytes).
+const DATA_KEY: &str = "Y29uZmlnLWNsaS10ZXN0LWRhdGEta2V5LTAxMjM0NTY=";
 
 /// A fresh temporary directory, removed at the end of the test.
 struct TempDir(PathBuf);
@@ -75,7 +77,11 @@ fn config_print_shows_every_source_and_can_be_read_back() {
         ),
     );
     let config_arg = config.to_str().unwrap();
-    let env = [("THERAROOM_TURN_TTL", "3h"), ("THERAROOM_RTC_PORT", "7000")];
+    let env = [
+        ("THERAROOM_TURN_TTL", "3h"),
+        ("THERAROOM_RTC_PORT", "7000"),
+        ("THERAROOM_DATA_KEY", DATA_KEY),
+    ];
     let printed = stdout_of(run(
         &env,
         &[
@@ -88,13 +94,16 @@ fn config_print_shows_every_source_and_can_be_read_back() {
         ],
     ));
     assert!(
-        !printed.contains(JWT_SECRET) && !printed.contains("pa55word"),
+        !printed.contains(JWT_SECRET)
+            && !printed.contains("pa55word")
+            && !printed.contains(DATA_KEY),
         "{printed}"
     );
     let from_file = format!("# file {config_arg}");
     for line in [
         format!("data_dir = {:?}  {from_file}", data_dir.display()),
         format!("jwt_secret = \"********\"  {from_file}, masked"),
+        "data_key = \"********\"  # env THERAROOM_DATA_KEY, masked".to_string(),
         format!(
             "database_url = \"postgres://app:********@db.internal/theraroom\"  {from_file}, masked"
         ),
@@ -241,4 +250,41 @@ fn serve_logs_json_lines_with_log_format_json() {
     let addr = listening["fields"]["addr"].as_str().unwrap();
     assert!(addr.starts_with("127.0.0.1:"), "{addr}");
     assert!(!text.contains("\x1b["));
+}
+
+#[test]
+fn admin_rotate_data_key_adds_a_current_key_and_shows_ids_only() {
+    let dir = TempDir::new();
+    let data_dir = dir.0.join("data");
+    let data_arg = data_dir.to_str().unwrap();
+    let env = [("THERAROOM_JWT_SECRET", JWT_SECRET)];
+    let migrated = run(&env, &["--data-dir", data_arg, "migrate"]);
+    assert!(
+        migrated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+    let keyring_path = data_dir.join("data_keys.json");
+    let read_keyring = || -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(&keyring_path).unwrap()).unwrap()
+    };
+    let first = read_keyring();
+    assert_eq!(first["keys"].as_array().unwrap().len(), 1);
+
+    let output = run(&env, &["--data-dir", data_arg, "admin", "rotate-data-key"]);
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    let printed: serde_json::Value = serde_json::from_str(&stdout_of(output)).unwrap();
+    let keyring = read_keyring();
+    assert_eq!(printed["key_id"], keyring["current"]);
+    assert_eq!(
+        printed["previous_key_ids"],
+        serde_json::json!([first["current"]])
+    );
+    assert_eq!(printed["resealed_notes"], 0);
+    let keys = keyring["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2);
+    for key in keys {
+        let secret = key["key"].as_str().unwrap();
+        assert!(!stderr.contains(secret) && !printed.to_string().contains(secret));
+    }
 }

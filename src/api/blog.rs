@@ -1,4 +1,6 @@
-//! Per-therapist blog posting permission (seed 003).
+//! Per-therapist blog posting permission: theraptrack-controlled organizations grant
+//! and revoke it for their therapists, by partner id (or therapist id). See
+//! docs/RECORDS.md for the rules and codes.
 
 use axum::extract::{Path, State};
 use axum::Json;
@@ -6,7 +8,7 @@ use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::guard::{controlled_org, therapist_of};
+use super::guard::{controlled_org, therapist_by_partner_or_id, therapist_of};
 use crate::auth::Caller;
 use crate::clock::rfc3339;
 use crate::error::{ApiError, ApiResult};
@@ -68,31 +70,36 @@ pub async fn list_blog_permissions(
     }))
 }
 
+/// The refusal of a grant (revoke) that finds the permission granted (revoked).
+fn unchanged(grant: bool) -> ApiError {
+    if grant {
+        ApiError::bad_request(
+            "permission_already_granted",
+            "Blog posting permission is already granted",
+        )
+    } else {
+        ApiError::bad_request(
+            "permission_already_revoked",
+            "Blog posting permission is already revoked",
+        )
+    }
+}
+
+/// Grants or revokes: the conditional update decides, so of concurrent identical
+/// requests one changes the permission (and is audited) and the others are refused.
 async fn change(
     state: AppState,
     caller: Caller,
     org_id: String,
-    therapist_id: String,
+    partner_id: String,
     grant: bool,
 ) -> ApiResult<Json<BlogPermissionChange>> {
     let org = controlled_org(&state.store, &caller, &org_id).await?;
-    let therapist = therapist_of(&state.store, &org, &therapist_id).await?;
-    if therapist.can_post_blogs() == grant {
-        let (code, message) = if grant {
-            (
-                "permission_already_granted",
-                "Blog posting permission is already granted",
-            )
-        } else {
-            (
-                "permission_already_revoked",
-                "Blog posting permission is already revoked",
-            )
-        };
-        return Err(ApiError::bad_request(code, message));
+    let therapist = therapist_by_partner_or_id(&state.store, &org, &partner_id).await?;
+    let mut tx = state.store.begin_write().await?;
+    if !users::set_blog_permission(&mut tx, &therapist.id, grant).await? {
+        return Err(unchanged(grant));
     }
-    let mut tx = state.store.pool().begin().await?;
-    users::set_blog_permission(&mut tx, &therapist.id, grant).await?;
     audit::record(
         &mut tx,
         AuditEntry::by(
@@ -124,24 +131,28 @@ async fn change(
 
 /// Grants blog posting permission to a therapist.
 #[utoipa::path(post, path = "/api/organizations/{id}/therapists/{therapist_id}/blog-permission/grant", tag = "blog permission",
-    params(("id" = String, Path, description = "organization id"), ("therapist_id" = String, Path, description = "therapist id")), security(("bearer" = [])),
-    responses((status = 200, body = BlogPermissionChange), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+    params(("id" = String, Path, description = "organization id"), ("therapist_id" = String, Path, description = "the therapist's partner id (`partner_id` of the listing) or therapist id")), security(("bearer" = [])),
+    responses((status = 200, body = BlogPermissionChange), (status = 400, body = crate::error::ErrorBody, description = "permission_already_granted"), (status = 401, body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody, description = "forbidden, not_organization_owner, not_theraptrack_controlled, therapist_not_in_organization"),
+        (status = 404, body = crate::error::ErrorBody, description = "organization_not_found, therapist_not_found")))]
 pub async fn grant_blog_permission(
     State(state): State<AppState>,
     caller: Caller,
-    Path((org_id, therapist_id)): Path<(String, String)>,
+    Path((org_id, partner_id)): Path<(String, String)>,
 ) -> ApiResult<Json<BlogPermissionChange>> {
-    change(state, caller, org_id, therapist_id, true).await
+    change(state, caller, org_id, partner_id, true).await
 }
 
 /// Revokes blog posting permission from a therapist (existing posts stay).
 #[utoipa::path(post, path = "/api/organizations/{id}/therapists/{therapist_id}/blog-permission/revoke", tag = "blog permission",
-    params(("id" = String, Path, description = "organization id"), ("therapist_id" = String, Path, description = "therapist id")), security(("bearer" = [])),
-    responses((status = 200, body = BlogPermissionChange), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+    params(("id" = String, Path, description = "organization id"), ("therapist_id" = String, Path, description = "the therapist's partner id (`partner_id` of the listing) or therapist id")), security(("bearer" = [])),
+    responses((status = 200, body = BlogPermissionChange), (status = 400, body = crate::error::ErrorBody, description = "permission_already_revoked"), (status = 401, body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody, description = "forbidden, not_organization_owner, not_theraptrack_controlled, therapist_not_in_organization"),
+        (status = 404, body = crate::error::ErrorBody, description = "organization_not_found, therapist_not_found")))]
 pub async fn revoke_blog_permission(
     State(state): State<AppState>,
     caller: Caller,
-    Path((org_id, therapist_id)): Path<(String, String)>,
+    Path((org_id, partner_id)): Path<(String, String)>,
 ) -> ApiResult<Json<BlogPermissionChange>> {
-    change(state, caller, org_id, therapist_id, false).await
+    change(state, caller, org_id, partner_id, false).await
 }

@@ -5,9 +5,11 @@
 //! exactly the routes the router serves.
 
 mod account_errors;
+mod audit;
 mod auth;
 mod auth_cookie;
 mod blog;
+mod csv;
 mod denial;
 mod doc_limits;
 mod extract;
@@ -25,6 +27,7 @@ pub mod rate_limit;
 mod schedule;
 mod schedule_calendar;
 mod schedule_holds;
+mod schedule_notes;
 mod schedule_sessions;
 mod sessions;
 mod sign_out;
@@ -141,10 +144,10 @@ pub fn router_with(state: AppState, limiters: &RateLimiters) -> (Router, utoipa:
         .routes(routes!(schedule_sessions::cancel_scheduled_session))
         .routes(routes!(schedule_sessions::set_attendance))
         .routes(routes!(
-            schedule_sessions::list_notes,
-            schedule_sessions::create_note
+            schedule_notes::list_notes,
+            schedule_notes::create_note
         ))
-        .routes(routes!(schedule_sessions::update_note))
+        .routes(routes!(schedule_notes::update_note))
         .routes(routes!(schedule_sessions::session_video))
         .routes(routes!(schedule_calendar::unified_schedule))
         .routes(routes!(schedule_calendar::check_conflicts))
@@ -181,6 +184,8 @@ pub fn router_with(state: AppState, limiters: &RateLimiters) -> (Router, utoipa:
         ))
         .routes(routes!(webhooks::test_webhook))
         .routes(routes!(webhooks::list_deliveries))
+        .routes(routes!(audit::list_audit))
+        .routes(routes!(audit::export_audit_csv))
         .with_state(state)
         .split_for_parts();
     doc_limits::document_limits(&mut doc);

@@ -16,8 +16,9 @@ use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::guard::hidden_org;
 use super::JsonBody;
-use crate::auth::{Caller, Role};
+use crate::auth::Caller;
 use crate::clock::rfc3339;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
@@ -116,22 +117,9 @@ pub struct DeliveryQuery {
     before: Option<String>,
 }
 
-/// The organization `org_id` if the caller administers it: 403 for other roles, 404
-/// for another organization and for an unknown one.
+/// The organization `org_id` if the caller administers it (see [`hidden_org`]).
 async fn own_org(state: &AppState, caller: &Caller, org_id: &str) -> ApiResult<String> {
-    if !(caller.role.is_org_admin() || caller.role == Role::SuperAdmin) {
-        return Err(ApiError::wrong_role());
-    }
-    let missing = || ApiError::not_found("organization_not_found", "organization not found");
-    if !caller.administers(org_id) {
-        return Err(missing());
-    }
-    let org = state
-        .store
-        .organization(org_id)
-        .await?
-        .ok_or_else(missing)?;
-    Ok(org.id)
+    Ok(hidden_org(&state.store, caller, org_id).await?.id)
 }
 
 fn api_error(err: EndpointError) -> ApiError {

@@ -1,5 +1,5 @@
 //! Which settings are secret and how their values are shown: the one rule that keeps
-//! JWT and TURN secrets and database passwords out of `--help` and `config print`.
+//! JWT and TURN secrets, the data key and database passwords out of `--help` and `config print`.
 
 use clap::Arg;
 
@@ -109,7 +109,7 @@ mod tests {
             .filter(|arg| is_secret(arg))
             .map(|arg| arg.get_id().as_str())
             .collect();
-        for id in ["database_url", "jwt_secret", "turn_secret"] {
+        for id in ["database_url", "jwt_secret", "turn_secret", "data_key"] {
             assert!(secret.contains(&id), "{id} is not secret: {secret:?}");
         }
         assert!(!secret.contains(&"bind"), "{secret:?}");

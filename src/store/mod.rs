@@ -6,9 +6,11 @@
 //! differ per backend. Each submodule owns one group of tables.
 
 pub mod audit;
+pub mod audit_read;
 pub mod credentials;
 pub mod groups;
 pub mod invitations;
+pub mod notes;
 pub mod notifications;
 pub mod organizations;
 pub mod participants;
@@ -20,6 +22,7 @@ pub mod users;
 pub mod webhooks;
 
 use std::str::FromStr;
+use std::sync::{Arc, RwLock};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::AnyPool;
@@ -33,12 +36,17 @@ pub enum Backend {
     Postgres,
 }
 
-/// Handle to the database; cheap to clone.
+/// Handle to the database; cheap to clone. Carries the data keys that seal clinical
+/// notes at rest ([`notes`]), shared by every clone.
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    data_keys: DataKeySlot,
 }
+
+/// The installed keyring, replaced whole by a rotation.
+type DataKeySlot = Arc<RwLock<Option<Arc<crate::data_keys::Keyring>>>>;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -83,7 +91,11 @@ impl Store {
             })
             .connect_with(options)
             .await?;
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            backend,
+            data_keys: DataKeySlot::default(),
+        })
     }
 
     /// Applies pending migrations of this backend.
@@ -110,6 +122,16 @@ impl Store {
     /// The engine behind this store.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Begins a transaction that writes after reading: on SQLite with `BEGIN
+    /// IMMEDIATE` (concurrent writers queue on the one write lock instead of failing
+    /// on a stale snapshot), on PostgreSQL a plain one (row locks do the queueing).
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
     }
 
     /// Closes all connections (at shutdown).

@@ -1,5 +1,5 @@
 //! 1:1 scheduling tables (seed 002): holds and their occurrences, booked sessions,
-//! session notes, and the unified-schedule read. Functions take a connection so the
+//! and the unified-schedule read (session notes: [`super::notes`]). Functions take a connection so the
 //! callers can run them inside their write transaction (see
 //! [`crate::schedule::write_tx`]).
 
@@ -459,113 +459,6 @@ pub async fn link_video(
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
-}
-
-/// A session note.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct SessionNote {
-    /// Identifier.
-    pub id: String,
-    /// The session.
-    pub session_id: String,
-    /// Organization.
-    pub organization_id: String,
-    /// Author.
-    pub author_id: String,
-    /// Text.
-    pub body: String,
-    /// Creation time, Unix ms.
-    pub created_at: i64,
-    /// Last change, Unix ms.
-    pub updated_at: i64,
-    /// Who changed it last.
-    pub updated_by: Option<String>,
-}
-
-const NOTE_COLUMNS: &str =
-    "id, session_id, organization_id, author_id, body, created_at, updated_at, updated_by";
-
-/// Notes of a session, oldest first.
-pub async fn notes_of(
-    conn: &mut AnyConnection,
-    session_id: &str,
-) -> Result<Vec<SessionNote>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {NOTE_COLUMNS} FROM scheduled_session_notes WHERE session_id = $1 ORDER BY created_at, id"
-    ))
-    .bind(session_id)
-    .fetch_all(conn)
-    .await
-}
-
-/// One note of a session.
-pub async fn note(
-    conn: &mut AnyConnection,
-    session_id: &str,
-    id: &str,
-) -> Result<Option<SessionNote>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {NOTE_COLUMNS} FROM scheduled_session_notes WHERE id = $1 AND session_id = $2"
-    ))
-    .bind(id)
-    .bind(session_id)
-    .fetch_optional(conn)
-    .await
-}
-
-/// Adds a note and returns it.
-pub async fn insert_note(
-    conn: &mut AnyConnection,
-    session_id: &str,
-    organization_id: &str,
-    author_id: &str,
-    body: &str,
-    now_ms: i64,
-) -> Result<SessionNote, sqlx::Error> {
-    let stored = SessionNote {
-        id: new_id(),
-        session_id: session_id.to_string(),
-        organization_id: organization_id.to_string(),
-        author_id: author_id.to_string(),
-        body: body.to_string(),
-        created_at: now_ms,
-        updated_at: now_ms,
-        updated_by: None,
-    };
-    sqlx::query(&format!(
-        "INSERT INTO scheduled_session_notes ({NOTE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-    ))
-    .bind(&stored.id)
-    .bind(&stored.session_id)
-    .bind(&stored.organization_id)
-    .bind(&stored.author_id)
-    .bind(&stored.body)
-    .bind(stored.created_at)
-    .bind(stored.updated_at)
-    .bind(&stored.updated_by)
-    .execute(conn)
-    .await?;
-    Ok(stored)
-}
-
-/// Replaces a note's text.
-pub async fn update_note(
-    conn: &mut AnyConnection,
-    id: &str,
-    body: &str,
-    by: &str,
-    now_ms: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE scheduled_session_notes SET body = $1, updated_at = $2, updated_by = $3 WHERE id = $4",
-    )
-    .bind(body)
-    .bind(now_ms)
-    .bind(by)
-    .bind(id)
-    .execute(conn)
-    .await
-    .map(|_| ())
 }
 
 /// One event of the unified schedule (a 1:1 session or a group session).

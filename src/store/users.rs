@@ -168,6 +168,19 @@ impl Store {
         .await
     }
 
+    /// Looks a therapist up by partner code (the seed documents' `partnerId`).
+    pub async fn therapist_by_partner_code(
+        &self,
+        partner_code: &str,
+    ) -> Result<Option<Therapist>, sqlx::Error> {
+        sqlx::query_as(&format!(
+            "SELECT {THERAPIST_COLUMNS} FROM therapists t JOIN users u ON u.id = t.id WHERE t.partner_code = $1"
+        ))
+        .bind(partner_code)
+        .fetch_optional(self.pool())
+        .await
+    }
+
     /// All therapists of an organization, by name.
     pub async fn therapists_of(
         &self,
@@ -230,18 +243,23 @@ pub async fn set_therapist_video(
         .map(|_| ())
 }
 
-/// Sets a therapist's blog permission inside a transaction.
+/// Sets a therapist's blog permission inside a transaction, only if it is not set so
+/// already: false when nothing changed (it was already granted or revoked). The check
+/// and the change are one statement, so of concurrent identical requests exactly one
+/// changes the row.
 pub async fn set_blog_permission(
     conn: &mut AnyConnection,
     id: &str,
     allowed: bool,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE therapists SET can_post_blogs = $1 WHERE id = $2")
-        .bind(flag(allowed))
-        .bind(id)
-        .execute(conn)
-        .await
-        .map(|_| ())
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE therapists SET can_post_blogs = $1 WHERE id = $2 AND can_post_blogs <> $1",
+    )
+    .bind(flag(allowed))
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// A person to create: the account, plus the therapist or client row its role needs.

@@ -135,6 +135,12 @@ fn with_search_path(url: &str, schema: &str) -> String {
     format!("{url}{sep}options=-c%20search_path%3D{schema}")
 }
 
+/// Gives a test store a keyring of one random data key (notes are sealed at rest).
+pub fn install_test_keys(store: &Store) {
+    use theraroom::data_keys::{DataKey, Keyring};
+    store.install_data_keys(Keyring::single(DataKey::generate()));
+}
+
 impl TestDb {
     /// A fresh SQLite file in a temporary directory.
     pub async fn sqlite() -> TestDb {
@@ -144,6 +150,7 @@ impl TestDb {
         let url = format!("sqlite://{}?mode=rwc", dir.join("db.sqlite").display());
         let store = Store::connect(&url).await.expect("open sqlite");
         store.migrate().await.expect("migrate sqlite");
+        install_test_keys(&store);
         TestDb {
             store,
             cleanup: Cleanup::Dir(dir),
@@ -188,6 +195,7 @@ impl TestDb {
             "search_path did not apply to the test connection"
         );
         store.migrate().await.expect("migrate postgres");
+        install_test_keys(&store);
         Some(TestDb {
             store,
             cleanup: Cleanup::Schema { admin_url, schema },

@@ -194,7 +194,26 @@ async fn old_row(
     .expect("insert old audit row");
 }
 
+/// Drops the triggers that make the audit log append-only (migration 0014), leaving
+/// the log as it was when migration 0007 ran, so the scrub can be run again here.
+async fn before_append_only(app: &TestApp) {
+    let statements = match app.db {
+        common::Db::Sqlite => vec![
+            "DROP TRIGGER audit_log_no_update",
+            "DROP TRIGGER audit_log_no_delete",
+        ],
+        common::Db::Postgres => vec!["DROP TRIGGER audit_log_no_change ON audit_log"],
+    };
+    for sql in statements {
+        sqlx::query(sql)
+            .execute(app.store.pool())
+            .await
+            .expect("drop an append-only trigger");
+    }
+}
+
 both_dbs!(migration_0007_scrubs_note_text, |app| async move {
+    before_append_only(&app).await;
     let note = ("scheduled_session_note", "note-1");
     old_row(
         &app,

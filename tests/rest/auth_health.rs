@@ -9,7 +9,7 @@ use hmac::{Hmac, Mac};
 use std::collections::BTreeSet;
 
 /// Every route of the REST API: (method, OpenAPI path).
-const ROUTES: [(&str, &str); 84] = [
+const ROUTES: [(&str, &str); 86] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/api/organizations/{id}/video-settings"),
@@ -123,16 +123,20 @@ const ROUTES: [(&str, &str); 84] = [
     ("delete", "/api/organizations/{id}/webhook"),
     ("post", "/api/organizations/{id}/webhook/test"),
     ("get", "/api/organizations/{id}/webhook/deliveries"),
+    ("get", "/api/organizations/{id}/audit"),
+    ("get", "/api/organizations/{id}/audit.csv"),
     // Served, but not part of the document it serves.
     ("get", "/api/openapi.json"),
 ];
 
 /// The 17 documented paths.
-const DOC_PATHS: [&str; 69] = [
+const DOC_PATHS: [&str; 71] = [
     "/healthz",
     "/api/organizations/{id}/webhook",
     "/api/organizations/{id}/webhook/test",
     "/api/organizations/{id}/webhook/deliveries",
+    "/api/organizations/{id}/audit",
+    "/api/organizations/{id}/audit.csv",
     "/readyz",
     "/api/organizations/{id}/video-settings",
     "/api/organizations/{id}/therapists/video-settings",
@@ -234,6 +238,8 @@ fn protected() -> Vec<(Method, String, Option<Value>)> {
             "/api/organizations/o/therapists/blog-permissions".into(),
             None,
         ),
+        (Method::GET, "/api/organizations/o/audit".into(), None),
+        (Method::GET, "/api/organizations/o/audit.csv".into(), None),
         (
             Method::POST,
             "/api/organizations/o/therapists/t/blog-permission/grant".into(),

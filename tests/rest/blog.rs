@@ -186,3 +186,110 @@ both_dbs!(seed_003_error_codes, |app| async move {
         assert!(app.audit_actions("therapist", id).await.is_empty());
     }
 });
+
+/// The therapist's partner id, as the listing shows it.
+async fn partner_id(app: &TestApp, org: &OrgFx, therapist: &Person) -> String {
+    let list = app.get(&list_path(&org.id), Some(&org.admin.token)).await;
+    let rows = list.expect(200)["therapists"].as_array().unwrap().clone();
+    let row = rows
+        .iter()
+        .find(|r| r["id"] == json!(therapist.id))
+        .expect("therapist listed");
+    row["partner_id"].as_str().unwrap().to_string()
+}
+
+/// The therapist's own view of the permission (`GET /api/me`).
+async fn me_can_post(app: &TestApp, therapist: &Person) -> Value {
+    app.get("/api/me", Some(&therapist.token)).await.expect(200)["therapist"]["can_post_blogs"]
+        .clone()
+}
+
+both_dbs!(by_partner_id_and_seen_by_the_therapist, |app| async move {
+    let org = app.org("Partner Clinic", true).await;
+    let t = app.therapist(&org.id, "Dr Partner").await;
+    let admin = Some(org.admin.token.as_str());
+    let partner = partner_id(&app, &org, &t).await;
+    assert_ne!(partner, t.id);
+    assert_eq!(me_can_post(&app, &t).await, false);
+
+    // The seed's path takes the partner id ...
+    let granted = app.post(&grant_path(&org.id, &partner), admin, None).await;
+    assert_eq!(granted.expect(200)["therapist"]["id"], json!(t.id));
+    assert_eq!(me_can_post(&app, &t).await, true);
+    app.post(&grant_path(&org.id, &partner), admin, None)
+        .await
+        .expect_err(400, "permission_already_granted");
+    // ... and the therapist id still works.
+    app.post(&grant_path(&org.id, &t.id), admin, None)
+        .await
+        .expect_err(400, "permission_already_granted");
+    app.post(&revoke_path(&org.id, &partner), admin, None)
+        .await
+        .expect(200);
+    assert_eq!(me_can_post(&app, &t).await, false);
+    app.post(&revoke_path(&org.id, &t.id), admin, None)
+        .await
+        .expect_err(400, "permission_already_revoked");
+
+    // Another organization's therapist by partner id: refused like by id.
+    let other = app.org("Partner Neighbour", true).await;
+    let foreign = app.therapist(&other.id, "Dr Elsewhere").await;
+    let foreign_partner = partner_id(&app, &other, &foreign).await;
+    app.post(&grant_path(&org.id, &foreign_partner), admin, None)
+        .await
+        .expect_err(403, "therapist_not_in_organization");
+    assert_eq!(me_can_post(&app, &foreign).await, false);
+    assert_eq!(
+        app.audit_actions("therapist", &t.id).await,
+        vec![
+            "therapist.blog_permission.grant",
+            "therapist.blog_permission.revoke"
+        ]
+    );
+});
+
+/// Sends `path` 20 times at once; returns (successes, refusals with `code`).
+async fn twenty_at_once(app: &TestApp, token: &str, path: &str, code: &str) -> (usize, usize) {
+    let calls = (0..20).map(|_| app.post(path, Some(token), None));
+    let answers = futures_util::future::join_all(calls).await;
+    let ok = answers.iter().filter(|r| r.status.as_u16() == 200).count();
+    let refused = answers
+        .iter()
+        .filter(|r| r.status.as_u16() == 400 && r.json["error"]["code"] == code)
+        .count();
+    (ok, refused)
+}
+
+both_dbs!(concurrent_changes_happen_once, |app| async move {
+    let org = app.org("Race Clinic", true).await;
+    let t = app.therapist(&org.id, "Dr Race").await;
+    let partner = partner_id(&app, &org, &t).await;
+    let token = org.admin.token.clone();
+
+    let grants = twenty_at_once(
+        &app,
+        &token,
+        &grant_path(&org.id, &partner),
+        "permission_already_granted",
+    )
+    .await;
+    assert_eq!(grants, (1, 19));
+    assert_eq!(me_can_post(&app, &t).await, true);
+    let revokes = twenty_at_once(
+        &app,
+        &token,
+        &revoke_path(&org.id, &partner),
+        "permission_already_revoked",
+    )
+    .await;
+    assert_eq!(revokes, (1, 19));
+    assert_eq!(me_can_post(&app, &t).await, false);
+    // One audit row per real change.
+    assert_eq!(
+        app.audit_actions("therapist", &t.id).await,
+        vec![
+            "therapist.blog_permission.grant",
+            "therapist.blog_permission.revoke"
+        ]
+    );
+});

@@ -19,6 +19,8 @@ mod join;
 mod participants;
 mod people;
 mod props;
+mod records_audit;
+mod records_notes;
 mod rooms;
 mod scheduling;
 mod sessions;

@@ -162,13 +162,10 @@ const SCHEDULE_SESSIONS_CODES: &[&str] = &[
     "forbidden",
     "invalid_attendance",
     "invalid_limit",
-    "invalid_note",
     "invalid_reason",
     "invalid_status",
     "not_a_participant",
-    "not_note_author",
     "not_own_calendar",
-    "note_not_found",
     "session_already_cancelled",
     "session_cancelled",
     "session_completed",
@@ -176,6 +173,13 @@ const SCHEDULE_SESSIONS_CODES: &[&str] = &[
     "session_not_started",
     "session_over",
     "too_early",
+];
+
+const SCHEDULE_NOTES_CODES: &[&str] = &[
+    "forbidden",
+    "invalid_note",
+    "not_note_author",
+    "note_not_found",
 ];
 
 const ACCOUNTS_CODES: &[&str] = &[
@@ -251,11 +255,11 @@ const ROUTE_CODES: &[(&str, &[&str])] = &[
     ),
     (
         "POST /api/schedule/sessions/{id}/notes",
-        SCHEDULE_SESSIONS_CODES,
+        SCHEDULE_NOTES_CODES,
     ),
     (
         "PUT /api/schedule/sessions/{id}/notes/{note_id}",
-        SCHEDULE_SESSIONS_CODES,
+        SCHEDULE_NOTES_CODES,
     ),
 ];
 
