@@ -13,6 +13,7 @@ pub mod rotate;
 pub mod seal;
 
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -93,6 +94,37 @@ impl DataKey {
 pub struct Keyring {
     current: usize,
     keys: Vec<DataKey>,
+    /// Where the ring was loaded from, when from a data directory ([`load`]).
+    origin: Option<Origin>,
+}
+
+/// Where a keyring came from, and the keyring file as it was when read, so that a
+/// running server notices a rotation done beside it ([`Keyring::reloaded_if_changed`]).
+#[derive(Clone)]
+struct Origin {
+    data_dir: PathBuf,
+    configured: Option<String>,
+    file: Option<FileStamp>,
+}
+
+/// What identifies one version of the keyring file: it is always replaced by a rename,
+/// so a new version has a new inode (and usually a new modification time).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct FileStamp {
+    modified: Option<SystemTime>,
+    inode: u64,
+}
+
+fn file_stamp(path: &Path) -> Option<FileStamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+    #[cfg(not(unix))]
+    let inode = meta.len();
+    Some(FileStamp {
+        modified: meta.modified().ok(),
+        inode,
+    })
 }
 
 impl std::fmt::Debug for Keyring {
@@ -110,6 +142,7 @@ impl Keyring {
         Keyring {
             current: 0,
             keys: vec![key],
+            origin: None,
         }
     }
 
@@ -119,6 +152,7 @@ impl Keyring {
         let mut ring = Keyring {
             current: 0,
             keys: Vec::new(),
+            origin: None,
         };
         for key in keys.into_iter().chain([current.clone()]) {
             ring.add(key);
@@ -145,6 +179,32 @@ impl Keyring {
     /// Ids of every key, oldest first.
     pub fn ids(&self) -> Vec<&str> {
         self.keys.iter().map(|k| k.id.as_str()).collect()
+    }
+
+    /// The keyring file again when it changed since this ring was loaded (a rotation
+    /// by `theraroom admin rotate-data-key` while the server runs), so the server opens
+    /// the rows re-sealed with the new key and seals new text with it. `None` when
+    /// nothing changed, the ring did not come from a data directory, or the new file
+    /// cannot be read (logged; the ring in use stays).
+    pub fn reloaded_if_changed(&self) -> Option<Keyring> {
+        let origin = self.origin.as_ref()?;
+        let path = keyring_path(&origin.data_dir);
+        let now = file_stamp(&path);
+        if now.is_none() || now == origin.file {
+            return None;
+        }
+        match load(&origin.data_dir, origin.configured.as_deref()) {
+            Ok(ring) => {
+                tracing::info!(path = %path.display(), current = ring.current_id(),
+                    "the keyring file changed: data keys reloaded");
+                Some(ring)
+            }
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error,
+                    "the keyring file changed but cannot be read; the loaded data keys stay in use");
+                None
+            }
+        }
     }
 
     /// Seals `text` with the current key, bound to `aad` (the row it is stored in).
@@ -187,6 +247,16 @@ pub fn keyring_path(data_dir: &Path) -> PathBuf {
 /// key (`--data-key`); a configured key alone when there is no file; else a new file
 /// with one random key.
 pub fn load(data_dir: &Path, configured: Option<&str>) -> Result<Keyring, String> {
+    let mut ring = load_ring(data_dir, configured)?;
+    ring.origin = Some(Origin {
+        data_dir: data_dir.to_path_buf(),
+        configured: configured.map(str::to_string),
+        file: file_stamp(&keyring_path(data_dir)),
+    });
+    Ok(ring)
+}
+
+fn load_ring(data_dir: &Path, configured: Option<&str>) -> Result<Keyring, String> {
     let configured = configured
         .filter(|text| !text.trim().is_empty())
         .map(|text| DataKey::from_base64(text, "the configuration (--data-key)"))
@@ -326,6 +396,37 @@ mod tests {
         assert_eq!(reloaded.open("row-1", &old).unwrap(), "old text");
         let without = load(&dir, None).unwrap();
         assert_eq!(without.open("row-1", &old).unwrap(), "old text");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_running_ring_picks_up_a_rotation_done_beside_it() {
+        let dir = temp_dir();
+        let running = load(&dir, None).unwrap();
+        assert!(
+            running.reloaded_if_changed().is_none(),
+            "nothing changed yet"
+        );
+        let old = running.seal("row-1", "old text").unwrap();
+
+        let rotated = add_current_key(&dir, None).unwrap();
+        let resealed = rotated.seal("row-1", "old text").unwrap();
+        assert!(
+            running.open("row-1", &resealed).is_err(),
+            "the old ring lacks the new key"
+        );
+
+        let reloaded = running.reloaded_if_changed().expect("the file changed");
+        assert_eq!(reloaded.current_id(), rotated.current_id());
+        assert_eq!(reloaded.open("row-1", &resealed).unwrap(), "old text");
+        assert_eq!(reloaded.open("row-1", &old).unwrap(), "old text");
+        assert!(
+            reloaded.reloaded_if_changed().is_none(),
+            "loaded at its newest"
+        );
+        assert!(Keyring::single(DataKey::generate())
+            .reloaded_if_changed()
+            .is_none());
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -271,13 +271,27 @@ impl Store {
         *slot = Some(Arc::new(keys));
     }
 
-    /// The installed data keys.
+    /// The installed data keys; reloaded first when the keyring file changed since
+    /// they were loaded (a rotation run while the server is up), so every clone of the
+    /// store opens rows re-sealed with the new key and seals with it from then on.
     pub fn data_keys(&self) -> Result<Arc<Keyring>, NoteError> {
-        self.data_keys
+        let ring = self
+            .data_keys
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
-            .ok_or(NoteError::NoKeys)
+            .ok_or(NoteError::NoKeys)?;
+        match ring.reloaded_if_changed() {
+            Some(newer) => {
+                let newer = Arc::new(newer);
+                *self
+                    .data_keys
+                    .write()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(newer.clone());
+                Ok(newer)
+            }
+            None => Ok(ring),
+        }
     }
 
     /// Seals every note still stored in plaintext (rows from before encryption) and
