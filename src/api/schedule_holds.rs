@@ -1,12 +1,12 @@
 //! 1:1 scheduling (seed 002): holds. `POST /api/schedule/holds` claims one slot or a
 //! whole series (explicit occurrences, or a weekly recurrence expanded in the client's
-//! time zone), all or nothing; `POST .../confirm` turns a hold into sessions; `DELETE`
-//! releases it.
+//! time zone), all or nothing; `DELETE` releases it. Confirming is in
+//! `schedule_confirm`, reschedule holds (with `session_id`) in `schedule_reschedule`.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -14,17 +14,16 @@ use sha1::{Digest, Sha1};
 use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
-use super::schedule::{
-    bookable, check_range, notify_all, parse_instant, parse_time_zone, push_all, require_booker,
-    session_view, slot_conflict, ScheduleResult, ScheduledSessionView, SlotConflictBody, SlotView,
-    DEFAULT_HOLD_SECONDS, MAX_HOLD_SECONDS, MIN_HOLD_SECONDS,
-};
+use super::schedule::*;
+use super::schedule_reschedule::create_reschedule_hold;
 use super::JsonBody;
 use crate::auth::Caller;
 use crate::clock::{now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::policy::is_admin_of;
 use crate::schedule::availability;
+use crate::schedule::expiry;
+use crate::schedule::service_codes::ServiceCodes;
 use crate::schedule::recurrence::{self, RecurrenceError, SeriesEnd, MAX_OCCURRENCES};
 use crate::schedule::write_tx;
 use crate::state::AppState;
@@ -49,9 +48,14 @@ pub struct HoldView {
     expires_at: String,
     /// The held slots, in order.
     occurrences: Vec<SlotView>,
+    /// The booked session this hold moves (a reschedule hold), if any.
+    session_id: Option<String>,
+    /// Service code (CPT) the session will carry, if any.
+    service_code: Option<String>,
 }
 
-async fn hold_view(conn: &mut AnyConnection, hold: &Hold) -> ApiResult<HoldView> {
+/// The API view of a hold.
+pub(super) async fn hold_view(conn: &mut AnyConnection, hold: &Hold) -> ApiResult<HoldView> {
     let occ = store::hold_occurrences(conn, &hold.id).await?;
     Ok(HoldView {
         hold_key: hold.hold_key.clone(),
@@ -69,14 +73,17 @@ async fn hold_view(conn: &mut AnyConnection, hold: &Hold) -> ApiResult<HoldView>
                 end: rfc3339(o.end_ms),
             })
             .collect(),
+        session_id: hold.session_id.clone(),
+        service_code: hold.service_code.clone(),
     })
 }
 
-/// A confirmed hold and the sessions it became.
+/// A confirmed hold and the sessions it became (for a reschedule hold: the session it
+/// moved).
 #[derive(Serialize, ToSchema)]
 pub struct ConfirmView {
-    hold: HoldView,
-    sessions: Vec<ScheduledSessionView>,
+    pub(super) hold: HoldView,
+    pub(super) sessions: Vec<ScheduledSessionView>,
 }
 
 // ---------------------------------------------------------------------------
@@ -112,30 +119,41 @@ pub struct RecurrenceInput {
 #[derive(Deserialize, ToSchema)]
 pub struct CreateHold {
     /// The therapist.
-    therapist_id: String,
+    pub(super) therapist_id: String,
     /// The client.
-    client_id: String,
+    pub(super) client_id: String,
     /// Start of the (first) session, RFC 3339; optional when `occurrences` is given.
     #[serde(default, alias = "start_time")]
-    start: Option<String>,
+    pub(super) start: Option<String>,
     /// End of the (first) session, RFC 3339, exclusive.
     #[serde(default, alias = "end_time")]
-    end: Option<String>,
+    pub(super) end: Option<String>,
     /// Lifetime of the hold, 30–3600 seconds (default 300).
-    hold_seconds: Option<i64>,
+    pub(super) hold_seconds: Option<i64>,
     /// The client's IANA time zone (default UTC); recurrences keep its wall-clock time.
-    time_zone: Option<String>,
+    pub(super) time_zone: Option<String>,
     /// Explicit slots (at most 52); excludes `recurrence`.
-    occurrences: Option<Vec<OccurrenceInput>>,
+    pub(super) occurrences: Option<Vec<OccurrenceInput>>,
     /// A weekly series starting at `start`; excludes `occurrences`.
-    recurrence: Option<RecurrenceInput>,
+    pub(super) recurrence: Option<RecurrenceInput>,
+    /// The booked session to move: makes this a reschedule hold (one slot; `start`
+    /// and `end`, or `date` to keep the session's local time on another day).
+    #[serde(default)]
+    pub(super) session_id: Option<String>,
+    /// Reschedule holds: the new local date `YYYY-MM-DD` in `time_zone` (default the
+    /// session's); the session keeps its wall-clock start and end.
+    #[serde(default)]
+    pub(super) date: Option<String>,
+    /// Service code (CPT) the booked session carries; one of the configured codes.
+    #[serde(default)]
+    pub(super) service_code: Option<String>,
 }
 
 /// A validated hold request.
-struct HoldRequest {
-    tz: Tz,
-    hold_seconds: i64,
-    occurrences: Vec<(i64, i64)>,
+pub(super) struct HoldRequest {
+    pub(super) tz: Tz,
+    pub(super) hold_seconds: i64,
+    pub(super) occurrences: Vec<(i64, i64)>,
 }
 
 fn recurrence_error(err: RecurrenceError) -> ApiError {
@@ -168,14 +186,20 @@ fn parse_until(raw: &str, tz: Tz) -> ApiResult<i64> {
         .ok_or_else(invalid)
 }
 
-fn validate_hold(body: &CreateHold, now: i64) -> ApiResult<HoldRequest> {
-    let hold_seconds = body.hold_seconds.unwrap_or(DEFAULT_HOLD_SECONDS);
+/// The lifetime of a hold in seconds (400 `invalid_hold_seconds` out of bounds).
+pub(super) fn hold_seconds(asked: Option<i64>) -> ApiResult<i64> {
+    let hold_seconds = asked.unwrap_or(DEFAULT_HOLD_SECONDS);
     if !(MIN_HOLD_SECONDS..=MAX_HOLD_SECONDS).contains(&hold_seconds) {
         return Err(ApiError::bad_request(
             "invalid_hold_seconds",
             format!("hold_seconds must be between {MIN_HOLD_SECONDS} and {MAX_HOLD_SECONDS}"),
         ));
     }
+    Ok(hold_seconds)
+}
+
+pub(super) fn validate_hold(body: &CreateHold, now: i64) -> ApiResult<HoldRequest> {
+    let hold_seconds = hold_seconds(body.hold_seconds)?;
     let tz = parse_time_zone(body.time_zone.as_deref().unwrap_or("UTC"))?;
     let mut occurrences: Vec<(i64, i64)> = match (&body.occurrences, &body.recurrence) {
         (Some(_), Some(_)) => {
@@ -291,22 +315,34 @@ fn validate_hold(body: &CreateHold, now: i64) -> ApiResult<HoldRequest> {
     })
 }
 
-fn request_hash(therapist_id: &str, client_id: &str, req: &HoldRequest) -> String {
-    let canonical = json!({
+/// Hash of the normalized request; `extra` (session id, service code) only counts
+/// when present, so that plain holds hash as they always did.
+pub(super) fn request_hash(
+    therapist_id: &str,
+    client_id: &str,
+    req: &HoldRequest,
+    extra: &[(&str, Option<&str>)],
+) -> String {
+    let mut canonical = json!({
         "therapist_id": therapist_id,
         "client_id": client_id,
         "time_zone": req.tz.name(),
         "hold_seconds": req.hold_seconds,
         "occurrences": req.occurrences,
     });
+    for (name, value) in extra {
+        if let Some(value) = value {
+            canonical[*name] = json!(value);
+        }
+    }
     hex::encode(Sha1::digest(canonical.to_string().as_bytes()))
 }
 
-fn new_hold_key() -> String {
+pub(super) fn new_hold_key() -> String {
     crate::random::url_token()
 }
 
-fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
+pub(super) fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
     let Some(raw) = headers.get("idempotency-key") else {
         return Ok(None);
     };
@@ -325,7 +361,7 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
 }
 
 /// What an idempotency-key lookup found.
-fn replay(existing: &Hold, hash: &str) -> ApiResult<()> {
+pub(super) fn replay(existing: &Hold, hash: &str) -> ApiResult<()> {
     if existing.request_hash.as_deref() == Some(hash) {
         Ok(())
     } else {
@@ -335,6 +371,22 @@ fn replay(existing: &Hold, hash: &str) -> ApiResult<()> {
             "this Idempotency-Key was used with a different request",
         ))
     }
+}
+
+/// The 200 replay of an earlier hold made with Idempotency-Key `key` (422
+/// `idempotency_key_reused` when it was another request), or `None` when there is none.
+pub(super) async fn replay_of(
+    conn: &mut AnyConnection,
+    caller: &Caller,
+    key: &str,
+    hash: &str,
+) -> ApiResult<Option<Response>> {
+    let Some(existing) = store::hold_by_idempotency_key(&mut *conn, &caller.sub, key).await? else {
+        return Ok(None);
+    };
+    replay(&existing, hash)?;
+    let view = hold_view(conn, &existing).await?;
+    Ok(Some((StatusCode::OK, Json(view)).into_response()))
 }
 
 /// Holds one slot or a whole series for a therapist and a client. Every occurrence is
@@ -359,33 +411,40 @@ pub async fn create_hold(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
+    codes: Option<Extension<ServiceCodes>>,
     JsonBody(body): JsonBody<CreateHold>,
 ) -> ScheduleResult<Response> {
     require_booker(&caller)?;
+    let codes = codes.map(|Extension(c)| c);
+    if body.session_id.is_some() {
+        return create_reschedule_hold(state, caller, headers, codes, body).await;
+    }
+    let service_code = check_service_code(codes.as_ref(), body.service_code.as_deref())?;
     let now = now_ms();
     let req = validate_hold(&body, now)?;
     let key = idempotency_key(&headers)?;
     let (therapist, client) =
         bookable(&state, &caller, &body.therapist_id, &body.client_id).await?;
-    let hash = request_hash(&therapist.id, &client.id, &req);
+    let hash = request_hash(
+        &therapist.id,
+        &client.id,
+        &req,
+        &[("service_code", service_code.as_deref())],
+    );
 
     if let Some(key) = &key {
         let mut conn = state.store.pool().acquire().await?;
-        if let Some(existing) = store::hold_by_idempotency_key(&mut conn, &caller.sub, key).await? {
-            replay(&existing, &hash)?;
-            let view = hold_view(&mut conn, &existing).await?;
-            return Ok((StatusCode::OK, Json(view)).into_response());
+        if let Some(answer) = replay_of(&mut conn, &caller, key, &hash).await? {
+            return Ok(answer);
         }
     }
 
     let users = [therapist.id.as_str(), client.id.as_str()];
     let mut tx = write_tx(&state.store, &users).await?;
     if let Some(key) = &key {
-        if let Some(existing) = store::hold_by_idempotency_key(&mut tx, &caller.sub, key).await? {
-            replay(&existing, &hash)?;
-            let view = hold_view(&mut tx, &existing).await?;
+        if let Some(answer) = replay_of(&mut tx, &caller, key, &hash).await? {
             tx.rollback().await?;
-            return Ok((StatusCode::OK, Json(view)).into_response());
+            return Ok(answer);
         }
     }
     for &occ in &req.occurrences {
@@ -411,6 +470,8 @@ pub async fn create_hold(
         expires_at: now + req.hold_seconds * 1000,
         confirmed_at: None,
         released_at: None,
+        session_id: None,
+        service_code,
     };
     let inserted = store::insert_hold(&mut tx, &hold, &req.occurrences).await;
     if let (Err(sqlx::Error::Database(db)), Some(key)) = (&inserted, &key) {
@@ -446,7 +507,7 @@ pub async fn create_hold(
 
 /// Loads a hold by key for a booker allowed to act on it (its creator, its therapist,
 /// an administrator of its organization); 404 `hold_not_found` otherwise.
-async fn hold_for(state: &AppState, caller: &Caller, key: &str) -> ApiResult<Hold> {
+pub(super) async fn hold_for(state: &AppState, caller: &Caller, key: &str) -> ApiResult<Hold> {
     require_booker(caller)?;
     let mut conn = state.store.pool().acquire().await?;
     store::hold_by_key(&mut conn, key)
@@ -459,7 +520,7 @@ async fn hold_for(state: &AppState, caller: &Caller, key: &str) -> ApiResult<Hol
         .ok_or_else(|| ApiError::not_found("hold_not_found", "hold not found"))
 }
 
-fn when_text(occurrences: usize, first_start: i64) -> String {
+pub(super) fn when_text(occurrences: usize, first_start: i64) -> String {
     if occurrences > 1 {
         format!("{} (first of {occurrences})", rfc3339(first_start))
     } else {
@@ -467,180 +528,13 @@ fn when_text(occurrences: usize, first_start: i64) -> String {
     }
 }
 
-/// Turns a hold into sessions, all occurrences at once. An expired hold is 409
-/// `hold_expired`, a released one 409 `hold_released`; confirming twice returns the
-/// sessions again (200). The therapist and the client receive a `booking_confirmed`
-/// notification.
-#[utoipa::path(post, path = "/api/schedule/holds/{hold_key}/confirm", tag = "schedule",
-    params(("hold_key" = String, Path, description = "the hold's key")), security(("bearer" = [])),
-    responses(
-        (status = 201, body = ConfirmView, description = "booked"),
-        (status = 200, body = ConfirmView, description = "already confirmed"),
-        (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody, description = "forbidden (clients)"),
-        (status = 404, body = ErrorBody, description = "hold_not_found"),
-        (status = 409, body = SlotConflictBody, description = "slot_conflict, hold_expired, hold_released")))]
-pub async fn confirm_hold(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(hold_key): Path<String>,
-) -> ScheduleResult<Response> {
-    let hold = hold_for(&state, &caller, &hold_key).await?;
-    let users = [hold.therapist_id.as_str(), hold.client_id.as_str()];
-    let mut tx = write_tx(&state.store, &users).await?;
-    let hold = store::hold_by_key(&mut tx, &hold_key)
-        .await?
-        .ok_or_else(|| ApiError::not_found("hold_not_found", "hold not found"))?;
-    let now = now_ms();
-    match hold.status_at(now) {
-        "confirmed" => {
-            let sessions = store::sessions_of_hold(&mut tx, &hold.id).await?;
-            let view = ConfirmView {
-                hold: hold_view(&mut tx, &hold).await?,
-                sessions: sessions.iter().map(session_view).collect(),
-            };
-            tx.rollback().await?;
-            return Ok((StatusCode::OK, Json(view)).into_response());
-        }
-        "released" => {
-            return Err(ApiError::conflict("hold_released", "the hold was released").into())
-        }
-        "expired" => {
-            store::set_hold_status(&mut tx, &hold.id, "active", "expired", now).await?;
-            tx.commit().await?;
-            return Err(ApiError::conflict("hold_expired", "the hold has expired").into());
-        }
-        _ => {}
-    }
-    if !store::set_hold_status(&mut tx, &hold.id, "active", "confirmed", now).await? {
-        return Err(ApiError::conflict("hold_not_active", "the hold is no longer active").into());
-    }
-    let occurrences = store::hold_occurrences(&mut tx, &hold.id).await?;
-    for occ in &occurrences {
-        let found =
-            availability::booking_conflicts(&mut tx, &users, occ.start_ms, occ.end_ms).await?;
-        if !found.is_empty() {
-            let err = slot_conflict(&mut tx, &users, (occ.start_ms, occ.end_ms), found).await;
-            tx.rollback().await?;
-            return Err(err);
-        }
-    }
-    let series_id = (occurrences.len() > 1).then_some(hold.id.as_str());
-    let mut session_ids = Vec::new();
-    for occ in &occurrences {
-        let inserted = store::insert_session(
-            &mut tx,
-            store::NewScheduledSession {
-                organization_id: &hold.organization_id,
-                therapist_id: &hold.therapist_id,
-                client_id: &hold.client_id,
-                start_ms: occ.start_ms,
-                end_ms: occ.end_ms,
-                time_zone: &hold.time_zone,
-                hold_id: Some(&hold.id),
-                series_id,
-                created_by: &caller.sub,
-                now_ms: now,
-            },
-        )
-        .await;
-        match inserted {
-            Ok(id) => session_ids.push(id),
-            Err(err) => {
-                tx.rollback().await?;
-                return Err(err.into());
-            }
-        }
-    }
-    for (id, occ) in session_ids.iter().zip(&occurrences) {
-        let people = (hold.therapist_id.as_str(), hold.client_id.as_str());
-        let booking = Booking::one_to_one(
-            id,
-            series_id,
-            people,
-            &caller.sub,
-            (occ.start_ms, occ.end_ms),
-        );
-        emit(
-            &mut tx,
-            &hold.organization_id,
-            EventType::BookingCreated,
-            &booking,
-        )
-        .await?;
-        audit::record(
-            &mut tx,
-            AuditEntry::by(
-                &caller,
-                Some(&hold.organization_id),
-                "schedule.session.book",
-                ("scheduled_session", id),
-            )
-            .after(json!({
-                "therapist_id": hold.therapist_id,
-                "client_id": hold.client_id,
-                "start": rfc3339(occ.start_ms),
-                "end": rfc3339(occ.end_ms),
-                "status": "scheduled",
-                "hold_id": hold.id,
-            })),
-        )
-        .await?;
-    }
-    audit::record(
-        &mut tx,
-        AuditEntry::by(
-            &caller,
-            Some(&hold.organization_id),
-            "schedule.hold.confirm",
-            ("schedule_hold", &hold.id),
-        )
-        .before(json!({"status": "active"}))
-        .after(json!({"status": "confirmed", "session_ids": session_ids})),
-    )
-    .await?;
-    let sessions = store::sessions_of_hold(&mut tx, &hold.id).await?;
-    let first = sessions.first().ok_or_else(ApiError::internal)?;
-    let when = when_text(sessions.len(), first.start_ms);
-    let to_therapist = format!("Session with {} booked for {when}", first.client_name);
-    let to_client = format!("Session with {} booked for {when}", first.therapist_name);
-    let sent = notify_all(
-        &mut tx,
-        &[
-            (hold.therapist_id.as_str(), to_therapist.as_str()),
-            (hold.client_id.as_str(), to_client.as_str()),
-        ],
-        &hold.organization_id,
-        NotificationKind::BookingConfirmed,
-        "Session booked",
-        json!({
-            "session_ids": session_ids,
-            "series_id": series_id,
-            "start": rfc3339(first.start_ms),
-            "end": rfc3339(first.end_ms),
-        }),
-    )
-    .await?;
-    let confirmed = store::hold_by_key(&mut tx, &hold_key)
-        .await?
-        .ok_or_else(ApiError::internal)?;
-    let view = ConfirmView {
-        hold: hold_view(&mut tx, &confirmed).await?,
-        sessions: sessions.iter().map(session_view).collect(),
-    };
-    tx.commit().await?;
-    push_all(&state, &sent);
-    tracing::info!(hold_id = %hold.id, sessions = session_ids.len(), "hold confirmed");
-    Ok((StatusCode::CREATED, Json(view)).into_response())
-}
-
 /// Releases a hold so its slots are free again. Releasing twice is harmless (200); a
 /// confirmed hold cannot be released (409 `hold_already_confirmed`: cancel the
-/// sessions instead).
+/// sessions instead); an expired hold is recorded `expired` and shown (200).
 #[utoipa::path(delete, path = "/api/schedule/holds/{hold_key}", tag = "schedule",
     params(("hold_key" = String, Path, description = "the hold's key")), security(("bearer" = [])),
     responses(
-        (status = 200, body = HoldView, description = "released"),
+        (status = 200, body = HoldView, description = "released (or found expired)"),
         (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody, description = "forbidden (clients)"),
         (status = 404, body = ErrorBody, description = "hold_not_found"),
@@ -656,7 +550,8 @@ pub async fn release_hold(
     let hold = store::hold_by_key(&mut tx, &hold_key)
         .await?
         .ok_or_else(|| ApiError::not_found("hold_not_found", "hold not found"))?;
-    match hold.status.as_str() {
+    let now = now_ms();
+    match hold.status_at(now) {
         "confirmed" => {
             return Err(ApiError::conflict(
                 "hold_already_confirmed",
@@ -669,9 +564,18 @@ pub async fn release_hold(
             tx.rollback().await?;
             return Ok(Json(view));
         }
+        "expired" => {
+            // Nothing left to release: record the expiry (once) and show it.
+            expiry::record_in(&mut tx, &hold, Some(&caller), now).await?;
+            let expired = store::hold_by_key(&mut tx, &hold_key)
+                .await?
+                .ok_or_else(ApiError::internal)?;
+            let view = hold_view(&mut tx, &expired).await?;
+            tx.commit().await?;
+            return Ok(Json(view));
+        }
         _ => {}
     }
-    let now = now_ms();
     store::set_hold_status(&mut tx, &hold.id, &hold.status, "released", now).await?;
     audit::record(
         &mut tx,
