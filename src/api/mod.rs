@@ -28,6 +28,7 @@ mod schedule;
 mod schedule_calendar;
 mod schedule_cancel;
 mod schedule_confirm;
+mod schedule_hold_input;
 mod schedule_holds;
 mod schedule_notes;
 mod schedule_reschedule;

@@ -178,7 +178,13 @@ async fn cancel_one(
         &caller.sub,
         (s.start_ms, s.end_ms),
     );
-    emit(&mut *tx, &s.organization_id, EventType::BookingCancelled, &booking).await?;
+    emit(
+        &mut *tx,
+        &s.organization_id,
+        EventType::BookingCancelled,
+        &booking,
+    )
+    .await?;
     let mut ended_room = None;
     if let Some(room) = &s.video_session_id {
         if crate::rooms::end::close_in(&mut *tx, room, "booking_cancelled").await? {

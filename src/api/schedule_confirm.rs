@@ -36,7 +36,10 @@ pub struct ConfirmBody {
 }
 
 /// Reads the optional confirmation body and checks its service code.
-fn confirm_service_code(codes: Option<&ServiceCodes>, raw: &Bytes) -> ScheduleResult<Option<String>> {
+fn confirm_service_code(
+    codes: Option<&ServiceCodes>,
+    raw: &Bytes,
+) -> ScheduleResult<Option<String>> {
     if raw.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
@@ -48,7 +51,7 @@ fn confirm_service_code(codes: Option<&ServiceCodes>, raw: &Bytes) -> ScheduleRe
 /// What a hold that is no longer active answers to a confirmation.
 pub(super) enum Inactive {
     /// Confirmed already: the same answer again (200).
-    Replay(ConfirmView),
+    Replay(Box<ConfirmView>),
     /// Found past its expiry (now recorded): 409 `hold_expired` after the commit.
     Expired,
 }
@@ -76,10 +79,10 @@ pub(super) async fn check_active(
     match hold.status_at(now) {
         "confirmed" => {
             let sessions = confirmed_sessions(conn, hold).await?;
-            Ok(Some(Inactive::Replay(ConfirmView {
+            Ok(Some(Inactive::Replay(Box::new(ConfirmView {
                 hold: hold_view(conn, hold).await?,
                 sessions: sessions.iter().map(session_view).collect(),
-            })))
+            }))))
         }
         "released" => Err(ApiError::conflict("hold_released", "the hold was released").into()),
         "expired" => {
@@ -98,7 +101,7 @@ pub(super) async fn answer_inactive(
     match inactive {
         Inactive::Replay(view) => {
             tx.rollback().await?;
-            Ok((StatusCode::OK, Json(view)).into_response())
+            Ok((StatusCode::OK, Json(*view)).into_response())
         }
         Inactive::Expired => {
             tx.commit().await?;
@@ -189,13 +192,14 @@ pub async fn confirm_hold(
         return Err(ApiError::conflict("hold_not_active", "the hold is no longer active").into());
     }
     let code = code.or_else(|| hold.service_code.clone());
-    let session_ids = match book_occurrences(&mut tx, &caller, &hold, &occurrences, code.as_deref(), now).await {
-        Ok(ids) => ids,
-        Err(err) => {
-            tx.rollback().await?;
-            return release_failed(&state, &caller, &hold, err).await;
-        }
-    };
+    let session_ids =
+        match book_occurrences(&mut tx, &caller, &hold, &occurrences, code.as_deref(), now).await {
+            Ok(ids) => ids,
+            Err(err) => {
+                tx.rollback().await?;
+                return release_failed(&state, &caller, &hold, err).await;
+            }
+        };
     let (view, sent) = announce_booking(&mut tx, &caller, &hold, &session_ids).await?;
     tx.commit().await?;
     push_all(&state, &sent);
@@ -236,7 +240,13 @@ async fn book_occurrences(
         .await?;
         let interval = (occ.start_ms, occ.end_ms);
         let booking = Booking::one_to_one(&id, series_id, people, &caller.sub, interval);
-        emit(&mut *tx, &hold.organization_id, EventType::BookingCreated, &booking).await?;
+        emit(
+            &mut *tx,
+            &hold.organization_id,
+            EventType::BookingCreated,
+            &booking,
+        )
+        .await?;
         audit::record(
             &mut *tx,
             AuditEntry::by(

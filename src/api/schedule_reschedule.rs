@@ -15,10 +15,10 @@ use sqlx::AnyConnection;
 
 use super::schedule::*;
 use super::schedule_confirm::{answer_inactive, check_active, release_failed};
-use super::schedule_holds::{
-    hold_seconds, hold_view, idempotency_key, new_hold_key, replay_of, request_hash, ConfirmView,
-    CreateHold, HoldRequest,
+use super::schedule_hold_input::{
+    hold_seconds, idempotency_key, new_hold_key, request_hash, CreateHold, HoldRequest,
 };
+use super::schedule_holds::{hold_view, replay_of, ConfirmView};
 use crate::auth::Caller;
 use crate::clock::{now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
@@ -55,7 +55,9 @@ fn invalid(message: &str) -> ApiError {
 /// that day in `tz`), or `start` with `end` (default: the session's length).
 fn new_slot(body: &CreateHold, s: &ScheduledSession, tz: Tz) -> ApiResult<(i64, i64)> {
     if body.occurrences.is_some() || body.recurrence.is_some() {
-        return Err(invalid("a reschedule hold holds one slot: no occurrences or recurrence"));
+        return Err(invalid(
+            "a reschedule hold holds one slot: no occurrences or recurrence",
+        ));
     }
     match (body.date.as_deref(), body.start.as_deref()) {
         (Some(_), Some(_)) => Err(invalid("give either date or start, not both")),
@@ -172,15 +174,20 @@ pub(super) async fn create_reschedule_hold(
     store::insert_hold(&mut tx, &hold, &req.occurrences).await?;
     audit::record(
         &mut tx,
-        AuditEntry::by(&caller, Some(&hold.organization_id), "schedule.hold.create", ("schedule_hold", &hold.id))
-            .after(json!({
-                "therapist_id": hold.therapist_id,
-                "client_id": hold.client_id,
-                "session_id": s.id,
-                "time_zone": hold.time_zone,
-                "expires_at": rfc3339(hold.expires_at),
-                "occurrences": [[rfc3339(slot.0), rfc3339(slot.1)]],
-            })),
+        AuditEntry::by(
+            &caller,
+            Some(&hold.organization_id),
+            "schedule.hold.create",
+            ("schedule_hold", &hold.id),
+        )
+        .after(json!({
+            "therapist_id": hold.therapist_id,
+            "client_id": hold.client_id,
+            "session_id": s.id,
+            "time_zone": hold.time_zone,
+            "expires_at": rfc3339(hold.expires_at),
+            "occurrences": [[rfc3339(slot.0), rfc3339(slot.1)]],
+        })),
     )
     .await?;
     let view = hold_view(&mut tx, &hold).await?;
@@ -282,33 +289,55 @@ async fn move_in(
         return Err(refusal(MoveRefusal::Cancelled).into());
     }
     let people = (before.therapist_id.as_str(), before.client_id.as_str());
-    let booking = Booking::one_to_one(&before.id, before.series_id.as_deref(), people, &caller.sub, slot)
-        .moved_from((before.start_ms, before.end_ms));
-    emit(&mut *tx, &before.organization_id, EventType::BookingRescheduled, &booking).await?;
+    let booking = Booking::one_to_one(
+        &before.id,
+        before.series_id.as_deref(),
+        people,
+        &caller.sub,
+        slot,
+    )
+    .moved_from((before.start_ms, before.end_ms));
+    emit(
+        &mut *tx,
+        &before.organization_id,
+        EventType::BookingRescheduled,
+        &booking,
+    )
+    .await?;
     let org = Some(before.organization_id.as_str());
     audit::record(
         &mut *tx,
-        AuditEntry::by(caller, org, "schedule.session.reschedule", ("scheduled_session", &before.id))
-            .before(json!({
-                "start": rfc3339(before.start_ms),
-                "end": rfc3339(before.end_ms),
-                "time_zone": before.time_zone,
-                "service_code": before.service_code,
-            }))
-            .after(json!({
-                "start": rfc3339(slot.0),
-                "end": rfc3339(slot.1),
-                "time_zone": hold.time_zone,
-                "service_code": service_code.or(before.service_code.as_deref()),
-                "hold_id": hold.id,
-            })),
+        AuditEntry::by(
+            caller,
+            org,
+            "schedule.session.reschedule",
+            ("scheduled_session", &before.id),
+        )
+        .before(json!({
+            "start": rfc3339(before.start_ms),
+            "end": rfc3339(before.end_ms),
+            "time_zone": before.time_zone,
+            "service_code": before.service_code,
+        }))
+        .after(json!({
+            "start": rfc3339(slot.0),
+            "end": rfc3339(slot.1),
+            "time_zone": hold.time_zone,
+            "service_code": service_code.or(before.service_code.as_deref()),
+            "hold_id": hold.id,
+        })),
     )
     .await?;
     audit::record(
         &mut *tx,
-        AuditEntry::by(caller, org, "schedule.hold.confirm", ("schedule_hold", &hold.id))
-            .before(json!({"status": "active"}))
-            .after(json!({"status": "confirmed", "session_id": before.id})),
+        AuditEntry::by(
+            caller,
+            org,
+            "schedule.hold.confirm",
+            ("schedule_hold", &hold.id),
+        )
+        .before(json!({"status": "active"}))
+        .after(json!({"status": "confirmed", "session_id": before.id})),
     )
     .await?;
     store::session(&mut *tx, &before.id)
@@ -323,8 +352,14 @@ async fn announce_move(
     moved: &ScheduledSession,
 ) -> Result<Vec<Notification>, sqlx::Error> {
     let (from, to) = (rfc3339(before.start_ms), rfc3339(moved.start_ms));
-    let to_therapist = format!("Session with {} moved from {from} to {to}", moved.client_name);
-    let to_client = format!("Session with {} moved from {from} to {to}", moved.therapist_name);
+    let to_therapist = format!(
+        "Session with {} moved from {from} to {to}",
+        moved.client_name
+    );
+    let to_client = format!(
+        "Session with {} moved from {from} to {to}",
+        moved.therapist_name
+    );
     notify_all(
         tx,
         &[

@@ -10,8 +10,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use super::schedule::{
-    managed_session, parse_opt_instant, session_view, visible_session,
-    ScheduledSessionView,
+    managed_session, parse_opt_instant, session_view, visible_session, ScheduledSessionView,
 };
 use super::JsonBody;
 use crate::auth::{Caller, Role};

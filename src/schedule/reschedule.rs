@@ -32,7 +32,12 @@ pub fn check_movable(status: &str) -> Result<(), MoveRefusal> {
 /// as `[start_ms, end_ms)` has in `tz`: a 10:00–10:50 session moved across a
 /// daylight-saving change stays 10:00–10:50 local. A wall-clock time the date does
 /// not have (the skipped hour) moves forward by an hour, like series occurrences.
-pub fn same_local_time_on(tz: Tz, start_ms: i64, end_ms: i64, date: NaiveDate) -> Option<(i64, i64)> {
+pub fn same_local_time_on(
+    tz: Tz,
+    start_ms: i64,
+    end_ms: i64,
+    date: NaiveDate,
+) -> Option<(i64, i64)> {
     let local = |ms: i64| DateTime::<Utc>::from_timestamp_millis(ms).map(|t| t.with_timezone(&tz));
     let (start, end) = (local(start_ms)?, local(end_ms)?);
     let days = (end.date_naive() - start.date_naive()).num_days();
@@ -76,7 +81,9 @@ mod tests {
     use super::*;
 
     fn ms(rfc: &str) -> i64 {
-        DateTime::parse_from_rfc3339(rfc).unwrap().timestamp_millis()
+        DateTime::parse_from_rfc3339(rfc)
+            .unwrap()
+            .timestamp_millis()
     }
 
     #[test]
@@ -89,7 +96,10 @@ mod tests {
             ms("2030-10-28T14:50:00Z"),
             NaiveDate::from_ymd_opt(2030, 11, 4).unwrap(),
         );
-        assert_eq!(moved, Some((ms("2030-11-04T15:00:00Z"), ms("2030-11-04T15:50:00Z"))));
+        assert_eq!(
+            moved,
+            Some((ms("2030-11-04T15:00:00Z"), ms("2030-11-04T15:50:00Z")))
+        );
     }
 
     #[test]

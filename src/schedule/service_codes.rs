@@ -56,7 +56,7 @@ impl ServiceCodes {
     /// The normalized code when `raw` is in the list.
     pub fn check(&self, raw: &str) -> Result<String, UnknownServiceCode> {
         let code = normalize(raw);
-        if self.0.iter().any(|c| *c == code) {
+        if self.0.contains(&code) {
             Ok(code)
         } else {
             Err(UnknownServiceCode(code))

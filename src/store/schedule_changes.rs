@@ -27,7 +27,10 @@ pub struct SessionMove<'a> {
 /// video room (a new one is opened for the new time). False when the session was not
 /// `scheduled` any more. On PostgreSQL an overlap with another session is refused by
 /// the exclusion constraints (SQLSTATE 23P01).
-pub async fn move_session(conn: &mut AnyConnection, m: SessionMove<'_>) -> Result<bool, sqlx::Error> {
+pub async fn move_session(
+    conn: &mut AnyConnection,
+    m: SessionMove<'_>,
+) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE scheduled_sessions SET previous_start_ms = start_ms, previous_end_ms = end_ms, \
          start_ms = $1, end_ms = $2, time_zone = $3, service_code = COALESCE($4, service_code), \

@@ -253,7 +253,10 @@ const ROUTE_CODES: &[(&str, &[&str])] = &[
         GROUPS_CODES,
     ),
     ("POST /api/schedule/holds", SCHEDULE_CODES),
-    ("POST /api/schedule/holds/{hold_key}/confirm", SCHEDULE_CODES),
+    (
+        "POST /api/schedule/holds/{hold_key}/confirm",
+        SCHEDULE_CODES,
+    ),
     (
         "PUT /api/schedule/sessions/{id}/service-code",
         SCHEDULE_SESSIONS_CODES,

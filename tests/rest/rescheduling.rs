@@ -37,37 +37,74 @@ async fn audit_states(app: &TestApp, session_id: &str, action: &str) -> Vec<(Val
 
 both_dbs!(reschedule_conflict_then_move, |app| async move {
     let c = clinic(&app, "Move").await;
-    let other = app.client(&c.org.id, Some(&c.therapist.id), "Other Client").await;
+    let other = app
+        .client(&c.org.id, Some(&c.therapist.id), "Other Client")
+        .await;
     let (t, cl) = (&c.therapist, &c.client);
-    let s = book(&app, t, t, cl, "2030-03-04T10:00:00Z", "2030-03-04T10:50:00Z").await;
+    let s = book(
+        &app,
+        t,
+        t,
+        cl,
+        "2030-03-04T10:00:00Z",
+        "2030-03-04T10:50:00Z",
+    )
+    .await;
     let id = sid(&s);
-    book(&app, t, t, &other, "2030-03-04T12:00:00Z", "2030-03-04T12:50:00Z").await;
+    book(
+        &app,
+        t,
+        t,
+        &other,
+        "2030-03-04T12:00:00Z",
+        "2030-03-04T12:50:00Z",
+    )
+    .await;
 
     // Into the other session: 409 with hints that are free.
-    let r = hold(&app, t, move_body(&s, "2030-03-04T12:00:00Z", "2030-03-04T12:50:00Z")).await;
+    let r = hold(
+        &app,
+        t,
+        move_body(&s, "2030-03-04T12:00:00Z", "2030-03-04T12:50:00Z"),
+    )
+    .await;
     let body = r.expect_err(409, "slot_conflict").clone();
     let hints = body["suggestions"].as_array().unwrap().clone();
     assert!(!hints.is_empty(), "409 carries retry hints: {body}");
     for h in &hints {
-        let (a, b) = (utc(h["start"].as_str().unwrap()), utc(h["end"].as_str().unwrap()));
+        let (a, b) = (
+            utc(h["start"].as_str().unwrap()),
+            utc(h["end"].as_str().unwrap()),
+        );
         assert_eq!((b - a).num_minutes(), 50);
         assert!(b <= utc("2030-03-04T12:00:00Z") || a >= utc("2030-03-04T12:50:00Z"));
     }
 
     // Overlapping its own old slot is fine: the session does not conflict with itself.
-    let r = hold(&app, t, move_body(&s, "2030-03-04T10:30:00Z", "2030-03-04T11:20:00Z")).await;
+    let r = hold(
+        &app,
+        t,
+        move_body(&s, "2030-03-04T10:30:00Z", "2030-03-04T11:20:00Z"),
+    )
+    .await;
     let h = r.expect(201).clone();
     assert_eq!(h["session_id"], json!(id));
     // While held, the new slot is busy for others.
-    hold(&app, t, hold_body(t, &other, "2030-03-04T11:00:00Z", "2030-03-04T11:30:00Z"))
-        .await
-        .expect_err(409, "slot_conflict");
+    hold(
+        &app,
+        t,
+        hold_body(t, &other, "2030-03-04T11:00:00Z", "2030-03-04T11:30:00Z"),
+    )
+    .await
+    .expect_err(409, "slot_conflict");
     let done = confirm(&app, t, h["hold_key"].as_str().unwrap()).await;
     let done = done.expect(201).clone();
     assert_eq!(done["hold"]["status"], "confirmed");
     assert_eq!(done["sessions"][0]["id"], json!(id));
 
-    let got = app.get(&format!("/api/schedule/sessions/{id}"), Some(&cl.token)).await;
+    let got = app
+        .get(&format!("/api/schedule/sessions/{id}"), Some(&cl.token))
+        .await;
     let got = got.expect(200).clone();
     assert_eq!(got["start"], "2030-03-04T10:30:00.000Z");
     assert_eq!(got["end"], "2030-03-04T11:20:00.000Z");
@@ -77,22 +114,34 @@ both_dbs!(reschedule_conflict_then_move, |app| async move {
     assert_eq!(got["status"], "scheduled");
     // Still one session, and the old slot (10:00-10:30) is free again.
     assert_eq!(
-        app.count("scheduled_sessions", "client_id = $1", &cl.id).await,
+        app.count("scheduled_sessions", "client_id = $1", &cl.id)
+            .await,
         1
     );
-    hold(&app, t, hold_body(t, &other, "2030-03-04T10:00:00Z", "2030-03-04T10:30:00Z"))
-        .await
-        .expect(201);
+    hold(
+        &app,
+        t,
+        hold_body(t, &other, "2030-03-04T10:00:00Z", "2030-03-04T10:30:00Z"),
+    )
+    .await
+    .expect(201);
 
     // Both sides notified once; the audit entry has the old and the new times.
     for who in [&t.id, &cl.id] {
         let n = app
-            .count("notifications", "user_id = $1 AND kind = 'booking_rescheduled'", who)
+            .count(
+                "notifications",
+                "user_id = $1 AND kind = 'booking_rescheduled'",
+                who,
+            )
             .await;
         assert_eq!(n, 1);
     }
     let n = app.get("/api/notifications", Some(&cl.token)).await;
-    assert_eq!(n.expect(200)["notifications"][0]["type"], "booking_rescheduled");
+    assert_eq!(
+        n.expect(200)["notifications"][0]["type"],
+        "booking_rescheduled"
+    );
     assert_eq!(
         app.audit_actions("scheduled_session", &id).await,
         vec!["schedule.session.book", "schedule.session.reschedule"]
@@ -103,13 +152,24 @@ both_dbs!(reschedule_conflict_then_move, |app| async move {
 
     // Confirming again replays the moved session.
     let again = confirm(&app, t, h["hold_key"].as_str().unwrap()).await;
-    assert_eq!(again.expect(200)["sessions"][0]["start"], "2030-03-04T10:30:00.000Z");
+    assert_eq!(
+        again.expect(200)["sessions"][0]["start"],
+        "2030-03-04T10:30:00.000Z"
+    );
 });
 
 both_dbs!(reschedule_refusals, |app| async move {
     let c = clinic(&app, "Refuse").await;
     let (t, cl) = (&c.therapist, &c.client);
-    let s = book(&app, t, t, cl, "2030-04-01T09:00:00Z", "2030-04-01T10:00:00Z").await;
+    let s = book(
+        &app,
+        t,
+        t,
+        cl,
+        "2030-04-01T09:00:00Z",
+        "2030-04-01T10:00:00Z",
+    )
+    .await;
     let id = sid(&s);
     let to = ("2030-04-02T09:00:00Z", "2030-04-02T10:00:00Z");
     // Clients read only; another organization's admin does not see the session.
@@ -145,14 +205,22 @@ both_dbs!(reschedule_refusals, |app| async move {
     assert_eq!(h["occurrences"][0]["end"], "2030-04-02T10:00:00.000Z");
 
     // Cancelled after the hold was made: the confirm is refused and frees the hold.
-    app.post(&format!("/api/schedule/sessions/{id}/cancel"), Some(&t.token), None)
-        .await
-        .expect(200);
+    app.post(
+        &format!("/api/schedule/sessions/{id}/cancel"),
+        Some(&t.token),
+        None,
+    )
+    .await
+    .expect(200);
     confirm(&app, t, h["hold_key"].as_str().unwrap())
         .await
         .expect_err(409, "session_cancelled");
     let status = app
-        .count("schedule_holds", "hold_key = $1 AND status = 'released'", h["hold_key"].as_str().unwrap())
+        .count(
+            "schedule_holds",
+            "hold_key = $1 AND status = 'released'",
+            h["hold_key"].as_str().unwrap(),
+        )
         .await;
     assert_eq!(status, 1);
     // A cancelled session cannot be moved at all.
@@ -160,15 +228,27 @@ both_dbs!(reschedule_refusals, |app| async move {
         .await
         .expect_err(409, "session_cancelled");
     // Nor a completed one.
-    let s2 = book(&app, t, t, cl, "2030-04-08T09:00:00Z", "2030-04-08T10:00:00Z").await;
+    let s2 = book(
+        &app,
+        t,
+        t,
+        cl,
+        "2030-04-08T09:00:00Z",
+        "2030-04-08T10:00:00Z",
+    )
+    .await;
     sqlx::query("UPDATE scheduled_sessions SET status = 'completed' WHERE id = $1")
         .bind(sid(&s2))
         .execute(app.store.pool())
         .await
         .unwrap();
-    hold(&app, t, move_body(&s2, "2030-04-09T09:00:00Z", "2030-04-09T10:00:00Z"))
-        .await
-        .expect_err(409, "session_completed");
+    hold(
+        &app,
+        t,
+        move_body(&s2, "2030-04-09T09:00:00Z", "2030-04-09T10:00:00Z"),
+    )
+    .await
+    .expect_err(409, "session_completed");
 });
 
 both_dbs!(reschedule_across_dst_keeps_local_time, |app| async move {
@@ -190,7 +270,7 @@ both_dbs!(reschedule_across_dst_keeps_local_time, |app| async move {
     let sessions = done.expect(201)["sessions"].as_array().unwrap().clone();
     let second = sessions[1].clone();
     assert_eq!(second["start"], "2030-10-28T14:00:00.000Z"); // 10:00 EDT
-    // Move the 28 October (EDT) occurrence to Wednesday 6 November (EST) by date.
+                                                             // Move the 28 October (EDT) occurrence to Wednesday 6 November (EST) by date.
     let mut body = move_body(&second, "", "");
     let o = body.as_object_mut().unwrap();
     o.remove("start");
@@ -198,7 +278,10 @@ both_dbs!(reschedule_across_dst_keeps_local_time, |app| async move {
     o.insert("date".into(), json!("2030-11-06"));
     let r = hold(&app, t, body).await;
     let r = r.expect(201).clone();
-    assert_eq!(r["time_zone"], "America/New_York", "the session's zone by default");
+    assert_eq!(
+        r["time_zone"], "America/New_York",
+        "the session's zone by default"
+    );
     let moved = confirm(&app, t, r["hold_key"].as_str().unwrap()).await;
     let moved = moved.expect(201)["sessions"][0].clone();
     assert_eq!(moved["id"], second["id"]);
@@ -210,7 +293,10 @@ both_dbs!(reschedule_across_dst_keeps_local_time, |app| async move {
     // It stays in its series, next to the untouched occurrences.
     assert_eq!(moved["series_id"], sessions[0]["series_id"]);
     let third = app
-        .get(&format!("/api/schedule/sessions/{}", sid(&sessions[2])), Some(&t.token))
+        .get(
+            &format!("/api/schedule/sessions/{}", sid(&sessions[2])),
+            Some(&t.token),
+        )
         .await;
     assert_eq!(third.expect(200)["start"], "2030-11-04T15:00:00.000Z");
     // A bad date is a clear 400.
@@ -241,7 +327,12 @@ both_dbs!(concurrent_reschedules_into_one_slot, |app| async move {
     for s in sessions.clone() {
         let (app, t) = (app.clone(), t.clone());
         tasks.push(tokio::spawn(async move {
-            hold(&app, &t, move_body(&s, "2030-07-01T10:00:00Z", "2030-07-01T11:00:00Z")).await
+            hold(
+                &app,
+                &t,
+                move_body(&s, "2030-07-01T10:00:00Z", "2030-07-01T11:00:00Z"),
+            )
+            .await
         }));
     }
     let mut keys = Vec::new();
@@ -266,7 +357,10 @@ both_dbs!(concurrent_reschedules_into_one_slot, |app| async move {
     let slot = utc("2030-07-02T14:00:00Z").timestamp_millis();
     let mut keys = Vec::new();
     for (i, s) in sessions.iter().enumerate() {
-        let (hold_id, key) = (format!("mv-{i}-{}", uuid::Uuid::new_v4()), format!("mk-{i}-{}", uuid::Uuid::new_v4()));
+        let (hold_id, key) = (
+            format!("mv-{i}-{}", uuid::Uuid::new_v4()),
+            format!("mk-{i}-{}", uuid::Uuid::new_v4()),
+        );
         sqlx::query(
             "INSERT INTO schedule_holds (id, hold_key, organization_id, therapist_id, client_id, time_zone, status, created_by, created_at, expires_at, session_id) \
              VALUES ($1, $2, $3, $4, $5, 'UTC', 'active', $4, $6, $7, $8)",
@@ -322,7 +416,11 @@ both_dbs!(concurrent_reschedules_into_one_slot, |app| async move {
     .unwrap();
     assert_eq!(in_slot, 1);
     let released = app
-        .count("schedule_holds", "hold_key LIKE 'mk-%' AND status = 'released' AND therapist_id = $1", &t.id)
+        .count(
+            "schedule_holds",
+            "hold_key LIKE 'mk-%' AND status = 'released' AND therapist_id = $1",
+            &t.id,
+        )
         .await;
     assert_eq!(released, 19, "failed confirmations release their holds");
 });

@@ -56,7 +56,12 @@ pub(crate) async fn hold(app: &TestApp, who: &Person, body: Value) -> common::Re
         .await
 }
 
-pub(crate) async fn hold_with_key(app: &TestApp, who: &Person, key: &str, body: &Value) -> common::Resp {
+pub(crate) async fn hold_with_key(
+    app: &TestApp,
+    who: &Person,
+    key: &str,
+    body: &Value,
+) -> common::Resp {
     let req = Request::builder()
         .method(Method::POST)
         .uri("/api/schedule/holds")
