@@ -123,6 +123,86 @@ pub(super) fn hold_seconds(asked: Option<i64>) -> ApiResult<i64> {
     Ok(hold_seconds)
 }
 
+/// The slots of an explicit `occurrences` list (1 to 52, each parsed).
+fn explicit_occurrences(list: &[OccurrenceInput]) -> ApiResult<Vec<(i64, i64)>> {
+    if list.is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_time_range",
+            "occurrences may not be empty",
+        ));
+    }
+    if list.len() > MAX_OCCURRENCES {
+        return Err(recurrence_error(RecurrenceError::TooMany));
+    }
+    list.iter()
+        .map(|o| {
+            Ok((
+                parse_instant("occurrences.start", &o.start)?,
+                parse_instant("occurrences.end", &o.end)?,
+            ))
+        })
+        .collect()
+}
+
+/// Where a weekly series stops: exactly one of `count` (1–52) and `until` (not before
+/// the first start).
+fn series_end(r: &RecurrenceInput, tz: Tz, start: i64) -> ApiResult<SeriesEnd> {
+    match (r.count, r.until.as_deref()) {
+        (Some(count), None) => {
+            if count == 0 {
+                return Err(ApiError::bad_request(
+                    "invalid_recurrence",
+                    "count must be at least 1",
+                ));
+            }
+            if count as usize > MAX_OCCURRENCES {
+                return Err(recurrence_error(RecurrenceError::TooMany));
+            }
+            Ok(SeriesEnd::Count(count))
+        }
+        (None, Some(until)) => {
+            let until = parse_until(until, tz)?;
+            if until < start {
+                return Err(ApiError::bad_request(
+                    "invalid_recurrence",
+                    "until is before the first occurrence",
+                ));
+            }
+            Ok(SeriesEnd::Until(until))
+        }
+        _ => Err(ApiError::bad_request(
+            "invalid_recurrence",
+            "give exactly one of count and until",
+        )),
+    }
+}
+
+/// The slots of a weekly series starting `[start, end)`, expanded in `tz`.
+fn series_occurrences(
+    r: &RecurrenceInput,
+    tz: Tz,
+    start: i64,
+    end: i64,
+) -> ApiResult<Vec<(i64, i64)>> {
+    if r.frequency != "weekly" {
+        return Err(ApiError::bad_request(
+            "invalid_recurrence",
+            "frequency must be weekly",
+        ));
+    }
+    let interval = r.interval.unwrap_or(1);
+    if !(1..=52).contains(&interval) {
+        return Err(ApiError::bad_request(
+            "invalid_recurrence",
+            "interval must be between 1 and 52 weeks",
+        ));
+    }
+    let until = series_end(r, tz, start)?;
+    recurrence::weekly(tz, start, end, interval, until).map_err(recurrence_error)
+}
+
+/// Checks a hold request and turns it into its slots, sorted: each valid, none in the
+/// past, none overlapping another.
 pub(super) fn validate_hold(body: &CreateHold, now: i64) -> ApiResult<HoldRequest> {
     let hold_seconds = hold_seconds(body.hold_seconds)?;
     let tz = parse_time_zone(body.time_zone.as_deref().unwrap_or("UTC"))?;
@@ -133,25 +213,7 @@ pub(super) fn validate_hold(body: &CreateHold, now: i64) -> ApiResult<HoldReques
                 "give either occurrences or recurrence, not both",
             ))
         }
-        (Some(list), None) => {
-            if list.is_empty() {
-                return Err(ApiError::bad_request(
-                    "invalid_time_range",
-                    "occurrences may not be empty",
-                ));
-            }
-            if list.len() > MAX_OCCURRENCES {
-                return Err(recurrence_error(RecurrenceError::TooMany));
-            }
-            list.iter()
-                .map(|o| {
-                    Ok((
-                        parse_instant("occurrences.start", &o.start)?,
-                        parse_instant("occurrences.end", &o.end)?,
-                    ))
-                })
-                .collect::<ApiResult<_>>()?
-        }
+        (Some(list), None) => explicit_occurrences(list)?,
         (None, recurrence) => {
             let (Some(start), Some(end)) = (body.start.as_deref(), body.end.as_deref()) else {
                 return Err(ApiError::bad_request(
@@ -164,53 +226,7 @@ pub(super) fn validate_hold(body: &CreateHold, now: i64) -> ApiResult<HoldReques
             check_range(start, end)?;
             match recurrence {
                 None => vec![(start, end)],
-                Some(r) => {
-                    if r.frequency != "weekly" {
-                        return Err(ApiError::bad_request(
-                            "invalid_recurrence",
-                            "frequency must be weekly",
-                        ));
-                    }
-                    let interval = r.interval.unwrap_or(1);
-                    if !(1..=52).contains(&interval) {
-                        return Err(ApiError::bad_request(
-                            "invalid_recurrence",
-                            "interval must be between 1 and 52 weeks",
-                        ));
-                    }
-                    let series_end = match (r.count, r.until.as_deref()) {
-                        (Some(count), None) => {
-                            if count == 0 {
-                                return Err(ApiError::bad_request(
-                                    "invalid_recurrence",
-                                    "count must be at least 1",
-                                ));
-                            }
-                            if count as usize > MAX_OCCURRENCES {
-                                return Err(recurrence_error(RecurrenceError::TooMany));
-                            }
-                            SeriesEnd::Count(count)
-                        }
-                        (None, Some(until)) => {
-                            let until = parse_until(until, tz)?;
-                            if until < start {
-                                return Err(ApiError::bad_request(
-                                    "invalid_recurrence",
-                                    "until is before the first occurrence",
-                                ));
-                            }
-                            SeriesEnd::Until(until)
-                        }
-                        _ => {
-                            return Err(ApiError::bad_request(
-                                "invalid_recurrence",
-                                "give exactly one of count and until",
-                            ))
-                        }
-                    };
-                    recurrence::weekly(tz, start, end, interval, series_end)
-                        .map_err(recurrence_error)?
-                }
+                Some(r) => series_occurrences(r, tz, start, end)?,
             }
         }
     };

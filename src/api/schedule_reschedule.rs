@@ -105,6 +105,28 @@ async fn movable_session(
     Ok(s)
 }
 
+/// The validated one-slot request of a reschedule hold, in time zone `tz`.
+fn reschedule_request(
+    body: &CreateHold,
+    s: &ScheduledSession,
+    tz: Tz,
+    now: i64,
+) -> ApiResult<HoldRequest> {
+    let slot = new_slot(body, s, tz)?;
+    check_range(slot.0, slot.1)?;
+    if slot.0 < now {
+        return Err(ApiError::bad_request(
+            "start_in_past",
+            "sessions cannot be moved into the past",
+        ));
+    }
+    Ok(HoldRequest {
+        tz,
+        hold_seconds: hold_seconds(body.hold_seconds)?,
+        occurrences: vec![slot],
+    })
+}
+
 /// Creates a reschedule hold (`session_id` given): one slot for the session's
 /// therapist and client, idempotent like any hold.
 pub(super) async fn create_reschedule_hold(
@@ -118,21 +140,9 @@ pub(super) async fn create_reschedule_hold(
     let s = movable_session(&state, &caller, &body, session_id).await?;
     let service_code = check_service_code(codes.as_ref(), body.service_code.as_deref())?;
     let tz = parse_time_zone(body.time_zone.as_deref().unwrap_or(&s.time_zone))?;
-    let slot = new_slot(&body, &s, tz)?;
-    check_range(slot.0, slot.1)?;
     let now = now_ms();
-    if slot.0 < now {
-        return Err(ApiError::bad_request(
-            "start_in_past",
-            "sessions cannot be moved into the past",
-        )
-        .into());
-    }
-    let req = HoldRequest {
-        tz,
-        hold_seconds: hold_seconds(body.hold_seconds)?,
-        occurrences: vec![slot],
-    };
+    let req = reschedule_request(&body, &s, tz, now)?;
+    let slot = req.occurrences[0];
     let key = idempotency_key(&headers)?;
     let extra = [
         ("session_id", Some(s.id.as_str())),
@@ -162,8 +172,8 @@ pub(super) async fn create_reschedule_hold(
         time_zone: tz.name().to_string(),
         status: "active".into(),
         created_by: caller.sub.clone(),
-        idempotency_key: key,
-        request_hash: Some(hash),
+        idempotency_key: key.clone(),
+        request_hash: Some(hash.clone()),
         created_at: now,
         expires_at: now + req.hold_seconds * 1000,
         confirmed_at: None,
@@ -171,11 +181,35 @@ pub(super) async fn create_reschedule_hold(
         session_id: Some(s.id.clone()),
         service_code,
     };
-    store::insert_hold(&mut tx, &hold, &req.occurrences).await?;
+    let inserted = store::insert_hold(&mut tx, &hold, &req.occurrences).await;
+    if let (Err(sqlx::Error::Database(db)), Some(key)) = (&inserted, &key) {
+        if db.is_unique_violation() {
+            // A concurrent request with the same key won the race: answer as a replay.
+            tx.rollback().await?;
+            let mut conn = state.store.pool().acquire().await?;
+            return replay_of(&mut conn, &caller, key, &hash)
+                .await?
+                .ok_or_else(|| ApiError::internal().into());
+        }
+    }
+    inserted?;
+    audit_hold_created(&mut tx, &caller, &hold, slot).await?;
+    let view = hold_view(&mut tx, &hold).await?;
+    tx.commit().await?;
+    tracing::info!(hold_id = %hold.id, scheduled_session_id = %s.id, "reschedule hold created");
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+async fn audit_hold_created(
+    tx: &mut AnyConnection,
+    caller: &Caller,
+    hold: &Hold,
+    slot: (i64, i64),
+) -> Result<(), sqlx::Error> {
     audit::record(
-        &mut tx,
+        tx,
         AuditEntry::by(
-            &caller,
+            caller,
             Some(&hold.organization_id),
             "schedule.hold.create",
             ("schedule_hold", &hold.id),
@@ -183,17 +217,13 @@ pub(super) async fn create_reschedule_hold(
         .after(json!({
             "therapist_id": hold.therapist_id,
             "client_id": hold.client_id,
-            "session_id": s.id,
+            "session_id": hold.session_id,
             "time_zone": hold.time_zone,
             "expires_at": rfc3339(hold.expires_at),
             "occurrences": [[rfc3339(slot.0), rfc3339(slot.1)]],
         })),
     )
-    .await?;
-    let view = hold_view(&mut tx, &hold).await?;
-    tx.commit().await?;
-    tracing::info!(hold_id = %hold.id, scheduled_session_id = %s.id, "reschedule hold created");
-    Ok((StatusCode::CREATED, Json(view)).into_response())
+    .await
 }
 
 /// Confirms a reschedule hold: moves its session to the held slot. The session must
@@ -288,48 +318,64 @@ async fn move_in(
     if !changes::move_session(&mut *tx, m).await? {
         return Err(refusal(MoveRefusal::Cancelled).into());
     }
-    let people = (before.therapist_id.as_str(), before.client_id.as_str());
+    let moved = store::session(&mut *tx, &before.id)
+        .await?
+        .ok_or_else(ApiError::internal)?;
+    record_move(tx, caller, hold, before, &moved).await?;
+    Ok(moved)
+}
+
+/// The webhook event and the audit entries of a move (session: old and new times;
+/// hold: confirmed).
+async fn record_move(
+    tx: &mut AnyConnection,
+    caller: &Caller,
+    hold: &Hold,
+    before: &ScheduledSession,
+    moved: &ScheduledSession,
+) -> Result<(), sqlx::Error> {
+    let people = (moved.therapist_id.as_str(), moved.client_id.as_str());
+    let slot = (moved.start_ms, moved.end_ms);
     let booking = Booking::one_to_one(
-        &before.id,
-        before.series_id.as_deref(),
+        &moved.id,
+        moved.series_id.as_deref(),
         people,
         &caller.sub,
         slot,
     )
     .moved_from((before.start_ms, before.end_ms));
+    let org = Some(moved.organization_id.as_str());
     emit(
         &mut *tx,
-        &before.organization_id,
+        &moved.organization_id,
         EventType::BookingRescheduled,
         &booking,
     )
     .await?;
-    let org = Some(before.organization_id.as_str());
+    let times = |s: &ScheduledSession| {
+        json!({
+            "start": rfc3339(s.start_ms),
+            "end": rfc3339(s.end_ms),
+            "time_zone": s.time_zone,
+            "service_code": s.service_code,
+        })
+    };
+    let mut after = times(moved);
+    after["hold_id"] = json!(hold.id);
     audit::record(
         &mut *tx,
         AuditEntry::by(
             caller,
             org,
             "schedule.session.reschedule",
-            ("scheduled_session", &before.id),
+            ("scheduled_session", &moved.id),
         )
-        .before(json!({
-            "start": rfc3339(before.start_ms),
-            "end": rfc3339(before.end_ms),
-            "time_zone": before.time_zone,
-            "service_code": before.service_code,
-        }))
-        .after(json!({
-            "start": rfc3339(slot.0),
-            "end": rfc3339(slot.1),
-            "time_zone": hold.time_zone,
-            "service_code": service_code.or(before.service_code.as_deref()),
-            "hold_id": hold.id,
-        })),
+        .before(times(before))
+        .after(after),
     )
     .await?;
     audit::record(
-        &mut *tx,
+        tx,
         AuditEntry::by(
             caller,
             org,
@@ -337,12 +383,9 @@ async fn move_in(
             ("schedule_hold", &hold.id),
         )
         .before(json!({"status": "active"}))
-        .after(json!({"status": "confirmed", "session_id": before.id})),
+        .after(json!({"status": "confirmed", "session_id": moved.id})),
     )
-    .await?;
-    store::session(&mut *tx, &before.id)
-        .await?
-        .ok_or_else(|| ApiError::internal().into())
+    .await
 }
 
 /// Notifies the therapist and the client of a move (one `booking_rescheduled` each).
