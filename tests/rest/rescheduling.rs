@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use chrono::{Timelike, Utc};
 
-use super::scheduling::{book, clinic, confirm, hold, hold_body, sid, utc};
+use super::scheduling::{book, clinic, confirm, hold, hold_body, iso, minutes_from_now, sid, utc};
+use super::webhooks::{payloads, set_hook, types};
 use super::*;
 
 /// A reschedule hold body for `session` (its therapist and client) to `[start, end)`.
@@ -424,3 +425,68 @@ both_dbs!(concurrent_reschedules_into_one_slot, |app| async move {
         .await;
     assert_eq!(released, 19, "failed confirmations release their holds");
 });
+
+both_dbs!(
+    reschedule_queues_its_event_and_closes_the_room,
+    |app| async move {
+        let c = clinic(&app, "MoveHook").await;
+        let (t, cl) = (&c.therapist, &c.client);
+        set_hook(&app, &c.org, "https://example.com/hook").await;
+        let (start, end) = (iso(minutes_from_now(5)), iso(minutes_from_now(55)));
+        let s = book(&app, t, t, cl, &start, &end).await;
+        let id = sid(&s);
+        let room = app
+            .get(
+                &format!("/api/schedule/sessions/{id}/video"),
+                Some(&t.token),
+            )
+            .await;
+        let room_id = room.expect(200)["session_id"].as_str().unwrap().to_string();
+        let (to_start, to_end) = (
+            iso(minutes_from_now(24 * 60)),
+            iso(minutes_from_now(24 * 60 + 50)),
+        );
+        let mut body = move_body(&s, &to_start, "");
+        body.as_object_mut().unwrap().remove("end");
+        let h = hold(&app, t, body).await;
+        let key = h.expect(201)["hold_key"].as_str().unwrap().to_string();
+        let moved = confirm(&app, t, &key).await;
+        let moved = moved.expect(201)["sessions"][0].clone();
+        assert_eq!(utc(moved["end"].as_str().unwrap()), utc(&to_end));
+        assert_eq!(
+            moved["video_session_id"],
+            Value::Null,
+            "a new room opens for the new time"
+        );
+        let (ended,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM instant_sessions WHERE id = $1 AND is_active = 0")
+                .bind(&room_id)
+                .fetch_one(app.store.pool())
+                .await
+                .unwrap();
+        assert_eq!(ended, 1, "the old room is closed");
+
+        let all = payloads(&app, &c.org.id).await;
+        let kinds = types(&all);
+        assert!(
+            kinds.contains(&"booking.rescheduled".to_string()),
+            "{kinds:?}"
+        );
+        let event = all
+            .iter()
+            .find(|p| p["type"] == "booking.rescheduled")
+            .unwrap();
+        let data = &event["data"];
+        assert_eq!(data["scheduled_session_id"], json!(id));
+        assert_eq!(utc(data["start"].as_str().unwrap()), utc(&to_start));
+        assert_eq!(utc(data["previous_start"].as_str().unwrap()), utc(&start));
+        assert_eq!(utc(data["previous_end"].as_str().unwrap()), utc(&end));
+        let text = event.to_string();
+        assert!(
+            !text.contains("Client MoveHook") && !text.contains("Dr MoveHook"),
+            "no names: {text}"
+        );
+        let closed = all.iter().find(|p| p["type"] == "session.ended").unwrap();
+        assert_eq!(closed["data"]["reason"], "booking_rescheduled");
+    }
+);

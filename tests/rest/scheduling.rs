@@ -37,12 +37,12 @@ pub(crate) fn utc(rfc: &str) -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
-fn iso(t: DateTime<Utc>) -> String {
+pub(crate) fn iso(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// Whole minutes from now, rounded down to the minute.
-fn minutes_from_now(m: i64) -> DateTime<Utc> {
+pub(crate) fn minutes_from_now(m: i64) -> DateTime<Utc> {
     let now = Utc::now();
     now.with_second(0).unwrap().with_nanosecond(0).unwrap() + Duration::minutes(m)
 }
