@@ -143,7 +143,10 @@ pub fn router_with(state: AppState, limiters: &RateLimiters) -> (Router, utoipa:
         .routes(routes!(notifications::mark_read))
         .routes(routes!(schedule_holds::create_hold))
         .routes(routes!(schedule_confirm::confirm_hold))
-        .routes(routes!(schedule_holds::release_hold))
+        .routes(routes!(
+            schedule_holds::get_hold,
+            schedule_holds::release_hold
+        ))
         .routes(routes!(schedule_sessions::list_scheduled_sessions))
         .routes(routes!(schedule_sessions::get_scheduled_session))
         .routes(routes!(schedule_cancel::cancel_scheduled_session))

@@ -98,7 +98,8 @@ pub(super) async fn replay_of(
     Ok(Some((StatusCode::OK, Json(view)).into_response()))
 }
 
-/// Holds one slot or a whole series for a therapist and a client. Every occurrence is
+/// Holds one slot or a whole series for a therapist and a client (with `session_id`: a
+/// reschedule hold for that booked session, see `schedule_reschedule`). Every occurrence is
 /// checked against the therapist's and the client's calendars (sessions, holds, group
 /// sessions); either all are held or none (409 `slot_conflict` with `conflicts` and
 /// `suggestions`). With an `Idempotency-Key` header, a retry with the same body
@@ -110,11 +111,11 @@ pub(super) async fn replay_of(
     responses(
         (status = 201, body = HoldView, description = "held"),
         (status = 200, body = HoldView, description = "replay of an earlier request with the same Idempotency-Key"),
-        (status = 400, body = ErrorBody, description = "invalid_time_range, invalid_timestamp, invalid_time_zone, invalid_recurrence, too_many_occurrences, invalid_hold_seconds, start_in_past, overlapping_occurrences"),
+        (status = 400, body = ErrorBody, description = "invalid_time_range, invalid_timestamp, invalid_time_zone, invalid_recurrence, too_many_occurrences, invalid_hold_seconds, start_in_past, overlapping_occurrences, invalid_service_code, invalid_reschedule, reschedule_mismatch"),
         (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody, description = "forbidden (clients), not_own_calendar, not_your_client, therapist_not_in_organization, client_not_in_organization"),
-        (status = 404, body = ErrorBody, description = "therapist_not_found, client_not_found"),
-        (status = 409, body = SlotConflictBody, description = "slot_conflict"),
+        (status = 404, body = ErrorBody, description = "therapist_not_found, client_not_found, scheduled_session_not_found (reschedule)"),
+        (status = 409, body = SlotConflictBody, description = "slot_conflict; session_cancelled, session_completed (reschedule)"),
         (status = 422, body = ErrorBody, description = "idempotency_key_reused")))]
 pub async fn create_hold(
     State(state): State<AppState>,
@@ -235,6 +236,36 @@ pub(super) fn when_text(occurrences: usize, first_start: i64) -> String {
     } else {
         rfc3339(first_start)
     }
+}
+
+/// Reads a hold (its creator, its therapist, its organization's administrators). A
+/// hold found past its expiry is recorded `expired` (audited) and shown so.
+#[utoipa::path(get, path = "/api/schedule/holds/{hold_key}", tag = "schedule",
+    params(("hold_key" = String, Path, description = "the hold's key")), security(("bearer" = [])),
+    responses(
+        (status = 200, body = HoldView),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "forbidden (clients)"),
+        (status = 404, body = ErrorBody, description = "hold_not_found")))]
+pub async fn get_hold(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(hold_key): Path<String>,
+) -> ScheduleResult<Json<HoldView>> {
+    let hold = hold_for(&state, &caller, &hold_key).await?;
+    let now = now_ms();
+    if hold.status == "active" && hold.status_at(now) == "expired" {
+        let mut tx = write_tx(&state.store, &[&hold.therapist_id, &hold.client_id]).await?;
+        if let Some(current) = store::hold_by_key(&mut tx, &hold_key).await? {
+            expiry::record_in(&mut tx, &current, Some(&caller), now).await?;
+        }
+        tx.commit().await?;
+    }
+    let mut conn = state.store.pool().acquire().await?;
+    let current = store::hold_by_key(&mut conn, &hold_key)
+        .await?
+        .ok_or_else(|| ApiError::not_found("hold_not_found", "hold not found"))?;
+    Ok(Json(hold_view(&mut conn, &current).await?))
 }
 
 /// Releases a hold so its slots are free again. Releasing twice is harmless (200); a

@@ -9,7 +9,7 @@ use hmac::{Hmac, Mac};
 use std::collections::BTreeSet;
 
 /// Every route of the REST API: (method, OpenAPI path).
-const ROUTES: [(&str, &str); 86] = [
+const ROUTES: [(&str, &str); 87] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/api/organizations/{id}/video-settings"),
@@ -84,6 +84,7 @@ const ROUTES: [(&str, &str); 86] = [
     ("post", "/api/schedule/holds"),
     ("post", "/api/schedule/holds/{hold_key}/confirm"),
     ("delete", "/api/schedule/holds/{hold_key}"),
+    ("get", "/api/schedule/holds/{hold_key}"),
     ("get", "/api/schedule/sessions"),
     ("get", "/api/schedule/sessions/{id}"),
     ("post", "/api/schedule/sessions/{id}/cancel"),

@@ -198,7 +198,7 @@ both_dbs!(hold_expiry_is_recorded, |app| async move {
     let c = clinic(&app, "Expiry").await;
     let (t, cl) = (&c.therapist, &c.client);
     let mut keys = Vec::new();
-    for day in ["2030-08-05", "2030-08-06", "2030-08-07"] {
+    for day in ["2030-08-05", "2030-08-06", "2030-08-07", "2030-08-08"] {
         let (s, e) = (format!("{day}T10:00:00Z"), format!("{day}T11:00:00Z"));
         let h = hold(&app, t, hold_body(t, cl, &s, &e)).await;
         keys.push(h.expect(201)["hold_key"].as_str().unwrap().to_string());
@@ -222,6 +222,15 @@ both_dbs!(hold_expiry_is_recorded, |app| async move {
         .delete(&format!("/api/schedule/holds/{}", keys[1]), Some(&t.token))
         .await;
     assert_eq!(rel.expect(200)["status"], "expired");
+    // Found by a read.
+    let read = app
+        .get(&format!("/api/schedule/holds/{}", keys[3]), Some(&t.token))
+        .await;
+    assert_eq!(read.expect(200)["status"], "expired");
+    assert_eq!(hold_status(&app, &keys[3]).await, "expired");
+    app.get(&format!("/api/schedule/holds/{}", keys[3]), Some(&cl.token))
+        .await
+        .expect_err(403, "forbidden");
     // Found by the sweeper.
     let swept = theraroom::schedule::expiry::sweep(&app.store, Utc::now().timestamp_millis())
         .await
