@@ -13,7 +13,10 @@ use serde_json::json;
 use sqlx::{Any, AnyConnection, Transaction};
 use utoipa::ToSchema;
 
-use super::schedule::*;
+use super::schedule::{
+    check_service_code, notify_all, push_all, session_view, slot_conflict, ScheduleError,
+    ScheduleResult, SlotConflictBody,
+};
 use super::schedule_holds::{hold_for, hold_view, when_text, ConfirmView};
 use super::schedule_reschedule::confirm_reschedule;
 use crate::auth::Caller;

@@ -9,7 +9,10 @@ use serde_json::json;
 use sha1::{Digest, Sha1};
 use utoipa::ToSchema;
 
-use super::schedule::*;
+use super::schedule::{
+    check_range, parse_instant, parse_time_zone, DEFAULT_HOLD_SECONDS, MAX_HOLD_SECONDS,
+    MIN_HOLD_SECONDS,
+};
 use crate::error::{ApiError, ApiResult};
 use crate::schedule::availability;
 use crate::schedule::recurrence::{self, RecurrenceError, SeriesEnd, MAX_OCCURRENCES};

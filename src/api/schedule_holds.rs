@@ -13,7 +13,10 @@ use serde_json::json;
 use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
-use super::schedule::*;
+use super::schedule::{
+    bookable, check_service_code, require_booker, slot_conflict, ScheduleResult,
+    ScheduledSessionView, SlotConflictBody, SlotView,
+};
 use super::schedule_hold_input::{
     idempotency_key, new_hold_key, replay, request_hash, validate_hold, CreateHold,
 };

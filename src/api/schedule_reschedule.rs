@@ -13,7 +13,10 @@ use chrono_tz::Tz;
 use serde_json::json;
 use sqlx::AnyConnection;
 
-use super::schedule::*;
+use super::schedule::{
+    bookable, check_range, check_service_code, managed_session, notify_all, parse_instant,
+    parse_time_zone, push_all, session_view, slot_conflict, ScheduleResult,
+};
 use super::schedule_confirm::{answer_inactive, check_active, release_failed};
 use super::schedule_hold_input::{
     hold_seconds, idempotency_key, new_hold_key, request_hash, CreateHold, HoldRequest,
