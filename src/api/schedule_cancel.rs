@@ -1,7 +1,8 @@
 //! Cancelling booked 1:1 sessions: one session, or an occurrence of a series and
 //! every later one (`scope: following`) in one transaction. Each cancelled session
-//! frees its slot, closes its video room, gets its audit entry and webhook event; the
-//! therapist and the client get one `booking_cancelled` notification per request.
+//! frees its slot (and the slots of its pending reschedule holds), closes its video
+//! room, gets its audit entry and webhook event; the therapist and the client get one
+//! `booking_cancelled` notification per request.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -203,7 +204,35 @@ async fn cancel_one(
         .after(json!({"status": "cancelled", "reason": reason})),
     )
     .await?;
+    release_reschedule_holds(tx, caller, &s.id, now).await?;
     Ok(ended_room)
+}
+
+/// Releases the active reschedule holds of a cancelled session (audited): there is
+/// nothing left to move, and their slots would stay blocked until they expire.
+async fn release_reschedule_holds(
+    tx: &mut AnyConnection,
+    caller: &Caller,
+    session_id: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    for hold in schedule_changes::active_holds_of_session(&mut *tx, session_id).await? {
+        if store::set_hold_status(&mut *tx, &hold.id, "active", "released", now).await? {
+            audit::record(
+                &mut *tx,
+                AuditEntry::by(
+                    caller,
+                    Some(&hold.organization_id),
+                    "schedule.hold.release",
+                    ("schedule_hold", &hold.id),
+                )
+                .before(json!({"status": "active"}))
+                .after(json!({"status": "released", "reason": "session_cancelled"})),
+            )
+            .await?;
+        }
+    }
+    Ok(())
 }
 
 /// One `booking_cancelled` notification each for the therapist and the client,

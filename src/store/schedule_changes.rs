@@ -97,3 +97,16 @@ pub async fn expired_active_holds(
     .fetch_all(conn)
     .await
 }
+
+/// The active reschedule holds of a session (the slots someone is about to move it to).
+pub async fn active_holds_of_session(
+    conn: &mut AnyConnection,
+    session_id: &str,
+) -> Result<Vec<Hold>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {HOLD_COLUMNS} FROM schedule_holds WHERE session_id = $1 AND status = 'active' ORDER BY created_at, id"
+    ))
+    .bind(session_id)
+    .fetch_all(conn)
+    .await
+}

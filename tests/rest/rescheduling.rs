@@ -205,7 +205,8 @@ both_dbs!(reschedule_refusals, |app| async move {
     let h = h.expect(201).clone();
     assert_eq!(h["occurrences"][0]["end"], "2030-04-02T10:00:00.000Z");
 
-    // Cancelled after the hold was made: the confirm is refused and frees the hold.
+    // Cancelled after the hold was made: cancelling releases the hold (its slot is free).
+    let key = h["hold_key"].as_str().unwrap().to_string();
     app.post(
         &format!("/api/schedule/sessions/{id}/cancel"),
         Some(&t.token),
@@ -213,22 +214,23 @@ both_dbs!(reschedule_refusals, |app| async move {
     )
     .await
     .expect(200);
-    confirm(&app, t, h["hold_key"].as_str().unwrap())
-        .await
-        .expect_err(409, "session_cancelled");
-    let status = app
+    let released = app
         .count(
             "schedule_holds",
             "hold_key = $1 AND status = 'released'",
-            h["hold_key"].as_str().unwrap(),
+            &key,
         )
         .await;
-    assert_eq!(status, 1);
+    assert_eq!(released, 1);
+    confirm(&app, t, &key)
+        .await
+        .expect_err(409, "hold_released");
     // A cancelled session cannot be moved at all.
     hold(&app, t, move_body(&s, to.0, to.1))
         .await
         .expect_err(409, "session_cancelled");
-    // Nor a completed one.
+    // Nor a completed one, also when it was completed after the hold was made: the
+    // confirmation is refused and releases the hold.
     let s2 = book(
         &app,
         t,
@@ -238,11 +240,29 @@ both_dbs!(reschedule_refusals, |app| async move {
         "2030-04-08T10:00:00Z",
     )
     .await;
+    let h2 = hold(
+        &app,
+        t,
+        move_body(&s2, "2030-04-10T09:00:00Z", "2030-04-10T10:00:00Z"),
+    )
+    .await;
+    let key2 = h2.expect(201)["hold_key"].as_str().unwrap().to_string();
     sqlx::query("UPDATE scheduled_sessions SET status = 'completed' WHERE id = $1")
         .bind(sid(&s2))
         .execute(app.store.pool())
         .await
         .unwrap();
+    confirm(&app, t, &key2)
+        .await
+        .expect_err(409, "session_completed");
+    let released = app
+        .count(
+            "schedule_holds",
+            "hold_key = $1 AND status = 'released'",
+            &key2,
+        )
+        .await;
+    assert_eq!(released, 1);
     hold(
         &app,
         t,
