@@ -9,7 +9,7 @@ use hmac::{Hmac, Mac};
 use std::collections::BTreeSet;
 
 /// Every route of the REST API: (method, OpenAPI path).
-const ROUTES: [(&str, &str); 87] = [
+const ROUTES: [(&str, &str); 89] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/api/organizations/{id}/video-settings"),
@@ -133,7 +133,7 @@ const ROUTES: [(&str, &str); 87] = [
 ];
 
 /// The 17 documented paths.
-const DOC_PATHS: [&str; 71] = [
+const DOC_PATHS: [&str; 73] = [
     "/healthz",
     "/api/organizations/{id}/webhook",
     "/api/organizations/{id}/webhook/test",
