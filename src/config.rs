@@ -363,12 +363,28 @@ pub struct Settings {
         global = true
     )]
     pub log_format: LogFormat,
+    /// Service codes (CPT) a booked 1:1 session may carry, comma-separated; any other
+    /// code is refused with 400 `invalid_service_code`. Default: the common
+    /// psychotherapy codes.
+    #[arg(
+        long = "service-codes",
+        env = "THERAROOM_SERVICE_CODES",
+        value_delimiter = ',',
+        default_values = crate::schedule::service_codes::DEFAULT_SERVICE_CODES,
+        global = true
+    )]
+    pub service_codes: Vec<String>,
     /// Webhook delivery (`--webhooks-*`).
     #[command(flatten)]
     pub webhooks: crate::webhooks::WebhookSettings,
 }
 
 impl Settings {
+    /// The accepted service codes (`--service-codes`).
+    pub fn service_codes(&self) -> crate::schedule::service_codes::ServiceCodes {
+        crate::schedule::service_codes::ServiceCodes::new(&self.service_codes)
+    }
+
     /// Sign-in settings: the public URL of links, and whether the refresh cookie is
     /// `Secure` (always, except plain HTTP on a loopback `--bind`, for development).
     pub fn accounts_config(&self, tls: bool, local: SocketAddr) -> crate::accounts::AccountsConfig {

@@ -205,13 +205,16 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         accounts: settings.accounts_config(tls.is_some(), local),
     };
     tokio::spawn(remind_group_sessions(store.clone(), hub.clone()));
+    // Holds found past their expiry are recorded `expired` (and audited) from here on.
+    theraroom::schedule::expiry::spawn_sweeper(store.clone());
     // Events left in the outbox by a previous run are sent from here on.
     theraroom::webhooks::Worker::new(store.clone(), settings.webhooks.delivery_config()?)?.spawn();
     let extra = theraroom::rtc::routes(hub.clone()).merge(theraroom::metrics::routes());
     let http = settings.http_options()?;
     tokio::spawn(http.limiters.clone().prune_forever(Duration::from_secs(60)));
     let app = theraroom::app::build_with(state, settings.static_dir(), extra, &http)
-        .layer(axum::Extension(settings.webhooks.policy()));
+        .layer(axum::Extension(settings.webhooks.policy()))
+        .layer(axum::Extension(settings.service_codes()));
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(addr = %local, url = %format!("{scheme}://{local}"), backend = ?store.backend(), "TheraRoom listening");
     serve_http(listener, app, tls, hub).await?;

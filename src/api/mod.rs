@@ -26,8 +26,13 @@ mod people;
 pub mod rate_limit;
 mod schedule;
 mod schedule_calendar;
+mod schedule_cancel;
+mod schedule_confirm;
+mod schedule_hold_input;
 mod schedule_holds;
 mod schedule_notes;
+mod schedule_reschedule;
+mod schedule_service_codes;
 mod schedule_sessions;
 mod sessions;
 mod sign_out;
@@ -137,12 +142,17 @@ pub fn router_with(state: AppState, limiters: &RateLimiters) -> (Router, utoipa:
         .routes(routes!(notifications::list_notifications))
         .routes(routes!(notifications::mark_read))
         .routes(routes!(schedule_holds::create_hold))
-        .routes(routes!(schedule_holds::confirm_hold))
-        .routes(routes!(schedule_holds::release_hold))
+        .routes(routes!(schedule_confirm::confirm_hold))
+        .routes(routes!(
+            schedule_holds::get_hold,
+            schedule_holds::release_hold
+        ))
         .routes(routes!(schedule_sessions::list_scheduled_sessions))
         .routes(routes!(schedule_sessions::get_scheduled_session))
-        .routes(routes!(schedule_sessions::cancel_scheduled_session))
+        .routes(routes!(schedule_cancel::cancel_scheduled_session))
         .routes(routes!(schedule_sessions::set_attendance))
+        .routes(routes!(schedule_service_codes::set_service_code))
+        .routes(routes!(schedule_service_codes::list_service_codes))
         .routes(routes!(
             schedule_notes::list_notes,
             schedule_notes::create_note

@@ -24,6 +24,7 @@ use crate::error::{ApiError, ApiResult, ErrorDetail};
 use crate::policy::is_admin_of;
 use crate::schedule::availability::{self, Busy, Slot};
 use crate::schedule::is_exclusion_violation;
+use crate::schedule::service_codes::ServiceCodes;
 use crate::state::AppState;
 use crate::store::notifications::{self, NewNotification, Notification, NotificationKind};
 use crate::store::schedule::{self as store, ClientRecord, ScheduledSession};
@@ -377,6 +378,14 @@ pub struct ScheduledSessionView {
     created_at: String,
     cancelled_at: Option<String>,
     cancel_reason: Option<String>,
+    /// Service code (CPT), if set.
+    service_code: Option<String>,
+    /// When the session was last moved to another slot (absent if never).
+    rescheduled_at: Option<String>,
+    /// Start before the last move (RFC 3339).
+    previous_start: Option<String>,
+    /// End before the last move (RFC 3339).
+    previous_end: Option<String>,
 }
 
 /// Builds the API view of a session.
@@ -398,6 +407,10 @@ pub fn session_view(s: &ScheduledSession) -> ScheduledSessionView {
         created_at: rfc3339(s.created_at),
         cancelled_at: s.cancelled_at.map(rfc3339),
         cancel_reason: s.cancel_reason.clone(),
+        service_code: s.service_code.clone(),
+        rescheduled_at: s.rescheduled_at.map(rfc3339),
+        previous_start: s.previous_start_ms.map(rfc3339),
+        previous_end: s.previous_end_ms.map(rfc3339),
     }
 }
 
@@ -428,6 +441,24 @@ pub async fn notify_all(
         );
     }
     Ok(out)
+}
+
+/// Checks an optional service code against the configured list (400
+/// `invalid_service_code`); blank means none.
+pub fn check_service_code(
+    codes: Option<&ServiceCodes>,
+    raw: Option<&str>,
+) -> ApiResult<Option<String>> {
+    let Some(raw) = raw.filter(|r| !r.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let default = ServiceCodes::default();
+    codes.unwrap_or(&default).check(raw).map(Some).map_err(|_| {
+        ApiError::bad_request(
+            "invalid_service_code",
+            "service_code is not one of the accepted service codes",
+        )
+    })
 }
 
 /// Pushes stored notifications to connected users (after the commit).

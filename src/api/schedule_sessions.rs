@@ -1,9 +1,8 @@
 //! 1:1 scheduling (seed 002), part 2: booked sessions. List and read (therapists
 //! their own, clients their own read-only, administrators their organization's),
-//! cancel, record attendance (notes: [`super::schedule_notes`]), and the video
+//! record attendance (cancelling: `schedule_cancel`; notes: [`super::schedule_notes`]), and the video
 //! room of a session, open from a little before its start until its end.
 
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -11,8 +10,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use super::schedule::{
-    managed_session, notify_all, parse_opt_instant, push_all, session_view, visible_session,
-    ScheduledSessionView,
+    managed_session, parse_opt_instant, session_view, visible_session, ScheduledSessionView,
 };
 use super::JsonBody;
 use crate::auth::{Caller, Role};
@@ -23,10 +21,7 @@ use crate::rooms::open::{open_scheduled, ScheduledRoom};
 use crate::schedule::write_tx;
 use crate::state::AppState;
 use crate::store::audit::{self, AuditEntry};
-use crate::store::notifications::NotificationKind;
 use crate::store::schedule::{self as store, SessionFilter};
-use crate::webhooks::events::Booking;
-use crate::webhooks::{emit, EventType};
 
 /// Default minutes before the start when a session's video room opens.
 pub const DEFAULT_JOIN_WINDOW_MINUTES: i64 = 10;
@@ -147,123 +142,6 @@ pub async fn get_scheduled_session(
 ) -> ApiResult<Json<ScheduledSessionView>> {
     let s = visible_session(&state, &caller, &id).await?;
     Ok(Json(session_view(&s)))
-}
-
-/// Body of the cancellation (optional).
-#[derive(Deserialize, ToSchema)]
-pub struct CancelBody {
-    /// Why (at most 500 characters).
-    reason: Option<String>,
-}
-
-/// Cancels a scheduled session: its slot is free again, its video room (if any) is
-/// ended, and the therapist and the client receive a `booking_cancelled` notification.
-#[utoipa::path(post, path = "/api/schedule/sessions/{id}/cancel", tag = "schedule",
-    params(("id" = String, Path, description = "scheduled session id")), request_body(content = Option<CancelBody>), security(("bearer" = [])),
-    responses((status = 200, body = ScheduledSessionView),
-        (status = 400, body = ErrorBody, description = "invalid_json, invalid_reason"),
-        (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody, description = "forbidden (clients)"),
-        (status = 404, body = ErrorBody, description = "scheduled_session_not_found"),
-        (status = 409, body = ErrorBody, description = "session_already_cancelled, session_completed")))]
-pub async fn cancel_scheduled_session(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    raw: Bytes,
-) -> ApiResult<Json<ScheduledSessionView>> {
-    let s = managed_session(&state, &caller, &id).await?;
-    let reason = if raw.iter().all(u8::is_ascii_whitespace) {
-        None
-    } else {
-        let body: CancelBody = serde_json::from_slice(&raw)
-            .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;
-        body.reason
-            .map(|r| r.trim().to_string())
-            .filter(|r| !r.is_empty())
-    };
-    if reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
-        return Err(ApiError::bad_request(
-            "invalid_reason",
-            "reason is at most 500 characters",
-        ));
-    }
-    let mut tx = write_tx(&state.store, &[&s.therapist_id, &s.client_id]).await?;
-    let now = now_ms();
-    if !store::cancel_session(&mut tx, &s.id, &caller.sub, reason.as_deref(), now).await? {
-        let current = store::session(&mut tx, &s.id)
-            .await?
-            .ok_or_else(ApiError::internal)?;
-        return Err(if current.status == "cancelled" {
-            ApiError::conflict(
-                "session_already_cancelled",
-                "the session is already cancelled",
-            )
-        } else {
-            ApiError::conflict(
-                "session_completed",
-                "a completed session cannot be cancelled",
-            )
-        });
-    }
-    let people = (s.therapist_id.as_str(), s.client_id.as_str());
-    let booking = Booking::one_to_one(
-        &s.id,
-        s.series_id.as_deref(),
-        people,
-        &caller.sub,
-        (s.start_ms, s.end_ms),
-    );
-    emit(
-        &mut tx,
-        &s.organization_id,
-        EventType::BookingCancelled,
-        &booking,
-    )
-    .await?;
-    let mut ended_room = None;
-    if let Some(room) = &s.video_session_id {
-        if crate::rooms::end::close_in(&mut tx, room, "booking_cancelled").await? {
-            ended_room = Some(room.clone());
-        }
-    }
-    audit::record(
-        &mut tx,
-        AuditEntry::by(
-            &caller,
-            Some(&s.organization_id),
-            "schedule.session.cancel",
-            ("scheduled_session", &s.id),
-        )
-        .before(json!({"status": s.status}))
-        .after(json!({"status": "cancelled", "reason": reason})),
-    )
-    .await?;
-    let when = rfc3339(s.start_ms);
-    let to_therapist = format!("Session with {} on {when} was cancelled", s.client_name);
-    let to_client = format!("Session with {} on {when} was cancelled", s.therapist_name);
-    let sent = notify_all(
-        &mut tx,
-        &[
-            (s.therapist_id.as_str(), to_therapist.as_str()),
-            (s.client_id.as_str(), to_client.as_str()),
-        ],
-        &s.organization_id,
-        NotificationKind::BookingCancelled,
-        "Session cancelled",
-        json!({"session_id": s.id, "start": when, "end": rfc3339(s.end_ms), "reason": reason}),
-    )
-    .await?;
-    let updated = store::session(&mut tx, &s.id)
-        .await?
-        .ok_or_else(ApiError::internal)?;
-    tx.commit().await?;
-    push_all(&state, &sent);
-    if let Some(room) = ended_room {
-        state.live.session_ended(&room);
-    }
-    tracing::info!(scheduled_session_id = %s.id, "scheduled session cancelled");
-    Ok(Json(session_view(&updated)))
 }
 
 /// Body of the attendance update.

@@ -12,7 +12,10 @@
 //!   the insert that follows cannot interleave with another writer.
 
 pub mod availability;
+pub mod expiry;
 pub mod recurrence;
+pub mod reschedule;
+pub mod service_codes;
 
 use sqlx::{Any, Transaction};
 

@@ -16,6 +16,7 @@ pub mod organizations;
 pub mod participants;
 pub mod people;
 pub mod schedule;
+pub mod schedule_changes;
 pub mod sessions;
 pub mod tokens;
 pub mod users;

@@ -29,6 +29,8 @@ pub enum NotificationKind {
     BookingConfirmed,
     /// A 1:1 session was cancelled.
     BookingCancelled,
+    /// A 1:1 session was moved to another slot.
+    BookingRescheduled,
 }
 
 impl NotificationKind {
@@ -44,6 +46,7 @@ impl NotificationKind {
             Self::GroupSessionMemberJoined => "group_session_member_joined",
             Self::BookingConfirmed => "booking_confirmed",
             Self::BookingCancelled => "booking_cancelled",
+            Self::BookingRescheduled => "booking_rescheduled",
         }
     }
 }

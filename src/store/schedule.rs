@@ -67,6 +67,10 @@ pub struct Hold {
     pub confirmed_at: Option<i64>,
     /// Release time, Unix ms.
     pub released_at: Option<i64>,
+    /// The booked session this hold moves (a reschedule hold), if any.
+    pub session_id: Option<String>,
+    /// Service code (CPT) the booked session will carry, if any.
+    pub service_code: Option<String>,
 }
 
 impl Hold {
@@ -92,9 +96,9 @@ pub struct HoldOccurrence {
     pub end_ms: i64,
 }
 
-const HOLD_COLUMNS: &str =
+pub(super) const HOLD_COLUMNS: &str =
     "id, hold_key, organization_id, therapist_id, client_id, time_zone, status, created_by, \
-     idempotency_key, request_hash, created_at, expires_at, confirmed_at, released_at";
+     idempotency_key, request_hash, created_at, expires_at, confirmed_at, released_at, session_id, service_code";
 
 /// Looks a hold up by its key.
 pub async fn hold_by_key(conn: &mut AnyConnection, key: &str) -> Result<Option<Hold>, sqlx::Error> {
@@ -142,7 +146,7 @@ pub async fn insert_hold(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(&format!(
         "INSERT INTO schedule_holds ({HOLD_COLUMNS}) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
     ))
     .bind(&hold.id)
     .bind(&hold.hold_key)
@@ -158,6 +162,8 @@ pub async fn insert_hold(
     .bind(hold.expires_at)
     .bind(hold.confirmed_at)
     .bind(hold.released_at)
+    .bind(&hold.session_id)
+    .bind(&hold.service_code)
     .execute(&mut *conn)
     .await?;
     for (position, (start, end)) in occurrences.iter().enumerate() {
@@ -244,12 +250,21 @@ pub struct ScheduledSession {
     pub therapist_name: String,
     /// Client's display name.
     pub client_name: String,
+    /// Service code (CPT), if set.
+    pub service_code: Option<String>,
+    /// When the session was last moved to another slot, Unix ms.
+    pub rescheduled_at: Option<i64>,
+    /// Start before the last move, Unix ms.
+    pub previous_start_ms: Option<i64>,
+    /// End before the last move, Unix ms.
+    pub previous_end_ms: Option<i64>,
 }
 
-const SESSION_COLUMNS: &str = "s.id, s.organization_id, s.therapist_id, s.client_id, s.start_ms, s.end_ms, s.time_zone, \
+pub(super) const SESSION_COLUMNS: &str = "s.id, s.organization_id, s.therapist_id, s.client_id, s.start_ms, s.end_ms, s.time_zone, \
      s.status, s.attendance, s.hold_id, s.series_id, s.video_session_id, s.created_by, s.created_at, s.updated_at, \
-     s.cancelled_at, s.cancelled_by, s.cancel_reason, tu.display_name AS therapist_name, cu.display_name AS client_name";
-const SESSION_FROM: &str = "scheduled_sessions s JOIN users tu ON tu.id = s.therapist_id JOIN users cu ON cu.id = s.client_id";
+     s.cancelled_at, s.cancelled_by, s.cancel_reason, tu.display_name AS therapist_name, cu.display_name AS client_name, \
+     s.service_code, s.rescheduled_at, s.previous_start_ms, s.previous_end_ms";
+pub(super) const SESSION_FROM: &str = "scheduled_sessions s JOIN users tu ON tu.id = s.therapist_id JOIN users cu ON cu.id = s.client_id";
 
 /// A session to insert.
 #[derive(Debug, Clone)]
@@ -272,6 +287,8 @@ pub struct NewScheduledSession<'a> {
     pub series_id: Option<&'a str>,
     /// Who books it.
     pub created_by: &'a str,
+    /// Service code (CPT), already validated.
+    pub service_code: Option<&'a str>,
     /// Now, Unix ms.
     pub now_ms: i64,
 }
@@ -285,8 +302,8 @@ pub async fn insert_session(
     let id = new_id();
     sqlx::query(
         "INSERT INTO scheduled_sessions (id, organization_id, therapist_id, client_id, start_ms, end_ms, time_zone, \
-         status, attendance, hold_id, series_id, created_by, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'scheduled', 'unknown', $8, $9, $10, $11, $11)",
+         status, attendance, hold_id, series_id, created_by, created_at, updated_at, service_code) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'scheduled', 'unknown', $8, $9, $10, $11, $11, $12)",
     )
     .bind(&id)
     .bind(new.organization_id)
@@ -299,6 +316,7 @@ pub async fn insert_session(
     .bind(new.series_id)
     .bind(new.created_by)
     .bind(new.now_ms)
+    .bind(new.service_code)
     .execute(conn)
     .await?;
     Ok(id)

@@ -249,7 +249,7 @@ mod tests {
             subscription(Some(&bad)),
             Err(EndpointError::InvalidEvents(_))
         ));
-        assert_eq!(subscribed_types("*").len(), 8);
+        assert_eq!(subscribed_types("*").len(), 9);
     }
 
     #[test]

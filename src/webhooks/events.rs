@@ -19,6 +19,9 @@
 //! - `booking.created` / `booking.cancelled`: a 1:1 session was booked (one per
 //!   occurrence of a series) or cancelled; a member took or gave up a seat in a group
 //!   session; a group session was cancelled.
+//! - `booking.rescheduled`: a booked 1:1 session (or one occurrence of a series) was
+//!   moved to another slot; `start`/`end` are the new times, `previous_start`/
+//!   `previous_end` the old ones.
 //! - `ping`: sent by `POST /api/organizations/{id}/webhook/test`.
 
 use serde::Serialize;
@@ -47,13 +50,15 @@ pub enum EventType {
     BookingCreated,
     /// A booking was cancelled.
     BookingCancelled,
+    /// A booked 1:1 session moved to another slot.
+    BookingRescheduled,
     /// A test event.
     Ping,
 }
 
 impl EventType {
     /// Every type an endpoint may subscribe to (`ping` is always delivered).
-    pub const SUBSCRIBABLE: [EventType; 8] = [
+    pub const SUBSCRIBABLE: [EventType; 9] = [
         EventType::SessionStarted,
         EventType::SessionEnded,
         EventType::ParticipantJoined,
@@ -62,6 +67,7 @@ impl EventType {
         EventType::ParticipantAdmitted,
         EventType::BookingCreated,
         EventType::BookingCancelled,
+        EventType::BookingRescheduled,
     ];
 
     /// The wire name, e.g. `session.started`.
@@ -75,6 +81,7 @@ impl EventType {
             EventType::ParticipantAdmitted => "participant.admitted",
             EventType::BookingCreated => "booking.created",
             EventType::BookingCancelled => "booking.cancelled",
+            EventType::BookingRescheduled => "booking.rescheduled",
             EventType::Ping => "ping",
         }
     }
@@ -111,7 +118,7 @@ pub struct RoomClosed<'a> {
     pub session_id: &'a str,
     /// The therapist who owns the room.
     pub therapist_id: &'a str,
-    /// `ended_by_therapist`, `booking_cancelled` or `group_session_cancelled`.
+    /// `ended_by_therapist`, `booking_cancelled`, `booking_rescheduled` or `group_session_cancelled`.
     pub reason: &'a str,
     /// When (RFC 3339).
     pub ended_at: String,
@@ -169,6 +176,12 @@ pub struct Booking<'a> {
     pub start: String,
     /// Scheduled end (RFC 3339).
     pub end: String,
+    /// For `booking.rescheduled`: the start before the move (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_start: Option<String>,
+    /// For `booking.rescheduled`: the end before the move (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_end: Option<String>,
 }
 
 impl<'a> Booking<'a> {
@@ -191,7 +204,16 @@ impl<'a> Booking<'a> {
             actor_id,
             start: rfc3339(start_ms),
             end: rfc3339(end_ms),
+            previous_start: None,
+            previous_end: None,
         }
+    }
+
+    /// This booking moved from `[previous_start_ms, previous_end_ms)`.
+    pub fn moved_from(mut self, (previous_start_ms, previous_end_ms): (i64, i64)) -> Booking<'a> {
+        self.previous_start = Some(rfc3339(previous_start_ms));
+        self.previous_end = Some(rfc3339(previous_end_ms));
+        self
     }
 
     /// A member's seat in a group session (`group_participant_id` none for the group
@@ -217,6 +239,8 @@ impl<'a> Booking<'a> {
             actor_id,
             start: rfc3339(start_ms),
             end: rfc3339(end_ms),
+            previous_start: None,
+            previous_end: None,
         }
     }
 }

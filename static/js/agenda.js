@@ -14,12 +14,20 @@ export function todayRange(now = new Date()) {
   return { start: start.toISOString(), end: end.toISOString() };
 }
 
-/** Booked sessions (GET /api/schedule/sessions) between two instants, still scheduled. */
+/**
+ * Booked sessions (GET /api/schedule/sessions) between two instants, every status:
+ * cancelled ones are shown struck through, not as upcoming (see bookedItem).
+ */
 export async function bookedSessions({ start, end }) {
-  const q = new URLSearchParams({ status: 'scheduled', start });
+  const q = new URLSearchParams({ start });
   if (end) q.set('end', end);
   const data = await call(`/api/schedule/sessions?${q}`);
   return (data && data.sessions) || [];
+}
+
+/** Sessions still to happen (not cancelled, not completed): what "upcoming" counts. */
+export function stillScheduled(list) {
+  return list.filter((s) => !s.status || s.status === 'scheduled');
 }
 
 /** Open a room's join page in this tab, as the signed-in person. */
@@ -45,19 +53,75 @@ function joinButton(path, label, note) {
   return btn;
 }
 
-/** One booked session; `withName` is who the viewer meets (client or therapist name). */
-export function bookedItem(s, withName, { dayToo = false } = {}) {
+/** "was 3 Dec 2026, 10:00" for a session moved to another slot ('' if never moved). */
+function movedFrom(s) {
+  return s.rescheduled_at && s.previous_start ? `was ${dateTime(s.previous_start)}` : '';
+}
+
+/**
+ * A small form to move a session: a new start (its length stays), through a reschedule
+ * hold and its confirmation. A taken slot shows the server's free suggestions.
+ * Why: the therapist's most common change to a booking, without leaving the home page.
+ */
+function moveForm(s, note, onMoved) {
+  const input = el('input', { type: 'datetime-local', required: '' });
+  input.setAttribute('aria-label', 'New start');
+  const form = el('form', { class: 'row move-form', hidden: '' }, input,
+    el('button', { class: 'btn small primary', type: 'submit', text: 'Move here' }));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    note.textContent = '';
+    const start = new Date(input.value);
+    if (isNaN(start)) { note.textContent = 'Pick a new date and time.'; return; }
+    try {
+      const hold = await call('/api/schedule/holds', { method: 'POST', body: {
+        session_id: s.id, therapist_id: s.therapist_id, client_id: s.client_id, start: start.toISOString(),
+        time_zone: s.time_zone } });
+      await call(`/api/schedule/holds/${encodeURIComponent(hold.hold_key)}/confirm`, { method: 'POST' });
+      if (onMoved) onMoved();
+    } catch (e) {
+      const free = ((e && e.body && e.body.suggestions) || []).map((x) => dateTime(x.start));
+      note.textContent = ((e && e.message) || 'Could not move the session.') + (free.length ? ` Free: ${free.join(', ')}.` : '');
+    }
+  });
+  return form;
+}
+
+/**
+ * One booked session; `withName` is who the viewer meets (client or therapist name).
+ * Cancelled sessions are struck through and labelled, completed ones say so, moved
+ * ones carry a "Rescheduled" marker with their old time; `onMoved` (therapists) adds a
+ * Move action and is called after a move.
+ */
+export function bookedItem(s, withName, { dayToo = false, onMoved = null } = {}) {
   const when = dayToo ? `${dateTime(s.start)} – ${timeOnly(s.end)}` : `${timeOnly(s.start)} – ${timeOnly(s.end)}`;
   const note = el('span', { class: 'row-note bad', 'aria-live': 'polite' });
   const label = `session with ${withName} at ${timeOnly(s.start)}`;
+  const cancelled = s.status === 'cancelled';
+  const done = s.status === 'completed';
   const over = new Date(s.end).getTime() <= Date.now();
-  return el('li', { class: 'session' + (over ? ' ended' : ''), 'data-id': s.id },
-    el('div', { class: 'info' },
-      el('strong', { text: withName }),
-      el('span', { class: 'muted', text: when }),
-      note),
-    el('div', { class: 'actions' },
-      over ? el('span', { class: 'muted', text: 'Over' }) : joinButton(`/api/schedule/sessions/${encodeURIComponent(s.id)}/video`, label, note)));
+  const moved = movedFrom(s);
+  const info = el('div', { class: 'info' },
+    el('strong', { text: withName }),
+    cancelled ? el('s', { class: 'muted', text: when }) : el('span', { class: 'muted', text: when }));
+  if (moved && !cancelled) info.append(el('span', { class: 'muted moved' }, el('span', { class: 'badge', text: 'Rescheduled' }), ` ${moved}`));
+  info.append(note);
+  const actions = el('div', { class: 'actions' });
+  if (cancelled) actions.append(el('span', { class: 'badge off', text: 'Cancelled' }));
+  else if (done) actions.append(el('span', { class: 'muted', text: 'Done' }));
+  else if (over) actions.append(el('span', { class: 'muted', text: 'Over' }));
+  else actions.append(joinButton(`/api/schedule/sessions/${encodeURIComponent(s.id)}/video`, label, note));
+  let form = null;
+  if (onMoved && !cancelled && !done && !over) {
+    form = moveForm(s, note, onMoved);
+    const toggle = el('button', { class: 'btn small', type: 'button', text: 'Move' });
+    toggle.setAttribute('aria-label', `Move ${label}`);
+    toggle.addEventListener('click', () => { form.hidden = !form.hidden; });
+    actions.append(toggle);
+  }
+  const state = cancelled ? ' cancelled' : over || done ? ' ended' : moved ? ' rescheduled' : '';
+  return el('li', { class: 'session' + state, 'data-id': s.id, 'data-status': s.status || 'scheduled' },
+    info, actions, ...(form ? [form] : []));
 }
 
 /** Whether a group session has a TheraRoom video room one could join now or later. */

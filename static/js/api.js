@@ -4,13 +4,15 @@
 
 /** An error answered by the server (or the network), with a machine `code`. */
 export class ApiError extends Error {
-  constructor(status, code, message, retryAfter = null) {
+  constructor(status, code, message, retryAfter = null, body = null) {
     super(message || code);
     this.name = 'ApiError';
     this.status = status;
     this.code = code;
     /** Seconds from the `Retry-After` header (429 answers), or null. */
     this.retryAfter = retryAfter;
+    /** The whole JSON answer (e.g. a 409 `slot_conflict` with its `suggestions`), or null. */
+    this.body = body;
   }
 }
 
@@ -43,7 +45,7 @@ export async function api(path, { method = 'GET', token, body, credentials = 'sa
     const err = data && data.error;
     const code = (err && err.code) || statusCode(res.status);
     const wait = Number.parseInt(res.headers.get('Retry-After') || '', 10);
-    throw new ApiError(res.status, code, (err && err.message) || messageFor(code), Number.isFinite(wait) ? wait : null);
+    throw new ApiError(res.status, code, (err && err.message) || messageFor(code), Number.isFinite(wait) ? wait : null, data);
   }
   return data;
 }

@@ -5,13 +5,13 @@
 import { $ } from './dom.js';
 import { start } from './session.js';
 import { showMessage, mountWho } from './shell.js';
-import { bookedSessions, bookedItem, groupItem, loadCard, upcomingGroups } from './agenda.js';
+import { bookedSessions, bookedItem, groupItem, loadCard, upcomingGroups, stillScheduled } from './agenda.js';
 
 async function loadBooked() {
   let count = 0;
   await loadCard({
     card: 'upcoming-card', list: 'upcoming', empty: 'upcoming-empty',
-    load: async () => { const list = await bookedSessions({ start: new Date().toISOString() }); count = list.length; return list; },
+    load: async () => { const list = await bookedSessions({ start: new Date().toISOString() }); count = stillScheduled(list).length; return list; },
     render: (s) => bookedItem(s, s.therapist_name || 'Your therapist', { dayToo: true }),
     failText: 'Could not load your sessions.',
   });

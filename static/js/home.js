@@ -52,7 +52,7 @@ function loadToday() {
   return loadCard({
     card: 'today-card', list: 'today', empty: 'today-empty',
     load: () => bookedSessions(todayRange()),
-    render: (s) => bookedItem(s, s.client_name || 'Client'),
+    render: (s) => bookedItem(s, s.client_name || 'Client', { onMoved: loadToday }),
     failText: 'Could not load today’s sessions.',
   });
 }

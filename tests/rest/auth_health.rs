@@ -9,7 +9,7 @@ use hmac::{Hmac, Mac};
 use std::collections::BTreeSet;
 
 /// Every route of the REST API: (method, OpenAPI path).
-const ROUTES: [(&str, &str); 86] = [
+const ROUTES: [(&str, &str); 89] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/api/organizations/{id}/video-settings"),
@@ -84,10 +84,13 @@ const ROUTES: [(&str, &str); 86] = [
     ("post", "/api/schedule/holds"),
     ("post", "/api/schedule/holds/{hold_key}/confirm"),
     ("delete", "/api/schedule/holds/{hold_key}"),
+    ("get", "/api/schedule/holds/{hold_key}"),
     ("get", "/api/schedule/sessions"),
     ("get", "/api/schedule/sessions/{id}"),
     ("post", "/api/schedule/sessions/{id}/cancel"),
     ("put", "/api/schedule/sessions/{id}/attendance"),
+    ("put", "/api/schedule/sessions/{id}/service-code"),
+    ("get", "/api/schedule/service-codes"),
     ("get", "/api/schedule/sessions/{id}/notes"),
     ("post", "/api/schedule/sessions/{id}/notes"),
     ("put", "/api/schedule/sessions/{id}/notes/{note_id}"),
@@ -130,7 +133,7 @@ const ROUTES: [(&str, &str); 86] = [
 ];
 
 /// The 17 documented paths.
-const DOC_PATHS: [&str; 71] = [
+const DOC_PATHS: [&str; 73] = [
     "/healthz",
     "/api/organizations/{id}/webhook",
     "/api/organizations/{id}/webhook/test",
@@ -183,6 +186,8 @@ const DOC_PATHS: [&str; 71] = [
     "/api/schedule/sessions/{id}",
     "/api/schedule/sessions/{id}/cancel",
     "/api/schedule/sessions/{id}/attendance",
+    "/api/schedule/sessions/{id}/service-code",
+    "/api/schedule/service-codes",
     "/api/schedule/sessions/{id}/notes",
     "/api/schedule/sessions/{id}/notes/{note_id}",
     "/api/schedule/sessions/{id}/video",

@@ -1,4 +1,4 @@
-//! Seed 002: 1:1 scheduling. Holds (idempotent, all-or-nothing series, expiry,
+//! 1:1 scheduling. Holds (idempotent, all-or-nothing series, expiry,
 //! release), confirmation, no double booking under concurrency, half-open intervals,
 //! DST-stable weekly series, role and tenant rules, cancellation, attendance, notes,
 //! the unified schedule, and the video room of a booked session.
@@ -12,13 +12,13 @@ use chrono::{DateTime, Duration, Timelike, Utc};
 use super::*;
 
 /// A clinic: organization (with its `organization` admin), therapist, client.
-struct Clinic {
-    org: OrgFx,
-    therapist: Person,
-    client: Person,
+pub(crate) struct Clinic {
+    pub(crate) org: OrgFx,
+    pub(crate) therapist: Person,
+    pub(crate) client: Person,
 }
 
-async fn clinic(app: &TestApp, name: &str) -> Clinic {
+pub(crate) async fn clinic(app: &TestApp, name: &str) -> Clinic {
     let org = app.org(name, false).await;
     let therapist = app.therapist(&org.id, &format!("Dr {name}")).await;
     let client = app
@@ -31,32 +31,37 @@ async fn clinic(app: &TestApp, name: &str) -> Clinic {
     }
 }
 
-fn utc(rfc: &str) -> DateTime<Utc> {
+pub(crate) fn utc(rfc: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(rfc)
         .expect("RFC 3339")
         .with_timezone(&Utc)
 }
 
-fn iso(t: DateTime<Utc>) -> String {
+pub(crate) fn iso(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// Whole minutes from now, rounded down to the minute.
-fn minutes_from_now(m: i64) -> DateTime<Utc> {
+pub(crate) fn minutes_from_now(m: i64) -> DateTime<Utc> {
     let now = Utc::now();
     now.with_second(0).unwrap().with_nanosecond(0).unwrap() + Duration::minutes(m)
 }
 
-fn hold_body(t: &Person, c: &Person, start: &str, end: &str) -> Value {
+pub(crate) fn hold_body(t: &Person, c: &Person, start: &str, end: &str) -> Value {
     json!({"therapist_id": t.id, "client_id": c.id, "start": start, "end": end})
 }
 
-async fn hold(app: &TestApp, who: &Person, body: Value) -> common::Resp {
+pub(crate) async fn hold(app: &TestApp, who: &Person, body: Value) -> common::Resp {
     app.post("/api/schedule/holds", Some(&who.token), Some(body))
         .await
 }
 
-async fn hold_with_key(app: &TestApp, who: &Person, key: &str, body: &Value) -> common::Resp {
+pub(crate) async fn hold_with_key(
+    app: &TestApp,
+    who: &Person,
+    key: &str,
+    body: &Value,
+) -> common::Resp {
     let req = Request::builder()
         .method(Method::POST)
         .uri("/api/schedule/holds")
@@ -68,7 +73,7 @@ async fn hold_with_key(app: &TestApp, who: &Person, key: &str, body: &Value) -> 
     app.send(req).await
 }
 
-async fn confirm(app: &TestApp, who: &Person, key: &str) -> common::Resp {
+pub(crate) async fn confirm(app: &TestApp, who: &Person, key: &str) -> common::Resp {
     app.post(
         &format!("/api/schedule/holds/{key}/confirm"),
         Some(&who.token),
@@ -78,7 +83,7 @@ async fn confirm(app: &TestApp, who: &Person, key: &str) -> common::Resp {
 }
 
 /// Holds and confirms one slot as `who`; returns the session JSON.
-async fn book(
+pub(crate) async fn book(
     app: &TestApp,
     who: &Person,
     t: &Person,
@@ -94,11 +99,11 @@ async fn book(
     sessions[0].clone()
 }
 
-fn sid(session: &Value) -> String {
+pub(crate) fn sid(session: &Value) -> String {
     session["id"].as_str().unwrap().to_string()
 }
 
-async fn count_sessions(app: &TestApp, therapist_id: &str) -> i64 {
+pub(crate) async fn count_sessions(app: &TestApp, therapist_id: &str) -> i64 {
     app.count(
         "scheduled_sessions",
         "therapist_id = $1 AND status <> 'cancelled'",
