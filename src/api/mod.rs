@@ -13,6 +13,7 @@ mod csv;
 mod denial;
 mod doc_limits;
 mod extract;
+mod free_slots;
 mod groups;
 mod groups_communities;
 mod guard;
@@ -27,6 +28,7 @@ pub mod rate_limit;
 mod schedule;
 mod schedule_calendar;
 mod schedule_holds;
+mod schedule_hours;
 mod schedule_notes;
 mod schedule_sessions;
 mod sessions;
@@ -35,6 +37,7 @@ mod turn;
 mod video_settings;
 mod waiting;
 mod webhooks;
+mod working_hours;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
@@ -151,6 +154,16 @@ pub fn router_with(state: AppState, limiters: &RateLimiters) -> (Router, utoipa:
         .routes(routes!(schedule_sessions::session_video))
         .routes(routes!(schedule_calendar::unified_schedule))
         .routes(routes!(schedule_calendar::check_conflicts))
+        .routes(routes!(
+            working_hours::get_working_hours,
+            working_hours::put_working_hours
+        ))
+        .routes(routes!(
+            working_hours::list_time_off,
+            working_hours::create_time_off
+        ))
+        .routes(routes!(working_hours::delete_time_off))
+        .routes(routes!(free_slots::therapist_availability))
         .routes(routes!(
             groups_communities::create_community,
             groups_communities::list_communities

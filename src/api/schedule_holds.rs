@@ -340,7 +340,9 @@ fn replay(existing: &Hold, hash: &str) -> ApiResult<()> {
 /// Holds one slot or a whole series for a therapist and a client. Every occurrence is
 /// checked against the therapist's and the client's calendars (sessions, holds, group
 /// sessions); either all are held or none (409 `slot_conflict` with `conflicts` and
-/// `suggestions`). With an `Idempotency-Key` header, a retry with the same body
+/// `suggestions`). An occurrence outside the therapist's working hours or in their
+/// time off is 409 `outside_working_hours` / `therapist_time_off` with the refused
+/// `occurrence` and `suggestions` inside the hours. With an `Idempotency-Key` header, a retry with the same body
 /// returns the same hold (200) and creates nothing; another body is 422
 /// `idempotency_key_reused`.
 #[utoipa::path(post, path = "/api/schedule/holds", tag = "schedule", request_body = CreateHold,
@@ -353,7 +355,7 @@ fn replay(existing: &Hold, hash: &str) -> ApiResult<()> {
         (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody, description = "forbidden (clients), not_own_calendar, not_your_client, therapist_not_in_organization, client_not_in_organization"),
         (status = 404, body = ErrorBody, description = "therapist_not_found, client_not_found"),
-        (status = 409, body = SlotConflictBody, description = "slot_conflict"),
+        (status = 409, body = SlotConflictBody, description = "slot_conflict; or outside_working_hours, therapist_time_off (body HoursRefusalBody)"),
         (status = 422, body = ErrorBody, description = "idempotency_key_reused")))]
 pub async fn create_hold(
     State(state): State<AppState>,
@@ -379,6 +381,7 @@ pub async fn create_hold(
     }
 
     let users = [therapist.id.as_str(), client.id.as_str()];
+    super::schedule_hours::check_hold(&state.store, &users, &req.occurrences).await?;
     let mut tx = write_tx(&state.store, &users).await?;
     if let Some(key) = &key {
         if let Some(existing) = store::hold_by_idempotency_key(&mut tx, &caller.sub, key).await? {

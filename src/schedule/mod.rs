@@ -12,6 +12,7 @@
 //!   the insert that follows cannot interleave with another writer.
 
 pub mod availability;
+pub mod hours;
 pub mod recurrence;
 
 use sqlx::{Any, Transaction};
