@@ -113,7 +113,10 @@ pub async fn therapist_availability(
     let from = parse_opt_instant("from", q.from.as_deref())?.unwrap_or(now);
     let to = parse_opt_instant("to", q.to.as_deref())?.unwrap_or(from + DEFAULT_RANGE_MS);
     if to <= from {
-        return Err(ApiError::bad_request("invalid_time_range", "to must be after from"));
+        return Err(ApiError::bad_request(
+            "invalid_time_range",
+            "to must be after from",
+        ));
     }
     if to - from > MAX_RANGE_MS {
         return Err(ApiError::bad_request(

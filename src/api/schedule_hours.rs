@@ -75,23 +75,25 @@ impl IntoResponse for HoursRefusal {
     }
 }
 
-/// The window around `occurrence` whose rules a check and its hints need.
-fn window(occurrence: (i64, i64)) -> (i64, i64) {
-    let span = occurrence.1 - occurrence.0;
+/// The window whose rules checking `occurrences` and hinting around them need: the
+/// occurrences and the suggestion horizon either side.
+fn window(occurrences: &[(i64, i64)]) -> (i64, i64) {
+    let start = occurrences.iter().map(|o| o.0).min().unwrap_or(0);
+    let end = occurrences.iter().map(|o| o.1).max().unwrap_or(0);
+    let span = occurrences.iter().map(|o| o.1 - o.0).max().unwrap_or(0);
     (
-        occurrence.0 - SUGGESTION_HORIZON_MS - span,
-        occurrence.1 + SUGGESTION_HORIZON_MS + span,
+        start - SUGGESTION_HORIZON_MS - span,
+        end + SUGGESTION_HORIZON_MS + span,
     )
 }
 
-/// The rules of every user in `user_ids` around `occurrence`. Only therapists have
+/// The rules of every user in `user_ids` within `(from, to)`. Only therapists have
 /// working hours or time off; everyone else comes back unrestricted.
 async fn rules_of(
     conn: &mut AnyConnection,
     user_ids: &[&str],
-    occurrence: (i64, i64),
+    (from, to): (i64, i64),
 ) -> Result<Vec<(String, Availability)>, sqlx::Error> {
-    let (from, to) = window(occurrence);
     let mut out = Vec::new();
     for id in user_ids {
         out.push((
@@ -110,7 +112,7 @@ pub async fn suggestions(
     user_ids: &[&str],
     occurrence: (i64, i64),
 ) -> Result<Vec<Slot>, sqlx::Error> {
-    let rules = rules_of(conn, user_ids, occurrence).await?;
+    let rules = rules_of(conn, user_ids, window(&[occurrence])).await?;
     suggest_with(conn, user_ids, occurrence, &rules).await
 }
 
@@ -120,7 +122,7 @@ async fn suggest_with(
     occurrence: (i64, i64),
     rules: &[(String, Availability)],
 ) -> Result<Vec<Slot>, sqlx::Error> {
-    let (from, to) = window(occurrence);
+    let (from, to) = window(&[occurrence]);
     let duration = occurrence.1 - occurrence.0;
     let busy = availability::conflicts(conn, user_ids, from, to).await?;
     // Where working time begins and ends are good retry starts too.
@@ -138,7 +140,11 @@ async fn suggest_with(
         now_ms(),
         SUGGESTION_COUNT,
         &edges,
-        |s, e| rules.iter().all(|(_, r)| r.verdict(s, e) == Verdict::Bookable),
+        |s, e| {
+            rules
+                .iter()
+                .all(|(_, r)| r.verdict(s, e) == Verdict::Bookable)
+        },
     ))
 }
 
@@ -148,28 +154,33 @@ async fn first_refusal(
     user_ids: &[&str],
     occurrences: &[(i64, i64)],
 ) -> Result<Option<HoursRefusal>, sqlx::Error> {
+    if occurrences.is_empty() {
+        return Ok(None);
+    }
+    let rules = rules_of(conn, user_ids, window(occurrences)).await?;
     for &occ in occurrences {
-        let rules = rules_of(conn, user_ids, occ).await?;
-        let refused = rules.iter().find_map(|(id, r)| match r.verdict(occ.0, occ.1) {
-            Verdict::Bookable => None,
-            Verdict::TimeOff(s, e) => Some((
-                id.clone(),
-                THERAPIST_TIME_OFF,
-                format!(
-                    "the therapist is away from {} to {}",
-                    rfc3339(s),
-                    rfc3339(e)
-                ),
-            )),
-            Verdict::OutsideHours => Some((
-                id.clone(),
-                OUTSIDE_WORKING_HOURS,
-                format!(
-                    "the slot starting {} is outside the therapist's working hours",
-                    rfc3339(occ.0)
-                ),
-            )),
-        });
+        let refused = rules
+            .iter()
+            .find_map(|(id, r)| match r.verdict(occ.0, occ.1) {
+                Verdict::Bookable => None,
+                Verdict::TimeOff(s, e) => Some((
+                    id.clone(),
+                    THERAPIST_TIME_OFF,
+                    format!(
+                        "the therapist is away from {} to {}",
+                        rfc3339(s),
+                        rfc3339(e)
+                    ),
+                )),
+                Verdict::OutsideHours => Some((
+                    id.clone(),
+                    OUTSIDE_WORKING_HOURS,
+                    format!(
+                        "the slot starting {} is outside the therapist's working hours",
+                        rfc3339(occ.0)
+                    ),
+                )),
+            });
         if let Some((therapist_id, code, message)) = refused {
             let suggestions = suggest_with(conn, user_ids, occ, &rules).await?;
             return Ok(Some(HoursRefusal {

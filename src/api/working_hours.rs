@@ -44,7 +44,11 @@ const WEEKDAYS: [(&str, Weekday); 7] = [
 /// therapist, an administrator of their organization, a super admin. Unknown
 /// therapists and callers of another organization get 404 `therapist_not_found`;
 /// others of the same organization (colleagues, clients) and guests 403 `forbidden`.
-pub async fn managed_therapist(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Therapist> {
+pub async fn managed_therapist(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> ApiResult<Therapist> {
     if caller.role == Role::Guest {
         return Err(ApiError::wrong_role());
     }
@@ -57,7 +61,10 @@ pub async fn managed_therapist(state: &AppState, caller: &Caller, id: &str) -> A
         return Ok(therapist);
     }
     if caller.org_id.as_deref() != Some(therapist.organization_id.as_str()) {
-        return Err(ApiError::not_found("therapist_not_found", "therapist not found"));
+        return Err(ApiError::not_found(
+            "therapist_not_found",
+            "therapist not found",
+        ));
     }
     Err(ApiError::forbidden(
         "forbidden",
@@ -188,9 +195,10 @@ fn parse_template(body: &PutWorkingHours) -> ApiResult<Option<WorkingHours>> {
         });
     }
     hours::validate(&weekly, &extra).map_err(|err| match err {
-        HoursError::EmptyInterval => {
-            ApiError::bad_request("invalid_interval", "an interval's start must be before its end")
-        }
+        HoursError::EmptyInterval => ApiError::bad_request(
+            "invalid_interval",
+            "an interval's start must be before its end",
+        ),
         HoursError::Overlap => ApiError::bad_request(
             "overlapping_intervals",
             "intervals of the same day may not overlap",
@@ -239,7 +247,14 @@ pub async fn put_working_hours(
     let template = parse_template(&body)?;
     let mut tx = state.store.pool().begin().await?;
     let before = store::hours(&mut tx, &therapist.id).await?;
-    store::replace_hours(&mut tx, &therapist.id, template.as_ref(), &caller.sub, now_ms()).await?;
+    store::replace_hours(
+        &mut tx,
+        &therapist.id,
+        template.as_ref(),
+        &caller.sub,
+        now_ms(),
+    )
+    .await?;
     let after = store::hours(&mut tx, &therapist.id).await?;
     let (before, after) = (
         hours_view(&therapist.id, before.as_ref()),
@@ -359,8 +374,13 @@ pub async fn create_time_off(
             "end must be after start, at most 366 days later",
         ));
     }
-    let label = body.label.as_deref().map(str::trim).filter(|l| !l.is_empty());
-    if label.is_some_and(|l| l.chars().count() > MAX_LABEL_CHARS || l.chars().any(char::is_control)) {
+    let label = body
+        .label
+        .as_deref()
+        .map(str::trim)
+        .filter(|l| !l.is_empty());
+    if label.is_some_and(|l| l.chars().count() > MAX_LABEL_CHARS || l.chars().any(char::is_control))
+    {
         return Err(ApiError::bad_request(
             "invalid_label",
             format!("a label is at most {MAX_LABEL_CHARS} characters, without control characters"),
@@ -386,7 +406,9 @@ pub async fn create_time_off(
             ("therapist_time_off", &row.id),
         )
         // The label is the therapist's own words: not copied into the audit log.
-        .after(json!({"therapist_id": row.therapist_id, "start": rfc3339(start), "end": rfc3339(end)})),
+        .after(
+            json!({"therapist_id": row.therapist_id, "start": rfc3339(start), "end": rfc3339(end)}),
+        ),
     )
     .await?;
     tx.commit().await?;

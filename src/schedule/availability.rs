@@ -154,7 +154,15 @@ pub fn free_slots_near(
     not_before_ms: i64,
     count: usize,
 ) -> Vec<Slot> {
-    free_slots_near_where(busy, start_ms, duration, not_before_ms, count, &[], |_, _| true)
+    free_slots_near_where(
+        busy,
+        start_ms,
+        duration,
+        not_before_ms,
+        count,
+        &[],
+        |_, _| true,
+    )
 }
 
 /// Like [`free_slots_near`], with more candidate starts (`extra`, e.g. where working

@@ -96,7 +96,8 @@ pub fn parse_hhmm(text: &str, allow_midnight_end: bool) -> Option<u16> {
     }
     let digits = |i: usize| -> Option<u16> {
         let (a, b) = (bytes[i], bytes[i + 1]);
-        (a.is_ascii_digit() && b.is_ascii_digit()).then(|| u16::from(a - b'0') * 10 + u16::from(b - b'0'))
+        (a.is_ascii_digit() && b.is_ascii_digit())
+            .then(|| u16::from(a - b'0') * 10 + u16::from(b - b'0'))
     };
     let (h, m) = (digits(0)?, digits(3)?);
     match (h, m) {
@@ -192,7 +193,8 @@ impl WorkingHours {
     /// (not clipped: an interval may start before `from_ms`).
     pub fn open_intervals(&self, from_ms: i64, to_ms: i64) -> Vec<(i64, i64)> {
         let local_date = |ms: i64| {
-            DateTime::<Utc>::from_timestamp_millis(ms).map(|t| t.with_timezone(&self.tz).date_naive())
+            DateTime::<Utc>::from_timestamp_millis(ms)
+                .map(|t| t.with_timezone(&self.tz).date_naive())
         };
         let (Some(first), Some(last)) = (local_date(from_ms), local_date(to_ms)) else {
             return Vec::new();

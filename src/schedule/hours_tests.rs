@@ -30,7 +30,13 @@ fn weekly(day: Weekday, start: &str, end: &str) -> WeeklyInterval {
 /// Mon–Fri 09:00–12:00 and 13:00–17:00 in `tz`.
 fn office(tz: Tz) -> WorkingHours {
     let mut w = Vec::new();
-    for day in [Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri] {
+    for day in [
+        Weekday::Mon,
+        Weekday::Tue,
+        Weekday::Wed,
+        Weekday::Thu,
+        Weekday::Fri,
+    ] {
         w.push(weekly(day, "09:00", "12:00"));
         w.push(weekly(day, "13:00", "17:00"));
     }
@@ -48,7 +54,9 @@ fn parses_and_formats_hhmm() {
     assert_eq!(parse_hhmm("23:59", false), Some(1439));
     assert_eq!(parse_hhmm("24:00", true), Some(1440));
     assert_eq!(parse_hhmm("24:00", false), None);
-    for bad in ["9:30", "09:60", "25:00", "0930", "09-30", "+9:30", "09:3a", ""] {
+    for bad in [
+        "9:30", "09:60", "25:00", "0930", "09-30", "+9:30", "09:3a", "",
+    ] {
         assert_eq!(parse_hhmm(bad, true), None, "{bad}");
     }
     assert_eq!(format_hhmm(570), "09:30");
@@ -90,10 +98,19 @@ fn validation_refuses_empty_and_overlapping() {
 
 #[test]
 fn merge_and_subtract() {
-    assert_eq!(merge(vec![(5, 8), (0, 5), (10, 12)]), vec![(0, 8), (10, 12)]);
-    assert_eq!(subtract(&[(0, 10)], &[(2, 3), (5, 7)]), vec![(0, 2), (3, 5), (7, 10)]);
+    assert_eq!(
+        merge(vec![(5, 8), (0, 5), (10, 12)]),
+        vec![(0, 8), (10, 12)]
+    );
+    assert_eq!(
+        subtract(&[(0, 10)], &[(2, 3), (5, 7)]),
+        vec![(0, 2), (3, 5), (7, 10)]
+    );
     assert_eq!(subtract(&[(0, 10)], &[(0, 10)]), vec![]);
-    assert_eq!(subtract(&[(0, 10), (20, 30)], &[(8, 22)]), vec![(0, 8), (22, 30)]);
+    assert_eq!(
+        subtract(&[(0, 10), (20, 30)], &[(8, 22)]),
+        vec![(0, 8), (22, 30)]
+    );
 }
 
 #[test]
@@ -107,10 +124,16 @@ fn weekly_hours_in_the_time_zone() {
     let nine = at(berlin, 2030, 1, 7, 9, 0);
     assert_eq!(nine, utc(2030, 1, 7, 8, 0));
     assert_eq!(a.verdict(nine, nine + 50 * MIN), Verdict::Bookable);
-    assert_eq!(a.verdict(nine - 15 * MIN, nine + 35 * MIN), Verdict::OutsideHours);
+    assert_eq!(
+        a.verdict(nine - 15 * MIN, nine + 35 * MIN),
+        Verdict::OutsideHours
+    );
     // Across the lunch break.
     let eleven_30 = at(berlin, 2030, 1, 7, 11, 30);
-    assert_eq!(a.verdict(eleven_30, eleven_30 + HOUR), Verdict::OutsideHours);
+    assert_eq!(
+        a.verdict(eleven_30, eleven_30 + HOUR),
+        Verdict::OutsideHours
+    );
     // Saturday.
     let sat = at(berlin, 2030, 1, 12, 10, 0);
     assert_eq!(a.verdict(sat, sat + HOUR), Verdict::OutsideHours);
@@ -141,8 +164,14 @@ fn daylight_saving_keeps_local_hours() {
     assert_eq!(a.verdict(after, after + HOUR), Verdict::Bookable);
     // 14:00 UTC on the Monday after is 10:00 local: inside; 13:00 UTC the Friday
     // before is 08:00 local: outside.
-    assert_eq!(a.verdict(utc(2030, 3, 11, 14, 0), utc(2030, 3, 11, 15, 0)), Verdict::Bookable);
-    assert_eq!(a.verdict(utc(2030, 3, 8, 13, 0), utc(2030, 3, 8, 14, 0)), Verdict::OutsideHours);
+    assert_eq!(
+        a.verdict(utc(2030, 3, 11, 14, 0), utc(2030, 3, 11, 15, 0)),
+        Verdict::Bookable
+    );
+    assert_eq!(
+        a.verdict(utc(2030, 3, 8, 13, 0), utc(2030, 3, 8, 14, 0)),
+        Verdict::OutsideHours
+    );
 }
 
 #[test]
@@ -161,9 +190,18 @@ fn extra_hours_and_midnight() {
         hours: Some(hours),
         time_off: Vec::new(),
     };
-    assert_eq!(a.verdict(utc(2030, 1, 12, 10, 0), utc(2030, 1, 12, 11, 0)), Verdict::Bookable);
-    assert_eq!(a.verdict(utc(2030, 1, 19, 10, 0), utc(2030, 1, 19, 11, 0)), Verdict::OutsideHours);
-    assert_eq!(a.verdict(utc(2030, 1, 7, 23, 30), utc(2030, 1, 8, 0, 30)), Verdict::Bookable);
+    assert_eq!(
+        a.verdict(utc(2030, 1, 12, 10, 0), utc(2030, 1, 12, 11, 0)),
+        Verdict::Bookable
+    );
+    assert_eq!(
+        a.verdict(utc(2030, 1, 19, 10, 0), utc(2030, 1, 19, 11, 0)),
+        Verdict::OutsideHours
+    );
+    assert_eq!(
+        a.verdict(utc(2030, 1, 7, 23, 30), utc(2030, 1, 8, 0, 30)),
+        Verdict::Bookable
+    );
 }
 
 #[test]
@@ -173,17 +211,32 @@ fn time_off_wins_and_applies_without_hours() {
         hours: Some(office(chrono_tz::UTC)),
         time_off: vec![off],
     };
-    assert_eq!(a.verdict(utc(2030, 1, 7, 14, 0), utc(2030, 1, 7, 15, 0)), Verdict::TimeOff(off.0, off.1));
-    assert_eq!(a.verdict(utc(2030, 1, 7, 9, 0), utc(2030, 1, 7, 10, 0)), Verdict::Bookable);
+    assert_eq!(
+        a.verdict(utc(2030, 1, 7, 14, 0), utc(2030, 1, 7, 15, 0)),
+        Verdict::TimeOff(off.0, off.1)
+    );
+    assert_eq!(
+        a.verdict(utc(2030, 1, 7, 9, 0), utc(2030, 1, 7, 10, 0)),
+        Verdict::Bookable
+    );
     let none = Availability {
         hours: None,
         time_off: vec![off],
     };
-    assert_eq!(none.verdict(utc(2030, 1, 7, 3, 0), utc(2030, 1, 7, 4, 0)), Verdict::Bookable);
-    assert_eq!(none.verdict(utc(2030, 1, 7, 23, 0), utc(2030, 1, 8, 1, 0)), Verdict::TimeOff(off.0, off.1));
+    assert_eq!(
+        none.verdict(utc(2030, 1, 7, 3, 0), utc(2030, 1, 7, 4, 0)),
+        Verdict::Bookable
+    );
+    assert_eq!(
+        none.verdict(utc(2030, 1, 7, 23, 0), utc(2030, 1, 8, 1, 0)),
+        Verdict::TimeOff(off.0, off.1)
+    );
     assert_eq!(
         none.bookable_intervals(utc(2030, 1, 7, 0, 0), utc(2030, 1, 9, 0, 0)),
-        vec![(utc(2030, 1, 7, 0, 0), off.0), (off.1, utc(2030, 1, 9, 0, 0))]
+        vec![
+            (utc(2030, 1, 7, 0, 0), off.0),
+            (off.1, utc(2030, 1, 9, 0, 0))
+        ]
     );
 }
 

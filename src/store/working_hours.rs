@@ -77,7 +77,10 @@ pub async fn hours(
         return Ok(None);
     };
     let Ok(tz) = Tz::from_str(&row.time_zone) else {
-        tracing::warn!(therapist_id, "stored working hours have an unknown time zone");
+        tracing::warn!(
+            therapist_id,
+            "stored working hours have an unknown time zone"
+        );
         return Ok(None);
     };
     let intervals: Vec<IntervalRow> = sqlx::query_as(
@@ -175,8 +178,7 @@ pub async fn replace_hours(
     Ok(())
 }
 
-const TIME_OFF_COLUMNS: &str =
-    "id, therapist_id, start_ms, end_ms, label, created_by, created_at";
+const TIME_OFF_COLUMNS: &str = "id, therapist_id, start_ms, end_ms, label, created_by, created_at";
 
 /// Time off of `therapist_id` overlapping `[from_ms, to_ms)`, by start.
 pub async fn time_off_between(

@@ -262,7 +262,10 @@ const ROUTE_CODES: &[(&str, &[&str])] = &[
         GROUPS_CODES,
     ),
     ("POST /api/schedule/holds", SCHEDULE_CODES),
-    ("PUT /api/therapists/{id}/working-hours", WORKING_HOURS_CODES),
+    (
+        "PUT /api/therapists/{id}/working-hours",
+        WORKING_HOURS_CODES,
+    ),
     ("POST /api/therapists/{id}/time-off", WORKING_HOURS_CODES),
     (
         "POST /api/schedule/sessions/{id}/cancel",

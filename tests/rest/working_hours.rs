@@ -76,69 +76,87 @@ fn inside_office(slot: &Value, tz: Tz) -> bool {
         && ((540..=720).contains(&sm) && em <= 720 || (780..=1020).contains(&sm) && em <= 1020)
 }
 
-both_dbs!(working_hours_read_replace_validate_audit, |app| async move {
-    let f = fx(&app, "Hours").await;
-    let got = app.get(&hours_path(&f.therapist), Some(&f.therapist.token)).await;
-    let got = got.expect(200);
-    assert_eq!(got["configured"], false);
-    assert_eq!(got["weekly"], json!([]));
+both_dbs!(
+    working_hours_read_replace_validate_audit,
+    |app| async move {
+        let f = fx(&app, "Hours").await;
+        let got = app
+            .get(&hours_path(&f.therapist), Some(&f.therapist.token))
+            .await;
+        let got = got.expect(200);
+        assert_eq!(got["configured"], false);
+        assert_eq!(got["weekly"], json!([]));
 
-    let mut body = office("Europe/Berlin");
-    body["extra_hours"] = json!([{"date": "2030-01-12", "start": "10:00", "end": "12:00"}]);
-    let put = set_hours(&app, &f.therapist, &f.therapist, body).await;
-    assert_eq!(put["configured"], true);
-    assert_eq!(put["time_zone"], "Europe/Berlin");
-    assert_eq!(put["weekly"].as_array().unwrap().len(), 10);
-    assert_eq!(
-        put["weekly"][0],
-        json!({"weekday": "monday", "start": "09:00", "end": "12:00"})
-    );
-    assert_eq!(
-        put["extra_hours"],
-        json!([{"date": "2030-01-12", "start": "10:00", "end": "12:00"}])
-    );
-    let again = app.get(&hours_path(&f.therapist), Some(&f.org.admin.token)).await;
-    assert_eq!(again.expect(200)["weekly"], put["weekly"]);
+        let mut body = office("Europe/Berlin");
+        body["extra_hours"] = json!([{"date": "2030-01-12", "start": "10:00", "end": "12:00"}]);
+        let put = set_hours(&app, &f.therapist, &f.therapist, body).await;
+        assert_eq!(put["configured"], true);
+        assert_eq!(put["time_zone"], "Europe/Berlin");
+        assert_eq!(put["weekly"].as_array().unwrap().len(), 10);
+        assert_eq!(
+            put["weekly"][0],
+            json!({"weekday": "monday", "start": "09:00", "end": "12:00"})
+        );
+        assert_eq!(
+            put["extra_hours"],
+            json!([{"date": "2030-01-12", "start": "10:00", "end": "12:00"}])
+        );
+        let again = app
+            .get(&hours_path(&f.therapist), Some(&f.org.admin.token))
+            .await;
+        assert_eq!(again.expect(200)["weekly"], put["weekly"]);
 
-    let bad = |weekly: Value| json!({"time_zone": "Europe/Berlin", "weekly": weekly});
-    let one = |d: &str, s: &str, e: &str| json!([{"weekday": d, "start": s, "end": e}]);
-    let cases = [
-        (json!({"time_zone": "Mars/Olympus", "weekly": one("monday", "09:00", "10:00")}), "invalid_time_zone"),
-        (json!({"weekly": one("monday", "09:00", "10:00")}), "invalid_time_zone"),
-        (bad(one("monday", "9:00", "10:00")), "invalid_time_of_day"),
-        (bad(one("monday", "09:00", "24:30")), "invalid_time_of_day"),
-        (bad(one("funday", "09:00", "10:00")), "invalid_weekday"),
-        (bad(one("monday", "10:00", "10:00")), "invalid_interval"),
-        (bad(one("monday", "11:00", "10:00")), "invalid_interval"),
-        (
-            bad(json!([
-                {"weekday": "monday", "start": "09:00", "end": "12:00"},
-                {"weekday": "monday", "start": "11:30", "end": "13:00"}
-            ])),
-            "overlapping_intervals",
-        ),
-        (
-            json!({"time_zone": "UTC", "extra_hours": [{"date": "2030-02-30", "start": "09:00", "end": "10:00"}]}),
-            "invalid_date",
-        ),
-    ];
-    for (body, code) in cases {
-        app.put(&hours_path(&f.therapist), Some(&f.therapist.token), body)
-            .await
-            .expect_err(400, code);
+        let bad = |weekly: Value| json!({"time_zone": "Europe/Berlin", "weekly": weekly});
+        let one = |d: &str, s: &str, e: &str| json!([{"weekday": d, "start": s, "end": e}]);
+        let cases = [
+            (
+                json!({"time_zone": "Mars/Olympus", "weekly": one("monday", "09:00", "10:00")}),
+                "invalid_time_zone",
+            ),
+            (
+                json!({"weekly": one("monday", "09:00", "10:00")}),
+                "invalid_time_zone",
+            ),
+            (bad(one("monday", "9:00", "10:00")), "invalid_time_of_day"),
+            (bad(one("monday", "09:00", "24:30")), "invalid_time_of_day"),
+            (bad(one("funday", "09:00", "10:00")), "invalid_weekday"),
+            (bad(one("monday", "10:00", "10:00")), "invalid_interval"),
+            (bad(one("monday", "11:00", "10:00")), "invalid_interval"),
+            (
+                bad(json!([
+                    {"weekday": "monday", "start": "09:00", "end": "12:00"},
+                    {"weekday": "monday", "start": "11:30", "end": "13:00"}
+                ])),
+                "overlapping_intervals",
+            ),
+            (
+                json!({"time_zone": "UTC", "extra_hours": [{"date": "2030-02-30", "start": "09:00", "end": "10:00"}]}),
+                "invalid_date",
+            ),
+        ];
+        for (body, code) in cases {
+            app.put(&hours_path(&f.therapist), Some(&f.therapist.token), body)
+                .await
+                .expect_err(400, code);
+        }
+        // Refused bodies changed nothing.
+        let kept = app
+            .get(&hours_path(&f.therapist), Some(&f.therapist.token))
+            .await;
+        assert_eq!(kept.expect(200)["weekly"], put["weekly"]);
+
+        // An administrator of the organization replaces them; empty removes them.
+        let cleared = set_hours(&app, &f.org.admin, &f.therapist, json!({"weekly": []})).await;
+        assert_eq!(cleared["configured"], false);
+        assert_eq!(
+            app.audit_actions("therapist", &f.therapist.id).await,
+            vec![
+                "therapist.working_hours.update",
+                "therapist.working_hours.update"
+            ]
+        );
     }
-    // Refused bodies changed nothing.
-    let kept = app.get(&hours_path(&f.therapist), Some(&f.therapist.token)).await;
-    assert_eq!(kept.expect(200)["weekly"], put["weekly"]);
-
-    // An administrator of the organization replaces them; empty removes them.
-    let cleared = set_hours(&app, &f.org.admin, &f.therapist, json!({"weekly": []})).await;
-    assert_eq!(cleared["configured"], false);
-    assert_eq!(
-        app.audit_actions("therapist", &f.therapist.id).await,
-        vec!["therapist.working_hours.update", "therapist.working_hours.update"]
-    );
-});
+);
 
 both_dbs!(time_off_add_list_remove, |app| async move {
     let f = fx(&app, "Away").await;
@@ -153,22 +171,39 @@ both_dbs!(time_off_add_list_remove, |app| async move {
     assert_eq!(list.expect(200)["time_off"][0]["id"], json!(id));
     // Outside the listed window: nothing.
     let none = app
-        .get(&format!("{path}?from=2030-08-01T00:00:00Z"), Some(&f.therapist.token))
+        .get(
+            &format!("{path}?from=2030-08-01T00:00:00Z"),
+            Some(&f.therapist.token),
+        )
         .await;
     assert_eq!(none.expect(200)["time_off"], json!([]));
 
     for (body, code) in [
-        (json!({"start": "2030-07-02T00:00:00Z", "end": "2030-07-01T00:00:00Z"}), "invalid_time_range"),
-        (json!({"start": "2030-01-01T00:00:00Z", "end": "2031-06-01T00:00:00Z"}), "invalid_time_range"),
-        (json!({"start": "tomorrow", "end": "2030-07-01T00:00:00Z"}), "invalid_timestamp"),
-        (json!({"start": "2030-07-01T00:00:00Z", "end": "2030-07-02T00:00:00Z", "label": "x".repeat(201)}), "invalid_label"),
+        (
+            json!({"start": "2030-07-02T00:00:00Z", "end": "2030-07-01T00:00:00Z"}),
+            "invalid_time_range",
+        ),
+        (
+            json!({"start": "2030-01-01T00:00:00Z", "end": "2031-06-01T00:00:00Z"}),
+            "invalid_time_range",
+        ),
+        (
+            json!({"start": "tomorrow", "end": "2030-07-01T00:00:00Z"}),
+            "invalid_timestamp",
+        ),
+        (
+            json!({"start": "2030-07-01T00:00:00Z", "end": "2030-07-02T00:00:00Z", "label": "x".repeat(201)}),
+            "invalid_label",
+        ),
     ] {
         app.post(&path, Some(&f.therapist.token), Some(body))
             .await
             .expect_err(400, code);
     }
 
-    let removed = app.delete(&format!("{path}/{id}"), Some(&f.therapist.token)).await;
+    let removed = app
+        .delete(&format!("{path}/{id}"), Some(&f.therapist.token))
+        .await;
     assert_eq!(removed.expect(200)["id"], json!(id));
     app.delete(&format!("{path}/{id}"), Some(&f.therapist.token))
         .await
@@ -227,13 +262,22 @@ both_dbs!(holds_respect_hours_and_time_off, |app| async move {
     let f = fx(&app, "Holds").await;
     let berlin: Tz = "Europe/Berlin".parse().unwrap();
     // No hours yet: any time is bookable (03:00 UTC on a Sunday).
-    hold(&app, &f, json!({"start": "2030-01-06T03:00:00Z", "end": "2030-01-06T03:50:00Z"}))
-        .await
-        .expect(201);
+    hold(
+        &app,
+        &f,
+        json!({"start": "2030-01-06T03:00:00Z", "end": "2030-01-06T03:50:00Z"}),
+    )
+    .await
+    .expect(201);
     set_hours(&app, &f.therapist, &f.therapist, office("Europe/Berlin")).await;
 
     // Monday 2030-01-07 08:00 Berlin (07:00 UTC): before the hours.
-    let early = hold(&app, &f, json!({"start": "2030-01-07T07:00:00Z", "end": "2030-01-07T07:50:00Z"})).await;
+    let early = hold(
+        &app,
+        &f,
+        json!({"start": "2030-01-07T07:00:00Z", "end": "2030-01-07T07:50:00Z"}),
+    )
+    .await;
     let early = early.expect_err(409, "outside_working_hours").clone();
     assert_eq!(early["therapist_id"], json!(f.therapist.id));
     assert_eq!(early["occurrence"]["start"], "2030-01-07T07:00:00.000Z");
@@ -241,9 +285,13 @@ both_dbs!(holds_respect_hours_and_time_off, |app| async move {
     assert!(!hints.is_empty());
     assert!(hints.iter().all(|s| inside_office(s, berlin)), "{hints:?}");
     // 09:00 Berlin is inside.
-    hold(&app, &f, json!({"start": "2030-01-07T08:00:00Z", "end": "2030-01-07T08:50:00Z"}))
-        .await
-        .expect(201);
+    hold(
+        &app,
+        &f,
+        json!({"start": "2030-01-07T08:00:00Z", "end": "2030-01-07T08:50:00Z"}),
+    )
+    .await
+    .expect(201);
     // Across the lunch break, and on Saturday: outside.
     for (s, e) in [
         ("2030-01-07T10:30:00Z", "2030-01-07T11:20:00Z"),
@@ -256,10 +304,19 @@ both_dbs!(holds_respect_hours_and_time_off, |app| async move {
 
     // Time off on Tuesday afternoon.
     let off = json!({"start": "2030-01-08T12:00:00Z", "end": "2030-01-08T17:00:00Z"});
-    app.post(&time_off_path(&f.therapist), Some(&f.therapist.token), Some(off))
-        .await
-        .expect(201);
-    let away = hold(&app, &f, json!({"start": "2030-01-08T13:00:00Z", "end": "2030-01-08T13:50:00Z"})).await;
+    app.post(
+        &time_off_path(&f.therapist),
+        Some(&f.therapist.token),
+        Some(off),
+    )
+    .await
+    .expect(201);
+    let away = hold(
+        &app,
+        &f,
+        json!({"start": "2030-01-08T13:00:00Z", "end": "2030-01-08T13:50:00Z"}),
+    )
+    .await;
     let away = away.expect_err(409, "therapist_time_off");
     assert!(away["suggestions"]
         .as_array()
@@ -306,19 +363,33 @@ both_dbs!(conflict_hints_lie_inside_hours, |app| async move {
     let (start, end) = ("2030-01-07T09:00:00Z", "2030-01-07T09:50:00Z");
     let h = hold(&app, &f, json!({"start": start, "end": end})).await;
     let key = h.expect(201)["hold_key"].as_str().unwrap().to_string();
-    app.post(&format!("/api/schedule/holds/{key}/confirm"), Some(&f.therapist.token), None)
-        .await
-        .expect(201);
-    let body = json!({"therapist_id": f.therapist.id, "client_id": second.id, "start": start, "end": end});
-    let c = app.post("/api/schedule/holds", Some(&f.therapist.token), Some(body)).await;
+    app.post(
+        &format!("/api/schedule/holds/{key}/confirm"),
+        Some(&f.therapist.token),
+        None,
+    )
+    .await
+    .expect(201);
+    let body =
+        json!({"therapist_id": f.therapist.id, "client_id": second.id, "start": start, "end": end});
+    let c = app
+        .post("/api/schedule/holds", Some(&f.therapist.token), Some(body))
+        .await;
     let c = c.expect_err(409, "slot_conflict");
     let hints = c["suggestions"].as_array().unwrap();
     assert!(!hints.is_empty());
     for s in hints {
-        let (s, e) = (utc(s["start"].as_str().unwrap()), utc(s["end"].as_str().unwrap()));
+        let (s, e) = (
+            utc(s["start"].as_str().unwrap()),
+            utc(s["end"].as_str().unwrap()),
+        );
         let m = s.hour() * 60 + s.minute();
         assert_eq!(s.weekday(), Weekday::Mon, "{s}");
-        assert!((840..=850).contains(&m) || (s.date_naive() != utc(start).date_naive() && (540..=550).contains(&m)), "{s}");
+        assert!(
+            (840..=850).contains(&m)
+                || (s.date_naive() != utc(start).date_naive() && (540..=550).contains(&m)),
+            "{s}"
+        );
         assert_eq!((e - s).num_minutes(), 50);
     }
     // The nearest one is the afternoon window of the same day.
