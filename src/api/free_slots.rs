@@ -94,7 +94,8 @@ async fn searchable_therapist(state: &AppState, caller: &Caller, id: &str) -> Ap
 }
 
 /// Free slots of a therapist for a session of `duration_minutes`, starting every 15
-/// minutes on the clock, in `[from, to)`.
+/// minutes on the clock, in `[from, to)`. A client searching also has their own busy
+/// time left out.
 #[utoipa::path(get, path = "/api/therapists/{id}/availability", tag = "working hours",
     params(("id" = String, Path, description = "therapist id"), AvailabilityQuery), security(("bearer" = [])),
     responses((status = 200, body = AvailabilityView),
@@ -141,12 +142,16 @@ pub async fn therapist_availability(
     let mut conn = state.store.pool().acquire().await?;
     let rules = working_hours::availability(&mut conn, &therapist.id, from, to).await?;
     let open = rules.bookable_intervals(from, to);
-    let busy: Vec<(i64, i64)> =
-        availability::conflicts(&mut conn, &[therapist.id.as_str()], from, to)
-            .await?
-            .iter()
-            .map(|b| (b.start_ms, b.end_ms))
-            .collect();
+    // A client searching sees only the times free for both of them.
+    let mut people = vec![therapist.id.as_str()];
+    if caller.role == Role::Client {
+        people.push(caller.sub.as_str());
+    }
+    let busy: Vec<(i64, i64)> = availability::conflicts(&mut conn, &people, from, to)
+        .await?
+        .iter()
+        .map(|b| (b.start_ms, b.end_ms))
+        .collect();
     let (slots, truncated) = free_slots(&open, &busy, duration, STEP_MS, from.max(now), MAX_SLOTS);
     Ok(Json(AvailabilityView {
         therapist_id: therapist.id,

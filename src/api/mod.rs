@@ -56,7 +56,7 @@ use crate::state::AppState;
 #[openapi(
     info(title = "TheraRoom API", description = "REST API of the TheraRoom telehealth video server. Errors are `{\"error\":{\"code\",\"message\"}}`."),
     modifiers(&BearerAuth),
-    components(schemas(crate::error::ErrorBody))
+    components(schemas(crate::error::ErrorBody, schedule_hours::HoursRefusalBody))
 )]
 struct ApiDoc;
 

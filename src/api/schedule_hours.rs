@@ -148,77 +148,76 @@ async fn suggest_with(
     ))
 }
 
-/// The refusal for the first of `occurrences` that some user's rules do not allow.
-async fn first_refusal(
-    conn: &mut AnyConnection,
-    user_ids: &[&str],
+/// The first of `occurrences` that some user's `rules` do not allow, as a refusal
+/// without hints.
+fn first_refusal(
+    rules: &[(String, Availability)],
     occurrences: &[(i64, i64)],
-) -> Result<Option<HoursRefusal>, sqlx::Error> {
-    if occurrences.is_empty() {
-        return Ok(None);
-    }
-    let rules = rules_of(conn, user_ids, window(occurrences)).await?;
-    for &occ in occurrences {
-        let refused = rules
-            .iter()
-            .find_map(|(id, r)| match r.verdict(occ.0, occ.1) {
-                Verdict::Bookable => None,
-                Verdict::TimeOff(s, e) => Some((
-                    id.clone(),
+) -> Option<HoursRefusal> {
+    occurrences.iter().find_map(|&occ| {
+        rules.iter().find_map(|(id, r)| {
+            let (code, message) = match r.verdict(occ.0, occ.1) {
+                Verdict::Bookable => return None,
+                Verdict::TimeOff(s, e) => (
                     THERAPIST_TIME_OFF,
                     format!(
                         "the therapist is away from {} to {}",
                         rfc3339(s),
                         rfc3339(e)
                     ),
-                )),
-                Verdict::OutsideHours => Some((
-                    id.clone(),
+                ),
+                Verdict::OutsideHours => (
                     OUTSIDE_WORKING_HOURS,
                     format!(
                         "the slot starting {} is outside the therapist's working hours",
                         rfc3339(occ.0)
                     ),
-                )),
-            });
-        if let Some((therapist_id, code, message)) = refused {
-            let suggestions = suggest_with(conn, user_ids, occ, &rules).await?;
-            return Ok(Some(HoursRefusal {
+                ),
+            };
+            Some(HoursRefusal {
                 code,
                 message,
-                therapist_id,
+                therapist_id: id.clone(),
                 occurrence: occ,
-                suggestions,
-            }));
-        }
-    }
-    Ok(None)
+                suggestions: Vec::new(),
+            })
+        })
+    })
 }
 
 /// Refuses a hold (every occurrence of a series) that falls outside the working hours
-/// or into the time off of one of `user_ids` (409 with hints).
+/// or into the time off of one of `user_ids` (409 with hints for the first refused
+/// occurrence).
 pub async fn check_hold(
     store: &Store,
     user_ids: &[&str],
     occurrences: &[(i64, i64)],
 ) -> ScheduleResult<()> {
-    let mut conn = store.pool().acquire().await?;
-    match first_refusal(&mut conn, user_ids, occurrences).await? {
-        Some(refusal) => Err(ScheduleError::Hours(refusal)),
-        None => Ok(()),
+    if occurrences.is_empty() {
+        return Ok(());
     }
+    let mut conn = store.pool().acquire().await?;
+    let rules = rules_of(&mut conn, user_ids, window(occurrences)).await?;
+    let Some(mut refusal) = first_refusal(&rules, occurrences) else {
+        return Ok(());
+    };
+    refusal.suggestions = suggest_with(&mut conn, user_ids, refusal.occurrence, &rules).await?;
+    tracing::info!(therapist_id = %refusal.therapist_id, code = refusal.code, "hold outside working hours");
+    Err(ScheduleError::Hours(refusal))
 }
 
 /// Refuses a group session `[start_ms, end_ms)` outside the working hours or in the
 /// time off of one of `therapist_ids` (409 `outside_working_hours` /
-/// `therapist_time_off`, the message naming the time).
+/// `therapist_time_off`, the message naming the therapist).
 pub async fn check_group(
     conn: &mut AnyConnection,
     therapist_ids: &[&str],
     start_ms: i64,
     end_ms: i64,
 ) -> Result<(), ApiError> {
-    match first_refusal(conn, therapist_ids, &[(start_ms, end_ms)]).await? {
+    let occurrence = [(start_ms, end_ms)];
+    let rules = rules_of(conn, therapist_ids, (start_ms, end_ms)).await?;
+    match first_refusal(&rules, &occurrence) {
         Some(refusal) => {
             tracing::info!(therapist_id = %refusal.therapist_id, code = refusal.code, "group session outside working hours");
             Err(refusal.into_api_error())

@@ -96,6 +96,30 @@ both_dbs!(
                 "2030-01-07T10:30:00.000Z"
             ]
         );
+        // The client is busy 10:00–10:50 with another therapist (booked by the admin):
+        // their own search leaves that out, the admin's does not.
+        let colleague = app.therapist(&f.org.id, "Dr Colleague").await;
+        let other = app
+            .post(
+                "/api/schedule/holds",
+                Some(&f.org.admin.token),
+                Some(
+                    json!({"therapist_id": colleague.id, "client_id": f.client.id,
+                "start": "2030-01-07T10:00:00Z", "end": "2030-01-07T10:50:00Z"}),
+                ),
+            )
+            .await;
+        other.expect(201);
+        let q = format!("{day}&duration_minutes=30");
+        let mine = app
+            .get(&search_path(&f.therapist, &q), Some(&f.client.token))
+            .await;
+        assert_eq!(mine.expect(200)["slots"], json!([]));
+        let admin = app
+            .get(&search_path(&f.therapist, &q), Some(&f.org.admin.token))
+            .await;
+        assert_eq!(starts(admin.expect(200)).len(), 3);
+
         // A whole week holds only Mondays.
         let week = "from=2030-01-07T00:00:00Z&to=2030-01-14T00:00:00Z&duration_minutes=60";
         let r = app
