@@ -19,10 +19,10 @@ use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
 use crate::auth::{Caller, Role};
-use crate::clock::{now_ms, rfc3339};
+use crate::clock::rfc3339;
 use crate::error::{ApiError, ApiResult, ErrorDetail};
 use crate::policy::is_admin_of;
-use crate::schedule::availability::{self, Busy, Slot};
+use crate::schedule::availability::{Busy, Slot};
 use crate::schedule::is_exclusion_violation;
 use crate::state::AppState;
 use crate::store::notifications::{self, NewNotification, Notification, NotificationKind};
