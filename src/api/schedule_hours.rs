@@ -64,11 +64,10 @@ impl IntoResponse for HoursRefusal {
                 message: self.message,
             },
             therapist_id: self.therapist_id,
-            occurrence: slot_views(&[Slot {
-                start_ms: self.occurrence.0,
-                end_ms: self.occurrence.1,
-            }])
-            .remove(0),
+            occurrence: SlotView {
+                start: rfc3339(self.occurrence.0),
+                end: rfc3339(self.occurrence.1),
+            },
             suggestions: slot_views(&self.suggestions),
         };
         (StatusCode::CONFLICT, Json(body)).into_response()
