@@ -175,6 +175,28 @@ fn daylight_saving_keeps_local_hours() {
 }
 
 #[test]
+fn autumn_change_keeps_local_hours() {
+    let berlin: Tz = "Europe/Berlin".parse().unwrap();
+    let a = Availability {
+        hours: Some(office(berlin)),
+        time_off: Vec::new(),
+    };
+    // Clocks go back on Sunday 2030-10-27: 09:00 is 07:00 UTC before, 08:00 after.
+    assert_eq!(
+        a.verdict(utc(2030, 10, 25, 7, 0), utc(2030, 10, 25, 8, 0)),
+        Verdict::Bookable
+    );
+    assert_eq!(
+        a.verdict(utc(2030, 10, 28, 7, 0), utc(2030, 10, 28, 8, 0)),
+        Verdict::OutsideHours
+    );
+    assert_eq!(
+        a.verdict(utc(2030, 10, 28, 8, 0), utc(2030, 10, 28, 9, 0)),
+        Verdict::Bookable
+    );
+}
+
+#[test]
 fn extra_hours_and_midnight() {
     let tz = chrono_tz::UTC;
     let mut hours = office(tz);

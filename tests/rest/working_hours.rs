@@ -105,6 +105,21 @@ both_dbs!(
             .get(&hours_path(&f.therapist), Some(&f.org.admin.token))
             .await;
         assert_eq!(again.expect(200)["weekly"], put["weekly"]);
+        // The extra Saturday hours are bookable (10:00 Berlin), the rest of the day not.
+        hold(
+            &app,
+            &f,
+            json!({"start": "2030-01-12T09:00:00Z", "end": "2030-01-12T09:50:00Z"}),
+        )
+        .await
+        .expect(201);
+        hold(
+            &app,
+            &f,
+            json!({"start": "2030-01-12T11:30:00Z", "end": "2030-01-12T12:20:00Z"}),
+        )
+        .await
+        .expect_err(409, "outside_working_hours");
 
         let bad = |weekly: Value| json!({"time_zone": "Europe/Berlin", "weekly": weekly});
         let one = |d: &str, s: &str, e: &str| json!([{"weekday": d, "start": s, "end": e}]);
