@@ -500,7 +500,7 @@ async fn reload(conn: &mut AnyConnection, id: &str) -> ApiResult<GroupSession> {
 /// Proposes a group session (community moderators): it starts `pending_approval` and
 /// every invited therapist receives an invitation notification.
 #[utoipa::path(post, path = "/api/group-sessions", tag = "group therapy", request_body = CreateGroupSession, security(("bearer" = [])),
-    responses((status = 201, body = CreatedGroupSession), (status = 400, body = crate::error::ErrorBody, description = "invalid_title, invalid_description, invalid_session_type, invalid_scheduled_at, scheduled_in_past, invalid_duration, invalid_max_participants, invalid_meeting_link, location_required, invalid_location, therapists_required, too_many_therapists, therapist_not_in_community"), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody, description = "not_a_moderator"), (status = 404, body = crate::error::ErrorBody, description = "community_not_found")))]
+    responses((status = 201, body = CreatedGroupSession), (status = 400, body = crate::error::ErrorBody, description = "invalid_title, invalid_description, invalid_session_type, invalid_scheduled_at, scheduled_in_past, invalid_duration, invalid_max_participants, invalid_meeting_link, location_required, invalid_location, therapists_required, too_many_therapists, therapist_not_in_community"), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody, description = "not_a_moderator"), (status = 404, body = crate::error::ErrorBody, description = "community_not_found"), (status = 409, body = crate::error::ErrorBody, description = "outside_working_hours, therapist_time_off (an invited therapist)")))]
 pub async fn create_group_session(
     State(state): State<AppState>,
     caller: Caller,
@@ -643,6 +643,9 @@ pub async fn create_group_session(
         ));
     }
 
+    let end_ms = start_ms + body.duration_minutes * 60_000;
+    let invited: Vec<&str> = therapist_ids.iter().map(String::as_str).collect();
+    super::schedule_hours::check_group_new(&state.store, &invited, start_ms, end_ms).await?;
     let mut tx = state.store.pool().begin().await?;
     let id = store::insert_session(
         &mut tx,
@@ -1066,7 +1069,7 @@ pub async fn therapist_group_sessions(
 /// invited therapist has accepted, the session becomes `approved` and the community
 /// is told. A decline (with its optional message) is reported to the moderator.
 #[utoipa::path(post, path = "/api/group-sessions/therapist/invitations/{id}/respond", tag = "group therapy", params(("id" = String, Path, description = "invitation id")), request_body = RespondToInvitation, security(("bearer" = [])),
-    responses((status = 200, body = InvitationResponse), (status = 400, body = crate::error::ErrorBody, description = "invalid_action, invalid_message"), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody, description = "forbidden (not a therapist)"), (status = 404, body = crate::error::ErrorBody, description = "invitation_not_found"), (status = 409, body = crate::error::ErrorBody, description = "schedule_conflict, invitation_already_answered, session_cancelled, session_completed, session_started")))]
+    responses((status = 200, body = InvitationResponse), (status = 400, body = crate::error::ErrorBody, description = "invalid_action, invalid_message"), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody, description = "forbidden (not a therapist)"), (status = 404, body = crate::error::ErrorBody, description = "invitation_not_found"), (status = 409, body = crate::error::ErrorBody, description = "schedule_conflict, outside_working_hours, therapist_time_off, invitation_already_answered, session_cancelled, session_completed, session_started")))]
 pub async fn respond_to_invitation(
     State(state): State<AppState>,
     caller: Caller,
@@ -1129,6 +1132,8 @@ pub async fn respond_to_invitation(
         if !busy.is_empty() {
             return Err(schedule_conflict(&busy));
         }
+        let me = [caller.sub.as_str()];
+        super::schedule_hours::check_group(&mut tx, &me, session.start_ms, session.end_ms).await?;
     }
     let status = if accept { "accepted" } else { "declined" };
     store::answer_invitation(&mut tx, &invitation.id, status, message.as_deref()).await?;

@@ -13,6 +13,7 @@ mod csv;
 mod denial;
 mod doc_limits;
 mod extract;
+mod free_slots;
 mod groups;
 mod groups_communities;
 mod guard;
@@ -30,6 +31,7 @@ mod schedule_cancel;
 mod schedule_confirm;
 mod schedule_hold_input;
 mod schedule_holds;
+mod schedule_hours;
 mod schedule_notes;
 mod schedule_reschedule;
 mod schedule_service_codes;
@@ -40,6 +42,7 @@ mod turn;
 mod video_settings;
 mod waiting;
 mod webhooks;
+mod working_hours;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
@@ -58,7 +61,7 @@ use crate::state::AppState;
 #[openapi(
     info(title = "TheraRoom API", description = "REST API of the TheraRoom telehealth video server. Errors are `{\"error\":{\"code\",\"message\"}}`."),
     modifiers(&BearerAuth),
-    components(schemas(crate::error::ErrorBody))
+    components(schemas(crate::error::ErrorBody, schedule_hours::HoursRefusalBody))
 )]
 struct ApiDoc;
 
@@ -161,6 +164,16 @@ pub fn router_with(state: AppState, limiters: &RateLimiters) -> (Router, utoipa:
         .routes(routes!(schedule_sessions::session_video))
         .routes(routes!(schedule_calendar::unified_schedule))
         .routes(routes!(schedule_calendar::check_conflicts))
+        .routes(routes!(
+            working_hours::get_working_hours,
+            working_hours::put_working_hours
+        ))
+        .routes(routes!(
+            working_hours::list_time_off,
+            working_hours::create_time_off
+        ))
+        .routes(routes!(working_hours::delete_time_off))
+        .routes(routes!(free_slots::therapist_availability))
         .routes(routes!(
             groups_communities::create_community,
             groups_communities::list_communities

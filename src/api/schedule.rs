@@ -19,10 +19,10 @@ use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
 use crate::auth::{Caller, Role};
-use crate::clock::{now_ms, rfc3339};
+use crate::clock::rfc3339;
 use crate::error::{ApiError, ApiResult, ErrorDetail};
 use crate::policy::is_admin_of;
-use crate::schedule::availability::{self, Busy, Slot};
+use crate::schedule::availability::{Busy, Slot};
 use crate::schedule::is_exclusion_violation;
 use crate::schedule::service_codes::ServiceCodes;
 use crate::state::AppState;
@@ -91,6 +91,8 @@ pub enum ScheduleError {
         /// Free slots nearby.
         suggestions: Vec<Slot>,
     },
+    /// 409 `outside_working_hours` / `therapist_time_off`, with hints.
+    Hours(super::schedule_hours::HoursRefusal),
 }
 
 /// Result type of the scheduling handlers.
@@ -142,6 +144,7 @@ impl IntoResponse for ScheduleError {
     fn into_response(self) -> Response {
         match self {
             ScheduleError::Api(err) => err.into_response(),
+            ScheduleError::Hours(refusal) => refusal.into_response(),
             ScheduleError::Conflict {
                 message,
                 conflicts,
@@ -169,16 +172,10 @@ pub async fn slot_conflict(
     occurrence: (i64, i64),
     conflicts: Vec<Busy>,
 ) -> ScheduleError {
-    let suggestions = availability::suggest_free_slots(
-        conn,
-        user_ids,
-        occurrence.0,
-        occurrence.1,
-        now_ms(),
-        SUGGESTION_COUNT,
-    )
-    .await
-    .unwrap_or_default();
+    // Hints lie inside everyone's working hours and outside their time off.
+    let suggestions = super::schedule_hours::suggestions(conn, user_ids, occurrence)
+        .await
+        .unwrap_or_default();
     ScheduleError::Conflict {
         message: format!("the slot starting {} is not free", rfc3339(occurrence.0)),
         conflicts,

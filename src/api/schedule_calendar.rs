@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use super::schedule::{
     check_range, conflict_views, parse_instant, parse_opt_instant, slot_views, ConflictView,
-    SlotView, SUGGESTION_COUNT,
+    SlotView,
 };
 use crate::auth::{Caller, Role};
 use crate::clock::{now_ms, rfc3339};
@@ -223,8 +223,7 @@ pub async fn check_conflicts(
     let suggestions = if found.is_empty() {
         Vec::new()
     } else {
-        availability::suggest_free_slots(&mut conn, &ids, start, end, now_ms(), SUGGESTION_COUNT)
-            .await?
+        super::schedule_hours::suggestions(&mut conn, &ids, (start, end)).await?
     };
     Ok(Json(ConflictCheckView {
         free: found.is_empty(),

@@ -105,7 +105,9 @@ pub(super) async fn replay_of(
 /// reschedule hold for that booked session, see `schedule_reschedule`). Every occurrence is
 /// checked against the therapist's and the client's calendars (sessions, holds, group
 /// sessions); either all are held or none (409 `slot_conflict` with `conflicts` and
-/// `suggestions`). With an `Idempotency-Key` header, a retry with the same body
+/// `suggestions`). An occurrence outside the therapist's working hours or in their
+/// time off is 409 `outside_working_hours` / `therapist_time_off` with the refused
+/// `occurrence` and `suggestions` inside the hours. With an `Idempotency-Key` header, a retry with the same body
 /// returns the same hold (200) and creates nothing; another body is 422
 /// `idempotency_key_reused`.
 #[utoipa::path(post, path = "/api/schedule/holds", tag = "schedule", request_body = CreateHold,
@@ -118,7 +120,7 @@ pub(super) async fn replay_of(
         (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody, description = "forbidden (clients), not_own_calendar, not_your_client, therapist_not_in_organization, client_not_in_organization"),
         (status = 404, body = ErrorBody, description = "therapist_not_found, client_not_found, scheduled_session_not_found (reschedule)"),
-        (status = 409, body = SlotConflictBody, description = "slot_conflict; session_cancelled, session_completed (reschedule)"),
+        (status = 409, body = SlotConflictBody, description = "slot_conflict; session_cancelled, session_completed (reschedule); or outside_working_hours, therapist_time_off (body HoursRefusalBody)"),
         (status = 422, body = ErrorBody, description = "idempotency_key_reused")))]
 pub async fn create_hold(
     State(state): State<AppState>,
@@ -153,6 +155,7 @@ pub async fn create_hold(
     }
 
     let users = [therapist.id.as_str(), client.id.as_str()];
+    super::schedule_hours::check_hold(&state.store, &users, &req.occurrences).await?;
     let mut tx = write_tx(&state.store, &users).await?;
     if let Some(key) = &key {
         if let Some(answer) = replay_of(&mut tx, &caller, key, &hash).await? {

@@ -153,6 +153,8 @@ pub(super) async fn create_reschedule_hold(
     ];
     let hash = request_hash(&s.therapist_id, &s.client_id, &req, &extra);
     let users = [s.therapist_id.as_str(), s.client_id.as_str()];
+    // A moved session follows the therapist's working hours like a new booking.
+    super::schedule_hours::check_hold(&state.store, &users, &req.occurrences).await?;
     let mut tx = write_tx(&state.store, &users).await?;
     if let Some(key) = &key {
         if let Some(answer) = replay_of(&mut tx, &caller, key, &hash).await? {

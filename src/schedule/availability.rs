@@ -154,7 +154,30 @@ pub fn free_slots_near(
     not_before_ms: i64,
     count: usize,
 ) -> Vec<Slot> {
-    let mut candidates: Vec<i64> = Vec::new();
+    free_slots_near_where(
+        busy,
+        start_ms,
+        duration,
+        not_before_ms,
+        count,
+        &[],
+        |_, _| true,
+    )
+}
+
+/// Like [`free_slots_near`], with more candidate starts (`extra`, e.g. where working
+/// hours begin) and only slots `allowed(start, end)` accepts (e.g. inside working
+/// hours and clear of time off; see [`super::hours`]).
+pub fn free_slots_near_where(
+    busy: &[Busy],
+    start_ms: i64,
+    duration: i64,
+    not_before_ms: i64,
+    count: usize,
+    extra: &[i64],
+    allowed: impl Fn(i64, i64) -> bool,
+) -> Vec<Slot> {
+    let mut candidates: Vec<i64> = extra.to_vec();
     let steps = SUGGESTION_HORIZON_MS / SUGGESTION_STEP_MS;
     for k in 1..=steps {
         candidates.push(start_ms + k * SUGGESTION_STEP_MS);
@@ -174,6 +197,7 @@ pub fn free_slots_near(
         let end = c + duration;
         if busy.iter().all(|b| !overlaps(c, end, b.start_ms, b.end_ms))
             && !found.iter().any(|s: &Slot| s.start_ms == c)
+            && allowed(c, end)
         {
             found.push(Slot {
                 start_ms: c,

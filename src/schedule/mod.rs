@@ -13,6 +13,7 @@
 
 pub mod availability;
 pub mod expiry;
+pub mod hours;
 pub mod recurrence;
 pub mod reschedule;
 pub mod service_codes;

@@ -21,6 +21,7 @@ pub mod sessions;
 pub mod tokens;
 pub mod users;
 pub mod webhooks;
+pub mod working_hours;
 
 use std::str::FromStr;
 use std::sync::{Arc, RwLock};

@@ -9,7 +9,7 @@ use hmac::{Hmac, Mac};
 use std::collections::BTreeSet;
 
 /// Every route of the REST API: (method, OpenAPI path).
-const ROUTES: [(&str, &str); 89] = [
+const ROUTES: [(&str, &str); 95] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/api/organizations/{id}/video-settings"),
@@ -97,6 +97,12 @@ const ROUTES: [(&str, &str); 89] = [
     ("get", "/api/schedule/sessions/{id}/video"),
     ("get", "/api/schedule"),
     ("get", "/api/schedule/conflicts"),
+    ("get", "/api/therapists/{id}/working-hours"),
+    ("put", "/api/therapists/{id}/working-hours"),
+    ("get", "/api/therapists/{id}/time-off"),
+    ("post", "/api/therapists/{id}/time-off"),
+    ("delete", "/api/therapists/{id}/time-off/{time_off_id}"),
+    ("get", "/api/therapists/{id}/availability"),
     ("post", "/api/communities"),
     ("get", "/api/communities"),
     ("post", "/api/communities/{id}/members"),
@@ -133,7 +139,7 @@ const ROUTES: [(&str, &str); 89] = [
 ];
 
 /// The 17 documented paths.
-const DOC_PATHS: [&str; 73] = [
+const DOC_PATHS: [&str; 77] = [
     "/healthz",
     "/api/organizations/{id}/webhook",
     "/api/organizations/{id}/webhook/test",
@@ -193,6 +199,10 @@ const DOC_PATHS: [&str; 73] = [
     "/api/schedule/sessions/{id}/video",
     "/api/schedule",
     "/api/schedule/conflicts",
+    "/api/therapists/{id}/working-hours",
+    "/api/therapists/{id}/time-off",
+    "/api/therapists/{id}/time-off/{time_off_id}",
+    "/api/therapists/{id}/availability",
     "/api/communities",
     "/api/communities/{id}/members",
     "/api/group-sessions",
@@ -497,7 +507,8 @@ both_dbs!(openapi_lists_every_route, |app| async move {
             .replace("{share_token}", "st")
             .replace("{hold_key}", "hk")
             .replace("{note_id}", "n")
-            .replace("{invitation_id}", "i");
+            .replace("{invitation_id}", "i")
+            .replace("{time_off_id}", "to");
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let body = matches!(method, Method::POST | Method::PUT).then(|| json!({}));
         let resp = app.call(method.clone(), &concrete, None, body).await;

@@ -13,6 +13,7 @@ mod audit;
 mod auth_health;
 mod blog;
 mod cross_tenant;
+mod free_slots;
 mod groups;
 mod http_limits;
 mod join;
@@ -33,6 +34,7 @@ mod webhook_delivery;
 #[path = "../webhook_receiver/mod.rs"]
 mod webhook_receiver;
 mod webhooks;
+mod working_hours;
 
 pub use common::{OrgFx, Person, TestApp};
 pub use serde_json::{json, Value};

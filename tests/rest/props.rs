@@ -117,6 +117,7 @@ const GROUPS_CODES: &[&str] = &[
     "not_invited",
     "not_joined",
     "not_virtual",
+    "outside_working_hours",
     "participant_not_found",
     "registration_cancelled",
     "schedule_conflict",
@@ -130,6 +131,7 @@ const GROUPS_CODES: &[&str] = &[
     "session_not_started",
     "session_started",
     "therapist_not_in_community",
+    "therapist_time_off",
     "therapists_required",
     "too_many_therapists",
 ];
@@ -153,6 +155,7 @@ const SCHEDULE_CODES: &[&str] = &[
     "invalid_timestamp",
     "not_own_calendar",
     "not_your_client",
+    "outside_working_hours",
     "overlapping_occurrences",
     "reschedule_mismatch",
     "scheduled_session_not_found",
@@ -162,6 +165,7 @@ const SCHEDULE_CODES: &[&str] = &[
     "start_in_past",
     "therapist_not_found",
     "therapist_not_in_organization",
+    "therapist_time_off",
     "too_many_occurrences",
 ];
 const SCHEDULE_SESSIONS_CODES: &[&str] = &[
@@ -188,6 +192,19 @@ const SCHEDULE_NOTES_CODES: &[&str] = &[
     "invalid_note",
     "not_note_author",
     "note_not_found",
+];
+
+const WORKING_HOURS_CODES: &[&str] = &[
+    "invalid_date",
+    "invalid_interval",
+    "invalid_label",
+    "invalid_time_of_day",
+    "invalid_time_range",
+    "invalid_time_zone",
+    "invalid_timestamp",
+    "invalid_weekday",
+    "overlapping_intervals",
+    "too_many_intervals",
 ];
 
 const ACCOUNTS_CODES: &[&str] = &[
@@ -261,6 +278,11 @@ const ROUTE_CODES: &[(&str, &[&str])] = &[
         "PUT /api/schedule/sessions/{id}/service-code",
         SCHEDULE_SESSIONS_CODES,
     ),
+    (
+        "PUT /api/therapists/{id}/working-hours",
+        WORKING_HOURS_CODES,
+    ),
+    ("POST /api/therapists/{id}/time-off", WORKING_HOURS_CODES),
     (
         "POST /api/schedule/sessions/{id}/cancel",
         SCHEDULE_SESSIONS_CODES,
@@ -460,6 +482,8 @@ async fn routes(app: &TestApp) -> Vec<Route> {
                 community_id.as_str()
             } else if path.starts_with("/api/schedule/sessions") {
                 scheduled_id.as_str()
+            } else if path.starts_with("/api/therapists") {
+                therapist.id.as_str()
             } else {
                 "unknown-id"
             };
