@@ -1,0 +1,279 @@
+//! Group therapy: a therapist's invitations, and the answers that approve a session.
+
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+use super::groups::*;
+use super::groups_communities::optional_text;
+use super::JsonBody;
+use crate::auth::{Caller, Role};
+use crate::clock::{now_ms, rfc3339};
+use crate::error::{ApiError, ApiResult};
+use crate::schedule::availability;
+use crate::state::AppState;
+use crate::store::audit::{self, AuditEntry};
+use crate::store::groups as store;
+use crate::store::notifications::NotificationKind;
+
+/// An invitation with its session.
+#[derive(Serialize, ToSchema)]
+pub struct InvitationWithSession {
+    invitation: InvitationView,
+    session: GroupSessionView,
+}
+
+/// A therapist's invitations.
+#[derive(Serialize, ToSchema)]
+pub struct InvitationList {
+    invitations: Vec<InvitationWithSession>,
+}
+
+/// Body of the invitation response.
+#[derive(Deserialize, ToSchema)]
+pub struct RespondToInvitation {
+    /// `accept` or `decline`.
+    action: String,
+    /// Optional message (at most 1000 characters), e.g. why the therapist declines.
+    message: Option<String>,
+}
+
+/// Result of an invitation response.
+#[derive(Serialize, ToSchema)]
+pub struct InvitationResponse {
+    invitation: InvitationView,
+    /// The session's status after the response (`approved` once all accepted).
+    session_status: String,
+}
+
+/// Query of the invitation listing.
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct InvitationQuery {
+    /// `pending`, `accepted` or `declined`.
+    status: Option<String>,
+}
+
+/// Lists the calling therapist's invitations, soonest session first.
+#[utoipa::path(get, path = "/api/group-sessions/therapist/invitations", tag = "group therapy", params(InvitationQuery), security(("bearer" = [])),
+    responses((status = 200, body = InvitationList), (status = 400, body = crate::error::ErrorBody, description = "invalid_status"), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody, description = "forbidden (not a therapist)")))]
+pub async fn list_invitations(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<InvitationQuery>,
+) -> ApiResult<Json<InvitationList>> {
+    if caller.role != Role::Therapist {
+        return Err(ApiError::wrong_role());
+    }
+    let status = q.status.as_deref().map(str::to_ascii_lowercase);
+    if !matches!(
+        status.as_deref(),
+        None | Some("pending" | "accepted" | "declined")
+    ) {
+        return Err(ApiError::bad_request(
+            "invalid_status",
+            "status must be pending, accepted or declined",
+        ));
+    }
+    let rows = state
+        .store
+        .invitations_of_therapist(&caller.sub, status.as_deref())
+        .await?;
+    Ok(Json(InvitationList {
+        invitations: rows
+            .iter()
+            .map(|(i, s)| InvitationWithSession {
+                invitation: invitation_view(i, true),
+                session: session_view(s),
+            })
+            .collect(),
+    }))
+}
+
+/// Accepts or declines an invitation. Accepting is refused with 409
+/// `schedule_conflict` when the session overlaps the therapist's schedule; when every
+/// invited therapist has accepted, the session becomes `approved` and the community
+/// is told. A decline (with its optional message) is reported to the moderator.
+#[utoipa::path(post, path = "/api/group-sessions/therapist/invitations/{id}/respond", tag = "group therapy", params(("id" = String, Path, description = "invitation id")), request_body = RespondToInvitation, security(("bearer" = [])),
+    responses((status = 200, body = InvitationResponse), (status = 400, body = crate::error::ErrorBody, description = "invalid_action, invalid_message"), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody, description = "forbidden (not a therapist)"), (status = 404, body = crate::error::ErrorBody, description = "invitation_not_found"), (status = 409, body = crate::error::ErrorBody, description = "schedule_conflict, outside_working_hours, therapist_time_off, invitation_already_answered, session_cancelled, session_completed, session_started")))]
+pub async fn respond_to_invitation(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<RespondToInvitation>,
+) -> ApiResult<Json<InvitationResponse>> {
+    if caller.role != Role::Therapist {
+        return Err(ApiError::wrong_role());
+    }
+    let accept = match body.action.trim().to_ascii_lowercase().as_str() {
+        "accept" => true,
+        "decline" => false,
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_action",
+                "action must be accept or decline",
+            ))
+        }
+    };
+    let message = optional_text(body.message.as_deref(), 1000, "invalid_message", "message")?;
+    let not_found = || ApiError::not_found("invitation_not_found", "invitation not found");
+    let invitation = state
+        .store
+        .group_invitation(&id)
+        .await?
+        .filter(|i| i.therapist_id == caller.sub)
+        .ok_or_else(not_found)?;
+
+    let mut tx = crate::schedule::write_tx(&state.store, &[caller.sub.as_str()]).await?;
+    store::lock_session(&mut tx, state.store.backend(), &invitation.session_id).await?;
+    let session = reload(&mut tx, &invitation.session_id).await?;
+    let current = store::invitations_of(&mut tx, &session.id)
+        .await?
+        .into_iter()
+        .find(|i| i.id == invitation.id)
+        .ok_or_else(not_found)?;
+    if session.status == "cancelled" || session.status == "completed" {
+        return Err(state_conflict(&session));
+    }
+    if session.start_ms <= now_ms() {
+        return Err(ApiError::conflict(
+            "session_started",
+            "the session has already started",
+        ));
+    }
+    if current.status != "pending" {
+        return Err(ApiError::conflict(
+            "invitation_already_answered",
+            format!("you have already {} this invitation", current.status),
+        ));
+    }
+    if accept {
+        let busy = availability::conflicts(
+            &mut tx,
+            &[caller.sub.as_str()],
+            session.start_ms,
+            session.end_ms,
+        )
+        .await?;
+        if !busy.is_empty() {
+            return Err(schedule_conflict(&busy));
+        }
+        let me = [caller.sub.as_str()];
+        super::schedule_hours::check_group(&mut tx, &me, session.start_ms, session.end_ms).await?;
+    }
+    let status = if accept { "accepted" } else { "declined" };
+    store::answer_invitation(&mut tx, &invitation.id, status, message.as_deref()).await?;
+    let mut sent = Vec::new();
+    let mut payload = session_payload(&session);
+    payload["invitation_id"] = json!(invitation.id);
+    payload["therapist_id"] = json!(caller.sub);
+    if !accept {
+        payload["message"] = json!(message);
+    }
+    let (kind, title, text) = if accept {
+        (
+            NotificationKind::GroupSessionInvitationAccepted,
+            "Invitation accepted",
+            format!(
+                "{} accepted to co-lead \"{}\".",
+                invitation.therapist_name, session.title
+            ),
+        )
+    } else {
+        (
+            NotificationKind::GroupSessionInvitationDeclined,
+            "Invitation declined",
+            match &message {
+                Some(m) => format!(
+                    "{} declined to co-lead \"{}\": {m}",
+                    invitation.therapist_name, session.title
+                ),
+                None => format!(
+                    "{} declined to co-lead \"{}\".",
+                    invitation.therapist_name, session.title
+                ),
+            },
+        )
+    };
+    notify_each(
+        &mut tx,
+        &mut sent,
+        std::slice::from_ref(&session.created_by),
+        None,
+        &session,
+        kind,
+        title,
+        &text,
+        payload,
+    )
+    .await?;
+    audit::record(
+        &mut tx,
+        AuditEntry::by(
+            &caller,
+            Some(&session.organization_id),
+            if accept {
+                "group_session.invitation.accept"
+            } else {
+                "group_session.invitation.decline"
+            },
+            ("group_session_invitation", &invitation.id),
+        )
+        .before(json!({"status": "pending"}))
+        .after(json!({"status": status, "message": message, "group_session_id": session.id})),
+    )
+    .await?;
+    let invitations = store::invitations_of(&mut tx, &session.id).await?;
+    let mut session_status = session.status.clone();
+    if accept
+        && session.status == "pending_approval"
+        && invitations.iter().all(|i| i.status == "accepted")
+    {
+        store::set_status(&mut tx, &session.id, "approved").await?;
+        session_status = "approved".into();
+        let mut recipients = store::community_user_ids(&mut tx, &session.community_id).await?;
+        recipients.push(session.created_by.clone());
+        recipients.extend(invitations.iter().map(|i| i.therapist_id.clone()));
+        notify_each(
+            &mut tx,
+            &mut sent,
+            &recipients,
+            None,
+            &session,
+            NotificationKind::GroupSessionApproved,
+            "Group session approved",
+            &format!(
+                "\"{}\" on {} is open for joining.",
+                session.title,
+                rfc3339(session.start_ms)
+            ),
+            session_payload(&session),
+        )
+        .await?;
+        audit::record(
+            &mut tx,
+            AuditEntry::by(
+                &caller,
+                Some(&session.organization_id),
+                "group_session.approve",
+                ("group_session", &session.id),
+            )
+            .before(json!({"status": "pending_approval"}))
+            .after(json!({"status": "approved"})),
+        )
+        .await?;
+    }
+    let answered = invitations
+        .iter()
+        .find(|i| i.id == invitation.id)
+        .cloned()
+        .ok_or_else(ApiError::internal)?;
+    tx.commit().await?;
+    push(&state, &sent);
+    tracing::info!(invitation_id = %invitation.id, status, "group invitation answered");
+    Ok(Json(InvitationResponse {
+        invitation: invitation_view(&answered, true),
+        session_status,
+    }))
+}

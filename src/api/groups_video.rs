@@ -1,0 +1,119 @@
+//! Group therapy: the TheraRoom video room of a virtual session.
+
+use axum::extract::{Path, State};
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::groups::*;
+use crate::auth::Caller;
+use crate::clock::{now_ms, rfc3339};
+use crate::error::{ApiError, ApiResult};
+use crate::rooms::open::{open_scheduled, ScheduledRoom};
+use crate::state::AppState;
+use crate::store::groups::{self as store, Invitation};
+
+/// The video room of a virtual group session.
+#[derive(Serialize, ToSchema)]
+pub struct GroupVideoRoom {
+    /// The instant-session id of the room (for the live-video path).
+    session_id: String,
+    /// Page that joins the room.
+    join_url: String,
+    group_session_id: String,
+    expires_at: String,
+}
+
+/// The TheraRoom video room of a virtual group session, created on first use: a
+/// restricted group room that admits only the session's accepted therapists, joined
+/// members and moderator.
+#[utoipa::path(get, path = "/api/group-sessions/{id}/video", tag = "group therapy", params(("id" = String, Path, description = "group session id")), security(("bearer" = [])),
+    responses((status = 200, body = GroupVideoRoom), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody, description = "not_invited"), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody, description = "not_virtual, external_meeting_link, session_not_open, session_cancelled, session_completed, session_ended")))]
+pub async fn group_video_room(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<GroupVideoRoom>> {
+    let access = visible_session(&state, &caller, &id).await?;
+    let accepted = access
+        .invitation
+        .as_ref()
+        .is_some_and(|i| i.status == "accepted");
+    let seated = state
+        .store
+        .group_participant_of(&id, &caller.sub)
+        .await?
+        .is_some_and(|p| matches!(p.attendance_status.as_str(), "registered" | "attended"));
+    if !(accepted || seated || access.session.created_by == caller.sub) {
+        return Err(ApiError::forbidden(
+            "not_invited",
+            "only the session's therapists, participants and moderator enter its room",
+        ));
+    }
+    let mut tx = state.store.pool().begin().await?;
+    store::lock_session(&mut tx, state.store.backend(), &id).await?;
+    let session = reload(&mut tx, &id).await?;
+    if session.session_type != "virtual" {
+        return Err(ApiError::conflict(
+            "not_virtual",
+            "an in-person session has no video room",
+        ));
+    }
+    if session.meeting_link.is_some() {
+        return Err(ApiError::conflict(
+            "external_meeting_link",
+            "this session meets at its meeting_link",
+        ));
+    }
+    if session.status != "approved" {
+        return Err(state_conflict(&session));
+    }
+    if session.end_ms <= now_ms() {
+        return Err(ApiError::conflict("session_ended", "the session has ended"));
+    }
+    let room_id = match session.video_session_id.clone() {
+        Some(room) => room,
+        None => {
+            let therapists: Vec<Invitation> = store::invitations_of(&mut tx, &id)
+                .await?
+                .into_iter()
+                .filter(|i| i.status == "accepted")
+                .collect();
+            let owner = therapists
+                .iter()
+                .min_by_key(|i| (i.responded_at, i.id.clone()))
+                .ok_or_else(ApiError::internal)?;
+            let capacity = (session.max_participants + therapists.len() as i64 + 1).min(50);
+            let room = open_scheduled(
+                &mut tx,
+                &caller,
+                ScheduledRoom {
+                    serves: "group_session",
+                    serves_id: &session.id,
+                    name: &session.title,
+                    kind: "group",
+                    therapist_id: &owner.therapist_id,
+                    organization_id: &session.organization_id,
+                    max_participants: capacity,
+                    ends_at: session.end_ms,
+                },
+            )
+            .await?;
+            store::link_room(&mut tx, &session.id, &room).await?;
+            tracing::info!(group_session_id = %session.id, room_id = %room, "group video room created");
+            room
+        }
+    };
+    tx.commit().await?;
+    let room = state
+        .store
+        .session(&room_id)
+        .await?
+        .ok_or_else(ApiError::internal)?;
+    Ok(Json(GroupVideoRoom {
+        session_id: room.id.clone(),
+        join_url: format!("/join/{}", room.share_token),
+        group_session_id: session.id,
+        expires_at: rfc3339(room.expires_at),
+    }))
+}
