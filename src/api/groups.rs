@@ -29,6 +29,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::policy::is_admin_of;
 use crate::schedule::availability::Busy;
 use crate::state::AppState;
+use crate::store::audit::{self, AuditEntry};
 use crate::store::groups::{self as store, GroupParticipant, GroupSession, Invitation};
 use crate::store::notifications::{self, NewNotification, Notification, NotificationKind};
 
@@ -324,4 +325,148 @@ pub(super) async fn reload(conn: &mut AnyConnection, id: &str) -> ApiResult<Grou
     store::session_in(conn, id)
         .await?
         .ok_or_else(session_not_found)
+}
+
+/// Why a therapist receives a (new) invitation notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum InviteReason {
+    /// Invited for the first time (proposal, or a replacement).
+    New,
+    /// Invited again after declining.
+    Again,
+    /// The session moved: the earlier acceptance no longer holds.
+    Rescheduled,
+}
+
+impl InviteReason {
+    fn action(self) -> &'static str {
+        match self {
+            Self::New => "group_session.invitation.create",
+            Self::Again => "group_session.invitation.reinvite",
+            Self::Rescheduled => "group_session.invitation.reopen",
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Self::New => "new",
+            Self::Again => "reinvited",
+            Self::Rescheduled => "rescheduled",
+        }
+    }
+}
+
+/// Audits a (re-)sent invitation, now `pending`, and notifies its therapist with a
+/// `group_session_invitation` whose payload carries the reason. `invitation` is its
+/// id, its therapist and its status before (None when new).
+pub(super) async fn send_invitation(
+    conn: &mut AnyConnection,
+    sent: &mut Vec<Notification>,
+    caller: &Caller,
+    session: &GroupSession,
+    invitation: (&str, &str, Option<&str>),
+    reason: InviteReason,
+) -> ApiResult<()> {
+    let (invitation_id, therapist_id, previous) = invitation;
+    let before = match previous {
+        None => serde_json::Value::Null,
+        Some(status) => json!({"status": status}),
+    };
+    audit::record(
+        &mut *conn,
+        AuditEntry::by(
+            caller,
+            Some(&session.organization_id),
+            reason.action(),
+            ("group_session_invitation", invitation_id),
+        )
+        .before(before)
+        .after(json!({
+            "status": "pending",
+            "group_session_id": session.id,
+            "therapist_id": therapist_id,
+        })),
+    )
+    .await?;
+    let when = rfc3339(session.start_ms);
+    let text = match reason {
+        InviteReason::New => format!("You are invited to co-lead \"{}\" on {when}.", session.title),
+        InviteReason::Again => format!(
+            "You are invited again to co-lead \"{}\" on {when}.",
+            session.title
+        ),
+        InviteReason::Rescheduled => format!(
+            "\"{}\" moved to {when}: please answer your invitation again.",
+            session.title
+        ),
+    };
+    let mut payload = session_payload(session);
+    payload["invitation_id"] = json!(invitation_id);
+    payload["reason"] = json!(reason.name());
+    notify_each(
+        conn,
+        sent,
+        &[therapist_id.to_string()],
+        None,
+        session,
+        NotificationKind::GroupSessionInvitation,
+        "Group session invitation",
+        &text,
+        payload,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Approves a `pending_approval` session once every one of its invitations (at least
+/// one) is accepted: the community, the moderator and the therapists are told, the
+/// video room (if any) grows to the new team, and it is audited as
+/// `group_session.approve`. Returns the session's status afterwards.
+pub(super) async fn approve_if_ready(
+    conn: &mut AnyConnection,
+    sent: &mut Vec<Notification>,
+    caller: &Caller,
+    session_id: &str,
+) -> ApiResult<String> {
+    let session = reload(conn, session_id).await?;
+    let invitations = store::invitations_of(conn, session_id).await?;
+    if session.status != "pending_approval"
+        || invitations.is_empty()
+        || !invitations.iter().all(|i| i.status == "accepted")
+    {
+        return Ok(session.status);
+    }
+    store::set_status(conn, session_id, "approved").await?;
+    let mut recipients = store::community_user_ids(conn, &session.community_id).await?;
+    recipients.push(session.created_by.clone());
+    recipients.extend(invitations.iter().map(|i| i.therapist_id.clone()));
+    notify_each(
+        conn,
+        sent,
+        &recipients,
+        None,
+        &session,
+        NotificationKind::GroupSessionApproved,
+        "Group session approved",
+        &format!(
+            "\"{}\" on {} is open for joining.",
+            session.title,
+            rfc3339(session.start_ms)
+        ),
+        session_payload(&session),
+    )
+    .await?;
+    audit::record(
+        &mut *conn,
+        AuditEntry::by(
+            caller,
+            Some(&session.organization_id),
+            "group_session.approve",
+            ("group_session", &session.id),
+        )
+        .before(json!({"status": "pending_approval"}))
+        .after(json!({"status": "approved"})),
+    )
+    .await?;
+    super::groups_video::follow_session(conn, caller, &session).await?;
+    Ok("approved".into())
 }

@@ -10,7 +10,7 @@ use super::groups::*;
 use super::groups_communities::optional_text;
 use super::JsonBody;
 use crate::auth::{Caller, Role};
-use crate::clock::{now_ms, rfc3339};
+use crate::clock::now_ms;
 use crate::error::{ApiError, ApiResult};
 use crate::schedule::availability;
 use crate::state::AppState;
@@ -224,46 +224,12 @@ pub async fn respond_to_invitation(
         .after(json!({"status": status, "message": message, "group_session_id": session.id})),
     )
     .await?;
+    let session_status = if accept {
+        approve_if_ready(&mut tx, &mut sent, &caller, &session.id).await?
+    } else {
+        session.status.clone()
+    };
     let invitations = store::invitations_of(&mut tx, &session.id).await?;
-    let mut session_status = session.status.clone();
-    if accept
-        && session.status == "pending_approval"
-        && invitations.iter().all(|i| i.status == "accepted")
-    {
-        store::set_status(&mut tx, &session.id, "approved").await?;
-        session_status = "approved".into();
-        let mut recipients = store::community_user_ids(&mut tx, &session.community_id).await?;
-        recipients.push(session.created_by.clone());
-        recipients.extend(invitations.iter().map(|i| i.therapist_id.clone()));
-        notify_each(
-            &mut tx,
-            &mut sent,
-            &recipients,
-            None,
-            &session,
-            NotificationKind::GroupSessionApproved,
-            "Group session approved",
-            &format!(
-                "\"{}\" on {} is open for joining.",
-                session.title,
-                rfc3339(session.start_ms)
-            ),
-            session_payload(&session),
-        )
-        .await?;
-        audit::record(
-            &mut tx,
-            AuditEntry::by(
-                &caller,
-                Some(&session.organization_id),
-                "group_session.approve",
-                ("group_session", &session.id),
-            )
-            .before(json!({"status": "pending_approval"}))
-            .after(json!({"status": "approved"})),
-        )
-        .await?;
-    }
     let answered = invitations
         .iter()
         .find(|i| i.id == invitation.id)

@@ -3,15 +3,16 @@
 use axum::extract::{Path, State};
 use axum::Json;
 use serde::Serialize;
+use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
 use super::groups::*;
 use crate::auth::Caller;
 use crate::clock::{now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
-use crate::rooms::open::{open_scheduled, ScheduledRoom};
+use crate::rooms::open::{follow_schedule, open_scheduled, ScheduledRoom};
 use crate::state::AppState;
-use crate::store::groups::{self as store, Invitation};
+use crate::store::groups::{self as store, GroupSession, Invitation};
 
 /// The video room of a virtual group session.
 #[derive(Serialize, ToSchema)]
@@ -24,9 +25,43 @@ pub struct GroupVideoRoom {
     expires_at: String,
 }
 
+/// How many people the room of `session` holds: every seat, every accepted therapist
+/// and the moderator.
+pub(super) fn room_capacity(session: &GroupSession, accepted_therapists: usize) -> i64 {
+    session.max_participants + accepted_therapists as i64 + 1
+}
+
+/// After a session changed (seats, time, team), makes its video room, if it has one,
+/// hold [`room_capacity`] people and close with the session's new end.
+pub(super) async fn follow_session(
+    conn: &mut AnyConnection,
+    caller: &Caller,
+    session: &GroupSession,
+) -> ApiResult<()> {
+    let Some(room) = session.video_session_id.as_deref() else {
+        return Ok(());
+    };
+    let session = reload(conn, &session.id).await?;
+    let accepted = store::invitations_of(conn, &session.id)
+        .await?
+        .iter()
+        .filter(|i| i.status == "accepted")
+        .count();
+    follow_schedule(
+        conn,
+        caller,
+        room,
+        ("group_session", &session.id),
+        room_capacity(&session, accepted),
+        session.end_ms,
+    )
+    .await?;
+    Ok(())
+}
+
 /// The TheraRoom video room of a virtual group session, created on first use: a
 /// restricted group room that admits only the session's accepted therapists, joined
-/// members and moderator.
+/// members and moderator, sized by [`room_capacity`].
 #[utoipa::path(get, path = "/api/group-sessions/{id}/video", tag = "group therapy", params(("id" = String, Path, description = "group session id")), security(("bearer" = [])),
     responses((status = 200, body = GroupVideoRoom), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody, description = "not_invited"), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody, description = "not_virtual, external_meeting_link, session_not_open, session_cancelled, session_completed, session_ended")))]
 pub async fn group_video_room(
@@ -83,7 +118,7 @@ pub async fn group_video_room(
                 .iter()
                 .min_by_key(|i| (i.responded_at, i.id.clone()))
                 .ok_or_else(ApiError::internal)?;
-            let capacity = (session.max_participants + therapists.len() as i64 + 1).min(50);
+            let capacity = room_capacity(&session, therapists.len());
             let room = open_scheduled(
                 &mut tx,
                 &caller,

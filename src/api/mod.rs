@@ -17,6 +17,10 @@ mod free_slots;
 mod groups;
 mod groups_communities;
 mod groups_create;
+mod groups_edit;
+mod groups_fields;
+mod groups_join;
+mod groups_repair;
 mod groups_invitations;
 mod groups_lifecycle;
 mod groups_members;
@@ -195,12 +199,16 @@ pub fn router_with(state: AppState, limiters: &RateLimiters) -> (Router, utoipa:
         .routes(routes!(groups_read::my_group_sessions))
         .routes(routes!(
             groups_read::get_group_session,
-            groups_lifecycle::cancel_group_session
+            groups_lifecycle::cancel_group_session,
+            groups_edit::update_group_session
         ))
+        .routes(routes!(groups_repair::invite_therapist))
+        .routes(routes!(groups_repair::reinvite_therapist))
+        .routes(routes!(groups_repair::remove_invitation))
         .routes(routes!(groups_lifecycle::complete_group_session))
         .routes(routes!(groups_read::list_group_participants))
         .routes(routes!(groups_members::set_attendance))
-        .routes(routes!(groups_members::join_group_session))
+        .routes(routes!(groups_join::join_group_session))
         .routes(routes!(groups_members::leave_group_session))
         .routes(routes!(groups_video::group_video_room))
         .routes(routes!(groups_invitations::list_invitations))

@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod audit_read;
 pub mod credentials;
+pub mod group_edits;
 pub mod groups;
 pub mod invitations;
 pub mod notes;
