@@ -389,7 +389,10 @@ pub(super) async fn send_invitation(
     .await?;
     let when = rfc3339(session.start_ms);
     let text = match reason {
-        InviteReason::New => format!("You are invited to co-lead \"{}\" on {when}.", session.title),
+        InviteReason::New => format!(
+            "You are invited to co-lead \"{}\" on {when}.",
+            session.title
+        ),
         InviteReason::Again => format!(
             "You are invited again to co-lead \"{}\" on {when}.",
             session.title

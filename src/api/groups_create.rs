@@ -130,7 +130,15 @@ async fn insert_and_invite(
     let mut sent = Vec::new();
     for inv in &invitations {
         let invitation = (inv.id.as_str(), inv.therapist_id.as_str(), None);
-        send_invitation(&mut tx, &mut sent, caller, &session, invitation, InviteReason::New).await?;
+        send_invitation(
+            &mut tx,
+            &mut sent,
+            caller,
+            &session,
+            invitation,
+            InviteReason::New,
+        )
+        .await?;
     }
     audit::record(
         &mut tx,

@@ -140,9 +140,13 @@ async fn take_seat(
     if session.participant_count >= session.max_participants {
         return Err(full());
     }
-    let busy =
-        availability::conflicts(conn, &[caller.sub.as_str()], session.start_ms, session.end_ms)
-            .await?;
+    let busy = availability::conflicts(
+        conn,
+        &[caller.sub.as_str()],
+        session.start_ms,
+        session.end_ms,
+    )
+    .await?;
     if !busy.is_empty() {
         return Err(schedule_conflict(&busy));
     }

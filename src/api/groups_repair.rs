@@ -80,7 +80,10 @@ async fn begin_repair(
 
 /// Refuses one more open invitation past [`MAX_INVITED_THERAPISTS`].
 fn room_for_one_more(invitations: &[Invitation]) -> ApiResult<()> {
-    let open = invitations.iter().filter(|i| i.status != "declined").count();
+    let open = invitations
+        .iter()
+        .filter(|i| i.status != "declined")
+        .count();
     if open >= MAX_INVITED_THERAPISTS {
         return Err(fields::too_many_therapists());
     }
@@ -137,7 +140,15 @@ pub async fn invite_therapist(
     let invitation_id = store::insert_invitation(&mut tx, &id, therapist).await?;
     let mut sent = Vec::new();
     let invitation = (invitation_id.as_str(), therapist.as_str(), None);
-    send_invitation(&mut tx, &mut sent, &caller, &session, invitation, InviteReason::New).await?;
+    send_invitation(
+        &mut tx,
+        &mut sent,
+        &caller,
+        &session,
+        invitation,
+        InviteReason::New,
+    )
+    .await?;
     tracing::info!(group_session_id = %id, invitation_id = %invitation_id, "group therapist invited");
     let team = finish(&state, tx, &sent, &id, session.status.clone()).await?;
     Ok((StatusCode::CREATED, Json(team)))
@@ -173,7 +184,15 @@ pub async fn reinvite_therapist(
         declined.therapist_id.as_str(),
         Some("declined"),
     );
-    send_invitation(&mut tx, &mut sent, &caller, &session, invitation, InviteReason::Again).await?;
+    send_invitation(
+        &mut tx,
+        &mut sent,
+        &caller,
+        &session,
+        invitation,
+        InviteReason::Again,
+    )
+    .await?;
     tracing::info!(group_session_id = %id, invitation_id = %invitation_id, "group therapist invited again");
     let team = finish(&state, tx, &sent, &id, session.status.clone()).await?;
     Ok(Json(team))

@@ -196,6 +196,10 @@ pub async fn follow_schedule(
             })),
     )
     .await?;
-    tracing::info!(room_id, max_participants = capacity, "room follows its schedule");
+    tracing::info!(
+        room_id,
+        max_participants = capacity,
+        "room follows its schedule"
+    );
     Ok(())
 }

@@ -99,11 +99,10 @@ pub async fn remove_unaccepted(
     conn: &mut AnyConnection,
     invitation_id: &str,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "DELETE FROM group_session_invitations WHERE id = $1 AND status <> 'accepted'",
-    )
-    .bind(invitation_id)
-    .execute(conn)
-    .await?;
+    let done =
+        sqlx::query("DELETE FROM group_session_invitations WHERE id = $1 AND status <> 'accepted'")
+            .bind(invitation_id)
+            .execute(conn)
+            .await?;
     Ok(done.rows_affected() == 1)
 }

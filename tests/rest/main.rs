@@ -14,6 +14,8 @@ mod auth_health;
 mod blog;
 mod cross_tenant;
 mod free_slots;
+mod group_edits;
+mod group_team;
 mod groups;
 mod http_limits;
 mod join;
