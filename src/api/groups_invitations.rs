@@ -4,6 +4,7 @@ use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
 use super::groups::*;
@@ -15,8 +16,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::schedule::availability;
 use crate::state::AppState;
 use crate::store::audit::{self, AuditEntry};
-use crate::store::groups as store;
-use crate::store::notifications::NotificationKind;
+use crate::store::groups::{self as store, GroupSession, Invitation};
+use crate::store::notifications::{Notification, NotificationKind};
 
 /// An invitation with its session.
 #[derive(Serialize, ToSchema)]
@@ -91,6 +92,10 @@ pub async fn list_invitations(
     }))
 }
 
+fn invitation_not_found() -> ApiError {
+    ApiError::not_found("invitation_not_found", "invitation not found")
+}
+
 /// Accepts or declines an invitation. Accepting is refused with 409
 /// `schedule_conflict` when the session overlaps the therapist's schedule; when every
 /// invited therapist has accepted, the session becomes `approved` and the community
@@ -117,95 +122,26 @@ pub async fn respond_to_invitation(
         }
     };
     let message = optional_text(body.message.as_deref(), 1000, "invalid_message", "message")?;
-    let not_found = || ApiError::not_found("invitation_not_found", "invitation not found");
     let invitation = state
         .store
         .group_invitation(&id)
         .await?
         .filter(|i| i.therapist_id == caller.sub)
-        .ok_or_else(not_found)?;
+        .ok_or_else(invitation_not_found)?;
 
     let mut tx = crate::schedule::write_tx(&state.store, &[caller.sub.as_str()]).await?;
     store::lock_session(&mut tx, state.store.backend(), &invitation.session_id).await?;
-    let session = reload(&mut tx, &invitation.session_id).await?;
-    let current = store::invitations_of(&mut tx, &session.id)
-        .await?
-        .into_iter()
-        .find(|i| i.id == invitation.id)
-        .ok_or_else(not_found)?;
-    if session.status == "cancelled" || session.status == "completed" {
-        return Err(state_conflict(&session));
-    }
-    if session.start_ms <= now_ms() {
-        return Err(ApiError::conflict(
-            "session_started",
-            "the session has already started",
-        ));
-    }
-    if current.status != "pending" {
-        return Err(ApiError::conflict(
-            "invitation_already_answered",
-            format!("you have already {} this invitation", current.status),
-        ));
-    }
-    if accept {
-        let busy = availability::conflicts(
-            &mut tx,
-            &[caller.sub.as_str()],
-            session.start_ms,
-            session.end_ms,
-        )
-        .await?;
-        if !busy.is_empty() {
-            return Err(schedule_conflict(&busy));
-        }
-        let me = [caller.sub.as_str()];
-        super::schedule_hours::check_group(&mut tx, &me, session.start_ms, session.end_ms).await?;
-    }
+    let session = answerable(&mut tx, &caller, &invitation, accept).await?;
     let status = if accept { "accepted" } else { "declined" };
     store::answer_invitation(&mut tx, &invitation.id, status, message.as_deref()).await?;
     let mut sent = Vec::new();
-    let mut payload = session_payload(&session);
-    payload["invitation_id"] = json!(invitation.id);
-    payload["therapist_id"] = json!(caller.sub);
-    if !accept {
-        payload["message"] = json!(message);
-    }
-    let (kind, title, text) = if accept {
-        (
-            NotificationKind::GroupSessionInvitationAccepted,
-            "Invitation accepted",
-            format!(
-                "{} accepted to co-lead \"{}\".",
-                invitation.therapist_name, session.title
-            ),
-        )
-    } else {
-        (
-            NotificationKind::GroupSessionInvitationDeclined,
-            "Invitation declined",
-            match &message {
-                Some(m) => format!(
-                    "{} declined to co-lead \"{}\": {m}",
-                    invitation.therapist_name, session.title
-                ),
-                None => format!(
-                    "{} declined to co-lead \"{}\".",
-                    invitation.therapist_name, session.title
-                ),
-            },
-        )
-    };
-    notify_each(
+    tell_moderator(
         &mut tx,
         &mut sent,
-        std::slice::from_ref(&session.created_by),
-        None,
         &session,
-        kind,
-        title,
-        &text,
-        payload,
+        &invitation,
+        accept,
+        message.as_deref(),
     )
     .await?;
     audit::record(
@@ -242,4 +178,99 @@ pub async fn respond_to_invitation(
         invitation: invitation_view(&answered, true),
         session_status,
     }))
+}
+
+/// Under the session's lock: the invitation still exists and is `pending`, the
+/// session is not over and has not started, and, to accept, the therapist's calendar
+/// is free. Returns the session.
+async fn answerable(
+    conn: &mut AnyConnection,
+    caller: &Caller,
+    invitation: &Invitation,
+    accept: bool,
+) -> ApiResult<GroupSession> {
+    let session = reload(conn, &invitation.session_id).await?;
+    let current = store::invitations_of(conn, &session.id)
+        .await?
+        .into_iter()
+        .find(|i| i.id == invitation.id)
+        .ok_or_else(invitation_not_found)?;
+    if session.status == "cancelled" || session.status == "completed" {
+        return Err(state_conflict(&session));
+    }
+    if session.start_ms <= now_ms() {
+        return Err(ApiError::conflict(
+            "session_started",
+            "the session has already started",
+        ));
+    }
+    if current.status != "pending" {
+        return Err(ApiError::conflict(
+            "invitation_already_answered",
+            format!("you have already {} this invitation", current.status),
+        ));
+    }
+    if accept {
+        let busy = availability::conflicts(
+            conn,
+            &[caller.sub.as_str()],
+            session.start_ms,
+            session.end_ms,
+        )
+        .await?;
+        if !busy.is_empty() {
+            return Err(schedule_conflict(&busy));
+        }
+        let me = [caller.sub.as_str()];
+        super::schedule_hours::check_group(conn, &me, session.start_ms, session.end_ms).await?;
+    }
+    Ok(session)
+}
+
+/// Tells the moderator who proposed the session of the answer (a decline with the
+/// therapist's message).
+async fn tell_moderator(
+    conn: &mut AnyConnection,
+    sent: &mut Vec<Notification>,
+    session: &GroupSession,
+    invitation: &Invitation,
+    accept: bool,
+    message: Option<&str>,
+) -> ApiResult<()> {
+    let mut payload = session_payload(session);
+    payload["invitation_id"] = json!(invitation.id);
+    payload["therapist_id"] = json!(invitation.therapist_id);
+    if !accept {
+        payload["message"] = json!(message);
+    }
+    let name = &invitation.therapist_name;
+    let (kind, title, text) = if accept {
+        (
+            NotificationKind::GroupSessionInvitationAccepted,
+            "Invitation accepted",
+            format!("{name} accepted to co-lead \"{}\".", session.title),
+        )
+    } else {
+        (
+            NotificationKind::GroupSessionInvitationDeclined,
+            "Invitation declined",
+            match message {
+                Some(m) => format!("{name} declined to co-lead \"{}\": {m}", session.title),
+                None => format!("{name} declined to co-lead \"{}\".", session.title),
+            },
+        )
+    };
+    notify_each(
+        conn,
+        sent,
+        std::slice::from_ref(&session.created_by),
+        None,
+        session,
+        kind,
+        title,
+        &text,
+        payload,
+    )
+    .await?;
+    Ok(())
 }

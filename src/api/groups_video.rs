@@ -108,36 +108,7 @@ pub async fn group_video_room(
     }
     let room_id = match session.video_session_id.clone() {
         Some(room) => room,
-        None => {
-            let therapists: Vec<Invitation> = store::invitations_of(&mut tx, &id)
-                .await?
-                .into_iter()
-                .filter(|i| i.status == "accepted")
-                .collect();
-            let owner = therapists
-                .iter()
-                .min_by_key(|i| (i.responded_at, i.id.clone()))
-                .ok_or_else(ApiError::internal)?;
-            let capacity = room_capacity(&session, therapists.len());
-            let room = open_scheduled(
-                &mut tx,
-                &caller,
-                ScheduledRoom {
-                    serves: "group_session",
-                    serves_id: &session.id,
-                    name: &session.title,
-                    kind: "group",
-                    therapist_id: &owner.therapist_id,
-                    organization_id: &session.organization_id,
-                    max_participants: capacity,
-                    ends_at: session.end_ms,
-                },
-            )
-            .await?;
-            store::link_room(&mut tx, &session.id, &room).await?;
-            tracing::info!(group_session_id = %session.id, room_id = %room, "group video room created");
-            room
-        }
+        None => open_room(&mut tx, &caller, &session).await?,
     };
     tx.commit().await?;
     let room = state
@@ -151,4 +122,40 @@ pub async fn group_video_room(
         group_session_id: session.id,
         expires_at: rfc3339(room.expires_at),
     }))
+}
+
+/// Opens the session's restricted room, owned by the therapist who accepted first and
+/// sized by [`room_capacity`], and links it to the session.
+async fn open_room(
+    conn: &mut AnyConnection,
+    caller: &Caller,
+    session: &GroupSession,
+) -> ApiResult<String> {
+    let therapists: Vec<Invitation> = store::invitations_of(conn, &session.id)
+        .await?
+        .into_iter()
+        .filter(|i| i.status == "accepted")
+        .collect();
+    let owner = therapists
+        .iter()
+        .min_by_key(|i| (i.responded_at, i.id.clone()))
+        .ok_or_else(ApiError::internal)?;
+    let room = open_scheduled(
+        conn,
+        caller,
+        ScheduledRoom {
+            serves: "group_session",
+            serves_id: &session.id,
+            name: &session.title,
+            kind: "group",
+            therapist_id: &owner.therapist_id,
+            organization_id: &session.organization_id,
+            max_participants: room_capacity(session, therapists.len()),
+            ends_at: session.end_ms,
+        },
+    )
+    .await?;
+    store::link_room(conn, &session.id, &room).await?;
+    tracing::info!(group_session_id = %session.id, room_id = %room, "group video room created");
+    Ok(room)
 }
