@@ -44,18 +44,21 @@ fn invitation_not_found() -> ApiError {
     ApiError::not_found("invitation_not_found", "invitation not found")
 }
 
-/// Opens the repair: the caller moderates the session (or administers its
-/// organization), and the session, locked, still waits for approval and has not
-/// started.
-async fn begin_repair(
-    state: &AppState,
-    caller: &Caller,
-    id: &str,
-) -> ApiResult<(Transaction<'static, Any>, GroupSession)> {
+/// The session, if the caller moderates it (or administers its organization).
+async fn repairable(state: &AppState, caller: &Caller, id: &str) -> ApiResult<GroupSession> {
     let access = visible_session(state, caller, id).await?;
     if !(access.moderates(caller) || access.is_admin) {
         return Err(not_a_moderator());
     }
+    Ok(access.session)
+}
+
+/// Opens the repair of a session the caller may repair (see [`repairable`]): the
+/// session, locked, still waits for approval and has not started.
+async fn lock_pending(
+    state: &AppState,
+    id: &str,
+) -> ApiResult<(Transaction<'static, Any>, GroupSession)> {
     let mut tx = state.store.pool().begin().await?;
     store::lock_session(&mut tx, state.store.backend(), id).await?;
     let session = reload(&mut tx, id).await?;
@@ -123,8 +126,9 @@ pub async fn invite_therapist(
     JsonBody(body): JsonBody<InviteTherapist>,
 ) -> ApiResult<(StatusCode, Json<TeamChange>)> {
     let therapist = fields::therapist_ids(std::slice::from_ref(&body.therapist_id))?;
-    let (mut tx, session) = begin_repair(&state, &caller, &id).await?;
-    fields::in_community(&state, &session.community_id, &therapist).await?;
+    let community_id = repairable(&state, &caller, &id).await?.community_id;
+    fields::in_community(&state, &community_id, &therapist).await?;
+    let (mut tx, session) = lock_pending(&state, &id).await?;
     let therapist = &therapist[0];
     let invitations = store::invitations_of(&mut tx, &id).await?;
     if let Some(existing) = invitations.iter().find(|i| &i.therapist_id == therapist) {
@@ -164,7 +168,8 @@ pub async fn reinvite_therapist(
     caller: Caller,
     Path((id, invitation_id)): Path<(String, String)>,
 ) -> ApiResult<Json<TeamChange>> {
-    let (mut tx, session) = begin_repair(&state, &caller, &id).await?;
+    repairable(&state, &caller, &id).await?;
+    let (mut tx, session) = lock_pending(&state, &id).await?;
     let invitations = store::invitations_of(&mut tx, &id).await?;
     let declined = invitations
         .iter()
@@ -209,7 +214,8 @@ pub async fn remove_invitation(
     caller: Caller,
     Path((id, invitation_id)): Path<(String, String)>,
 ) -> ApiResult<Json<TeamChange>> {
-    let (mut tx, session) = begin_repair(&state, &caller, &id).await?;
+    repairable(&state, &caller, &id).await?;
+    let (mut tx, session) = lock_pending(&state, &id).await?;
     let invitations = store::invitations_of(&mut tx, &id).await?;
     let removed = invitations
         .iter()
