@@ -30,7 +30,9 @@ use crate::policy::is_admin_of;
 use crate::schedule::availability::Busy;
 use crate::state::AppState;
 use crate::store::audit::{self, AuditEntry};
-use crate::store::groups::{self as store, GroupParticipant, GroupSession, Invitation};
+use crate::store::communities::community_user_ids;
+use crate::store::group_seats::GroupParticipant;
+use crate::store::groups::{self as store, GroupSession, Invitation};
 use crate::store::notifications::{self, NewNotification, Notification, NotificationKind};
 
 /// A group session as the API shows it.
@@ -439,7 +441,7 @@ pub(super) async fn approve_if_ready(
         return Ok(session.status);
     }
     store::set_status(conn, session_id, "approved").await?;
-    let mut recipients = store::community_user_ids(conn, &session.community_id).await?;
+    let mut recipients = community_user_ids(conn, &session.community_id).await?;
     recipients.push(session.created_by.clone());
     recipients.extend(invitations.iter().map(|i| i.therapist_id.clone()));
     notify_each(

@@ -21,6 +21,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::store::audit::{self, AuditEntry};
 use crate::store::group_edits::{self as edits, SessionFields};
+use crate::store::group_seats as seats;
 use crate::store::groups::{self as store, GroupSession};
 use crate::store::notifications::{Notification, NotificationKind};
 
@@ -338,7 +339,7 @@ async fn tell_concerned(
         );
     }
     if rescheduled || changed.contains(&"place") {
-        recipients.extend(store::seated_user_ids(conn, &session.id).await?);
+        recipients.extend(seats::seated_user_ids(conn, &session.id).await?);
     }
     let mut payload = session_payload(session);
     payload["changed"] = json!(changed);

@@ -20,7 +20,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::schedule::availability;
 use crate::state::AppState;
 use crate::store::audit::{self, AuditEntry};
-use crate::store::groups::{self as store, GroupParticipant, GroupSession};
+use crate::store::group_seats::{self as seats, GroupParticipant};
+use crate::store::groups::{self as store, GroupSession};
 use crate::store::notifications::{Notification, NotificationKind};
 use crate::webhooks::events::Booking;
 use crate::webhooks::{emit, EventType};
@@ -126,7 +127,7 @@ async fn take_seat(
             "the session has already started",
         ));
     }
-    let existing = store::participant_of(conn, id, &caller.sub).await?;
+    let existing = seats::participant_of(conn, id, &caller.sub).await?;
     if existing
         .as_ref()
         .is_some_and(|p| p.attendance_status != "cancelled")
@@ -150,7 +151,7 @@ async fn take_seat(
     if !busy.is_empty() {
         return Err(schedule_conflict(&busy));
     }
-    let seated = store::take_seat(
+    let seated = seats::take_seat(
         conn,
         id,
         &caller.sub,
@@ -161,7 +162,7 @@ async fn take_seat(
     if !seated {
         return Err(full());
     }
-    let participant = store::participant_of(conn, id, &caller.sub)
+    let participant = seats::participant_of(conn, id, &caller.sub)
         .await?
         .ok_or_else(ApiError::internal)?;
     Ok((participant, existing.map(|p| p.attendance_status)))

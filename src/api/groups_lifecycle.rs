@@ -13,6 +13,7 @@ use crate::clock::now_ms;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::store::audit::{self, AuditEntry};
+use crate::store::group_seats as seats;
 use crate::store::groups as store;
 use crate::store::notifications::NotificationKind;
 use crate::webhooks::events::Booking;
@@ -73,7 +74,7 @@ pub async fn cancel_group_session(
         .filter(|i| i.status != "declined")
         .map(|i| i.therapist_id)
         .collect();
-    recipients.extend(store::seated_user_ids(&mut tx, &id).await?);
+    recipients.extend(seats::seated_user_ids(&mut tx, &id).await?);
     recipients.push(session.created_by.clone());
     let mut sent = Vec::new();
     notify_each(

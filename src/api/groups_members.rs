@@ -14,6 +14,7 @@ use crate::clock::now_ms;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::store::audit::{self, AuditEntry};
+use crate::store::group_seats as seats;
 use crate::store::groups as store;
 use crate::webhooks::events::Booking;
 use crate::webhooks::{emit, EventType};
@@ -46,7 +47,7 @@ pub async fn leave_group_session(
     let mut tx = state.store.pool().begin().await?;
     store::lock_session(&mut tx, state.store.backend(), &id).await?;
     let session = reload(&mut tx, &id).await?;
-    let participant = store::participant_of(&mut tx, &id, &caller.sub)
+    let participant = seats::participant_of(&mut tx, &id, &caller.sub)
         .await?
         .filter(|p| p.attendance_status == "registered")
         .ok_or_else(|| ApiError::not_found("not_joined", "you have not joined this session"))?;
@@ -59,7 +60,7 @@ pub async fn leave_group_session(
             "the session has already started",
         ));
     }
-    store::set_attendance(&mut tx, &participant.id, "cancelled").await?;
+    seats::set_attendance(&mut tx, &participant.id, "cancelled").await?;
     let seat = Some((participant.id.as_str(), caller.sub.as_str()));
     let booking = Booking::group(&id, seat, &caller.sub, (session.start_ms, session.end_ms));
     emit(
@@ -85,7 +86,7 @@ pub async fn leave_group_session(
         })),
     )
     .await?;
-    let participant = store::participant_of(&mut tx, &id, &caller.sub)
+    let participant = seats::participant_of(&mut tx, &id, &caller.sub)
         .await?
         .ok_or_else(ApiError::internal)?;
     let session = reload(&mut tx, &id).await?;
@@ -130,7 +131,7 @@ pub async fn set_attendance(
     if !matches!(session.status.as_str(), "approved" | "completed") {
         return Err(state_conflict(&session));
     }
-    let before = store::participant_by_id(&mut tx, &participant_id)
+    let before = seats::participant_by_id(&mut tx, &participant_id)
         .await?
         .filter(|p| p.session_id == id)
         .ok_or_else(|| ApiError::not_found("participant_not_found", "participant not found"))?;
@@ -140,7 +141,7 @@ pub async fn set_attendance(
             "the participant left the session",
         ));
     }
-    store::set_attendance(&mut tx, &participant_id, &status).await?;
+    seats::set_attendance(&mut tx, &participant_id, &status).await?;
     audit::record(
         &mut tx,
         AuditEntry::by(
@@ -153,7 +154,7 @@ pub async fn set_attendance(
         .after(json!({"attendance_status": status})),
     )
     .await?;
-    let after = store::participant_by_id(&mut tx, &participant_id)
+    let after = seats::participant_by_id(&mut tx, &participant_id)
         .await?
         .ok_or_else(ApiError::internal)?;
     tx.commit().await?;

@@ -1677,7 +1677,7 @@ both_dbs!(notifications_list_read_and_reminders, |app| async move {
 
     // Reminders: due within the lead time, sent once, to therapists and participants.
     let lead = 3 * HOUR_MS;
-    let sent = theraroom::store::groups::send_due_reminders(&app.store, now_ms(), lead)
+    let sent = theraroom::store::group_reminders::send_due_reminders(&app.store, now_ms(), lead)
         .await
         .unwrap();
     let mut to: Vec<String> = sent.iter().map(|n| n.user_id.clone()).collect();
@@ -1686,13 +1686,13 @@ both_dbs!(notifications_list_read_and_reminders, |app| async move {
     expected.sort();
     assert_eq!(to, expected);
     assert!(sent.iter().all(|n| n.kind == "group_session_reminder"));
-    let again = theraroom::store::groups::send_due_reminders(&app.store, now_ms(), lead)
+    let again = theraroom::store::group_reminders::send_due_reminders(&app.store, now_ms(), lead)
         .await
         .unwrap();
     assert!(again.is_empty(), "reminded once");
     // Not yet due with a short lead.
     let other = approved_session(&app, &fx, proposal(&fx, start_in(20), &[&fx.t1, &fx.t2])).await;
-    let early = theraroom::store::groups::send_due_reminders(&app.store, now_ms(), lead)
+    let early = theraroom::store::group_reminders::send_due_reminders(&app.store, now_ms(), lead)
         .await
         .unwrap();
     assert!(early.is_empty());
