@@ -15,6 +15,7 @@ mod blog;
 mod cross_tenant;
 mod free_slots;
 mod group_edits;
+mod group_room_migration;
 mod group_team;
 mod groups;
 mod http_limits;
