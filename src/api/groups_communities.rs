@@ -1,4 +1,4 @@
-//! Communities (seed 001): groups of an organization's users whose moderators
+//! Communities: groups of an organization's users whose moderators
 //! propose group therapy sessions and whose members join them.
 //!
 //! An organization administrator creates communities and adds members and

@@ -157,7 +157,12 @@ pub async fn respond_to_invitation(
             ("group_session_invitation", &invitation.id),
         )
         .before(json!({"status": "pending"}))
-        .after(json!({"status": status, "message": message, "group_session_id": session.id})),
+        // The message is the therapist's free text: the audit row only says one was left.
+        .after(json!({
+            "status": status,
+            "message_given": message.is_some(),
+            "group_session_id": session.id,
+        })),
     )
     .await?;
     let session_status = if accept {
