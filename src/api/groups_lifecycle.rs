@@ -5,6 +5,7 @@ use axum::extract::{Path, State};
 use axum::Json;
 use serde::Serialize;
 use serde_json::json;
+use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
 use super::groups::*;
@@ -14,8 +15,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::store::audit::{self, AuditEntry};
 use crate::store::group_seats as seats;
-use crate::store::groups as store;
-use crate::store::notifications::NotificationKind;
+use crate::store::groups::{self as store, GroupSession};
+use crate::store::notifications::{Notification, NotificationKind};
 use crate::webhooks::events::Booking;
 use crate::webhooks::{emit, EventType};
 
@@ -68,27 +69,8 @@ pub async fn cancel_group_session(
         None => None,
     };
     let session = reload(&mut tx, &id).await?;
-    let mut recipients: Vec<String> = store::invitations_of(&mut tx, &id)
-        .await?
-        .into_iter()
-        .filter(|i| i.status != "declined")
-        .map(|i| i.therapist_id)
-        .collect();
-    recipients.extend(seats::seated_user_ids(&mut tx, &id).await?);
-    recipients.push(session.created_by.clone());
     let mut sent = Vec::new();
-    notify_each(
-        &mut tx,
-        &mut sent,
-        &recipients,
-        Some(&caller.sub),
-        &session,
-        NotificationKind::GroupSessionCancelled,
-        "Group session cancelled",
-        &format!("\"{}\" has been cancelled.", session.title),
-        session_payload(&session),
-    )
-    .await?;
+    tell_cancelled(&mut tx, &mut sent, &caller, &session).await?;
     audit::record(
         &mut tx,
         AuditEntry::by(
@@ -160,4 +142,35 @@ pub async fn complete_group_session(
         session: session_view(&session),
         message: "the session is completed".into(),
     }))
+}
+
+/// Tells everyone concerned but the canceller: the therapists who did not decline, the
+/// seated members and the moderator who proposed the session.
+async fn tell_cancelled(
+    conn: &mut AnyConnection,
+    sent: &mut Vec<Notification>,
+    caller: &Caller,
+    session: &GroupSession,
+) -> ApiResult<()> {
+    let mut recipients: Vec<String> = store::invitations_of(conn, &session.id)
+        .await?
+        .into_iter()
+        .filter(|i| i.status != "declined")
+        .map(|i| i.therapist_id)
+        .collect();
+    recipients.extend(seats::seated_user_ids(conn, &session.id).await?);
+    recipients.push(session.created_by.clone());
+    notify_each(
+        conn,
+        sent,
+        &recipients,
+        Some(&caller.sub),
+        session,
+        NotificationKind::GroupSessionCancelled,
+        "Group session cancelled",
+        &format!("\"{}\" has been cancelled.", session.title),
+        session_payload(session),
+    )
+    .await?;
+    Ok(())
 }
