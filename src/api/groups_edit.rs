@@ -1,8 +1,9 @@
 //! Group therapy: editing a session that is still ahead (`pending_approval` or
 //! `approved`). A new time sends the session back to its therapists: their
 //! acceptances are re-opened and re-sent, and it is `pending_approval` until they all
-//! accept again (which re-checks their availability). Fewer seats than members already
-//! seated is refused. Every change is audited with before and after and told to the
+//! accept again (which re-checks their availability); seated members keep their seats
+//! and are told, with a warning when the new time overlaps their calendar. Fewer seats
+//! than members already seated is refused. Every change is audited with before and after and told to the
 //! people it concerns; the rules are in docs/GROUPS.md.
 
 use axum::extract::{Path, State};
@@ -18,6 +19,7 @@ use super::JsonBody;
 use crate::auth::Caller;
 use crate::clock::{now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
+use crate::schedule::availability;
 use crate::state::AppState;
 use crate::store::audit::{self, AuditEntry};
 use crate::store::group_edits::{self as edits, SessionFields};
@@ -56,6 +58,9 @@ pub struct EditedGroupSession {
     changed: Vec<String>,
     /// True when the edit sent the session back to `pending_approval`.
     reapproval_required: bool,
+    /// Seated members whose calendars the new time overlaps (they keep their seat and
+    /// are told; they may leave).
+    members_with_conflicts: Vec<String>,
 }
 
 /// A session's editable state, compared before and after an edit.
@@ -234,6 +239,7 @@ pub async fn update_group_session(
     let old = Editable::of(&before);
     let changed = next.changes_from(&old);
     let mut sent = Vec::new();
+    let mut clashing = Vec::new();
     if !changed.is_empty() {
         edits::update_fields(&mut tx, &id, &next.fields()).await?;
         audit::record(
@@ -248,12 +254,17 @@ pub async fn update_group_session(
             .after(next.audit_view(&changed)),
         )
         .await?;
-        let rescheduled = changed.contains(&"time");
-        if rescheduled {
+        let session = reload(&mut tx, &id).await?;
+        if changed.contains(&"time") {
             reopen(&mut tx, &mut sent, &caller, &before).await?;
+            clashing = members_now_busy(&mut tx, &session).await?;
         }
         let session = reload(&mut tx, &id).await?;
-        tell_concerned(&mut tx, &mut sent, &caller, &session, &changed).await?;
+        let told = Told {
+            changed: &changed,
+            clashing: &clashing,
+        };
+        tell_concerned(&mut tx, &mut sent, &caller, &session, told).await?;
         super::groups_video::follow_session(&mut tx, &caller, &session).await?;
     }
     let session = reload(&mut tx, &id).await?;
@@ -269,6 +280,7 @@ pub async fn update_group_session(
             .map(|i| invitation_view(i, true))
             .collect(),
         changed: changed.into_iter().map(str::to_string).collect(),
+        members_with_conflicts: clashing,
     }))
 }
 
@@ -317,16 +329,42 @@ async fn reopen(
     Ok(())
 }
 
+/// Seated members whose calendars overlap the session's (new) time, apart from the
+/// session itself: the application's one availability check, per member.
+async fn members_now_busy(
+    conn: &mut AnyConnection,
+    session: &GroupSession,
+) -> ApiResult<Vec<String>> {
+    let mut clashing = Vec::new();
+    for member in seats::seated_user_ids(conn, &session.id).await? {
+        let busy =
+            availability::conflicts(conn, &[member.as_str()], session.start_ms, session.end_ms)
+                .await?;
+        if busy.iter().any(|b| b.source_id != session.id) {
+            clashing.push(member);
+        }
+    }
+    Ok(clashing)
+}
+
+/// What an edit changed, and which seated members the new time clashes for.
+struct Told<'a> {
+    changed: &'a [&'a str],
+    clashing: &'a [String],
+}
+
 /// Tells the people an edit concerns, except its author: the moderator who proposed
 /// the session, its therapists (not declined; after a new time they have their
-/// re-sent invitation instead), and, for a new time or place, its seated members.
+/// re-sent invitation instead), and, for a new time or place, its seated members
+/// (those whose calendars the new time overlaps are told so).
 async fn tell_concerned(
     conn: &mut AnyConnection,
     sent: &mut Vec<Notification>,
     caller: &Caller,
     session: &GroupSession,
-    changed: &[&str],
+    told: Told<'_>,
 ) -> ApiResult<()> {
+    let changed = told.changed;
     let rescheduled = changed.contains(&"time");
     let mut recipients = vec![session.created_by.clone()];
     if !rescheduled {
@@ -341,25 +379,37 @@ async fn tell_concerned(
     if rescheduled || changed.contains(&"place") {
         recipients.extend(seats::seated_user_ids(conn, &session.id).await?);
     }
-    let mut payload = session_payload(session);
-    payload["changed"] = json!(changed);
-    payload["duration_minutes"] = json!(session.duration_minutes);
-    notify_each(
-        conn,
-        sent,
-        &recipients,
-        Some(&caller.sub),
-        session,
-        NotificationKind::GroupSessionUpdated,
-        "Group session changed",
-        &format!(
-            "\"{}\" changed ({}); it starts {}.",
-            session.title,
-            changed.join(", "),
-            rfc3339(session.start_ms)
-        ),
-        payload,
-    )
-    .await?;
+    let (clashing, others): (Vec<String>, Vec<String>) = recipients
+        .into_iter()
+        .partition(|r| told.clashing.contains(r));
+    let text = format!(
+        "\"{}\" changed ({}); it starts {}.",
+        session.title,
+        changed.join(", "),
+        rfc3339(session.start_ms)
+    );
+    for (who, clash) in [(others, false), (clashing, true)] {
+        let mut payload = session_payload(session);
+        payload["changed"] = json!(changed);
+        payload["duration_minutes"] = json!(session.duration_minutes);
+        payload["schedule_conflict"] = json!(clash);
+        let body = if clash {
+            format!("{text} It now overlaps something else in your calendar.")
+        } else {
+            text.clone()
+        };
+        notify_each(
+            conn,
+            sent,
+            &who,
+            Some(&caller.sub),
+            session,
+            NotificationKind::GroupSessionUpdated,
+            "Group session changed",
+            &body,
+            payload,
+        )
+        .await?;
+    }
     Ok(())
 }

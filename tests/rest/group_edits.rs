@@ -47,6 +47,28 @@ fn iso(ms: i64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// Books `client` a one-hour 1:1 session with `therapist` from `start` (the
+/// scheduling feature's table, directly).
+async fn book_one_on_one(app: &TestApp, fx: &Fx, therapist: &Person, client: &Person, start: i64) {
+    let now = chrono::Utc::now().timestamp_millis();
+    sqlx::query(
+        "INSERT INTO scheduled_sessions (id, organization_id, therapist_id, client_id, start_ms, end_ms, \
+           time_zone, status, created_by, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'UTC', 'scheduled', $7, $8, $8)",
+    )
+    .bind(uuid::Uuid::new_v4().to_string())
+    .bind(&fx.org.id)
+    .bind(&therapist.id)
+    .bind(&client.id)
+    .bind(start)
+    .bind(start + HOUR_MS)
+    .bind(&fx.org.admin.id)
+    .bind(now)
+    .execute(app.store.pool())
+    .await
+    .expect("insert 1:1 session");
+}
+
 /// Every therapist of `team` accepts their invitation of the `created` session.
 async fn accept_all(app: &TestApp, created: &Value, team: &[&Person]) {
     for t in team {
@@ -83,8 +105,11 @@ both_dbs!(
             .contains(&"group_session_updated".to_string()));
 
         // A new time: back to pending_approval, every acceptance re-opened and re-sent,
-        // the seated member told; the seat is kept.
+        // the seated member told; the seat is kept. m1 has a 1:1 session at the new
+        // time: the edit goes through and m1 is told of the clash.
         let new_start = start_in(50);
+        let solo = app.therapist(&fx.org.id, "Dr Solo").await;
+        book_one_on_one(&app, &fx, &solo, &fx.m1, new_start + HOUR_MS).await;
         let edited = patch(
             &app,
             &fx.moderator,
@@ -99,6 +124,7 @@ both_dbs!(
         assert_eq!(edited["session"]["scheduled_at"], json!(iso(new_start)));
         assert_eq!(edited["session"]["duration_minutes"], 90);
         assert_eq!(edited["session"]["participant_count"], 1);
+        assert_eq!(edited["members_with_conflicts"], json!([fx.m1.id]));
         for inv in edited["invitations"].as_array().unwrap() {
             assert_eq!(inv["status"], "pending");
             assert!(inv["responded_at"].is_null());
@@ -111,6 +137,7 @@ both_dbs!(
         let n = latest_of(&app, &fx.m1, "group_session_updated").await;
         assert_eq!(n["payload"]["changed"], json!(["time"]));
         assert_eq!(n["payload"]["scheduled_at"], json!(iso(new_start)));
+        assert_eq!(n["payload"]["schedule_conflict"], true);
         // Nobody joins until the therapists accept again.
         join(&app, &fx.m2, &sid)
             .await
@@ -161,6 +188,10 @@ both_dbs!(
         );
         let n = latest_of(&app, &fx.m2, "group_session_updated").await;
         assert_eq!(n["payload"]["changed"], json!(["description", "place"]));
+        // The moderator hears of the administrator's edit; no clash without a new time.
+        let n = latest_of(&app, &fx.moderator, "group_session_updated").await;
+        assert_eq!(n["payload"]["changed"], json!(["description", "place"]));
+        assert_eq!(n["payload"]["schedule_conflict"], false);
         let actions = app.audit_actions("group_session", &sid).await;
         for action in ["group_session.update", "group_session.reapproval"] {
             assert!(actions.iter().any(|a| a == action), "{actions:?}");
