@@ -206,7 +206,7 @@ impl UpdateGroupSession {
 /// seated members of a new time or place. Sending the current values changes
 /// nothing.
 #[utoipa::path(patch, path = "/api/group-sessions/{id}", tag = "group therapy", params(("id" = String, Path, description = "group session id")), request_body = UpdateGroupSession, security(("bearer" = [])),
-    responses((status = 200, body = EditedGroupSession), (status = 400, body = crate::error::ErrorBody, description = "empty_update, invalid_title, invalid_description, invalid_scheduled_at, scheduled_in_past, invalid_duration, invalid_max_participants, capacity_below_participants, invalid_meeting_link, location_required, invalid_location"), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody, description = "not_a_moderator"), (status = 404, body = crate::error::ErrorBody, description = "group_session_not_found"), (status = 409, body = crate::error::ErrorBody, description = "session_cancelled, session_completed, session_started")))]
+    responses((status = 200, body = EditedGroupSession), (status = 400, body = crate::error::ErrorBody, description = "empty_update, invalid_title, invalid_description, invalid_scheduled_at, scheduled_in_past, invalid_duration, invalid_max_participants, capacity_below_participants, invalid_meeting_link, location_required, invalid_location"), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody, description = "not_a_moderator"), (status = 404, body = crate::error::ErrorBody, description = "group_session_not_found"), (status = 409, body = crate::error::ErrorBody, description = "session_cancelled, session_completed, session_started, outside_working_hours, therapist_time_off (a therapist of the team, new time)")))]
 pub async fn update_group_session(
     State(state): State<AppState>,
     caller: Caller,
@@ -238,6 +238,19 @@ pub async fn update_group_session(
     let next = body.apply_to(&before)?;
     let old = Editable::of(&before);
     let changed = next.changes_from(&old);
+    if changed.contains(&"time") {
+        // Like a proposal: the new time must be inside the working hours of every
+        // therapist still on the team.
+        let team: Vec<String> = store::invitations_of(&mut tx, &id)
+            .await?
+            .into_iter()
+            .filter(|i| i.status != "declined")
+            .map(|i| i.therapist_id)
+            .collect();
+        let team: Vec<&str> = team.iter().map(String::as_str).collect();
+        let end_ms = next.start_ms + next.duration_minutes * 60_000;
+        super::schedule_hours::check_group(&mut tx, &team, next.start_ms, end_ms).await?;
+    }
     let mut sent = Vec::new();
     let mut clashing = Vec::new();
     if !changed.is_empty() {

@@ -118,7 +118,7 @@ async fn finish(
 /// Invites one more therapist of the community to a session waiting for approval,
 /// typically to replace one who declined. The therapist is notified.
 #[utoipa::path(post, path = "/api/group-sessions/{id}/invitations", tag = "group therapy", params(("id" = String, Path, description = "group session id")), request_body = InviteTherapist, security(("bearer" = [])),
-    responses((status = 201, body = TeamChange), (status = 400, body = crate::error::ErrorBody, description = "therapists_required, too_many_therapists, therapist_not_in_community"), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody, description = "not_a_moderator"), (status = 404, body = crate::error::ErrorBody, description = "group_session_not_found"), (status = 409, body = crate::error::ErrorBody, description = "already_invited, session_already_approved, session_cancelled, session_completed, session_started")))]
+    responses((status = 201, body = TeamChange), (status = 400, body = crate::error::ErrorBody, description = "therapists_required, too_many_therapists, therapist_not_in_community"), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody, description = "not_a_moderator"), (status = 404, body = crate::error::ErrorBody, description = "group_session_not_found"), (status = 409, body = crate::error::ErrorBody, description = "already_invited, session_already_approved, session_cancelled, session_completed, session_started, outside_working_hours, therapist_time_off")))]
 pub async fn invite_therapist(
     State(state): State<AppState>,
     caller: Caller,
@@ -126,8 +126,11 @@ pub async fn invite_therapist(
     JsonBody(body): JsonBody<InviteTherapist>,
 ) -> ApiResult<(StatusCode, Json<TeamChange>)> {
     let therapist = fields::therapist_ids(std::slice::from_ref(&body.therapist_id))?;
-    let community_id = repairable(&state, &caller, &id).await?.community_id;
-    fields::in_community(&state, &community_id, &therapist).await?;
+    let before = repairable(&state, &caller, &id).await?;
+    fields::in_community(&state, &before.community_id, &therapist).await?;
+    let invited = [therapist[0].as_str()];
+    super::schedule_hours::check_group_new(&state.store, &invited, before.start_ms, before.end_ms)
+        .await?;
     let (mut tx, session) = lock_pending(&state, &id).await?;
     let therapist = &therapist[0];
     let invitations = store::invitations_of(&mut tx, &id).await?;
