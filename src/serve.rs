@@ -326,7 +326,7 @@ async fn remind_group_sessions(store: Store, hub: signaling::Hub) {
     let mut tick = tokio::time::interval(REMINDER_EVERY);
     loop {
         tick.tick().await;
-        match theraroom::store::groups::send_due_reminders(
+        match theraroom::store::group_reminders::send_due_reminders(
             &store,
             theraroom::clock::now_ms(),
             REMINDER_LEAD_MS,

@@ -1,4 +1,4 @@
-//! Communities (seed 001): groups of an organization's users whose moderators
+//! Communities: groups of an organization's users whose moderators
 //! propose group therapy sessions and whose members join them.
 //!
 //! An organization administrator creates communities and adds members and
@@ -22,7 +22,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::policy::is_admin_of;
 use crate::state::AppState;
 use crate::store::audit::{self, AuditEntry};
-use crate::store::groups::{self as store, Community, CommunityMember, CommunityWithRole};
+use crate::store::communities::{self as store, Community, CommunityMember, CommunityWithRole};
 
 /// Body of `POST /api/communities`.
 #[derive(Deserialize, ToSchema)]

@@ -16,6 +16,16 @@ mod extract;
 mod free_slots;
 mod groups;
 mod groups_communities;
+mod groups_create;
+mod groups_edit;
+mod groups_fields;
+mod groups_invitations;
+mod groups_join;
+mod groups_lifecycle;
+mod groups_members;
+mod groups_read;
+mod groups_repair;
+mod groups_video;
 mod guard;
 mod health;
 mod invitations;
@@ -183,23 +193,27 @@ pub fn router_with(state: AppState, limiters: &RateLimiters) -> (Router, utoipa:
             groups_communities::list_members
         ))
         .routes(routes!(
-            groups::create_group_session,
-            groups::list_group_sessions
+            groups_create::create_group_session,
+            groups_read::list_group_sessions
         ))
-        .routes(routes!(groups::my_group_sessions))
+        .routes(routes!(groups_read::my_group_sessions))
         .routes(routes!(
-            groups::get_group_session,
-            groups::cancel_group_session
+            groups_read::get_group_session,
+            groups_lifecycle::cancel_group_session,
+            groups_edit::update_group_session
         ))
-        .routes(routes!(groups::complete_group_session))
-        .routes(routes!(groups::list_group_participants))
-        .routes(routes!(groups::set_attendance))
-        .routes(routes!(groups::join_group_session))
-        .routes(routes!(groups::leave_group_session))
-        .routes(routes!(groups::group_video_room))
-        .routes(routes!(groups::list_invitations))
-        .routes(routes!(groups::respond_to_invitation))
-        .routes(routes!(groups::therapist_group_sessions))
+        .routes(routes!(groups_repair::invite_therapist))
+        .routes(routes!(groups_repair::reinvite_therapist))
+        .routes(routes!(groups_repair::remove_invitation))
+        .routes(routes!(groups_lifecycle::complete_group_session))
+        .routes(routes!(groups_read::list_group_participants))
+        .routes(routes!(groups_members::set_attendance))
+        .routes(routes!(groups_join::join_group_session))
+        .routes(routes!(groups_members::leave_group_session))
+        .routes(routes!(groups_video::group_video_room))
+        .routes(routes!(groups_invitations::list_invitations))
+        .routes(routes!(groups_invitations::respond_to_invitation))
+        .routes(routes!(groups_read::therapist_group_sessions))
         .routes(routes!(
             webhooks::put_webhook,
             webhooks::get_webhook,

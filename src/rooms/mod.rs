@@ -28,3 +28,8 @@ pub mod waiting;
 /// How long the room of a booked or group session stays open after the session's
 /// scheduled end, so a session that runs over is not cut off.
 pub const ROOM_GRACE_MS: i64 = 30 * 60_000;
+
+/// The most people one room holds. Instant rooms stay at 2–50 (checked by the API); the
+/// room of a group session holds its seats (at most 50), its accepted therapists (at
+/// most 10) and its moderator.
+pub const MAX_ROOM_PARTICIPANTS: i64 = 100;

@@ -6,7 +6,7 @@
 use serde_json::json;
 use sqlx::AnyConnection;
 
-use super::ROOM_GRACE_MS;
+use super::{MAX_ROOM_PARTICIPANTS, ROOM_GRACE_MS};
 use crate::auth::{Claims, Role};
 use crate::denial::Denial;
 use crate::policy::video_access_of;
@@ -104,7 +104,7 @@ pub struct ScheduledRoom<'a> {
     pub therapist_id: &'a str,
     /// Owning organization.
     pub organization_id: &'a str,
-    /// Capacity.
+    /// Capacity (2 to [`MAX_ROOM_PARTICIPANTS`]).
     pub max_participants: i64,
     /// Scheduled end of the session, Unix ms: the room closes [`ROOM_GRACE_MS`] later.
     pub ends_at: i64,
@@ -127,7 +127,7 @@ pub async fn open_scheduled(
             therapist_id: room.therapist_id,
             organization_id: room.organization_id,
             kind: room.kind,
-            max_participants: room.max_participants.clamp(2, 50),
+            max_participants: room.max_participants.clamp(2, MAX_ROOM_PARTICIPANTS),
             expires_at,
             share_token: &url_token(),
             restricted: true,
@@ -157,4 +157,49 @@ pub async fn open_scheduled(
     }
     tracing::info!(room_id = %id, serves = room.serves, serves_id = room.serves_id, "room opened");
     Ok(id)
+}
+
+/// Makes an open restricted room follow its scheduled session after an edit: its
+/// capacity becomes `max_participants` and it closes [`ROOM_GRACE_MS`] after the new
+/// end. Audited as `room.resize` with before and after, inside the caller's
+/// transaction. Does nothing for a room that has already ended.
+pub async fn follow_schedule(
+    conn: &mut AnyConnection,
+    actor: &Claims,
+    room_id: &str,
+    serves: (&str, &str),
+    max_participants: i64,
+    ends_at: i64,
+) -> Result<(), sqlx::Error> {
+    let Some(before) = session_store::session_in(&mut *conn, room_id).await? else {
+        return Ok(());
+    };
+    let capacity = max_participants.clamp(2, MAX_ROOM_PARTICIPANTS);
+    let expires_at = ends_at + ROOM_GRACE_MS;
+    if (before.max_participants, before.expires_at) == (capacity, expires_at)
+        || !session_store::set_room_limits(&mut *conn, room_id, capacity, expires_at).await?
+    {
+        return Ok(());
+    }
+    audit::record(
+        conn,
+        AuditEntry::by(actor, Some(&before.organization_id), "room.resize", serves)
+            .before(json!({
+                "video_session_id": room_id,
+                "max_participants": before.max_participants,
+                "expires_at": before.expires_at,
+            }))
+            .after(json!({
+                "video_session_id": room_id,
+                "max_participants": capacity,
+                "expires_at": expires_at,
+            })),
+    )
+    .await?;
+    tracing::info!(
+        room_id,
+        max_participants = capacity,
+        "room follows its schedule"
+    );
+    Ok(())
 }

@@ -1,64 +1,17 @@
-//! Group therapy (seed 001): communities, group sessions, therapist invitations and
-//! member participation.
+//! Group therapy sessions and their therapist invitations. Communities are in
+//! [`super::communities`], members' seats in [`super::group_seats`], reminders in
+//! [`super::group_reminders`], later repairs (edits, re-invitations) in
+//! [`super::group_edits`].
 //!
 //! Reads that need no transaction are [`Store`] methods; every write takes the
 //! caller's transaction (`&mut AnyConnection`) so the handler can add the audit entry
 //! and the notifications to the same commit. Changes that depend on a session's
 //! current state (responses, joins, cancellation) first call [`lock_session`].
 
-use serde_json::json;
 use sqlx::AnyConnection;
 
-use super::notifications::{self, NewNotification, Notification, NotificationKind};
 use super::{new_id, Backend, Store};
 use crate::clock::now_ms;
-
-/// A community of an organization: the audience of group sessions.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Community {
-    /// Identifier.
-    pub id: String,
-    /// Owning organization.
-    pub organization_id: String,
-    /// Name, unique within the organization.
-    pub name: String,
-    /// Optional description.
-    pub description: Option<String>,
-    /// Who created it (an organization administrator).
-    pub created_by: String,
-    /// Creation time, Unix ms.
-    pub created_at: i64,
-}
-
-/// A community with the caller's role in it (None for administrators who are not
-/// members).
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct CommunityWithRole {
-    /// The community.
-    #[sqlx(flatten)]
-    pub community: Community,
-    /// `member`, `moderator` or None.
-    pub my_role: Option<String>,
-    /// Number of members (moderators included).
-    pub member_count: i64,
-}
-
-/// A member of a community, with the user's name and platform role.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct CommunityMember {
-    /// Community.
-    pub community_id: String,
-    /// User.
-    pub user_id: String,
-    /// `member` or `moderator`.
-    pub role: String,
-    /// When added, Unix ms.
-    pub added_at: i64,
-    /// The user's display name.
-    pub display_name: String,
-    /// The user's platform role (`client`, `therapist`, ...).
-    pub user_role: String,
-}
 
 /// A group therapy session.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -126,25 +79,6 @@ pub struct Invitation {
     pub therapist_name: String,
 }
 
-/// A member's registration in a group session.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct GroupParticipant {
-    /// Identifier.
-    pub id: String,
-    /// Session.
-    pub session_id: String,
-    /// Member.
-    pub user_id: String,
-    /// `registered`, `attended`, `no_show` or `cancelled`.
-    pub attendance_status: String,
-    /// When (last) joined, Unix ms.
-    pub joined_at: i64,
-    /// When left, Unix ms.
-    pub left_at: Option<i64>,
-    /// The member's display name.
-    pub display_name: String,
-}
-
 /// What a new group session is made of (validated by the caller).
 #[derive(Debug, Clone)]
 pub struct NewGroupSession<'a> {
@@ -197,16 +131,9 @@ fn session_columns() -> String {
     )
 }
 
-const COMMUNITY_COLUMNS: &str =
-    "c.id, c.organization_id, c.name, c.description, c.created_by, c.created_at";
-
 const INVITATION_COLUMNS: &str =
     "i.id, i.session_id, i.therapist_id, i.status, i.message, i.invited_at, \
      i.responded_at, u.display_name AS therapist_name";
-
-const PARTICIPANT_COLUMNS: &str =
-    "p.id, p.session_id, p.user_id, p.attendance_status, p.joined_at, \
-     p.left_at, u.display_name";
 
 /// Appends the filter clauses to `sql`, numbering parameters from `next`; returns the
 /// values to bind, in order.
@@ -254,106 +181,6 @@ async fn fetch_sessions(
 }
 
 impl Store {
-    /// Looks a community up by id.
-    pub async fn community(&self, id: &str) -> Result<Option<Community>, sqlx::Error> {
-        sqlx::query_as(&format!(
-            "SELECT {COMMUNITY_COLUMNS} FROM communities c WHERE c.id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(self.pool())
-        .await
-    }
-
-    /// Communities a user belongs to, with the user's role, by name.
-    pub async fn communities_of_member(
-        &self,
-        user_id: &str,
-    ) -> Result<Vec<CommunityWithRole>, sqlx::Error> {
-        sqlx::query_as(&format!(
-            "SELECT {COMMUNITY_COLUMNS}, m.role AS my_role, \
-               (SELECT COUNT(*) FROM community_members mc WHERE mc.community_id = c.id) AS member_count \
-             FROM communities c JOIN community_members m ON m.community_id = c.id \
-             WHERE m.user_id = $1 ORDER BY c.name, c.id"
-        ))
-        .bind(user_id)
-        .fetch_all(self.pool())
-        .await
-    }
-
-    /// All communities of an organization (for its administrators), with the role of
-    /// `user_id` in each, by name.
-    pub async fn communities_of_organization(
-        &self,
-        organization_id: &str,
-        user_id: &str,
-    ) -> Result<Vec<CommunityWithRole>, sqlx::Error> {
-        sqlx::query_as(&format!(
-            "SELECT {COMMUNITY_COLUMNS}, \
-               (SELECT m.role FROM community_members m WHERE m.community_id = c.id AND m.user_id = $2) AS my_role, \
-               (SELECT COUNT(*) FROM community_members mc WHERE mc.community_id = c.id) AS member_count \
-             FROM communities c WHERE c.organization_id = $1 ORDER BY c.name, c.id"
-        ))
-        .bind(organization_id)
-        .bind(user_id)
-        .fetch_all(self.pool())
-        .await
-    }
-
-    /// The role (`member` or `moderator`) of a user in a community, if any.
-    pub async fn community_role(
-        &self,
-        community_id: &str,
-        user_id: &str,
-    ) -> Result<Option<String>, sqlx::Error> {
-        let row: Option<(String,)> = sqlx::query_as(
-            "SELECT role FROM community_members WHERE community_id = $1 AND user_id = $2",
-        )
-        .bind(community_id)
-        .bind(user_id)
-        .fetch_optional(self.pool())
-        .await?;
-        Ok(row.map(|r| r.0))
-    }
-
-    /// Members of a community, moderators first, then by name.
-    pub async fn community_members(
-        &self,
-        community_id: &str,
-    ) -> Result<Vec<CommunityMember>, sqlx::Error> {
-        sqlx::query_as(
-            "SELECT m.community_id, m.user_id, m.role, m.added_at, u.display_name, u.role AS user_role \
-             FROM community_members m JOIN users u ON u.id = m.user_id \
-             WHERE m.community_id = $1 ORDER BY m.role DESC, u.display_name, m.user_id",
-        )
-        .bind(community_id)
-        .fetch_all(self.pool())
-        .await
-    }
-
-    /// Which of `therapist_ids` are therapists who belong to the community (any role).
-    pub async fn community_therapists(
-        &self,
-        community_id: &str,
-        therapist_ids: &[String],
-    ) -> Result<Vec<String>, sqlx::Error> {
-        let mut found = Vec::new();
-        for id in therapist_ids {
-            let row: Option<(String,)> = sqlx::query_as(
-                "SELECT t.id FROM therapists t JOIN community_members m ON m.user_id = t.id \
-                 JOIN communities c ON c.id = m.community_id \
-                 WHERE m.community_id = $1 AND t.id = $2 AND t.organization_id = c.organization_id",
-            )
-            .bind(community_id)
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
-            if let Some((tid,)) = row {
-                found.push(tid);
-            }
-        }
-        Ok(found)
-    }
-
     /// Looks a group session up by id.
     pub async fn group_session(&self, id: &str) -> Result<Option<GroupSession>, sqlx::Error> {
         sqlx::query_as(&format!(
@@ -489,30 +316,6 @@ impl Store {
         .fetch_optional(self.pool())
         .await
     }
-
-    /// Participants of a session (cancelled registrations included), by join time.
-    pub async fn group_participants(
-        &self,
-        session_id: &str,
-    ) -> Result<Vec<GroupParticipant>, sqlx::Error> {
-        sqlx::query_as(&format!(
-            "SELECT {PARTICIPANT_COLUMNS} FROM group_session_participants p JOIN users u ON u.id = p.user_id \
-             WHERE p.session_id = $1 ORDER BY p.joined_at, p.id"
-        ))
-        .bind(session_id)
-        .fetch_all(self.pool())
-        .await
-    }
-
-    /// A user's registration in a session, if any (cancelled ones included).
-    pub async fn group_participant_of(
-        &self,
-        session_id: &str,
-        user_id: &str,
-    ) -> Result<Option<GroupParticipant>, sqlx::Error> {
-        let mut conn = self.pool().acquire().await?;
-        participant_of(&mut conn, session_id, user_id).await
-    }
 }
 
 /// Takes the per-session write lock for the rest of the transaction, so that
@@ -558,84 +361,6 @@ pub async fn session_in(
     .bind(id)
     .fetch_optional(conn)
     .await
-}
-
-/// Creates a community.
-pub async fn create_community(
-    conn: &mut AnyConnection,
-    organization_id: &str,
-    name: &str,
-    description: Option<&str>,
-    created_by: &str,
-) -> Result<Community, sqlx::Error> {
-    let c = Community {
-        id: new_id(),
-        organization_id: organization_id.to_string(),
-        name: name.to_string(),
-        description: description.map(str::to_string),
-        created_by: created_by.to_string(),
-        created_at: now_ms(),
-    };
-    sqlx::query(
-        "INSERT INTO communities (id, organization_id, name, description, created_by, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(&c.id)
-    .bind(&c.organization_id)
-    .bind(&c.name)
-    .bind(c.description.as_deref())
-    .bind(&c.created_by)
-    .bind(c.created_at)
-    .execute(conn)
-    .await?;
-    Ok(c)
-}
-
-/// Adds a member or changes the role of an existing one. Returns the role the user
-/// had before (None when newly added), so the caller can audit what changed.
-pub async fn upsert_member(
-    conn: &mut AnyConnection,
-    community_id: &str,
-    user_id: &str,
-    role: &str,
-) -> Result<Option<String>, sqlx::Error> {
-    // A write first: it takes SQLite's write lock (and PostgreSQL's row lock) before
-    // the read, so the role read and the change cannot interleave with another writer.
-    sqlx::query(
-        "UPDATE community_members SET role = role WHERE community_id = $1 AND user_id = $2",
-    )
-    .bind(community_id)
-    .bind(user_id)
-    .execute(&mut *conn)
-    .await?;
-    let previous: Option<(String,)> = sqlx::query_as(
-        "SELECT role FROM community_members WHERE community_id = $1 AND user_id = $2",
-    )
-    .bind(community_id)
-    .bind(user_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if let Some((previous,)) = previous {
-        sqlx::query(
-            "UPDATE community_members SET role = $1 WHERE community_id = $2 AND user_id = $3",
-        )
-        .bind(role)
-        .bind(community_id)
-        .bind(user_id)
-        .execute(&mut *conn)
-        .await?;
-        return Ok(Some(previous));
-    }
-    sqlx::query(
-        "INSERT INTO community_members (community_id, user_id, role, added_at) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(community_id)
-    .bind(user_id)
-    .bind(role)
-    .bind(now_ms())
-    .execute(conn)
-    .await?;
-    Ok(None)
 }
 
 /// Inserts a group session in `pending_approval` and returns its id.
@@ -746,131 +471,6 @@ pub async fn set_status(
     .map(|_| ())
 }
 
-/// A user's registration in a session inside a transaction.
-pub async fn participant_of(
-    conn: &mut AnyConnection,
-    session_id: &str,
-    user_id: &str,
-) -> Result<Option<GroupParticipant>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {PARTICIPANT_COLUMNS} FROM group_session_participants p JOIN users u ON u.id = p.user_id \
-         WHERE p.session_id = $1 AND p.user_id = $2"
-    ))
-    .bind(session_id)
-    .bind(user_id)
-    .fetch_optional(conn)
-    .await
-}
-
-/// A registration by its id inside a transaction.
-pub async fn participant_by_id(
-    conn: &mut AnyConnection,
-    id: &str,
-) -> Result<Option<GroupParticipant>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {PARTICIPANT_COLUMNS} FROM group_session_participants p JOIN users u ON u.id = p.user_id \
-         WHERE p.id = $1"
-    ))
-    .bind(id)
-    .fetch_optional(conn)
-    .await
-}
-
-/// Takes a seat for `user_id` if one is left: a single conditional statement (insert,
-/// or re-registration of a cancelled row) whose seat count and write happen together.
-/// Call it under [`lock_session`]. Returns false when the session is full.
-pub async fn take_seat(
-    conn: &mut AnyConnection,
-    session_id: &str,
-    user_id: &str,
-    max_participants: i64,
-    existing: Option<&GroupParticipant>,
-) -> Result<bool, sqlx::Error> {
-    let now = now_ms();
-    let done = match existing {
-        None => {
-            sqlx::query(
-                "INSERT INTO group_session_participants (id, session_id, user_id, attendance_status, joined_at, updated_at) \
-                 SELECT $1, $2, $3, 'registered', $4, $4 \
-                 WHERE (SELECT COUNT(*) FROM group_session_participants \
-                        WHERE session_id = $2 AND attendance_status <> 'cancelled') < $5",
-            )
-            .bind(new_id())
-            .bind(session_id)
-            .bind(user_id)
-            .bind(now)
-            .bind(max_participants)
-            .execute(conn)
-            .await?
-        }
-        Some(p) => {
-            sqlx::query(
-                "UPDATE group_session_participants SET attendance_status = 'registered', joined_at = $1, \
-                   left_at = NULL, updated_at = $1 \
-                 WHERE id = $2 AND attendance_status = 'cancelled' \
-                   AND (SELECT COUNT(*) FROM group_session_participants \
-                        WHERE session_id = $3 AND attendance_status <> 'cancelled') < $4",
-            )
-            .bind(now)
-            .bind(&p.id)
-            .bind(session_id)
-            .bind(max_participants)
-            .execute(conn)
-            .await?
-        }
-    };
-    Ok(done.rows_affected() == 1)
-}
-
-/// Sets a registration's attendance status (`cancelled` also stamps `left_at`).
-pub async fn set_attendance(
-    conn: &mut AnyConnection,
-    participant_id: &str,
-    status: &str,
-) -> Result<(), sqlx::Error> {
-    let now = now_ms();
-    let left_at = (status == "cancelled").then_some(now);
-    sqlx::query(
-        "UPDATE group_session_participants SET attendance_status = $1, updated_at = $2, left_at = $3 WHERE id = $4",
-    )
-    .bind(status)
-    .bind(now)
-    .bind(left_at)
-    .bind(participant_id)
-    .execute(conn)
-    .await
-    .map(|_| ())
-}
-
-/// Users of a community (members and moderators).
-pub async fn community_user_ids(
-    conn: &mut AnyConnection,
-    community_id: &str,
-) -> Result<Vec<String>, sqlx::Error> {
-    let rows: Vec<(String,)> = sqlx::query_as(
-        "SELECT user_id FROM community_members WHERE community_id = $1 ORDER BY user_id",
-    )
-    .bind(community_id)
-    .fetch_all(conn)
-    .await?;
-    Ok(rows.into_iter().map(|r| r.0).collect())
-}
-
-/// Users holding a seat (registered or attended) in a session.
-pub async fn seated_user_ids(
-    conn: &mut AnyConnection,
-    session_id: &str,
-) -> Result<Vec<String>, sqlx::Error> {
-    let rows: Vec<(String,)> = sqlx::query_as(
-        "SELECT user_id FROM group_session_participants \
-         WHERE session_id = $1 AND attendance_status IN ('registered', 'attended') ORDER BY user_id",
-    )
-    .bind(session_id)
-    .fetch_all(conn)
-    .await?;
-    Ok(rows.into_iter().map(|r| r.0).collect())
-}
-
 /// Links a virtual group session to its video room (opened by
 /// [`crate::rooms::open::open_scheduled`]), inside the caller's transaction.
 pub async fn link_room(
@@ -885,70 +485,4 @@ pub async fn link_room(
         .execute(conn)
         .await
         .map(|_| ())
-}
-
-/// Creates the `group_session_reminder` notifications of approved sessions that start
-/// within `lead_ms` of `now` and were not reminded yet (accepted therapists and seated
-/// participants), marking them reminded, in one transaction. Returns the stored
-/// notifications; push them with [`crate::state::LiveControl::notify`]. Meant to be
-/// called periodically.
-pub async fn send_due_reminders(
-    store: &Store,
-    now: i64,
-    lead_ms: i64,
-) -> Result<Vec<Notification>, sqlx::Error> {
-    let mut tx = store.pool().begin().await?;
-    // Mark first: the write comes first in the transaction (SQLite write lock), and
-    // a concurrent run finds nothing left to mark.
-    sqlx::query(
-        "UPDATE group_sessions SET reminded_at = $1 WHERE status = 'approved' AND reminded_at IS NULL \
-         AND start_ms > $1 AND start_ms <= $2",
-    )
-    .bind(now)
-    .bind(now + lead_ms)
-    .execute(&mut *tx)
-    .await?;
-    let due: Vec<(String,)> = sqlx::query_as(
-        "SELECT id FROM group_sessions WHERE status = 'approved' AND reminded_at = $1 \
-         AND start_ms > $1 AND start_ms <= $2 ORDER BY start_ms, id",
-    )
-    .bind(now)
-    .bind(now + lead_ms)
-    .fetch_all(&mut *tx)
-    .await?;
-    let mut created = Vec::new();
-    for (id,) in due {
-        let Some(session) = session_in(&mut tx, &id).await? else {
-            continue;
-        };
-        let mut recipients: Vec<String> = invitations_of(&mut tx, &id)
-            .await?
-            .into_iter()
-            .filter(|i| i.status == "accepted")
-            .map(|i| i.therapist_id)
-            .collect();
-        recipients.extend(seated_user_ids(&mut tx, &id).await?);
-        recipients.sort();
-        recipients.dedup();
-        let minutes = ((session.start_ms - now) + 59_999) / 60_000;
-        let body = format!("\"{}\" starts in {minutes} minutes.", session.title);
-        for user in &recipients {
-            created.push(
-                notifications::create(
-                    &mut tx,
-                    NewNotification {
-                        user_id: user,
-                        organization_id: Some(&session.organization_id),
-                        kind: NotificationKind::GroupSessionReminder,
-                        title: "Group session starting soon",
-                        body: &body,
-                        payload: json!({"group_session_id": session.id, "starts_at": crate::clock::rfc3339(session.start_ms)}),
-                    },
-                )
-                .await?,
-            );
-        }
-    }
-    tx.commit().await?;
-    Ok(created)
 }

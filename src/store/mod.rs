@@ -7,7 +7,11 @@
 
 pub mod audit;
 pub mod audit_read;
+pub mod communities;
 pub mod credentials;
+pub mod group_edits;
+pub mod group_reminders;
+pub mod group_seats;
 pub mod groups;
 pub mod invitations;
 pub mod notes;

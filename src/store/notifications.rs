@@ -7,7 +7,7 @@ use sqlx::AnyConnection;
 use super::{new_id, Store};
 use crate::clock::{now_ms, rfc3339};
 
-/// The notification types of seed 001, plus bookings.
+/// The notification types of group therapy, plus bookings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NotificationKind {
@@ -25,6 +25,12 @@ pub enum NotificationKind {
     GroupSessionReminder,
     /// A member joined a group session (to its therapists).
     GroupSessionMemberJoined,
+    /// The member's own confirmation that they hold a seat in a group session.
+    GroupJoinConfirmed,
+    /// A group session's time, place or details changed (to the people concerned).
+    GroupSessionUpdated,
+    /// A therapist's pending invitation to a group session was withdrawn.
+    GroupSessionInvitationWithdrawn,
     /// A 1:1 session was booked.
     BookingConfirmed,
     /// A 1:1 session was cancelled.
@@ -44,6 +50,9 @@ impl NotificationKind {
             Self::GroupSessionCancelled => "group_session_cancelled",
             Self::GroupSessionReminder => "group_session_reminder",
             Self::GroupSessionMemberJoined => "group_session_member_joined",
+            Self::GroupJoinConfirmed => "group_join_confirmed",
+            Self::GroupSessionUpdated => "group_session_updated",
+            Self::GroupSessionInvitationWithdrawn => "group_session_invitation_withdrawn",
             Self::BookingConfirmed => "booking_confirmed",
             Self::BookingCancelled => "booking_cancelled",
             Self::BookingRescheduled => "booking_rescheduled",

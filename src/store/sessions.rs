@@ -262,3 +262,24 @@ pub async fn set_waiting_room(
         .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// Sets how many people a restricted room holds and when it closes, inside the
+/// caller's transaction (a scheduled room follows its session when that changes).
+/// False when the room does not exist or has already ended.
+pub async fn set_room_limits(
+    conn: &mut AnyConnection,
+    id: &str,
+    max_participants: i64,
+    expires_at: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE instant_sessions SET max_participants = $1, expires_at = $2 \
+         WHERE id = $3 AND is_active = 1",
+    )
+    .bind(max_participants)
+    .bind(expires_at)
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}

@@ -9,7 +9,7 @@ use hmac::{Hmac, Mac};
 use std::collections::BTreeSet;
 
 /// Every route of the REST API: (method, OpenAPI path).
-const ROUTES: [(&str, &str); 95] = [
+const ROUTES: [(&str, &str); 99] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/api/organizations/{id}/video-settings"),
@@ -112,6 +112,16 @@ const ROUTES: [(&str, &str); 95] = [
     ("get", "/api/group-sessions/my-sessions"),
     ("get", "/api/group-sessions/{id}"),
     ("delete", "/api/group-sessions/{id}"),
+    ("patch", "/api/group-sessions/{id}"),
+    ("post", "/api/group-sessions/{id}/invitations"),
+    (
+        "post",
+        "/api/group-sessions/{id}/invitations/{invitation_id}/reinvite",
+    ),
+    (
+        "delete",
+        "/api/group-sessions/{id}/invitations/{invitation_id}",
+    ),
     ("post", "/api/group-sessions/{id}/complete"),
     ("get", "/api/group-sessions/{id}/participants"),
     (
@@ -139,7 +149,7 @@ const ROUTES: [(&str, &str); 95] = [
 ];
 
 /// The 17 documented paths.
-const DOC_PATHS: [&str; 77] = [
+const DOC_PATHS: [&str; 80] = [
     "/healthz",
     "/api/organizations/{id}/webhook",
     "/api/organizations/{id}/webhook/test",
@@ -209,6 +219,9 @@ const DOC_PATHS: [&str; 77] = [
     "/api/group-sessions/my-sessions",
     "/api/group-sessions/{id}",
     "/api/group-sessions/{id}/complete",
+    "/api/group-sessions/{id}/invitations",
+    "/api/group-sessions/{id}/invitations/{invitation_id}",
+    "/api/group-sessions/{id}/invitations/{invitation_id}/reinvite",
     "/api/group-sessions/{id}/participants",
     "/api/group-sessions/{id}/participants/{participant_id}/attendance",
     "/api/group-sessions/{id}/join",

@@ -1,4 +1,4 @@
-//! Seed 001: group therapy sessions. Communities, proposals, therapist invitations,
+//! Group therapy sessions. Communities, proposals, therapist invitations,
 //! approval, joins (capacity, availability, membership), leave, attendance,
 //! cancellation, the restricted video room, notifications (stored and pushed live),
 //! audit, cross-tenant and wrong-role refusals, and 20 concurrent joins for the last
@@ -12,37 +12,43 @@ use theraroom::state::{AppState, LiveControl};
 
 use super::*;
 
-const HOUR_MS: i64 = 3_600_000;
+pub(super) const HOUR_MS: i64 = 3_600_000;
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-fn at(ms: i64) -> String {
+pub(super) fn at(ms: i64) -> String {
     chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
         .unwrap()
         .to_rfc3339()
 }
 
 /// A start time `hours` from now, on a whole minute.
-fn start_in(hours: i64) -> i64 {
+pub(super) fn start_in(hours: i64) -> i64 {
     let t = now_ms() + hours * HOUR_MS;
     t - t % 60_000
 }
 
 /// One organization with a community: a moderator (a client), two therapists and
 /// two members, all added through the API.
-struct Fx {
-    org: OrgFx,
-    community: String,
-    moderator: Person,
-    t1: Person,
-    t2: Person,
-    m1: Person,
-    m2: Person,
+pub(super) struct Fx {
+    pub(super) org: OrgFx,
+    pub(super) community: String,
+    pub(super) moderator: Person,
+    pub(super) t1: Person,
+    pub(super) t2: Person,
+    pub(super) m1: Person,
+    pub(super) m2: Person,
 }
 
-async fn add_member(app: &TestApp, org: &OrgFx, community: &str, user: &Person, role: &str) {
+pub(super) async fn add_member(
+    app: &TestApp,
+    org: &OrgFx,
+    community: &str,
+    user: &Person,
+    role: &str,
+) {
     app.post(
         &format!("/api/communities/{community}/members"),
         Some(&org.admin.token),
@@ -63,7 +69,7 @@ async fn community(app: &TestApp, org: &OrgFx, name: &str) -> String {
     c.expect(201)["id"].as_str().unwrap().to_string()
 }
 
-async fn setup(app: &TestApp, name: &str) -> Fx {
+pub(super) async fn setup(app: &TestApp, name: &str) -> Fx {
     let org = app.org(name, true).await;
     let community = community(app, &org, "Anxiety circle").await;
     let moderator = app.client(&org.id, None, "Mona Moderator").await;
@@ -86,7 +92,7 @@ async fn setup(app: &TestApp, name: &str) -> Fx {
     }
 }
 
-fn proposal(fx: &Fx, start_ms: i64, therapists: &[&Person]) -> Value {
+pub(super) fn proposal(fx: &Fx, start_ms: i64, therapists: &[&Person]) -> Value {
     json!({
         "title": "Coping with anxiety",
         "description": "A weekly circle",
@@ -100,14 +106,14 @@ fn proposal(fx: &Fx, start_ms: i64, therapists: &[&Person]) -> Value {
 }
 
 /// Proposes a session as the moderator; returns the creation response.
-async fn propose(app: &TestApp, fx: &Fx, body: Value) -> Value {
+pub(super) async fn propose(app: &TestApp, fx: &Fx, body: Value) -> Value {
     app.post("/api/group-sessions", Some(&fx.moderator.token), Some(body))
         .await
         .expect(201)
         .clone()
 }
 
-fn invitation_of(created: &Value, therapist: &Person) -> String {
+pub(super) fn invitation_of(created: &Value, therapist: &Person) -> String {
     created["invitations"]
         .as_array()
         .unwrap()
@@ -123,7 +129,12 @@ fn respond_path(invitation: &str) -> String {
     format!("/api/group-sessions/therapist/invitations/{invitation}/respond")
 }
 
-async fn respond(app: &TestApp, who: &Person, invitation: &str, action: &str) -> common::Resp {
+pub(super) async fn respond(
+    app: &TestApp,
+    who: &Person,
+    invitation: &str,
+    action: &str,
+) -> common::Resp {
     app.post(
         &respond_path(invitation),
         Some(&who.token),
@@ -133,7 +144,7 @@ async fn respond(app: &TestApp, who: &Person, invitation: &str, action: &str) ->
 }
 
 /// Proposes a session with both therapists and has both accept: it is approved.
-async fn approved_session(app: &TestApp, fx: &Fx, body: Value) -> String {
+pub(super) async fn approved_session(app: &TestApp, fx: &Fx, body: Value) -> String {
     let created = propose(app, fx, body).await;
     for t in [&fx.t1, &fx.t2] {
         respond(app, t, &invitation_of(&created, t), "accept")
@@ -151,7 +162,7 @@ async fn approved_session(app: &TestApp, fx: &Fx, body: Value) -> String {
     id
 }
 
-async fn join(app: &TestApp, who: &Person, session: &str) -> common::Resp {
+pub(super) async fn join(app: &TestApp, who: &Person, session: &str) -> common::Resp {
     app.post(
         &format!("/api/group-sessions/{session}/join"),
         Some(&who.token),
@@ -162,7 +173,7 @@ async fn join(app: &TestApp, who: &Person, session: &str) -> common::Resp {
 
 /// Stored notification types of a user, sorted by name (notifications stored in the
 /// same millisecond have no defined order).
-async fn kinds_of(app: &TestApp, user: &Person) -> Vec<String> {
+pub(super) async fn kinds_of(app: &TestApp, user: &Person) -> Vec<String> {
     let list = app
         .get("/api/notifications?limit=200", Some(&user.token))
         .await;
@@ -177,7 +188,7 @@ async fn kinds_of(app: &TestApp, user: &Person) -> Vec<String> {
 }
 
 /// The newest stored notification of a type.
-async fn latest_of(app: &TestApp, user: &Person, kind: &str) -> Value {
+pub(super) async fn latest_of(app: &TestApp, user: &Person, kind: &str) -> Value {
     let list = app
         .get("/api/notifications?limit=200", Some(&user.token))
         .await;
@@ -490,10 +501,10 @@ both_dbs!(accepting_all_invitations_approves, |app| async move {
     let r = r.expect(200);
     assert_eq!(r["invitation"]["status"], "accepted");
     assert_eq!(r["session_status"], "pending_approval");
-    // Members cannot join yet.
+    // Members cannot join yet: 400, the session is not open for joining.
     join(&app, &fx.m1, &sid)
         .await
-        .expect_err(409, "session_not_open");
+        .expect_err(400, "session_not_open");
     // Answering twice is refused.
     respond(&app, &fx.t1, &inv1, "decline")
         .await
@@ -607,11 +618,10 @@ both_dbs!(declining_notifies_the_moderator, |app| async move {
         .unwrap();
     assert_eq!(audit[0].actor_id, fx.moderator.id);
     assert_eq!(audit[1].actor_id, fx.t2.id);
-    assert!(audit[1]
-        .after_state
-        .as_deref()
-        .unwrap()
-        .contains("declined"));
+    let after = audit[1].after_state.as_deref().unwrap();
+    assert!(after.contains("declined"));
+    // The therapist's free text stays out of the audit log.
+    assert!(!after.contains("On leave"), "{after}");
     // Never approved with a decline.
     let s = app.store.group_session(&sid).await.unwrap().unwrap();
     assert_eq!(s.status, "pending_approval");
@@ -887,7 +897,7 @@ both_dbs!(join_refusals, |app| async move {
     let pending_id = pending["session"]["id"].as_str().unwrap();
     join(&app, &fx.m1, pending_id)
         .await
-        .expect_err(409, "session_not_open");
+        .expect_err(400, "session_not_open");
 
     // Full session: capacity 2.
     let mut small = proposal(&fx, start, &[&fx.t1, &fx.t2]);
@@ -953,7 +963,7 @@ both_dbs!(join_refusals, |app| async move {
     .expect(200);
     join(&app, &m4, &later_id)
         .await
-        .expect_err(409, "session_cancelled");
+        .expect_err(400, "session_cancelled");
     // Unknown session.
     join(&app, &fx.m1, "nope")
         .await
@@ -1154,7 +1164,7 @@ both_dbs!(attendance_and_completion, |app| async move {
     // Leaving or joining a completed session is refused.
     join(&app, &fx.m1, &sid)
         .await
-        .expect_err(409, "session_completed");
+        .expect_err(400, "session_completed");
     let completed = app
         .get("/api/group-sessions?status=completed", Some(&fx.m2.token))
         .await;
@@ -1666,7 +1676,7 @@ both_dbs!(notifications_list_read_and_reminders, |app| async move {
 
     // Reminders: due within the lead time, sent once, to therapists and participants.
     let lead = 3 * HOUR_MS;
-    let sent = theraroom::store::groups::send_due_reminders(&app.store, now_ms(), lead)
+    let sent = theraroom::store::group_reminders::send_due_reminders(&app.store, now_ms(), lead)
         .await
         .unwrap();
     let mut to: Vec<String> = sent.iter().map(|n| n.user_id.clone()).collect();
@@ -1675,13 +1685,13 @@ both_dbs!(notifications_list_read_and_reminders, |app| async move {
     expected.sort();
     assert_eq!(to, expected);
     assert!(sent.iter().all(|n| n.kind == "group_session_reminder"));
-    let again = theraroom::store::groups::send_due_reminders(&app.store, now_ms(), lead)
+    let again = theraroom::store::group_reminders::send_due_reminders(&app.store, now_ms(), lead)
         .await
         .unwrap();
     assert!(again.is_empty(), "reminded once");
     // Not yet due with a short lead.
     let other = approved_session(&app, &fx, proposal(&fx, start_in(20), &[&fx.t1, &fx.t2])).await;
-    let early = theraroom::store::groups::send_due_reminders(&app.store, now_ms(), lead)
+    let early = theraroom::store::group_reminders::send_due_reminders(&app.store, now_ms(), lead)
         .await
         .unwrap();
     assert!(early.is_empty());
@@ -1790,8 +1800,8 @@ both_dbs!(notifications_list_read_and_reminders, |app| async move {
 
 /// Records every live push.
 #[derive(Default)]
-struct RecordingLive {
-    pushed: Mutex<Vec<(String, Value)>>,
+pub(super) struct RecordingLive {
+    pub(super) pushed: Mutex<Vec<(String, Value)>>,
 }
 
 #[async_trait::async_trait]
