@@ -1,4 +1,4 @@
-//! The video access decision (seed 000): one function, used by REST and signaling.
+//! The video access decision: one function, used by REST and signaling.
 //!
 //! | Organization | Therapist | Result  | Reason                |
 //! |--------------|-----------|---------|-----------------------|
@@ -68,14 +68,14 @@ pub struct AccessInputs {
     pub therapist_enabled: bool,
 }
 
-/// Message shown to a therapist whose own access is off (seed 000 wording).
+/// Message shown to a therapist whose own access is off (the wording practices know).
 pub const THERAPIST_DISABLED_MESSAGE: &str =
     "Video sessions are not enabled for your account. Please contact your organization administrator.";
 /// Message shown when the whole organization has video off.
 pub const ORGANIZATION_DISABLED_MESSAGE: &str =
     "Video sessions are not enabled for your organization. Please contact your organization administrator.";
 
-/// The one decision function of seed 000.
+/// The one video access decision function.
 pub fn decide(inputs: AccessInputs) -> AccessDecision {
     let reason = if !inputs.organization_enabled {
         AccessReason::OrganizationDisabled

@@ -91,7 +91,7 @@ pub enum AdminCommand {
         /// Name of its first administrator.
         #[arg(long, default_value = "Administrator")]
         admin_name: String,
-        /// Per-therapist video switches and blog permissions apply (seeds 000, 003).
+        /// Per-therapist video switches and blog permissions apply.
         #[arg(long)]
         theraptrack_controlled: bool,
     },

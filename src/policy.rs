@@ -10,7 +10,7 @@ use crate::store::sessions::VideoSession;
 use crate::store::users::Therapist;
 use crate::store::Store;
 
-/// The seed 000 decision for a therapist, read from the database. A caller who is not
+/// The video access decision for a therapist, read from the database. A caller who is not
 /// a therapist gets [`Denial::WrongRole`].
 pub async fn therapist_video_access(
     store: &Store,
@@ -23,7 +23,7 @@ pub async fn therapist_video_access(
     video_access_of(store, &therapist).await
 }
 
-/// The seed 000 decision for a therapist already loaded (reads their organization).
+/// The video access decision for a therapist already loaded (reads their organization).
 pub async fn video_access_of(
     store: &Store,
     therapist: &Therapist,

@@ -15,7 +15,7 @@ pub struct MyOrganization {
     pub id: String,
     /// Name.
     pub name: String,
-    /// Whether per-therapist switches and blog permissions apply (seeds 000 and 003).
+    /// Whether per-therapist switches and blog permissions apply.
     pub theraptrack_controlled: bool,
     /// The organization-level video switch.
     pub video_sessions_enabled: bool,
@@ -26,9 +26,9 @@ pub struct MyOrganization {
 pub struct MyTherapist {
     /// Partner code.
     pub partner_code: String,
-    /// Blog permission (seed 003).
+    /// Blog permission (docs/RECORDS.md).
     pub can_post_blogs: bool,
-    /// Whether new video sessions are allowed now, and why not (seed 000).
+    /// Whether new video sessions are allowed now, and why not.
     pub video_access: AccessDecision,
 }
 

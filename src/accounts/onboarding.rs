@@ -39,7 +39,7 @@ impl Operator<'_> {
 pub struct NewOrganization {
     /// Its name.
     pub name: String,
-    /// Whether per-therapist switches and blog permissions apply (seeds 000 and 003).
+    /// Whether per-therapist switches and blog permissions apply.
     pub theraptrack_controlled: bool,
     /// E-mail of its first administrator.
     pub admin_email: String,

@@ -1,9 +1,9 @@
-//! 1:1 scheduling (seed 002): the pieces shared by the scheduling handlers
+//! 1:1 scheduling: the pieces shared by the scheduling handlers
 //! (`schedule_holds`, `schedule_sessions`, `schedule_calendar`): the error type with the
 //! 409 `slot_conflict` body, the views, the role checks, the input parsers and the
 //! notification helpers.
 //!
-//! Roles (seed 002 guard matrix): therapists book their own calendar with their own
+//! Roles (docs/SCHEDULING.md, "Who may do what"): therapists book their own calendar with their own
 //! clients; organization administrators (`organization`, `admin`) book within their
 //! organization; super admins anywhere (therapist and client still of one
 //! organization); clients read their own sessions only; guests nothing.

@@ -1,4 +1,4 @@
-//! 1:1 scheduling (seed 002): holds. `POST /api/schedule/holds` claims one slot or a
+//! 1:1 scheduling: holds. `POST /api/schedule/holds` claims one slot or a
 //! whole series (explicit occurrences, or a weekly recurrence expanded in the client's
 //! time zone), all or nothing; `DELETE` releases it. The request body and its
 //! validation are in `schedule_hold_input`, confirming in `schedule_confirm`,

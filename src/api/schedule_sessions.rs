@@ -1,4 +1,4 @@
-//! 1:1 scheduling (seed 002), part 2: booked sessions. List and read (therapists
+//! 1:1 scheduling, part 2: booked sessions. List and read (therapists
 //! their own, clients their own read-only, administrators their organization's),
 //! record attendance (cancelling: `schedule_cancel`; notes: [`super::schedule_notes`]), and the video
 //! room of a session, open from a little before its start until its end.

@@ -1,4 +1,4 @@
-//! Instant and group video sessions (seed 004): create, list, read, end.
+//! Instant and group video sessions: create, list, read, end.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -203,7 +203,7 @@ pub async fn get_session(
 }
 
 /// Checks that the caller may manage the session now; a therapist whose video access
-/// is off is read-only (seed 000).
+/// is off is read-only (running calls continue when video access is switched off).
 pub async fn managed_session(
     state: &AppState,
     caller: &Caller,

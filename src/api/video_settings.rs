@@ -1,4 +1,4 @@
-//! Per-therapist and organization-level video access (seed 000).
+//! Per-therapist and organization-level video access (see src/access.rs for the rules).
 
 use axum::extract::{Path, State};
 use axum::Json;

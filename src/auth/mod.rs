@@ -33,7 +33,7 @@ pub enum Role {
     Client,
     /// A therapist (a "partner" in the seed documents).
     Therapist,
-    /// An organization's own account (seed 000/003 "organization" role).
+    /// An organization's own account (the "organization" role of the video-access and blog-permission rules).
     Organization,
     /// An administrator of one organization.
     Admin,

@@ -1,4 +1,4 @@
-//! 1:1 scheduling (seed 002): holds, recurrence, booked sessions, and the availability
+//! 1:1 scheduling (docs/SCHEDULING.md): holds, recurrence, booked sessions, and the availability
 //! check shared with group therapy.
 //!
 //! No double booking, on each backend:

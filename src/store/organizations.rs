@@ -19,7 +19,7 @@ pub struct Organization {
 }
 
 impl Organization {
-    /// Whether the organization manages per-therapist switches (seeds 000 and 003).
+    /// Whether the organization manages per-therapist video switches and blog permissions.
     pub fn theraptrack_controlled(&self) -> bool {
         self.theraptrack_controlled != 0
     }

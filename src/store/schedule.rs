@@ -1,4 +1,4 @@
-//! 1:1 scheduling tables (seed 002): holds and their occurrences, booked sessions,
+//! 1:1 scheduling tables: holds and their occurrences, booked sessions,
 //! and the unified-schedule read (session notes: [`super::notes`]). Functions take a connection so the
 //! callers can run them inside their write transaction (see
 //! [`crate::schedule::write_tx`]).

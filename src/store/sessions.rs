@@ -1,4 +1,4 @@
-//! Instant and group video sessions (seed 004).
+//! Instant and group video sessions.
 
 use sqlx::AnyConnection;
 

@@ -45,7 +45,7 @@ impl Therapist {
     pub fn video_sessions_enabled(&self) -> bool {
         self.video_sessions_enabled != 0
     }
-    /// Blog posting permission (seed 003).
+    /// Blog posting permission (docs/RECORDS.md).
     pub fn can_post_blogs(&self) -> bool {
         self.can_post_blogs != 0
     }

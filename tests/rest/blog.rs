@@ -1,4 +1,4 @@
-//! Seed 003: blog posting permission, with exactly its error codes.
+//! Blog posting permission, with exactly its error codes.
 
 use super::*;
 

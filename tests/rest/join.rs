@@ -1,4 +1,4 @@
-//! Seed 004: share links and guest tokens.
+//! Share links and guest tokens.
 
 use super::*;
 

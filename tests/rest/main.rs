@@ -1,5 +1,5 @@
 //! The REST suite: every route's success and failure paths, cross-tenant isolation,
-//! and the seed 000/003/004 rules, each test run on SQLite and on PostgreSQL.
+//! and the domain rules (video access, blog permission, sessions and share links), each test run on SQLite and on PostgreSQL.
 //!
 //! Run: `cargo test -p theraroom --test rest` (PostgreSQL at 127.0.0.1:5432, database
 //! `test`; without it the PostgreSQL variants print SKIP, or fail when `CI=true`).

@@ -1,4 +1,4 @@
-//! Seed 004: participant registration (idempotent), visibility and removal.
+//! Participant registration (idempotent), visibility and removal.
 
 use super::*;
 

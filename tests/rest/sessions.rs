@@ -1,4 +1,4 @@
-//! Seed 004: instant sessions: create, validate, list per role, read, end.
+//! Instant sessions: create, validate, list per role, read, end.
 
 use super::*;
 

@@ -1,4 +1,4 @@
-//! Seed 000: organization-level and per-therapist video access, the decision matrix
+//! Organization-level and per-therapist video access, the decision matrix
 //! through the API, read-only when disabled, listing counts, bulk all-or-nothing, audit.
 
 use super::*;
