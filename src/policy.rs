@@ -1,4 +1,4 @@
-//! Who may see and manage a video session, and the seed-000 video access of its
+//! Who may see and manage a video session, and the video access of its
 //! therapist read from the database. Who may *enter* a room is decided in one place,
 //! [`crate::rooms::admission`].
 

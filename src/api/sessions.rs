@@ -203,7 +203,7 @@ pub async fn get_session(
 }
 
 /// Checks that the caller may manage the session now; a therapist whose video access
-/// is off is read-only (running calls continue when video access is switched off).
+/// is off is read-only: they may read their sessions, not start or change them.
 pub async fn managed_session(
     state: &AppState,
     caller: &Caller,
