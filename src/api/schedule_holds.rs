@@ -85,6 +85,32 @@ pub struct ConfirmView {
     pub(super) sessions: Vec<ScheduledSessionView>,
 }
 
+/// The `Idempotency-Key` of a hold insert that failed because a concurrent request with
+/// the same key inserted first (the unique index on the creator and key), or `None`.
+pub(super) fn lost_idempotency_race<'k, T>(
+    inserted: &Result<T, sqlx::Error>,
+    key: Option<&'k str>,
+) -> Option<&'k str> {
+    match (inserted, key) {
+        (Err(sqlx::Error::Database(db)), Some(key)) if db.is_unique_violation() => Some(key),
+        _ => None,
+    }
+}
+
+/// Answers a request that lost the race of [`lost_idempotency_race`] (its transaction
+/// already rolled back) as a replay of the winner's hold.
+pub(super) async fn replay_race_winner(
+    state: &AppState,
+    caller: &Caller,
+    key: &str,
+    hash: &str,
+) -> ScheduleResult<Response> {
+    let mut conn = state.store.pool().acquire().await?;
+    replay_of(&mut conn, caller, key, hash)
+        .await?
+        .ok_or_else(|| ApiError::internal().into())
+}
+
 /// The 200 replay of an earlier hold made with Idempotency-Key `key` (422
 /// `idempotency_key_reused` when it was another request), or `None` when there is none.
 pub(super) async fn replay_of(
@@ -190,18 +216,9 @@ pub async fn create_hold(
         service_code,
     };
     let inserted = store::insert_hold(&mut tx, &hold, &req.occurrences).await;
-    if let (Err(sqlx::Error::Database(db)), Some(key)) = (&inserted, &key) {
-        if db.is_unique_violation() {
-            // A concurrent request with the same key won the race: answer as a replay.
-            tx.rollback().await?;
-            let mut conn = state.store.pool().acquire().await?;
-            let existing = store::hold_by_idempotency_key(&mut conn, &caller.sub, key)
-                .await?
-                .ok_or_else(ApiError::internal)?;
-            replay(&existing, &hash)?;
-            let view = hold_view(&mut conn, &existing).await?;
-            return Ok((StatusCode::OK, Json(view)).into_response());
-        }
+    if let Some(key) = lost_idempotency_race(&inserted, key.as_deref()) {
+        tx.rollback().await?;
+        return replay_race_winner(&state, &caller, key, &hash).await;
     }
     inserted?;
     audit::record(

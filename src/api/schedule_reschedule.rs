@@ -21,7 +21,9 @@ use super::schedule_confirm::{answer_inactive, check_active, release_failed};
 use super::schedule_hold_input::{
     hold_seconds, idempotency_key, new_hold_key, request_hash, CreateHold, HoldRequest,
 };
-use super::schedule_holds::{hold_view, replay_of, ConfirmView};
+use super::schedule_holds::{
+    hold_view, lost_idempotency_race, replay_of, replay_race_winner, ConfirmView,
+};
 use crate::auth::Caller;
 use crate::clock::{now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
@@ -187,15 +189,9 @@ pub(super) async fn create_reschedule_hold(
         service_code,
     };
     let inserted = store::insert_hold(&mut tx, &hold, &req.occurrences).await;
-    if let (Err(sqlx::Error::Database(db)), Some(key)) = (&inserted, &key) {
-        if db.is_unique_violation() {
-            // A concurrent request with the same key won the race: answer as a replay.
-            tx.rollback().await?;
-            let mut conn = state.store.pool().acquire().await?;
-            return replay_of(&mut conn, &caller, key, &hash)
-                .await?
-                .ok_or_else(|| ApiError::internal().into());
-        }
+    if let Some(key) = lost_idempotency_race(&inserted, key.as_deref()) {
+        tx.rollback().await?;
+        return replay_race_winner(&state, &caller, key, &hash).await;
     }
     inserted?;
     audit_hold_created(&mut tx, &caller, &hold, slot).await?;
