@@ -4,7 +4,7 @@
 // "Cancelled" label (no Join); on /home.html the therapist moves today's session with the
 // Move action and the server has it at the new time.
 // Env: BASE_URL, DEMO_JSON (see lib.mjs; needs password, therapists[0] and client).
-import { env, scenario, newPage, log } from './lib.mjs';
+import { env, scenario, newPage, log, screenshot, PHONE, DESKTOP } from './lib.mjs';
 
 const { base, demo } = env();
 const therapist = demo.therapists && demo.therapists[0];
@@ -68,6 +68,8 @@ scenario('agenda', async (browser) => {
   if (await gone.locator('button', { hasText: 'Join' }).count()) throw new Error('a cancelled session offers Join');
   if ((await cp.page.locator('#upcoming li').count()) < 3) throw new Error('sessions missing from the list');
   log('client home: upcoming, rescheduled and cancelled shown as such');
+  await screenshot(cp, 'schedule-client-phone', PHONE, { fullPage: true });
+  await screenshot(cp, 'schedule-client-desktop', DESKTOP, { fullPage: true });
 
   // Today's session on the therapist's home, moved with the Move action (skipped when
   // the next hour crosses midnight: it would not be "today").
@@ -79,6 +81,7 @@ scenario('agenda', async (browser) => {
   const row = tp.page.locator(`#today .session[data-id="${today.id}"]`);
   await row.waitFor();
   await row.getByRole('button', { name: /^Move session/ }).click();
+  await screenshot(tp, 'schedule-move-desktop', DESKTOP);
   const target = new Date(Date.parse(at(offset + 5 * day)));
   const pad = (n) => String(n).padStart(2, '0');
   const local = `${target.getFullYear()}-${pad(target.getMonth() + 1)}-${pad(target.getDate())}T${pad(target.getHours())}:${pad(target.getMinutes())}`;
