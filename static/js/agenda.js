@@ -58,13 +58,21 @@ function movedFrom(s) {
   return s.rescheduled_at && s.previous_start ? `was ${dateTime(s.previous_start)}` : '';
 }
 
+/** "2026-12-03T09:30" in the viewer's time zone, as a datetime-local input takes it. */
+function localInputValue(iso) {
+  const d = new Date(iso);
+  if (isNaN(d)) return '';
+  const pad = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
 /**
  * A small form to move a session: a new start (its length stays), through a reschedule
  * hold and its confirmation. A taken slot shows the server's free suggestions.
  * Why: the therapist's most common change to a booking, without leaving the home page.
  */
 function moveForm(s, note, onMoved) {
-  const input = el('input', { type: 'datetime-local', required: '' });
+  const input = el('input', { type: 'datetime-local', required: '', value: localInputValue(s.start) });
   input.setAttribute('aria-label', 'New start');
   const form = el('form', { class: 'row move-form', hidden: '' }, input,
     el('button', { class: 'btn small primary', type: 'submit', text: 'Move here' }));

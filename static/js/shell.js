@@ -54,10 +54,11 @@ export function dateTime(t) {
   return isNaN(d) ? '' : d.toLocaleString([], { dateStyle: 'medium', timeStyle: 'short' });
 }
 
-/** "14:05" in the viewer's time zone. */
+/** "14:05" in the viewer's locale and time zone, written as dateTime() writes times
+ * (so "8:41 AM – 9:31 AM", not "8:41 AM – 09:31 AM"). */
 export function timeOnly(t) {
   const d = t instanceof Date ? t : new Date(t);
-  return isNaN(d) ? '' : d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  return isNaN(d) ? '' : d.toLocaleTimeString([], { timeStyle: 'short' });
 }
 
 /** An absolute URL for a path on this server. */
