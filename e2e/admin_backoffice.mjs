@@ -4,6 +4,7 @@
 // client for a therapist and withdrawing it, an e-mail that already has an account, and
 // the organization switch. Everything is put back as it was (other scenarios use the
 // demo therapists). Env: BASE_URL, DEMO_JSON (see lib.mjs).
+import fs from 'node:fs';
 import { env, scenario, newPage, log, DESKTOP } from './lib.mjs';
 
 const { base, demo } = env();
@@ -87,6 +88,23 @@ async function organizationSwitch(pg) {
   await until(pg, textOf, ['#org-video-note', 'On:'], 'organization switched on');
 }
 
+/** The activity log lists the switches just made, filters by kind, and exports CSV. */
+async function activityLog(pg) {
+  await pg.selectOption('#audit-kind', 'organization.');
+  await until(pg, () => {
+    const rows = [...document.querySelectorAll('#audit-list .audit-entry')];
+    return rows.length > 0 && rows.every((r) => r.dataset.action.startsWith('organization.'));
+  }, null, 'organization switches in the activity log');
+  await until(pg, textOf, ['#audit-list', 'by '], 'entries name who acted');
+  const [download] = await Promise.all([pg.waitForEvent('download'), pg.click('#audit-csv')]);
+  const file = await download.path();
+  const csv = fs.readFileSync(file, 'utf8');
+  if (!csv.startsWith('id,at,actor_id,')) throw new Error(`CSV has no header: ${csv.slice(0, 80)}`);
+  if (!csv.includes('organization.')) throw new Error('CSV lacks the filtered entries');
+  await pg.selectOption('#audit-kind', '');
+  await until(pg, () => document.querySelectorAll('#audit-list .audit-entry').length >= 5, null, 'everything listed again');
+}
+
 scenario('admin_backoffice', async (browser) => {
   const admin = await newPage(browser, 'admin', { viewport: DESKTOP });
   const pg = admin.page;
@@ -101,7 +119,8 @@ scenario('admin_backoffice', async (browser) => {
   await clients(pg);
   await invitations(pg);
   await organizationSwitch(pg);
+  await activityLog(pg);
   const errors = admin.logs.filter((l) => l.includes('PAGE ERROR'));
   if (errors.length) throw new Error(`page errors: ${errors.join(' | ')}`);
-  return { checked: ['search', 'bulk', 'video filter', 'blog', 'deactivate', 'invite', 'withdraw', 'email_taken', 'organization switch'] };
+  return { checked: ['search', 'bulk', 'video filter', 'blog', 'deactivate', 'invite', 'withdraw', 'email_taken', 'organization switch', 'activity log', 'CSV export'] };
 });

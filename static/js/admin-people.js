@@ -143,12 +143,20 @@ function showList(listId, emptyId, countId, rows, error) {
   $(countId).textContent = error ? '' : `(${rows.length})`;
 }
 
+/** Names of the people loaded so far, by id (the activity log shows names, not ids). */
+const known = new Map();
+
+function remember(list) {
+  for (const p of list) known.set(p.id, p.display_name || p.email);
+}
+
 async function loadTherapists(f) {
   const q = new URLSearchParams({ q: f.q, status: f.status });
   if (ctx.controlled && f.video !== 'all') q.set('video', f.video);
   try {
     const data = await call(`${base}/therapists?${q}`);
     const list = (data && data.therapists) || [];
+    remember(list);
     shown = list;
     showList('therapists', 'therapists-empty', 'therapists-count', list.map(therapistRow));
   } catch (e) {
@@ -163,6 +171,7 @@ async function loadClients(f) {
   try {
     const data = await call(`/api/clients?${q}`);
     const list = (data && data.clients) || [];
+    remember(list);
     showList('clients', 'clients-empty', 'clients-count', list.map(clientRow));
   } catch (e) {
     showList('clients', 'clients-empty', 'clients-count', [], (e && e.message) || 'Could not load the clients.');
@@ -196,7 +205,8 @@ async function load() {
 /**
  * The people lists of `organization.orgId`; `organization.controlled`
  * (theraptrack-controlled) shows the per-therapist video switches and blog permission.
- * Wires the bulk and selection controls once; returns `{ load }`.
+ * Wires the bulk and selection controls once; returns `{ load, names }` (`names()`:
+ * id → name of everyone listed so far).
  */
 export function createPeople(organization) {
   ctx = organization;
@@ -209,5 +219,5 @@ export function createPeople(organization) {
     load();
   });
   $('filter-video').closest('.field').hidden = !ctx.controlled;
-  return { load };
+  return { load, names: () => known };
 }

@@ -1,6 +1,6 @@
 // admin.js — entry point of /admin.html, the organization administrators' back office:
 // the organization's video switch, people (admin-people.js), invitations
-// (admin-invites.js), search and filters.
+// (admin-invites.js), search and filters, and the activity log (admin-audit.js).
 // Why: a practice runs itself from here without a developer: invite, switch video on
 // and off, deactivate people.
 
@@ -9,6 +9,7 @@ import { start, call } from './session.js';
 import { showMessage, mountWho } from './shell.js';
 import { createPeople } from './admin-people.js';
 import { createInvites } from './admin-invites.js';
+import { createAudit } from './admin-audit.js';
 
 const ADMIN_ROLES = ['organization', 'admin', 'super_admin'];
 
@@ -71,9 +72,11 @@ async function open(me, orgId) {
   const ctx = { orgId, controlled };
   const people = createPeople(ctx);
   const invites = createInvites(ctx, { onInvited: () => people.load() });
+  const audit = createAudit(ctx, () => new Map([...people.names(), [me.id, me.display_name || me.email]]));
   wireFilters(people);
   $('admin').hidden = false;
   await Promise.all([people.load(), invites.loadPending()]);
+  await audit.load();
   document.body.dataset.ready = '1';
 }
 
