@@ -13,6 +13,7 @@ pub mod group_edits;
 pub mod group_reminders;
 pub mod group_seats;
 pub mod groups;
+pub mod holds;
 pub mod invitations;
 pub mod notes;
 pub mod notifications;

@@ -4,7 +4,8 @@
 
 use sqlx::AnyConnection;
 
-use super::schedule::{Hold, ScheduledSession, HOLD_COLUMNS, SESSION_COLUMNS, SESSION_FROM};
+use super::holds::{Hold, HOLD_COLUMNS};
+use super::schedule::{ScheduledSession, SESSION_COLUMNS, SESSION_FROM};
 
 /// Where a session moves.
 #[derive(Debug, Clone)]
