@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use chrono::{Timelike, Utc};
 
-use super::scheduling::{book, clinic, confirm, hold, hold_body, iso, minutes_from_now, sid, utc};
+use super::scheduling::{
+    book, clinic, confirm, confirm_race, hold, hold_body, iso, minutes_from_now, sid, utc,
+};
 use super::webhooks::{payloads, set_hook, types};
 use super::*;
 
@@ -409,24 +411,7 @@ both_dbs!(concurrent_reschedules_into_one_slot, |app| async move {
         .unwrap();
         keys.push(key);
     }
-    let mut tasks = Vec::new();
-    for key in keys {
-        let (app, t) = (app.clone(), t.clone());
-        tasks.push(tokio::spawn(async move { confirm(&app, &t, &key).await }));
-    }
-    let (mut ok, mut conflict) = (0, 0);
-    for task in tasks {
-        let r = task.await.unwrap();
-        match r.status.as_u16() {
-            201 => ok += 1,
-            409 => {
-                r.expect_err(409, "slot_conflict");
-                conflict += 1;
-            }
-            other => panic!("unexpected {other}: {}", r.text),
-        }
-    }
-    assert_eq!((ok, conflict), (1, 19));
+    assert_eq!(confirm_race(&app, &t, keys).await, (1, 19));
     let (in_slot,): (i64,) = sqlx::query_as(
         "SELECT COUNT(*) FROM scheduled_sessions WHERE therapist_id = $1 AND start_ms = $2 AND status = 'scheduled'",
     )

@@ -79,6 +79,34 @@ pub(crate) async fn confirm(app: &TestApp, who: &Person, key: &str) -> common::R
     .await
 }
 
+/// Confirms every hold of `keys` at once (one task each) as `who`; returns how many
+/// were booked (201) and how many were refused with 409 `slot_conflict`. Any other
+/// answer fails the test.
+pub(crate) async fn confirm_race(
+    app: &std::sync::Arc<TestApp>,
+    who: &Person,
+    keys: Vec<String>,
+) -> (u32, u32) {
+    let mut tasks = Vec::new();
+    for key in keys {
+        let (app, who) = (app.clone(), who.clone());
+        tasks.push(tokio::spawn(async move { confirm(&app, &who, &key).await }));
+    }
+    let (mut ok, mut conflict) = (0, 0);
+    for task in tasks {
+        let r = task.await.unwrap();
+        match r.status.as_u16() {
+            201 => ok += 1,
+            409 => {
+                r.expect_err(409, "slot_conflict");
+                conflict += 1;
+            }
+            other => panic!("unexpected {other}: {}", r.text),
+        }
+    }
+    (ok, conflict)
+}
+
 /// Holds and confirms one slot as `who`; returns the session JSON.
 pub(crate) async fn book(
     app: &TestApp,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::Utc;
 
 use super::scheduling::{
-    book, clinic, confirm, count_sessions, hold, hold_body, iso, minutes_from_now, sid, utc,
+    book, clinic, confirm_race, count_sessions, hold, hold_body, iso, minutes_from_now, sid, utc,
 };
 use super::*;
 
@@ -105,24 +105,7 @@ both_dbs!(concurrent_confirmations_for_one_slot, |app| async move {
         keys.push(key);
     }
     let app = Arc::new(app);
-    let mut tasks = Vec::new();
-    for key in keys {
-        let (app, t) = (app.clone(), c.therapist.clone());
-        tasks.push(tokio::spawn(async move { confirm(&app, &t, &key).await }));
-    }
-    let (mut ok, mut conflict) = (0, 0);
-    for t in tasks {
-        let r = t.await.unwrap();
-        match r.status.as_u16() {
-            201 => ok += 1,
-            409 => {
-                r.expect_err(409, "slot_conflict");
-                conflict += 1;
-            }
-            other => panic!("unexpected {other}: {}", r.text),
-        }
-    }
-    assert_eq!((ok, conflict), (1, 19));
+    assert_eq!(confirm_race(&app, &c.therapist, keys).await, (1, 19));
     assert_eq!(count_sessions(&app, &c.therapist.id).await, 1);
     // The refused holds stay unconfirmed (their transactions rolled back).
     assert_eq!(
