@@ -225,6 +225,16 @@ pub struct Settings {
         global = true
     )]
     pub rtc_workers: usize,
+    /// Shortest time between two receive turns of a busy media worker, in µs (0 = off):
+    /// datagrams of that interval are read in one batch, at most this much added latency.
+    #[arg(
+        long,
+        env = "THERAROOM_RTC_COALESCE_US",
+        default_value_t = sfu::DEFAULT_COALESCE_US,
+        value_parser = clap::value_parser!(u32).range(0..=i64::from(sfu::MAX_COALESCE_US)),
+        global = true
+    )]
+    pub rtc_coalesce_us: u32,
     /// Run ICE-lite on the server side (for servers with a public IP).
     #[arg(long, env = "THERAROOM_ICE_LITE", global = true)]
     pub ice_lite: bool,

@@ -173,6 +173,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         ice_lite: settings.ice_lite,
         rtc_port: settings.rtc_port,
         workers: settings.rtc_workers,
+        coalesce_us: settings.rtc_coalesce_us,
     })
     .map_err(|e| format!("cannot start the SFU: {e}"))?;
     let hub = theraroom::rtc::hub(

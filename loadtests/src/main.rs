@@ -464,6 +464,35 @@ async fn smoke(args: &RunArgs) -> ExitCode {
     }
 }
 
+/// The raw relay at each TheraRoom scenario's own shape and rate: as many datagrams in
+/// per second as its publishers sent, each sent on to as many receivers as the server
+/// forwarded it to on average (1 in 1:1 rooms, 9 in a group of 10). At these rates the
+/// relay's cost per packet depends strongly on the rate (wake-ups), so one relay run at
+/// another rate is no baseline.
+fn relay_per_scenario(rows: &[tool::scenario::Measurement]) -> Vec<tool::report::RelayRow> {
+    let mut out = Vec::new();
+    for m in rows
+        .iter()
+        .filter(|m| m.server == "theraroom" && m.sent_pps > 0.0)
+    {
+        let forwarded = m.server_fwd_pps.unwrap_or(m.recv_pps);
+        let fan_out = (forwarded / m.sent_pps).round().max(1.0) as usize;
+        progress(format!(
+            "raw UDP relay for {}: {:.0} pkt/s in, each to {fan_out}",
+            m.scenario, m.sent_pps
+        ));
+        match tool::relay::run(1, fan_out, m.sent_pps, 1200, Duration::from_secs(5)) {
+            Ok(relay) => out.push(tool::report::RelayRow {
+                scenario: m.scenario.clone(),
+                relay,
+            }),
+            Err(e) => eprintln!("relay for {}: {e}", m.scenario),
+        }
+    }
+    tool::report::print_relay(&out, rows);
+    out
+}
+
 fn relay_only(r: &RelayArgs) -> ExitCode {
     match tool::relay::run(
         r.senders,
@@ -473,7 +502,7 @@ fn relay_only(r: &RelayArgs) -> ExitCode {
         Duration::from_secs(r.seconds),
     ) {
         Ok(res) => {
-            tool::report::print_relay(&res, &[]);
+            tool::report::print_relay_result(&res);
             println!("{}", serde_json::to_string_pretty(&res).unwrap_or_default());
             ExitCode::SUCCESS
         }
@@ -538,20 +567,9 @@ async fn main() -> ExitCode {
     tool::report::print_table(&rows);
     tool::report::print_comparison(&rows);
     let relay = if args.relay {
-        // 1200-byte packets at the heaviest forwarded rate of the run (at least 10k/s),
-        // one send per packet, so the relay works at a comparable packet rate.
-        let pps = rows
-            .iter()
-            .map(|m| m.server_fwd_pps.unwrap_or(m.recv_pps))
-            .fold(10_000.0, f64::max);
-        progress(format!("raw UDP relay baseline at {pps:.0} pkt/s"));
-        let r = tool::relay::run(1, 1, pps, 1200, Duration::from_secs(5)).ok();
-        if let Some(r) = &r {
-            tool::report::print_relay(r, &rows);
-        }
-        r
+        relay_per_scenario(&rows)
     } else {
-        None
+        Vec::new()
     };
     if let Some(path) = &args.json {
         let (cpus, model, kernel) = tool::procfs::machine();
@@ -559,7 +577,7 @@ async fn main() -> ExitCode {
             machine: serde_json::json!({"cpus": cpus, "model": model, "kernel": kernel}),
             results: &rows,
             capacity: serde_json::Value::Object(capacity),
-            relay: relay.as_ref(),
+            relay: &relay,
         };
         match serde_json::to_string_pretty(&report) {
             Ok(text) => {

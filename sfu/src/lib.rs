@@ -32,7 +32,7 @@ mod stats;
 mod types;
 mod worker;
 
-pub use config::SfuConfig;
+pub use config::{SfuConfig, DEFAULT_COALESCE_US, MAX_COALESCE_US};
 pub use engine::candidates::{MAX_EARLY_CANDIDATES, MAX_EARLY_CANDIDATE_BYTES};
 pub use error::SfuError;
 pub use rtcp::KEYFRAME_MIN_INTERVAL;

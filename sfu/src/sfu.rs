@@ -47,15 +47,11 @@ impl Sfu {
         let counters = Arc::new(Counters::default());
         let mut workers = Vec::new();
         for index in 0..config.worker_count() {
-            let bind = SocketAddr::new(config.bind_ip, config.worker_port(index));
-            let worker = WorkerHandle::start(
-                index,
-                bind,
-                &config.public_ips,
-                config.ice_lite,
-                Arc::clone(&counters),
-            )
-            .map_err(|err| SfuError::Config(format!("cannot bind media socket {bind}: {err}")))?;
+            let worker =
+                WorkerHandle::start(index, &config, Arc::clone(&counters)).map_err(|err| {
+                    let bind = SocketAddr::new(config.bind_ip, config.worker_port(index));
+                    SfuError::Config(format!("cannot bind media socket {bind}: {err}"))
+                })?;
             workers.push(worker);
         }
         let addrs: Vec<SocketAddr> = workers.iter().map(|w| w.local_addr).collect();

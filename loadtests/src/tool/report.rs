@@ -142,9 +142,17 @@ pub fn print_comparison(rows: &[Measurement]) {
     println!("(pkt/cpu = packets received by subscribers per server CPU-second; ratio = TheraRoom / Janus)");
 }
 
-/// Prints the relay baseline and how each TheraRoom row compares with it.
-pub fn print_relay(relay: &RelayResult, rows: &[Measurement]) {
-    println!();
+/// The raw relay run for one TheraRoom scenario (same packet rate and fan-out).
+#[derive(Debug, Clone, Serialize)]
+pub struct RelayRow {
+    /// The scenario whose rate and fan-out the relay reproduced.
+    pub scenario: String,
+    /// What the relay did.
+    pub relay: RelayResult,
+}
+
+/// Prints one relay line, as the `relay-baseline` command shows it.
+pub fn print_relay_result(relay: &RelayResult) {
     println!(
         "raw UDP relay: {} senders -> {} receivers, {} B packets: forwarded {} pkt/s, relay thread CPU {:.1}%, {} pkt per CPU-second (whole process incl. sender and receiver threads: {:.0}% CPU, {} pkt per CPU-second), delivery {:.2}%",
         relay.senders,
@@ -157,15 +165,36 @@ pub fn print_relay(relay: &RelayResult, rows: &[Measurement]) {
         k(relay.pkts_per_process_cpu_s),
         relay.delivery * 100.0
     );
-    for m in rows.iter().filter(|m| m.pkts_per_cpu_s.is_finite()) {
+}
+
+/// Prints each TheraRoom row next to the relay run at its own rate and fan-out.
+pub fn print_relay(relays: &[RelayRow], rows: &[Measurement]) {
+    if relays.is_empty() {
+        return;
+    }
+    println!();
+    println!(
+        "{:<16} {:>9} {:>7} | {:>10} {:>10} | {:>8}",
+        "scenario", "in pkt/s", "fan-out", "TR pkt/cpu", "relay", "TR/relay"
+    );
+    for r in relays {
+        let Some(m) = rows
+            .iter()
+            .find(|m| m.server == "theraroom" && m.scenario == r.scenario)
+        else {
+            continue;
+        };
         println!(
-            "  {} {}: {} pkt per CPU-second = {:.1}% of the raw relay",
-            m.server,
-            m.scenario,
+            "{:<16} {:>9} {:>7} | {:>10} {:>10} | {:>7.1}%",
+            r.scenario,
+            k(m.sent_pps),
+            r.relay.receivers,
             k(m.pkts_per_cpu_s),
-            m.pkts_per_cpu_s / relay.pkts_per_cpu_s * 100.0
+            k(r.relay.pkts_per_cpu_s),
+            m.pkts_per_cpu_s / r.relay.pkts_per_cpu_s * 100.0
         );
     }
+    println!("(relay = raw UDP relay thread, no ICE/SRTP/RTP, at the scenario's input rate and fan-out; pkt/cpu = forwarded packets per CPU-second)");
 }
 
 /// The JSON report.
@@ -177,6 +206,6 @@ pub struct Report<'a> {
     pub results: &'a [Measurement],
     /// Ramp capacity per server (1:1 rooms), if a ramp ran.
     pub capacity: serde_json::Value,
-    /// Relay baseline, if it ran.
-    pub relay: Option<&'a RelayResult>,
+    /// Relay baselines, one per TheraRoom scenario, if they ran.
+    pub relay: &'a [RelayRow],
 }

@@ -30,9 +30,10 @@ use crate::types::PcRole;
 const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 /// Packets each subscriber leg keeps for retransmission (NACK). rtc's default, 1,024, is
 /// 15 s of video per leg and was most of the server's memory at 50 participants; a NACK
-/// only helps within a round trip plus jitter, and 256 packets is ~4 s of video, ~5 s of
-/// audio.
-const NACK_SEND_BUFFER_PACKETS: u16 = 256;
+/// only helps within a round trip plus jitter. 128 packets are 0.6 s of 2 Mbit/s video,
+/// 2 s of the load test's 500 kbit/s and 2.5 s of audio: several round trips, and more
+/// than Janus keeps by default (200 ms).
+const NACK_SEND_BUFFER_PACKETS: u16 = 128;
 /// Interceptor slot of the keyframe-request forwarder: after every default interceptor.
 const KEYFRAME_FORWARDER_SLOT: usize = 14_000;
 

@@ -18,6 +18,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
+use crate::config::SfuConfig;
 use crate::engine::{Command, Core, CoreConfig, ParticipantKey, Reply, Transmit};
 use crate::error::SfuError;
 use crate::stats::{Counters, LogThrottle};
@@ -68,17 +69,15 @@ impl WorkerHandle {
     /// Binds the socket and starts the worker thread.
     pub(crate) fn start(
         index: usize,
-        bind: SocketAddr,
-        public_ips: &[std::net::IpAddr],
-        ice_lite: bool,
+        sfu: &SfuConfig,
         counters: Arc<Counters>,
     ) -> io::Result<WorkerHandle> {
-        let std_socket = socket::bind(bind)?;
+        let std_socket = socket::bind(SocketAddr::new(sfu.bind_ip, sfu.worker_port(index)))?;
         let local_addr = std_socket.local_addr()?;
-        let announced = if public_ips.is_empty() {
+        let announced = if sfu.public_ips.is_empty() {
             vec![local_addr]
         } else {
-            public_ips
+            sfu.public_ips
                 .iter()
                 .map(|ip| SocketAddr::new(*ip, local_addr.port()))
                 .collect()
@@ -86,12 +85,13 @@ impl WorkerHandle {
         let config = CoreConfig {
             local_addr,
             announced,
-            ice_lite,
+            ice_lite: sfu.ice_lite,
         };
+        let coalesce = Duration::from_micros(u64::from(sfu.coalesce_us));
         let (tx, rx) = mpsc::unbounded_channel();
         let thread = std::thread::Builder::new()
             .name(format!("sfu-worker-{index}"))
-            .spawn(move || run_thread(index, std_socket, config, counters, rx))?;
+            .spawn(move || run_thread(index, std_socket, config, coalesce, counters, rx))?;
         info!(worker = index, %local_addr, "media worker started");
         Ok(WorkerHandle {
             tx,
@@ -135,6 +135,7 @@ fn run_thread(
     index: usize,
     socket: StdUdpSocket,
     config: CoreConfig,
+    coalesce: Duration,
     counters: Arc<Counters>,
     rx: mpsc::UnboundedReceiver<Message>,
 ) {
@@ -164,6 +165,8 @@ fn run_thread(
             received: Vec::with_capacity(socket::RECV_BATCH),
             send_queue: VecDeque::new(),
             events: HashMap::new(),
+            coalesce,
+            busy_since: None,
         };
         worker.run(rx).await;
         debug!(worker = index, "media worker stopped");
@@ -178,6 +181,10 @@ struct Worker {
     received: Vec<Received>,
     send_queue: VecDeque<Outgoing>,
     events: HashMap<ParticipantKey, mpsc::UnboundedSender<SfuEvent>>,
+    /// Shortest time between two receive turns while busy (see [`Worker::hold`]).
+    coalesce: Duration,
+    /// Start of the last turn that read datagrams, while the worker is busy.
+    busy_since: Option<Instant>,
 }
 
 impl Worker {
@@ -185,6 +192,7 @@ impl Worker {
         loop {
             self.drain_core();
             self.flush();
+            self.hold();
             let deadline = self
                 .core
                 .poll_timeout()
@@ -206,6 +214,7 @@ impl Worker {
                 }
                 ready = self.socket.ready(Interest::READABLE) => {
                     if ready.is_ok_and(|r| r.is_readable()) {
+                        self.busy_since = Some(Instant::now());
                         self.receive();
                     }
                 }
@@ -216,6 +225,24 @@ impl Worker {
             if self.core.poll_timeout().is_some_and(|t| t <= now) {
                 self.core.handle_timeout(now);
             }
+        }
+    }
+
+    /// After a turn that read datagrams, sleeps out the rest of the coalescing interval,
+    /// so what arrives meanwhile is read in one batch with one wake-up. The sleep blocks
+    /// the thread on purpose: parked in the runtime, the loop would be woken by every
+    /// datagram (the socket is registered edge-triggered). Nothing else runs on this
+    /// thread's runtime; commands wait at most one interval. An idle worker (nothing read
+    /// in the last turn) does not hold: the first datagram after a pause is handled at
+    /// once.
+    fn hold(&mut self) {
+        let Some(since) = self.busy_since.take() else {
+            return;
+        };
+        let until = since + self.coalesce;
+        let now = Instant::now();
+        if until > now {
+            std::thread::sleep(until - now);
         }
     }
 
