@@ -150,30 +150,34 @@ function remember(list) {
   for (const p of list) known.set(p.id, p.display_name || p.email);
 }
 
-async function loadTherapists(f) {
+async function loadTherapists(f, gen) {
   const q = new URLSearchParams({ q: f.q, status: f.status });
   if (ctx.controlled && f.video !== 'all') q.set('video', f.video);
   try {
     const data = await call(`${base}/therapists?${q}`);
+    if (gen !== loads) return;
     const list = (data && data.therapists) || [];
     remember(list);
     shown = list;
     showList('therapists', 'therapists-empty', 'therapists-count', list.map(therapistRow));
   } catch (e) {
+    if (gen !== loads) return;
     shown = [];
     showList('therapists', 'therapists-empty', 'therapists-count', [], (e && e.message) || 'Could not load the therapists.');
   }
   updateBulk();
 }
 
-async function loadClients(f) {
+async function loadClients(f, gen) {
   const q = new URLSearchParams({ q: f.q, status: f.status });
   try {
     const data = await call(`/api/clients?${q}`);
+    if (gen !== loads) return;
     const list = (data && data.clients) || [];
     remember(list);
     showList('clients', 'clients-empty', 'clients-count', list.map(clientRow));
   } catch (e) {
+    if (gen !== loads) return;
     showList('clients', 'clients-empty', 'clients-count', [], (e && e.message) || 'Could not load the clients.');
   }
 }
@@ -197,9 +201,14 @@ async function bulk(on) {
   });
 }
 
+/** Number of the latest `load()`: an answer to an older one (filters changed since, or a
+ * reload after an action overtook it) is dropped instead of overwriting newer lists. */
+let loads = 0;
+
 async function load() {
   const f = filters();
-  await Promise.all([loadTherapists(f), loadClients(f)]);
+  const gen = ++loads;
+  await Promise.all([loadTherapists(f, gen), loadClients(f, gen)]);
 }
 
 /**
