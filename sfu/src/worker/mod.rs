@@ -2,7 +2,9 @@
 //! on it. The thread runs a single-threaded tokio runtime whose one task is the loop
 //! below: commands from signaling, batches of datagrams and the core's next deadline, all
 //! fed to the sans-IO [`Core`]; what the core wants sent leaves in `sendmmsg` batches.
-//! A packet is received, decrypted, forwarded and encrypted on this one thread.
+//! A packet is received, decrypted, forwarded and encrypted on this one thread. A busy
+//! worker reads at most once per [`SfuConfig::coalesce_us`], so one wake-up carries the
+//! datagrams of that interval ([`Worker::hold`]).
 
 mod socket;
 
