@@ -241,12 +241,7 @@ pub async fn update_group_session(
     if changed.contains(&"time") {
         // Like a proposal: the new time must be inside the working hours of every
         // therapist still on the team.
-        let team: Vec<String> = store::invitations_of(&mut tx, &id)
-            .await?
-            .into_iter()
-            .filter(|i| i.status != "declined")
-            .map(|i| i.therapist_id)
-            .collect();
+        let team = store::team_therapist_ids(&mut tx, &id).await?;
         let team: Vec<&str> = team.iter().map(String::as_str).collect();
         let end_ms = next.start_ms + next.duration_minutes * 60_000;
         super::schedule_hours::check_group(&mut tx, &team, next.start_ms, end_ms).await?;
@@ -381,13 +376,7 @@ async fn tell_concerned(
     let rescheduled = changed.contains(&"time");
     let mut recipients = vec![session.created_by.clone()];
     if !rescheduled {
-        recipients.extend(
-            store::invitations_of(conn, &session.id)
-                .await?
-                .into_iter()
-                .filter(|i| i.status != "declined")
-                .map(|i| i.therapist_id),
-        );
+        recipients.extend(store::team_therapist_ids(conn, &session.id).await?);
     }
     if rescheduled || changed.contains(&"place") {
         recipients.extend(seats::seated_user_ids(conn, &session.id).await?);

@@ -152,12 +152,7 @@ async fn tell_cancelled(
     caller: &Caller,
     session: &GroupSession,
 ) -> ApiResult<()> {
-    let mut recipients: Vec<String> = store::invitations_of(conn, &session.id)
-        .await?
-        .into_iter()
-        .filter(|i| i.status != "declined")
-        .map(|i| i.therapist_id)
-        .collect();
+    let mut recipients = store::team_therapist_ids(conn, &session.id).await?;
     recipients.extend(seats::seated_user_ids(conn, &session.id).await?);
     recipients.push(session.created_by.clone());
     notify_each(

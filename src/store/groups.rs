@@ -430,6 +430,20 @@ pub async fn invitations_of(
     .await
 }
 
+/// The therapists still on a session's team (every invitation not declined), in
+/// invitation order: who must be free at its time and who is told of changes.
+pub async fn team_therapist_ids(
+    conn: &mut AnyConnection,
+    session_id: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    Ok(invitations_of(conn, session_id)
+        .await?
+        .into_iter()
+        .filter(|i| i.status != "declined")
+        .map(|i| i.therapist_id)
+        .collect())
+}
+
 /// Records a therapist's answer to a pending invitation. Returns false when the
 /// invitation was no longer pending.
 pub async fn answer_invitation(
