@@ -92,6 +92,14 @@ pub(crate) async fn confirm_race(
         let (app, who) = (app.clone(), who.clone());
         tasks.push(tokio::spawn(async move { confirm(&app, &who, &key).await }));
     }
+    slot_race_outcome(tasks).await
+}
+
+/// Waits for every request of a race for one slot; returns how many succeeded (201)
+/// and how many were refused with 409 `slot_conflict`. Any other answer fails the test.
+pub(crate) async fn slot_race_outcome(
+    tasks: Vec<tokio::task::JoinHandle<common::Resp>>,
+) -> (u32, u32) {
     let (mut ok, mut conflict) = (0, 0);
     for task in tasks {
         let r = task.await.unwrap();

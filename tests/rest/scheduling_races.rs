@@ -8,7 +8,8 @@ use std::sync::Arc;
 use chrono::Utc;
 
 use super::scheduling::{
-    book, clinic, confirm_race, count_sessions, hold, hold_body, iso, minutes_from_now, sid, utc,
+    book, clinic, confirm_race, count_sessions, hold, hold_body, iso, minutes_from_now, sid,
+    slot_race_outcome, utc,
 };
 use super::*;
 
@@ -36,19 +37,7 @@ both_dbs!(concurrent_holds_for_one_slot, |app| async move {
             .await
         }));
     }
-    let (mut ok, mut conflict) = (0, 0);
-    for t in tasks {
-        let r = t.await.unwrap();
-        match r.status.as_u16() {
-            201 => ok += 1,
-            409 => {
-                r.expect_err(409, "slot_conflict");
-                conflict += 1;
-            }
-            other => panic!("unexpected {other}: {}", r.text),
-        }
-    }
-    assert_eq!((ok, conflict), (1, 19));
+    assert_eq!(slot_race_outcome(tasks).await, (1, 19));
     assert_eq!(
         app.count(
             "schedule_holds",
