@@ -2,9 +2,9 @@
 //! hours, minus time off and busy time, on the 15-minute grid; range and duration
 //! limits; who may search. And group sessions for a therapist outside their hours.
 
-use chrono::{Datelike, Duration, Utc};
+use chrono::{Duration, Utc};
 
-use super::working_hours::{fx, hours_path, set_hours, time_off_path};
+use super::working_hours::{fx, hours_path, set_hours, set_ten_to_twelve_utc, time_off_path};
 use super::*;
 
 fn search_path(t: &Person, query: &str) -> String {
@@ -225,18 +225,7 @@ both_dbs!(group_sessions_respect_hours, |app| async move {
     // 10:00 UTC two days from now; the therapist works 10:00–12:00 that weekday.
     let date = (Utc::now() + Duration::days(2)).date_naive();
     let start = date.and_hms_opt(10, 0, 0).unwrap().and_utc();
-    let weekday = [
-        "monday",
-        "tuesday",
-        "wednesday",
-        "thursday",
-        "friday",
-        "saturday",
-        "sunday",
-    ][start.weekday().num_days_from_monday() as usize];
-    let window = json!({"time_zone": "UTC", "weekly": [{"weekday": weekday,
-        "start": "10:00", "end": "12:00"}]});
-    set_hours(&app, &f.therapist, &f.therapist, window).await;
+    set_ten_to_twelve_utc(&app, &f.therapist, date).await;
     let proposal = |at: chrono::DateTime<Utc>, therapists: &[&Person]| {
         json!({
             "title": "Circle", "community_id": community, "session_type": "virtual",

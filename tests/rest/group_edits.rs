@@ -391,23 +391,12 @@ both_dbs!(join_confirmation_is_stored_and_pushed, |app| async move {
 both_dbs!(
     new_time_outside_working_hours_is_refused,
     |app| async move {
-        use chrono::{Datelike, Duration, Utc};
+        use chrono::{Duration, Utc};
         let fx = setup(&app, "Hours Edit Clinic").await;
         let sid = approved_session(&app, &fx, proposal(&fx, start_in(30), &[&fx.t1, &fx.t2])).await;
         // t1 works 10:00–12:00 UTC on the weekday three days from now.
         let day = (Utc::now() + Duration::days(3)).date_naive();
-        let weekday = [
-            "monday",
-            "tuesday",
-            "wednesday",
-            "thursday",
-            "friday",
-            "saturday",
-            "sunday",
-        ][day.weekday().num_days_from_monday() as usize];
-        let window = json!({"time_zone": "UTC", "weekly": [{"weekday": weekday,
-        "start": "10:00", "end": "12:00"}]});
-        super::working_hours::set_hours(&app, &fx.t1, &fx.t1, window).await;
+        super::working_hours::set_ten_to_twelve_utc(&app, &fx.t1, day).await;
         let late = day
             .and_hms_opt(14, 0, 0)
             .unwrap()

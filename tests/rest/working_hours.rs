@@ -52,6 +52,22 @@ pub async fn set_hours(app: &TestApp, who: &Person, t: &Person, body: Value) -> 
         .clone()
 }
 
+/// Sets `t`'s hours to 10:00–12:00 UTC on the weekday of `day` only (as `t`).
+pub async fn set_ten_to_twelve_utc(app: &TestApp, t: &Person, day: chrono::NaiveDate) {
+    let weekday = [
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+    ][day.weekday().num_days_from_monday() as usize];
+    let window = json!({"time_zone": "UTC", "weekly": [{"weekday": weekday,
+        "start": "10:00", "end": "12:00"}]});
+    set_hours(app, t, t, window).await;
+}
+
 pub async fn hold(app: &TestApp, f: &Fx, body: Value) -> common::Resp {
     let mut body = body;
     body["therapist_id"] = json!(f.therapist.id);
