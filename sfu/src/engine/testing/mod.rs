@@ -103,8 +103,18 @@ impl Sim {
 
     /// Adds participant `key` (id `id`) to the room.
     pub(crate) fn join(&mut self, key: ParticipantKey, id: &str) {
+        self.join_room(1, key, id);
+    }
+
+    /// Adds participant `key` (id `id`) to room `room`, opening it first if needed.
+    pub(crate) fn join_room(&mut self, room: u64, key: ParticipantKey, id: &str) {
+        let open = Command::OpenRoom {
+            room,
+            id: format!("room-{room}"),
+        };
+        self.core.handle_command(self.now, open).expect("open room");
         let cmd = Command::AddParticipant {
-            room: 1,
+            room,
             participant: key,
             id: id.into(),
         };
