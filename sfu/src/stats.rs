@@ -144,6 +144,11 @@ impl Counters {
         metrics::counter!("sfu_keyframe_requests_total").increment(1);
     }
 
+    /// A room's list of active speakers changed and was sent to its participants.
+    pub(crate) fn speakers_reported(&self) {
+        metrics::counter!("sfu_active_speaker_reports_total").increment(1);
+    }
+
     pub(crate) fn candidate_dropped(&self) {
         self.dropped_candidates.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("sfu_dropped_candidates_total").increment(1);

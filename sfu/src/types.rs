@@ -134,4 +134,19 @@ pub enum SfuEvent {
     },
     /// The first RTP packet was forwarded to this participant (once; for join latency).
     MediaFlowing,
+    /// The room's active speakers changed (sent to every participant, loudest first; an
+    /// empty list when nobody speaks any more). At most a few per second per room.
+    ActiveSpeakers {
+        /// Who is speaking now.
+        speakers: Vec<ActiveSpeaker>,
+    },
+}
+
+/// One participant speaking, as reported in [`SfuEvent::ActiveSpeakers`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct ActiveSpeaker {
+    /// Participant id.
+    pub participant_id: String,
+    /// Smoothed loudness, 0..1 (two decimals), for the size of a speaking indicator.
+    pub level: f32,
 }

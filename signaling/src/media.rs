@@ -12,7 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
-use crate::protocol::{CandidateInit, PcName, TrackSourceDecl, TrackView};
+use crate::protocol::{CandidateInit, PcName, SpeakerView, TrackSourceDecl, TrackView};
 
 /// The media engine of the process: opens one media room per signaling room.
 pub trait MediaPlane: Send + Sync {
@@ -116,6 +116,11 @@ pub enum MediaEvent {
     },
     /// The first media packet was forwarded to this participant (join latency metric).
     MediaFlowing,
+    /// The room's active speakers changed (loudest first; empty: nobody speaks).
+    ActiveSpeakers {
+        /// Speakers.
+        speakers: Vec<SpeakerView>,
+    },
 }
 
 /// The event stream of one participant; ends (`None`) once the participant is closed.

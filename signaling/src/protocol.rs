@@ -288,6 +288,15 @@ pub struct TrackView {
     pub stream_id: String,
 }
 
+/// One participant speaking (in `active_speakers`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpeakerView {
+    /// Who.
+    pub participant_id: String,
+    /// Smoothed loudness 0..1 (two decimals), for the strength of the indicator.
+    pub level: f32,
+}
+
 /// Whether a participant's signaling connection is up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -454,6 +463,11 @@ pub enum ServerMessage {
         participant_id: String,
         /// Track.
         track_id: String,
+    },
+    /// The room's speakers changed: who is speaking now, loudest first (empty: nobody).
+    ActiveSpeakers {
+        /// Speakers.
+        speakers: Vec<SpeakerView>,
     },
     /// Someone's mute state changed.
     Mute {

@@ -1,6 +1,7 @@
 //! Relay of one participant's media events to its client: candidates and subscriber
 //! offers go out as protocol messages, the others' tracks as `track_published` /
-//! `track_unpublished`; connection states only feed the join latency metrics.
+//! `track_unpublished`, the room's speakers as `active_speakers`; connection states only
+//! feed the join latency metrics.
 
 use std::time::Instant;
 
@@ -57,6 +58,7 @@ pub(crate) async fn relay_media_events(
                 }
                 continue;
             }
+            MediaEvent::ActiveSpeakers { speakers } => ServerMessage::ActiveSpeakers { speakers },
             MediaEvent::MediaFlowing => {
                 metrics::histogram!("theraroom_join_to_media_seconds")
                     .record(started.elapsed().as_secs_f64());

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::fake_media::{Call, FAKE_ANSWER};
 use common::{expect_fatal, hub_with_media, join, next, next_message};
-use signaling::protocol::{CandidateInit, Kind, PcName, ServerMessage, TrackView};
+use signaling::protocol::{CandidateInit, Kind, PcName, ServerMessage, SpeakerView, TrackView};
 use signaling::{Connection, Flow, Hub, HubConfig, MediaEvent, Outbound, OutboundQueue};
 
 fn config() -> HubConfig {
@@ -227,6 +227,45 @@ async fn media_events_reach_the_client_and_own_tracks_are_not_echoed() {
             participant_id: "a".into(),
             track_id: "cam".into()
         }
+    );
+}
+
+#[tokio::test]
+async fn active_speakers_reach_every_participant_as_a_message() {
+    let (hub, _, media) = hub_with_media(config());
+    let (_a, _a_rx) = joined(&hub, "s1", "a@s1").await;
+    let (_b, mut b_rx) = joined(&hub, "s1", "b@s1").await;
+    let speakers = vec![SpeakerView {
+        participant_id: "a".into(),
+        level: 0.62,
+    }];
+    media.emit(
+        "s1",
+        "b",
+        MediaEvent::ActiveSpeakers {
+            speakers: speakers.clone(),
+        },
+    );
+    assert_eq!(
+        next_raw(&mut b_rx).await,
+        ServerMessage::ActiveSpeakers { speakers }
+    );
+    media.emit("s1", "b", MediaEvent::ActiveSpeakers { speakers: vec![] });
+    assert_eq!(
+        next_raw(&mut b_rx).await,
+        ServerMessage::ActiveSpeakers { speakers: vec![] },
+        "nobody speaking is said too"
+    );
+    let wire = serde_json::to_value(ServerMessage::ActiveSpeakers {
+        speakers: vec![SpeakerView {
+            participant_id: "a".into(),
+            level: 0.5,
+        }],
+    })
+    .expect("json");
+    assert_eq!(
+        wire,
+        serde_json::json!({"type": "active_speakers", "speakers": [{"participant_id": "a", "level": 0.5}]})
     );
 }
 

@@ -8,7 +8,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use signaling::protocol::{CandidateInit, Kind, PcName, TrackSource, TrackSourceDecl, TrackView};
+use signaling::protocol::{
+    CandidateInit, Kind, PcName, SpeakerView, TrackSource, TrackSourceDecl, TrackView,
+};
 use signaling::{
     MediaError, MediaEvent, MediaEvents, MediaParticipant, MediaPlane, MediaRoom, NewParticipant,
 };
@@ -159,6 +161,15 @@ fn media_event(event: sfu::SfuEvent) -> MediaEvent {
             state,
         },
         sfu::SfuEvent::MediaFlowing => MediaEvent::MediaFlowing,
+        sfu::SfuEvent::ActiveSpeakers { speakers } => MediaEvent::ActiveSpeakers {
+            speakers: speakers
+                .into_iter()
+                .map(|s| SpeakerView {
+                    participant_id: s.participant_id,
+                    level: s.level,
+                })
+                .collect(),
+        },
     }
 }
 

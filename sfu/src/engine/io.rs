@@ -84,6 +84,8 @@ pub(crate) enum TimerKey {
     Conn(ConnKey),
     /// A keyframe request held back by the throttle of a published track.
     Keyframe(RoomKey, TrackKey),
+    /// The room's next active-speaker evaluation.
+    Speakers(RoomKey),
 }
 
 /// A datagram to send from the worker's socket.

@@ -14,7 +14,9 @@ use super::ctx::Ctx;
 use super::io::{ParticipantKey, RoomKey, TimerKey, TrackKey};
 use super::participant::Participant;
 use super::publication::Tracks;
+use super::speakers::RoomSpeakers;
 use crate::rtcp::is_keyframe_request;
+use crate::speaker::level_from_extension;
 use crate::types::{MediaKind, PcRole, SfuEvent};
 
 /// The media side of one room, borrowed from it for one input.
@@ -25,6 +27,8 @@ pub(crate) struct Media<'a> {
     pub participants: &'a mut HashMap<ParticipantKey, Participant>,
     /// Its published tracks.
     pub tracks: &'a mut Tracks,
+    /// Its speaker detection (audio levels recorded here).
+    pub speakers: &'a mut RoomSpeakers,
 }
 
 impl Media<'_> {
@@ -70,6 +74,7 @@ impl Media<'_> {
         let Media {
             participants,
             tracks,
+            speakers,
             ..
         } = self;
         let Some(tk) = participants
@@ -81,6 +86,13 @@ impl Media<'_> {
         let Some(t) = tracks.get_mut(&tk) else { return };
         if !t.selector.accept(packet.header.ssrc, ctx.now) {
             return;
+        }
+        if let Some(level) = t
+            .audio_level_ext
+            .and_then(|id| packet.header.get_extension(id))
+            .and_then(|data| level_from_extension(&data))
+        {
+            speakers.record(publisher, level);
         }
         let mut packet = Some(packet);
         let mut want_keyframe = false;

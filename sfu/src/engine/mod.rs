@@ -39,6 +39,7 @@ mod room;
 mod sdp;
 mod sections;
 pub(crate) mod setup;
+mod speakers;
 mod stun;
 mod timers;
 
@@ -377,6 +378,11 @@ impl Core {
                 TimerKey::Keyframe(room, track) => {
                     if let Some(r) = self.rooms.get_mut(&room) {
                         r.keyframe_due(&mut self.shared.ctx(now), track);
+                    }
+                }
+                TimerKey::Speakers(room) => {
+                    if let Some(r) = self.rooms.get_mut(&room) {
+                        r.speakers_due(&mut self.shared.ctx(now));
                     }
                 }
             }

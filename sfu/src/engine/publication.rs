@@ -10,7 +10,10 @@ use rtc::rtp_transceiver::RTCRtpReceiverId;
 use super::io::{ParticipantKey, TrackKey};
 use crate::forward::{KeyframeThrottle, NegotiatedParams, SourceSelector};
 use crate::rtcp::KEYFRAME_MIN_INTERVAL;
-use crate::types::TrackInfo;
+use crate::types::{MediaKind, TrackInfo};
+
+/// The RFC 6464 client-to-mixer audio level header extension.
+pub(crate) const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 
 /// How long the forwarded SSRC of a track must be silent before another one is taken.
 pub(crate) const SOURCE_SWITCH_AFTER: Duration = Duration::from_millis(500);
@@ -41,6 +44,9 @@ pub(crate) struct Publication {
     pub keyframe_pending: bool,
     /// Participants with a leg for this track, in the order they got it.
     pub subscribers: Vec<ParticipantKey>,
+    /// Id of the RFC 6464 audio-level header extension on the publisher connection (audio
+    /// tracks whose publisher sends it), for the room's speaker detection.
+    pub audio_level_ext: Option<u8>,
 }
 
 impl Publication {
@@ -54,6 +60,15 @@ impl Publication {
         source: NegotiatedParams,
         first_ssrc: u32,
     ) -> Self {
+        let audio_level_ext = (info.kind == MediaKind::Audio)
+            .then(|| {
+                source
+                    .extensions
+                    .iter()
+                    .find(|e| e.uri == AUDIO_LEVEL_URI)
+                    .map(|e| e.id)
+            })
+            .flatten();
         Publication {
             publisher,
             info,
@@ -66,6 +81,7 @@ impl Publication {
             throttle: KeyframeThrottle::new(KEYFRAME_MIN_INTERVAL),
             keyframe_pending: false,
             subscribers: Vec::new(),
+            audio_level_ext,
         }
     }
 

@@ -14,11 +14,12 @@ use super::io::{ParticipantKey, RoomKey, TimerKey, TrackKey};
 use super::media::Media;
 use super::participant::Participant;
 use super::publication::{Publication, Tracks};
+use super::speakers::RoomSpeakers;
 use crate::error::SfuError;
 use crate::forward::{is_primary_media, unique_track_id, LegMapping};
 use crate::plan::OfferDecision;
 use crate::stats::Gauge;
-use crate::types::{IceCandidate, PcRole, SfuEvent, TrackInfo, TrackSource};
+use crate::types::{IceCandidate, MediaKind, PcRole, SfuEvent, TrackInfo, TrackSource};
 
 /// Most track sources one publisher offer may declare.
 const MAX_DECLARED_SOURCES: usize = 32;
@@ -33,6 +34,7 @@ pub(crate) struct Room {
     /// Published tracks in publication order.
     tracks: Tracks,
     next_track: TrackKey,
+    speakers: RoomSpeakers,
 }
 
 impl Room {
@@ -44,6 +46,7 @@ impl Room {
             participants: HashMap::new(),
             tracks: Tracks::new(),
             next_track: 1,
+            speakers: RoomSpeakers::default(),
         }
     }
 
@@ -119,6 +122,7 @@ impl Room {
         ctx.counters
             .sub(Gauge::PublishedTracks, self.tracks.len() as u64);
         self.tracks.clear();
+        self.speakers.close(ctx, self.key);
         keys
     }
 
@@ -223,6 +227,9 @@ impl Room {
         );
         self.tracks.insert(tk, publication);
         ctx.counters.add(Gauge::PublishedTracks, 1);
+        if kind == MediaKind::Audio {
+            self.speakers.audio_published(ctx, self.key);
+        }
         let publisher_id = info.stream_id.clone();
         for q in self.participants.values() {
             ctx.out.event(
@@ -246,6 +253,14 @@ impl Room {
         ctx.timers.remove(TimerKey::Keyframe(self.key, tk));
         if let Some(p) = self.participants.get_mut(&t.publisher) {
             p.published.remove(&t.source_track_id);
+        }
+        if t.info.kind == MediaKind::Audio {
+            let tracks = &self.tracks;
+            let still_has_audio = tracks
+                .values()
+                .any(|o| o.publisher == t.publisher && o.info.kind == MediaKind::Audio);
+            self.speakers
+                .audio_unpublished(t.publisher, still_has_audio);
         }
         info!(room_id = %self.id, track_id = %t.info.track_id, publisher = %t.info.stream_id, "track unpublished");
         for q in self.participants.values() {
@@ -431,7 +446,13 @@ impl Room {
             room: self.key,
             participants: &mut self.participants,
             tracks: &mut self.tracks,
+            speakers: &mut self.speakers,
         }
+    }
+
+    /// The room's speaker tick (see [`RoomSpeakers::due`]).
+    pub(crate) fn speakers_due(&mut self, ctx: &mut Ctx<'_>) {
+        self.speakers.due(ctx, self.key, &self.participants);
     }
 
     /// The throttle window of a track's held-back keyframe request ended.

@@ -20,8 +20,10 @@ use rtc::peer_connection::transport::{
     CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit,
 };
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpHeaderExtensionCapability, RtpCodecKind};
 
 use super::io::CoreConfig;
+use super::publication::AUDIO_LEVEL_URI;
 use crate::error::SfuError;
 use crate::rtcp::KeyframeRequestForwarder;
 use crate::types::PcRole;
@@ -83,6 +85,7 @@ pub(crate) fn build(
     media_engine
         .register_default_codecs()
         .map_err(SfuError::webrtc)?;
+    register_audio_level(&mut media_engine)?;
     let registry = interceptors(role, &mut media_engine)?;
     let network = if local.is_ipv4() {
         NetworkType::Udp4
@@ -112,6 +115,21 @@ pub(crate) fn build(
         .map_err(SfuError::webrtc)?;
     add_only_host_candidate(&mut pc, local)?;
     Ok(pc)
+}
+
+/// Accepts (publisher) and sends on (subscriber legs) the RFC 6464 audio level that
+/// browsers put in every audio packet: the room's speaker detection reads it, and
+/// subscribers' browsers get the level of each remote voice with the audio.
+pub(crate) fn register_audio_level(media_engine: &mut MediaEngine) -> Result<(), SfuError> {
+    media_engine
+        .register_header_extension(
+            RTCRtpHeaderExtensionCapability {
+                uri: AUDIO_LEVEL_URI.to_owned(),
+            },
+            RtpCodecKind::Audio,
+            None,
+        )
+        .map_err(SfuError::webrtc)
 }
 
 /// Gives `pc` its one host candidate (`local`, UDP, component 1) and ends gathering: a

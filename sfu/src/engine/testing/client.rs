@@ -9,23 +9,37 @@ use rtc::ice::mdns::MulticastDnsMode;
 use rtc::peer_connection::configuration::interceptor_registry::{
     register_default_interceptors, Registry, Slot,
 };
-use rtc::peer_connection::configuration::media_engine::{MediaEngine, MIME_TYPE_VP8};
+use rtc::peer_connection::configuration::media_engine::{
+    MediaEngine, MIME_TYPE_OPUS, MIME_TYPE_VP8,
+};
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent, RTCTrackEventInit};
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtp::header::Header;
+use rtc::rtp::header::{Header, EXTENSION_PROFILE_ONE_BYTE};
 use rtc::rtp::packet::Packet;
 use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 use rtc::sansio::Protocol;
 
+use crate::engine::publication::AUDIO_LEVEL_URI;
 use crate::engine::setup;
 use crate::engine::ParticipantKey;
 use crate::rtcp::{is_keyframe_request, KeyframeRequestForwarder};
 use crate::types::PcRole;
+
+/// Opus at 48 kHz, stereo, as a browser sends it.
+pub(crate) fn opus() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_OPUS.to_owned(),
+        clock_rate: 48_000,
+        channels: 2,
+        sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+        rtcp_feedback: vec![],
+    }
+}
 
 /// VP8 at 90 kHz, as a browser sends it.
 pub(crate) fn vp8() -> RTCRtpCodec {
@@ -75,6 +89,7 @@ impl Client {
     ) -> Client {
         let mut media_engine = MediaEngine::default();
         media_engine.register_default_codecs().expect("codecs");
+        setup::register_audio_level(&mut media_engine).expect("audio level extension");
         let registry = register_default_interceptors(Registry::new(), &mut media_engine)
             .expect("interceptors")
             .with(Slot::from(14_000), KeyframeRequestForwarder::default());
@@ -133,6 +148,44 @@ impl Client {
                 ..Default::default()
             },
             payload: Bytes::from(vec![0x90u8; size]),
+        };
+        s.write_rtp(now, packet).expect("client write_rtp");
+    }
+
+    /// Sends one Opus packet whose audio level extension (RFC 6464) says `level_dbov`, as a
+    /// browser does with every audio packet.
+    pub(crate) fn send_audio(&mut self, now: Instant, level_dbov: u8) {
+        let Some(sender) = self.sender else { return };
+        let mut s = self.pc.rtp_sender(sender).expect("sender");
+        let params = s.get_parameters().rtp_parameters.clone();
+        let pt = params
+            .codecs
+            .first()
+            .map(|c| c.payload_type)
+            .expect("negotiated codec");
+        let ext = params
+            .header_extensions
+            .iter()
+            .find(|e| e.uri == AUDIO_LEVEL_URI)
+            .map(|e| e.id as u8)
+            .expect("audio level negotiated");
+        self.next_seq = self.next_seq.wrapping_add(1);
+        let mut header = Header {
+            version: 2,
+            payload_type: pt,
+            sequence_number: self.next_seq,
+            timestamp: u32::from(self.next_seq).wrapping_mul(960),
+            ssrc: self.ssrc,
+            extension: true,
+            extension_profile: EXTENSION_PROFILE_ONE_BYTE,
+            ..Default::default()
+        };
+        header
+            .set_extension(ext, Bytes::from(vec![level_dbov & 0x7f]))
+            .expect("audio level element");
+        let packet = Packet {
+            header,
+            payload: Bytes::from(vec![0xf8u8; 80]),
         };
         s.write_rtp(now, packet).expect("client write_rtp");
     }

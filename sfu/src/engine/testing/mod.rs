@@ -19,7 +19,7 @@ use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
-pub(crate) use client::{vp8, Client};
+pub(crate) use client::{opus, vp8, Client};
 
 use super::{Command, Core, CoreConfig, ParticipantKey, Reply};
 use crate::stats::Counters;
@@ -140,19 +140,45 @@ impl Sim {
         stream: &str,
         track: &str,
     ) -> usize {
+        self.publish(key, addr, stream, track, RtpCodecKind::Video)
+    }
+
+    /// Like [`Sim::publisher`], with one Opus track that carries audio levels.
+    pub(crate) fn audio_publisher(
+        &mut self,
+        key: ParticipantKey,
+        addr: SocketAddr,
+        stream: &str,
+        track: &str,
+    ) -> usize {
+        self.publish(key, addr, stream, track, RtpCodecKind::Audio)
+    }
+
+    fn publish(
+        &mut self,
+        key: ParticipantKey,
+        addr: SocketAddr,
+        stream: &str,
+        track: &str,
+        kind: RtpCodecKind,
+    ) -> usize {
         let mut c = Client::build(key, PcRole::Publisher, addr, self.now);
         c.ssrc = 0x1234_5678;
+        let codec = match kind {
+            RtpCodecKind::Audio => opus(),
+            _ => vp8(),
+        };
         let media = MediaStreamTrack::new(
             stream.into(),
             track.into(),
             track.into(),
-            RtpCodecKind::Video,
+            kind,
             vec![RTCRtpEncodingParameters {
                 rtp_coding_parameters: RTCRtpCodingParameters {
                     ssrc: Some(c.ssrc),
                     ..Default::default()
                 },
-                codec: vp8(),
+                codec,
                 ..Default::default()
             }],
         );

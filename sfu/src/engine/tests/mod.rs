@@ -1,10 +1,12 @@
 //! End-to-end tests of the core against client-side rtc peers on an in-memory network
 //! with a simulated clock (see [`super::testing`]): forwarding and repair in [`media`],
-//! membership and negotiation in [`session`], ICE and demultiplexing in [`ice`].
+//! membership and negotiation in [`session`], ICE and demultiplexing in [`ice`], active
+//! speakers in [`speakers`].
 
 mod ice;
 mod media;
 mod session;
+mod speakers;
 
 use std::net::SocketAddr;
 use std::time::Duration;
