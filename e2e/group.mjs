@@ -1,7 +1,8 @@
 // group.mjs — a four-person room (therapist + three guests, small video): every page
-// decodes the three others' video and receives their audio.
+// decodes the three others' video and receives their audio; the server's active
+// speakers light remote tiles and put the page in speaker view (one remote tile large).
 // Env: BASE_URL, DEMO_JSON (see lib.mjs). Prints one JSON line on stdout.
-import { env, scenario, newPage, waitForJoined, waitForRemoteVideos, createSession, rest, hookState, log } from './lib.mjs';
+import { env, scenario, newPage, waitForJoined, waitForRemoteVideos, createSession, rest, hookState, log, sleep } from './lib.mjs';
 
 const { base, demo } = env();
 const token = demo.therapists[0].token;
@@ -21,6 +22,8 @@ scenario('group', async (browser) => {
     await Promise.all(pages.slice(1).map((p) => waitForJoined(p)));
     log('all four joined');
     await Promise.all(pages.map((p) => waitForRemoteVideos(p, 3, { timeout: 45000 })));
+    await Promise.all(pages.map((p) => waitForSpeakerView(p)));
+    log('every page shows remote speakers and a featured remote tile');
     const out = {};
     for (const p of pages) {
       const st = await hookState(p);
@@ -33,3 +36,25 @@ scenario('group', async (browser) => {
     await rest(base, `/api/sessions/${encodeURIComponent(s.id)}/end`, { method: 'POST', token }).catch(() => {});
   }
 });
+
+/** Wait until a remote tile is lit as speaking and one remote tile is featured. */
+async function waitForSpeakerView(p, { timeout = 20000 } = {}) {
+  const end = Date.now() + timeout;
+  let last;
+  while (Date.now() < end) {
+    last = await p.page.evaluate(() => {
+      const grid = document.querySelector('.grid');
+      const remote = [...document.querySelectorAll('.tile:not(.self):not(.screen)')];
+      const featured = document.querySelectorAll('.tile.featured');
+      return {
+        layout: grid && grid.dataset.layout,
+        speaking: remote.filter((t) => t.dataset.speaking === '1').length,
+        featured: featured.length,
+        featuredIsRemote: featured.length === 1 && !featured[0].classList.contains('self'),
+      };
+    });
+    if (last.layout === 'speaker' && last.speaking > 0 && last.featuredIsRemote) return last;
+    await sleep(250);
+  }
+  throw new Error(`${p.name}: no speaker view after ${timeout} ms: ${JSON.stringify(last)}`);
+}

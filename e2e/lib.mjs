@@ -4,8 +4,39 @@
 // decide whether media really flows. Failures print each page's console log.
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 
 export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+
+/**
+ * A speech-like fake microphone: a voiced tone (150 Hz with harmonics) whose loudness
+ * rises and falls four times a second, as syllables do. Chromium's own fake microphone
+ * only beeps briefly once a second, which the server rightly does not count as speech;
+ * this lets the scenarios see active speakers. Written once per run as 16-bit mono WAV
+ * (Chromium loops it).
+ */
+export function voiceWav(seconds = 6, rate = 16000) {
+  const file = path.join(os.tmpdir(), `theraroom-e2e-voice-${rate}.wav`);
+  if (fs.existsSync(file)) return file;
+  const n = seconds * rate;
+  const buf = Buffer.alloc(44 + n * 2);
+  buf.write('RIFF', 0); buf.writeUInt32LE(36 + n * 2, 4); buf.write('WAVE', 8);
+  buf.write('fmt ', 12); buf.writeUInt32LE(16, 16); buf.writeUInt16LE(1, 20); buf.writeUInt16LE(1, 22);
+  buf.writeUInt32LE(rate, 24); buf.writeUInt32LE(rate * 2, 28); buf.writeUInt16LE(2, 32); buf.writeUInt16LE(16, 34);
+  buf.write('data', 36); buf.writeUInt32LE(n * 2, 40);
+  for (let i = 0; i < n; i++) {
+    const t = i / rate;
+    const envelope = 0.35 + 0.65 * Math.abs(Math.sin(Math.PI * 4 * t));
+    const f = 150 + 30 * Math.sin(2 * Math.PI * 0.5 * t);
+    let v = 0;
+    for (let h = 1; h <= 5; h++) v += Math.sin(2 * Math.PI * f * h * t) / h;
+    buf.writeInt16LE(Math.round(Math.max(-1, Math.min(1, 0.3 * envelope * v)) * 32767), 44 + i * 2);
+  }
+  fs.writeFileSync(file, buf);
+  return file;
+}
+
 export const CHROMIUM_ARGS = [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync',
@@ -29,7 +60,8 @@ export function log(...a) {
 
 export async function launch() {
   if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found (apt-get install -y chromium)`);
-  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+  const args = [...CHROMIUM_ARGS, `--use-file-for-fake-audio-capture=${voiceWav()}`];
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args });
 }
 
 const allPages = [];

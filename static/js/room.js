@@ -148,6 +148,7 @@ export class Room {
       this.roster.unpublished(m.participant_id, m.track_id);
       this.refreshMedia();
     });
+    sig.on('active_speakers', (m) => this.ui.setSpeakers(m.speakers || [], this.hooks.participantId));
     sig.on('mute', (m) => {
       this.roster.setMuted(m.participant_id, m.kind, m.muted);
       const t = this.ui.tile(m.participant_id);

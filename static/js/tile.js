@@ -1,5 +1,6 @@
 // tile.js — one video tile: a person's camera (with their microphone), or a shared
-// screen. Name label, mute badges, "X is reconnecting", avatar when there is no video.
+// screen. Name label, mute badges, "X is reconnecting", avatar when there is no video,
+// a ring while they speak.
 // Why: the call page shows many of these; ui.js only arranges them.
 
 import { el } from './dom.js';
@@ -96,6 +97,18 @@ export class Tile {
       this.camBadge.hidden = !muted;
       this.updateVideoState();
     }
+  }
+
+  /**
+   * Speaking indicator: a ring whose strength follows the smoothed level (0..1) the server
+   * reports; null or undefined turns it off.
+   */
+  setSpeaking(level) {
+    const on = typeof level === 'number';
+    this.node.classList.toggle('speaking', on);
+    this.node.style.setProperty('--speak', on ? String(Math.max(0.3, Math.min(1, level))) : '0');
+    if (on) this.node.dataset.speaking = '1';
+    else delete this.node.dataset.speaking;
   }
 
   setReconnecting(on) {

@@ -148,6 +148,29 @@ export class CallUi {
     else this.removeTile('self#screen');
   }
 
+  /**
+   * The room's active speakers (server `active_speakers`, loudest first): their tiles
+   * light up, and in a group the loudest remote speaker is featured (shown large) until
+   * someone else speaks.
+   */
+  setSpeakers(speakers, selfId) {
+    const levels = new Map();
+    for (const s of speakers) levels.set(s.participant_id === selfId ? 'self' : s.participant_id, s.level);
+    for (const [key, t] of this.tiles) if (!t.screen) t.setSpeaking(levels.get(key));
+    const top = speakers.find((s) => s.participant_id !== selfId && this.tiles.has(s.participant_id));
+    if (top && top.participant_id !== this.featured) {
+      this.featured = top.participant_id;
+      this.updateGrid();
+    }
+  }
+
+  /** The featured tile in a group of three or more cameras without a shared screen. */
+  featuredTile(cams, screens) {
+    if (cams < 3 || screens > 0 || !this.featured) return null;
+    const t = this.tiles.get(this.featured);
+    return t && !t.self && !t.screen ? t : null;
+  }
+
   /** Send all remote sound to speaker `deviceId`. */
   setSink(deviceId) {
     this.sink = deviceId;
@@ -161,8 +184,12 @@ export class CallUi {
     const call = $('call');
     call.classList.toggle('has-stage', screens > 0);
     this.stage.hidden = screens === 0;
-    const n = Math.max(1, cams);
-    this.grid.dataset.count = String(n);
+    const featured = this.featuredTile(cams, screens);
+    for (const t of this.tiles.values()) t.node.classList.toggle('featured', t === featured);
+    this.grid.dataset.layout = featured ? 'speaker' : 'grid';
+    // A featured tile takes 2×2 cells.
+    const n = Math.max(1, cams) + (featured ? 3 : 0);
+    this.grid.dataset.count = String(Math.max(1, cams));
     const gap = 8;
     if (screens > 0) {
       // Cameras beside the screen (a column) on wide screens, in a row below on phones.
@@ -177,8 +204,8 @@ export class CallUi {
     const top = this.grid.getBoundingClientRect().top + window.scrollY;
     const height = Math.max(160, window.innerHeight - top
       - (controls && !controls.hidden ? controls.offsetHeight : 88) - 16);
-    let best = { cols: 1, tileW: 0 };
-    for (let cols = 1; cols <= n; cols++) {
+    let best = { cols: featured ? 2 : 1, tileW: 0 };
+    for (let cols = featured ? 2 : 1; cols <= n; cols++) {
       const rows = Math.ceil(n / cols);
       const tileW = Math.min((width - gap * (cols - 1)) / cols, ((height - gap * (rows - 1)) / rows) * 4 / 3);
       if (tileW > best.tileW + 1) best = { cols, tileW };
@@ -186,7 +213,7 @@ export class CallUi {
     // Never shrink below a usable size: scroll vertically instead (never horizontally).
     const minW = Math.min(150, width);
     if (best.tileW < minW) {
-      best.cols = Math.max(1, Math.floor((width + gap) / (minW + gap)));
+      best.cols = Math.max(featured ? 2 : 1, Math.floor((width + gap) / (minW + gap)));
       best.tileW = (width - gap * (best.cols - 1)) / best.cols;
     }
     this.grid.style.setProperty('--cols', String(best.cols));
