@@ -7,6 +7,8 @@
 //!   continuous when the source stream changes underneath the leg.
 //! - [`SourceSelector`]: which SSRC of a remote track is forwarded (one layer).
 //! - [`KeyframeThrottle`]: at most one PLI per interval per published track.
+//! - [`FirstArrivals`]: each packet of a track is forwarded once, however often the
+//!   publisher retransmits it.
 //! - [`unique_track_id`]: track ids announced to clients are unique per room.
 
 use std::time::{Duration, Instant};
@@ -347,6 +349,77 @@ pub fn unique_track_id(wanted: &str, publisher: &str, taken: impl Fn(&str) -> bo
         .expect("unbounded iterator")
 }
 
+/// Sequence numbers remembered by [`FirstArrivals`] (about 10 s of audio, 2 s of video).
+const FIRST_ARRIVAL_WINDOW: u16 = 512;
+
+/// Which packets of the forwarded stream have been seen: a publisher answers every NACK
+/// of the server's with a retransmission, and when the first copy arrives late (or the
+/// retransmission is itself repeated) a second copy must not go out to every subscriber.
+#[derive(Debug, Default)]
+pub struct FirstArrivals {
+    /// SSRC the window belongs to (a new one starts afresh).
+    ssrc: Option<u32>,
+    highest: u16,
+    seen: Vec<u64>,
+}
+
+impl FirstArrivals {
+    /// Whether `seq` of `ssrc` arrives for the first time (and remembers it). A packet
+    /// older than the window is treated as seen: nobody can use it any more.
+    pub fn first_time(&mut self, ssrc: u32, seq: u16) -> bool {
+        let words = usize::from(FIRST_ARRIVAL_WINDOW / 64);
+        if self.ssrc != Some(ssrc) {
+            self.ssrc = Some(ssrc);
+            self.highest = seq;
+            self.seen = vec![0; words];
+            self.set(seq);
+            return true;
+        }
+        let ahead = seq.wrapping_sub(self.highest);
+        if ahead != 0 && ahead < 0x8000 {
+            // Newer: forget the slots it moves past.
+            if ahead >= FIRST_ARRIVAL_WINDOW {
+                self.seen.iter_mut().for_each(|w| *w = 0);
+            } else {
+                for d in 1..=ahead {
+                    self.clear(self.highest.wrapping_add(d));
+                }
+            }
+            self.highest = seq;
+            self.set(seq);
+            return true;
+        }
+        if self.highest.wrapping_sub(seq) >= FIRST_ARRIVAL_WINDOW {
+            return false;
+        }
+        if self.is_set(seq) {
+            return false;
+        }
+        self.set(seq);
+        true
+    }
+
+    fn slot(seq: u16) -> (usize, u64) {
+        let i = usize::from(seq % FIRST_ARRIVAL_WINDOW);
+        (i / 64, 1u64 << (i % 64))
+    }
+
+    fn set(&mut self, seq: u16) {
+        let (w, bit) = Self::slot(seq);
+        self.seen[w] |= bit;
+    }
+
+    fn clear(&mut self, seq: u16) {
+        let (w, bit) = Self::slot(seq);
+        self.seen[w] &= !bit;
+    }
+
+    fn is_set(&self, seq: u16) -> bool {
+        let (w, bit) = Self::slot(seq);
+        self.seen[w] & bit != 0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -582,5 +655,29 @@ mod tests {
         assert!(!is_primary_media("video/rtx"));
         assert!(!is_primary_media("audio/red"));
         assert!(!is_primary_media("video/ulpfec"));
+    }
+
+    #[test]
+    fn each_packet_goes_out_once_however_often_it_is_retransmitted() {
+        let mut f = FirstArrivals::default();
+        assert!(f.first_time(7, 65_530));
+        assert!(f.first_time(7, 65_532), "a gap");
+        assert!(f.first_time(7, 2), "across the wrap");
+        assert!(f.first_time(7, 65_531), "the repair of the gap goes out");
+        assert!(!f.first_time(7, 65_531), "its retransmission does not");
+        assert!(!f.first_time(7, 2));
+        assert!(f.first_time(7, 1), "a late first arrival goes out");
+        assert!(f.first_time(7, 3000), "a jump beyond the window");
+        assert!(!f.first_time(7, 2), "too old to be of use");
+        assert!(f.first_time(7, 2999), "inside the window after the jump");
+        assert!(f.first_time(8, 2), "a new SSRC starts afresh");
+        // A slot reused one window later is free again.
+        let mut g = FirstArrivals::default();
+        assert!(g.first_time(1, 0));
+        for s in 1..=FIRST_ARRIVAL_WINDOW {
+            assert!(g.first_time(1, s));
+        }
+        assert!(!g.first_time(1, 0), "slot of 0 now holds 512");
+        assert!(!g.first_time(1, FIRST_ARRIVAL_WINDOW));
     }
 }

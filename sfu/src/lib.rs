@@ -26,6 +26,7 @@ mod engine;
 mod error;
 pub mod forward;
 pub mod plan;
+pub mod quality;
 mod rtcp;
 mod sfu;
 pub mod speaker;
@@ -36,7 +37,10 @@ mod worker;
 pub use config::{SfuConfig, DEFAULT_COALESCE_US, MAX_COALESCE_US};
 pub use engine::candidates::{MAX_EARLY_CANDIDATES, MAX_EARLY_CANDIDATE_BYTES};
 pub use error::SfuError;
+pub use quality::Quality;
 pub use rtcp::KEYFRAME_MIN_INTERVAL;
 pub use sfu::{Participant, Room, Sfu};
 pub use stats::{LogThrottle, SfuStats};
-pub use types::{ActiveSpeaker, IceCandidate, MediaKind, PcRole, SfuEvent, TrackInfo, TrackSource};
+pub use types::{
+    ActiveSpeaker, IceCandidate, MediaKind, PcRole, QualityUpdate, SfuEvent, TrackInfo, TrackSource,
+};

@@ -1,10 +1,11 @@
-//! RTCP plumbing: keyframe requests from subscribers up to publishers.
+//! RTCP plumbing: subscribers' feedback up to the application.
 //!
-//! - [`KeyframeRequestForwarder`] is an interceptor for subscriber connections: the default
-//!   interceptors swallow inbound RTCP, so it marks PLI/FIR for delivery to the application
-//!   (the connection's `poll_read` then yields them), as in webrtc's `rtcp-processing`
-//!   example. The engine throttles what it sends on to publishers
-//!   ([`crate::forward::KeyframeThrottle`]).
+//! - [`FeedbackForwarder`] is an interceptor for subscriber connections: the default
+//!   interceptors swallow inbound RTCP, so it marks PLI/FIR and receiver reports for
+//!   delivery to the application (the connection's `poll_read` then yields them), as in
+//!   webrtc's `rtcp-processing` example. The engine throttles keyframe requests it sends on
+//!   to publishers ([`crate::forward::KeyframeThrottle`]) and reads loss, jitter and round
+//!   trip from the reports ([`crate::quality`]).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
 
@@ -24,15 +26,20 @@ pub(crate) fn is_keyframe_request(packet: &dyn rtc::rtcp::Packet) -> bool {
     any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
 }
 
-/// Interceptor that hands inbound PLI/FIR to the application and lets the interceptors
-/// before it consume everything else (placed last in the chain).
+/// Whether an RTCP packet is a receiver report (loss, jitter, round trip of our legs).
+pub(crate) fn is_receiver_report(packet: &dyn rtc::rtcp::Packet) -> bool {
+    packet.as_any().is::<ReceiverReport>()
+}
+
+/// Interceptor that hands inbound PLI/FIR and receiver reports to the application and
+/// lets the interceptors before it consume everything else (placed last in the chain).
 #[derive(Default)]
-pub(crate) struct KeyframeRequestForwarder {
+pub(crate) struct FeedbackForwarder {
     read_queue: VecDeque<TaggedPacket>,
     write_queue: VecDeque<TaggedPacket>,
 }
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestForwarder {
+impl Protocol<TaggedPacket, TaggedPacket, ()> for FeedbackForwarder {
     type Rout = TaggedPacket;
     type Wout = TaggedPacket;
     type Eout = ();
@@ -43,7 +50,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestForwarder {
         if let Packet::Rtcp(packets) = &msg.message.packet {
             let requests: Vec<Box<dyn rtc::rtcp::Packet>> = packets
                 .iter()
-                .filter(|p| is_keyframe_request(p.as_ref()))
+                .filter(|p| is_keyframe_request(p.as_ref()) || is_receiver_report(p.as_ref()))
                 .cloned()
                 .collect();
             if requests.is_empty() {
@@ -70,7 +77,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestForwarder {
     }
 }
 
-impl Interceptor for KeyframeRequestForwarder {
+impl Interceptor for FeedbackForwarder {
     fn bind_local_stream(&mut self, _info: &StreamInfo) {}
     fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
     fn bind_remote_stream(&mut self, _info: &StreamInfo) {}

@@ -144,6 +144,17 @@ impl Counters {
         metrics::counter!("sfu_keyframe_requests_total").increment(1);
     }
 
+    /// A publisher's packet arrived again (a retransmission of one already forwarded).
+    pub(crate) fn duplicate_dropped(&self) {
+        metrics::counter!("sfu_duplicate_packets_dropped_total").increment(1);
+    }
+
+    /// A participant's connection verdict changed to `q`.
+    pub(crate) fn quality_changed(&self, q: crate::quality::Quality) {
+        metrics::counter!("sfu_connection_quality_changes_total", "quality" => q.as_str())
+            .increment(1);
+    }
+
     /// A room's list of active speakers changed and was sent to its participants.
     pub(crate) fn speakers_reported(&self) {
         metrics::counter!("sfu_active_speaker_reports_total").increment(1);

@@ -140,6 +140,21 @@ pub enum SfuEvent {
         /// Who is speaking now.
         speakers: Vec<ActiveSpeaker>,
     },
+    /// Connection verdicts that changed (sent to every participant; a participant new to
+    /// the room gets everyone's at its first evaluation). At most one per 2 s per room.
+    ConnectionQuality {
+        /// The verdicts.
+        updates: Vec<QualityUpdate>,
+    },
+}
+
+/// One participant's connection verdict, as reported in [`SfuEvent::ConnectionQuality`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QualityUpdate {
+    /// Participant id.
+    pub participant_id: String,
+    /// The verdict.
+    pub quality: crate::quality::Quality,
 }
 
 /// One participant speaking, as reported in [`SfuEvent::ActiveSpeakers`].

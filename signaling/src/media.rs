@@ -12,7 +12,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
-use crate::protocol::{CandidateInit, PcName, SpeakerView, TrackSourceDecl, TrackView};
+use crate::protocol::{
+    CandidateInit, PcName, QualityView, SpeakerView, TrackSourceDecl, TrackView,
+};
 
 /// The media engine of the process: opens one media room per signaling room.
 pub trait MediaPlane: Send + Sync {
@@ -120,6 +122,11 @@ pub enum MediaEvent {
     ActiveSpeakers {
         /// Speakers.
         speakers: Vec<SpeakerView>,
+    },
+    /// Connection verdicts that changed.
+    ConnectionQuality {
+        /// Verdicts.
+        updates: Vec<QualityView>,
     },
 }
 

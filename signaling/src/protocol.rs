@@ -288,6 +288,29 @@ pub struct TrackView {
     pub stream_id: String,
 }
 
+/// How well a participant's connection carries the call (in `connection_quality`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionQuality {
+    /// Nothing noticeable.
+    Excellent,
+    /// Some loss or delay.
+    Good,
+    /// Video freezes or lags; audio only usually helps.
+    Poor,
+    /// The connection is down.
+    Lost,
+}
+
+/// One participant's connection verdict (in `connection_quality`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QualityView {
+    /// Who.
+    pub participant_id: String,
+    /// The verdict.
+    pub quality: ConnectionQuality,
+}
+
 /// One participant speaking (in `active_speakers`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SpeakerView {
@@ -468,6 +491,11 @@ pub enum ServerMessage {
     ActiveSpeakers {
         /// Speakers.
         speakers: Vec<SpeakerView>,
+    },
+    /// Connection verdicts that changed (a newcomer gets everyone's once).
+    ConnectionQuality {
+        /// Verdicts.
+        updates: Vec<QualityView>,
     },
     /// Someone's mute state changed.
     Mute {

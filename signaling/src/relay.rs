@@ -1,7 +1,7 @@
 //! Relay of one participant's media events to its client: candidates and subscriber
 //! offers go out as protocol messages, the others' tracks as `track_published` /
-//! `track_unpublished`, the room's speakers as `active_speakers`; connection states only
-//! feed the join latency metrics.
+//! `track_unpublished`, the room's speakers as `active_speakers`, connection verdicts as
+//! `connection_quality`; connection states only feed the join latency metrics.
 
 use std::time::Instant;
 
@@ -59,6 +59,9 @@ pub(crate) async fn relay_media_events(
                 continue;
             }
             MediaEvent::ActiveSpeakers { speakers } => ServerMessage::ActiveSpeakers { speakers },
+            MediaEvent::ConnectionQuality { updates } => {
+                ServerMessage::ConnectionQuality { updates }
+            }
             MediaEvent::MediaFlowing => {
                 metrics::histogram!("theraroom_join_to_media_seconds")
                     .record(started.elapsed().as_secs_f64());

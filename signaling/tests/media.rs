@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use common::fake_media::{Call, FAKE_ANSWER};
 use common::{expect_fatal, hub_with_media, join, next, next_message};
-use signaling::protocol::{CandidateInit, Kind, PcName, ServerMessage, SpeakerView, TrackView};
+use signaling::protocol::{
+    CandidateInit, ConnectionQuality, Kind, PcName, QualityView, ServerMessage, SpeakerView,
+    TrackView,
+};
 use signaling::{Connection, Flow, Hub, HubConfig, MediaEvent, Outbound, OutboundQueue};
 
 fn config() -> HubConfig {
@@ -266,6 +269,30 @@ async fn active_speakers_reach_every_participant_as_a_message() {
     assert_eq!(
         wire,
         serde_json::json!({"type": "active_speakers", "speakers": [{"participant_id": "a", "level": 0.5}]})
+    );
+}
+
+#[tokio::test]
+async fn connection_quality_reaches_the_client_as_a_message() {
+    let (hub, _, media) = hub_with_media(config());
+    let (_a, _a_rx) = joined(&hub, "q1", "a@q1").await;
+    let (_b, mut b_rx) = joined(&hub, "q1", "b@q1").await;
+    let updates = vec![QualityView {
+        participant_id: "a".into(),
+        quality: ConnectionQuality::Poor,
+    }];
+    media.emit(
+        "q1",
+        "b",
+        MediaEvent::ConnectionQuality {
+            updates: updates.clone(),
+        },
+    );
+    let got = next_raw(&mut b_rx).await;
+    assert_eq!(got, ServerMessage::ConnectionQuality { updates });
+    assert_eq!(
+        serde_json::to_value(&got).expect("json"),
+        serde_json::json!({"type": "connection_quality", "updates": [{"participant_id": "a", "quality": "poor"}]})
     );
 }
 

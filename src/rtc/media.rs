@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use signaling::protocol::{
-    CandidateInit, Kind, PcName, SpeakerView, TrackSource, TrackSourceDecl, TrackView,
+    CandidateInit, ConnectionQuality, Kind, PcName, QualityView, SpeakerView, TrackSource,
+    TrackSourceDecl, TrackView,
 };
 use signaling::{
     MediaError, MediaEvent, MediaEvents, MediaParticipant, MediaPlane, MediaRoom, NewParticipant,
@@ -161,6 +162,20 @@ fn media_event(event: sfu::SfuEvent) -> MediaEvent {
             state,
         },
         sfu::SfuEvent::MediaFlowing => MediaEvent::MediaFlowing,
+        sfu::SfuEvent::ConnectionQuality { updates } => MediaEvent::ConnectionQuality {
+            updates: updates
+                .into_iter()
+                .map(|u| QualityView {
+                    participant_id: u.participant_id,
+                    quality: match u.quality {
+                        sfu::Quality::Excellent => ConnectionQuality::Excellent,
+                        sfu::Quality::Good => ConnectionQuality::Good,
+                        sfu::Quality::Poor => ConnectionQuality::Poor,
+                        sfu::Quality::Lost => ConnectionQuality::Lost,
+                    },
+                })
+                .collect(),
+        },
         sfu::SfuEvent::ActiveSpeakers { speakers } => MediaEvent::ActiveSpeakers {
             speakers: speakers
                 .into_iter()

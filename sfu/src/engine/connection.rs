@@ -115,6 +115,16 @@ impl Connection {
         self.pc.as_mut().ok_or(SfuError::Closed)
     }
 
+    /// Whether the connection came up and is now disconnected or failed (a connection
+    /// still being set up is not down).
+    pub(crate) fn is_down(&self) -> bool {
+        self.ever_connected
+            && matches!(
+                self.state,
+                RTCPeerConnectionState::Disconnected | RTCPeerConnectionState::Failed
+            )
+    }
+
     // ----- negotiation ------------------------------------------------------------------
 
     /// Publisher: applies the client's offer and returns the answer to send back. Server

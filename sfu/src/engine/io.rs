@@ -86,6 +86,8 @@ pub(crate) enum TimerKey {
     Keyframe(RoomKey, TrackKey),
     /// The room's next active-speaker evaluation.
     Speakers(RoomKey),
+    /// The room's next connection-quality evaluation.
+    Quality(RoomKey),
 }
 
 /// A datagram to send from the worker's socket.

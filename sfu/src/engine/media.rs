@@ -4,6 +4,7 @@
 //! a slow subscriber costs only its own encryption, its datagrams go to the shell.
 
 use rtc::peer_connection::message::RTCMessage;
+use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtp::packet::Packet;
 use rtc::shared::marshal::MarshalSize;
 use tracing::{debug, warn};
@@ -14,6 +15,7 @@ use super::ctx::Ctx;
 use super::io::{ParticipantKey, RoomKey, TimerKey, TrackKey};
 use super::participant::Participant;
 use super::publication::Tracks;
+use super::quality::record_report;
 use super::speakers::RoomSpeakers;
 use crate::rtcp::is_keyframe_request;
 use crate::speaker::level_from_extension;
@@ -45,9 +47,18 @@ impl Media<'_> {
                 (PcRole::Publisher, RTCMessage::RtpPacket(track_id, packet)) => {
                     self.forward(ctx, key, &track_id, packet);
                 }
-                (PcRole::Subscriber, RTCMessage::RtcpPacket(track_id, packets))
-                    if packets.iter().any(|p| is_keyframe_request(p.as_ref())) =>
-                {
+                (PcRole::Subscriber, RTCMessage::RtcpPacket(track_id, packets)) => {
+                    for report in packets
+                        .iter()
+                        .filter_map(|p| p.as_any().downcast_ref::<ReceiverReport>())
+                    {
+                        if let Some(p) = self.participants.get_mut(&key) {
+                            record_report(ctx, p, self.tracks, report);
+                        }
+                    }
+                    if !packets.iter().any(|p| is_keyframe_request(p.as_ref())) {
+                        continue;
+                    }
                     let tk = self
                         .tracks
                         .iter()
@@ -85,6 +96,14 @@ impl Media<'_> {
         };
         let Some(t) = tracks.get_mut(&tk) else { return };
         if !t.selector.accept(packet.header.ssrc, ctx.now) {
+            return;
+        }
+        t.uplink.record(packet.header.sequence_number);
+        if !t
+            .arrivals
+            .first_time(packet.header.ssrc, packet.header.sequence_number)
+        {
+            ctx.counters.duplicate_dropped();
             return;
         }
         if let Some(level) = t
@@ -132,6 +151,7 @@ impl Media<'_> {
             let bytes = (out.header.marshal_size() + out.payload.len()) as u64;
             match s.subscriber.write_rtp(ctx, leg.sender, out) {
                 Ok(()) => {
+                    leg.written += 1;
                     ctx.metrics.record(ctx.counters, bytes);
                     if !s.media_flowing {
                         s.media_flowing = true;

@@ -17,7 +17,7 @@
 //! - applying an ICE restart drops the selected pair, so nothing leaves the connection
 //!   until the new pair is nominated (about one check interval, 50 ms);
 //! - inbound PLI/FIR reach the application only through an interceptor that marks them
-//!   (`crate::rtcp::KeyframeRequestForwarder`); `a=msid-semantic` is only written into
+//!   (`crate::rtcp::FeedbackForwarder`); `a=msid-semantic` is only written into
 //!   descriptions made after a remote one.
 //!
 //! Layers, each using only the ones before it:
@@ -35,6 +35,7 @@ mod io;
 mod media;
 mod participant;
 mod publication;
+mod quality;
 mod room;
 mod sdp;
 mod sections;
@@ -383,6 +384,11 @@ impl Core {
                 TimerKey::Speakers(room) => {
                     if let Some(r) = self.rooms.get_mut(&room) {
                         r.speakers_due(&mut self.shared.ctx(now));
+                    }
+                }
+                TimerKey::Quality(room) => {
+                    if let Some(r) = self.rooms.get_mut(&room) {
+                        r.quality_due(&mut self.shared.ctx(now));
                     }
                 }
             }

@@ -11,10 +11,12 @@ use super::connection::Connection;
 use super::ctx::Ctx;
 use super::io::{ConnKey, ParticipantKey, TrackKey};
 use super::publication::Publication;
+use super::quality::Link;
 use super::sections::LegSpec;
 use crate::error::SfuError;
 use crate::forward::{LegMapping, LegRewriter};
 use crate::plan::OfferState;
+use crate::quality::LegLoss;
 use crate::stats::Gauge;
 use crate::types::{PcRole, TrackSource};
 
@@ -33,6 +35,10 @@ pub(crate) struct Leg {
     pub started: bool,
     /// A packet could not be written or mapped (logged once).
     pub complained: bool,
+    /// Packets written on the leg (for the loss its receiver reports).
+    pub written: u64,
+    /// Loss on the way out, from the subscriber's reports.
+    pub loss: LegLoss,
 }
 
 /// A participant of a room.
@@ -60,6 +66,8 @@ pub(crate) struct Participant {
     pub sources: HashMap<String, TrackSource>,
     /// `MediaFlowing` was sent.
     pub media_flowing: bool,
+    /// Loss, delay and verdict of its connection.
+    pub link: Link,
 }
 
 impl Participant {
@@ -77,6 +85,7 @@ impl Participant {
             published: HashMap::new(),
             sources: HashMap::new(),
             media_flowing: false,
+            link: Link::default(),
         }
     }
 
@@ -118,6 +127,8 @@ impl Participant {
                 rewriter: LegRewriter::new(),
                 started: false,
                 complained: false,
+                written: 0,
+                loss: LegLoss::default(),
             },
         );
         track.subscribers.push(self.key);

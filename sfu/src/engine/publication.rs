@@ -8,7 +8,8 @@ use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use rtc::rtp_transceiver::RTCRtpReceiverId;
 
 use super::io::{ParticipantKey, TrackKey};
-use crate::forward::{KeyframeThrottle, NegotiatedParams, SourceSelector};
+use crate::forward::{FirstArrivals, KeyframeThrottle, NegotiatedParams, SourceSelector};
+use crate::quality::SequenceLoss;
 use crate::rtcp::KEYFRAME_MIN_INTERVAL;
 use crate::types::{MediaKind, TrackInfo};
 
@@ -47,6 +48,10 @@ pub(crate) struct Publication {
     /// Id of the RFC 6464 audio-level header extension on the publisher connection (audio
     /// tracks whose publisher sends it), for the room's speaker detection.
     pub audio_level_ext: Option<u8>,
+    /// Loss on the way from the publisher (the forwarded SSRC's sequence numbers).
+    pub uplink: SequenceLoss,
+    /// Packets already forwarded (retransmitted copies are not forwarded again).
+    pub arrivals: FirstArrivals,
 }
 
 impl Publication {
@@ -82,6 +87,8 @@ impl Publication {
             keyframe_pending: false,
             subscribers: Vec::new(),
             audio_level_ext,
+            uplink: SequenceLoss::default(),
+            arrivals: FirstArrivals::default(),
         }
     }
 

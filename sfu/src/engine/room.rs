@@ -14,6 +14,7 @@ use super::io::{ParticipantKey, RoomKey, TimerKey, TrackKey};
 use super::media::Media;
 use super::participant::Participant;
 use super::publication::{Publication, Tracks};
+use super::quality::RoomQuality;
 use super::speakers::RoomSpeakers;
 use crate::error::SfuError;
 use crate::forward::{is_primary_media, unique_track_id, LegMapping};
@@ -35,6 +36,7 @@ pub(crate) struct Room {
     tracks: Tracks,
     next_track: TrackKey,
     speakers: RoomSpeakers,
+    quality: RoomQuality,
 }
 
 impl Room {
@@ -47,6 +49,7 @@ impl Room {
             tracks: Tracks::new(),
             next_track: 1,
             speakers: RoomSpeakers::default(),
+            quality: RoomQuality::default(),
         }
     }
 
@@ -80,6 +83,7 @@ impl Room {
     pub(crate) fn add_participant(&mut self, ctx: &mut Ctx<'_>, key: ParticipantKey, id: String) {
         self.participants.insert(key, Participant::new(key, id));
         ctx.counters.add(Gauge::Participants, 1);
+        self.quality.start(ctx, self.key);
         self.renegotiate(ctx, key);
     }
 
@@ -102,6 +106,11 @@ impl Room {
         for tk in own {
             self.unpublish(ctx, tk);
         }
+        if self.participants.is_empty() {
+            // Nobody left to tell: the room's evaluations stop until someone joins.
+            self.speakers.close(ctx, self.key);
+            self.quality.close(ctx, self.key);
+        }
         info!(room_id = %self.id, participant_id = %p.id, "participant removed");
         true
     }
@@ -123,6 +132,7 @@ impl Room {
             .sub(Gauge::PublishedTracks, self.tracks.len() as u64);
         self.tracks.clear();
         self.speakers.close(ctx, self.key);
+        self.quality.close(ctx, self.key);
         keys
     }
 
@@ -448,6 +458,12 @@ impl Room {
             tracks: &mut self.tracks,
             speakers: &mut self.speakers,
         }
+    }
+
+    /// The room's quality evaluation (see [`RoomQuality::due`]).
+    pub(crate) fn quality_due(&mut self, ctx: &mut Ctx<'_>) {
+        self.quality
+            .due(ctx, self.key, &mut self.participants, &mut self.tracks);
     }
 
     /// The room's speaker tick (see [`RoomSpeakers::due`]).

@@ -25,7 +25,7 @@ use rtc::rtp_transceiver::rtp_sender::{RTCRtpHeaderExtensionCapability, RtpCodec
 use super::io::CoreConfig;
 use super::publication::AUDIO_LEVEL_URI;
 use crate::error::SfuError;
-use crate::rtcp::KeyframeRequestForwarder;
+use crate::rtcp::FeedbackForwarder;
 use crate::types::PcRole;
 
 /// ICE connectivity-check interval while connecting (rtc's default: 200 ms).
@@ -62,7 +62,7 @@ fn interceptors(role: PcRole, media_engine: &mut MediaEngine) -> Result<Registry
             .with(Slot::SenderReport, SenderReportBuilder::new().build())
             .with(
                 Slot::from(KEYFRAME_FORWARDER_SLOT),
-                KeyframeRequestForwarder::default(),
+                FeedbackForwarder::default(),
             ),
     })
 }

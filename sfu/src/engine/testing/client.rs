@@ -27,7 +27,7 @@ use rtc::sansio::Protocol;
 use crate::engine::publication::AUDIO_LEVEL_URI;
 use crate::engine::setup;
 use crate::engine::ParticipantKey;
-use crate::rtcp::{is_keyframe_request, KeyframeRequestForwarder};
+use crate::rtcp::{is_keyframe_request, FeedbackForwarder};
 use crate::types::PcRole;
 
 /// Opus at 48 kHz, stereo, as a browser sends it.
@@ -92,7 +92,7 @@ impl Client {
         setup::register_audio_level(&mut media_engine).expect("audio level extension");
         let registry = register_default_interceptors(Registry::new(), &mut media_engine)
             .expect("interceptors")
-            .with(Slot::from(14_000), KeyframeRequestForwarder::default());
+            .with(Slot::from(14_000), FeedbackForwarder::default());
         let settings = SettingEngineBuilder::new()
             .with_multicast_dns_mode(MulticastDnsMode::Disabled)
             .with_prflx_acceptance_min_wait(Some(Duration::ZERO))

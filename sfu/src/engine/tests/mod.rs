@@ -1,10 +1,11 @@
 //! End-to-end tests of the core against client-side rtc peers on an in-memory network
 //! with a simulated clock (see [`super::testing`]): forwarding and repair in [`media`],
 //! membership and negotiation in [`session`], ICE and demultiplexing in [`ice`], active
-//! speakers in [`speakers`].
+//! speakers in [`speakers`], connection quality in [`quality`].
 
 mod ice;
 mod media;
+mod quality;
 mod session;
 mod speakers;
 

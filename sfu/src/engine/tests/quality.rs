@@ -1,0 +1,99 @@
+//! Connection quality: loss on either side of the server becomes `ConnectionQuality`.
+
+use std::time::Duration;
+
+use super::{a_to_b, is_rtp, A, B};
+use crate::engine::testing::Sim;
+use crate::quality::Quality;
+use crate::types::SfuEvent;
+
+/// The verdicts about `whom` that `to` was sent, in order.
+fn verdicts(sim: &Sim, to: u64, whom: &str) -> Vec<Quality> {
+    sim.events_of(to)
+        .filter_map(|e| match e {
+            SfuEvent::ConnectionQuality { updates } => updates
+                .iter()
+                .find(|u| u.participant_id == whom)
+                .map(|u| u.quality),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn everyone_starts_excellent_and_a_newcomer_hears_of_everyone() {
+    let (mut sim, a, _) = a_to_b(false);
+    sim.stream(a, Duration::from_secs(5));
+    assert_eq!(verdicts(&sim, B, "alice"), vec![Quality::Excellent]);
+    assert_eq!(verdicts(&sim, B, "bob"), vec![Quality::Excellent]);
+    assert_eq!(verdicts(&sim, A, "bob"), vec![Quality::Excellent]);
+    sim.join(30, "carol");
+    sim.stream(a, Duration::from_secs(3));
+    assert_eq!(verdicts(&sim, 30, "alice"), vec![Quality::Excellent]);
+    assert_eq!(
+        verdicts(&sim, B, "alice"),
+        vec![Quality::Excellent],
+        "nothing changed, nothing more sent"
+    );
+}
+
+#[test]
+fn loss_on_the_way_in_makes_the_publisher_poor_until_it_stops() {
+    let (mut sim, a, _) = a_to_b(false);
+    sim.stream(a, Duration::from_secs(3));
+    let mut n = 0u32;
+    sim.uplink_loss = Some(Box::new(move |i, data| {
+        if i != a || !is_rtp(data) {
+            return false;
+        }
+        n += 1;
+        n.is_multiple_of(4) // 25%
+    }));
+    sim.stream(a, Duration::from_secs(5));
+    assert_eq!(
+        verdicts(&sim, B, "alice").last(),
+        Some(&Quality::Poor),
+        "{:?}",
+        verdicts(&sim, B, "alice")
+    );
+    assert!(!verdicts(&sim, B, "bob").contains(&Quality::Poor));
+    sim.uplink_loss = None;
+    sim.stream(a, Duration::from_secs(8));
+    assert_eq!(
+        verdicts(&sim, B, "alice").last(),
+        Some(&Quality::Excellent),
+        "{:?}",
+        verdicts(&sim, B, "alice")
+    );
+}
+
+#[test]
+fn loss_on_the_way_out_reported_by_the_subscriber_makes_it_poor() {
+    let (mut sim, a, b) = a_to_b(false);
+    sim.stream(a, Duration::from_secs(3));
+    let mut n = 0u32;
+    sim.downlink_loss = Some(Box::new(move |i, data| {
+        if i != b || !is_rtp(data) {
+            return false;
+        }
+        n += 1;
+        n.is_multiple_of(3) // a third
+    }));
+    sim.stream(a, Duration::from_secs(6));
+    let bob = verdicts(&sim, A, "bob");
+    assert!(
+        bob.iter().any(|q| *q >= Quality::Good),
+        "bob's reports show loss: {bob:?}"
+    );
+    assert!(!verdicts(&sim, A, "alice").contains(&Quality::Poor));
+}
+
+#[test]
+fn a_participant_whose_network_dies_is_lost() {
+    let (mut sim, a, b) = a_to_b(false);
+    sim.stream(a, Duration::from_secs(3));
+    sim.downlink_loss = Some(Box::new(move |i, _| i == b));
+    sim.uplink_loss = Some(Box::new(move |i, _| i == b));
+    sim.stream(a, Duration::from_secs(40));
+    assert_eq!(verdicts(&sim, A, "bob").last(), Some(&Quality::Lost));
+}
