@@ -357,6 +357,15 @@ impl Participant {
         });
     }
 
+    /// Stops (true) or resumes (false) forwarding video to this participant, for a link too
+    /// weak for it; resumed video starts at a keyframe.
+    pub fn set_audio_only(&self, enabled: bool) {
+        self.inner.room.cast(Command::SetAudioOnly {
+            participant: self.inner.key,
+            enabled,
+        });
+    }
+
     /// Leaves the room: closes both connections, unpublishes this participant's tracks.
     pub async fn close(&self) {
         if !self.inner.closed.swap(true, Ordering::AcqRel) {

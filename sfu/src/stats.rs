@@ -144,6 +144,12 @@ impl Counters {
         metrics::counter!("sfu_keyframe_requests_total").increment(1);
     }
 
+    /// A participant switched audio-only mode on or off.
+    pub(crate) fn audio_only_switched(&self, enabled: bool) {
+        let to = if enabled { "on" } else { "off" };
+        metrics::counter!("sfu_audio_only_switches_total", "to" => to).increment(1);
+    }
+
     /// A publisher's packet arrived again (a retransmission of one already forwarded).
     pub(crate) fn duplicate_dropped(&self) {
         metrics::counter!("sfu_duplicate_packets_dropped_total").increment(1);

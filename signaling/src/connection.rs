@@ -275,6 +275,7 @@ impl Connection {
                 crate::mute::set_mute(&room, &participant_id, kind, muted).await;
             }
             ClientMessage::RequestKeyframe { track_id } => media.request_keyframe(&track_id),
+            ClientMessage::AudioOnly { enabled } => media.set_audio_only(enabled),
             ClientMessage::Leave => {
                 let member = {
                     let mut members = room.members.lock().await;

@@ -75,6 +75,10 @@ pub trait MediaParticipant: Send + Sync {
     /// unknown tracks).
     fn request_keyframe(&self, track_id: &str);
 
+    /// Stops (true) or resumes (false) forwarding video to this participant; audio keeps
+    /// flowing. Resumed video starts at a keyframe the engine asks for.
+    fn set_audio_only(&self, enabled: bool);
+
     /// Closes this participant's connections and unpublishes its tracks. Closing a
     /// participant twice, or one whose room was closed, is harmless.
     async fn close(&self);

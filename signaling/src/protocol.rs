@@ -174,6 +174,12 @@ pub enum ClientMessage {
         /// The track.
         track_id: String,
     },
+    /// Receive audio only (true) or everything again (false): for a connection too weak
+    /// for video. Own publishing is not affected.
+    AudioOnly {
+        /// New state.
+        enabled: bool,
+    },
     /// Leave the room.
     Leave,
     /// Host: let a waiting participant in.

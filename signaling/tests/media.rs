@@ -87,6 +87,8 @@ async fn negotiation_reaches_the_media_plane_and_answers_come_back() {
         .await;
     a.handle_text(r#"{"type":"request_keyframe","track_id":"t1"}"#)
         .await;
+    a.handle_text(r#"{"type":"audio_only","enabled":true}"#)
+        .await;
     assert_eq!(
         media.calls(),
         vec![
@@ -116,6 +118,10 @@ async fn negotiation_reaches_the_media_plane_and_answers_come_back() {
             Call::Keyframe {
                 participant: "a".into(),
                 track_id: "t1".into()
+            },
+            Call::AudioOnly {
+                participant: "a".into(),
+                enabled: true
             },
         ]
     );

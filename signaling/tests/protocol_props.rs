@@ -77,6 +77,7 @@ fn json_leaf() -> impl Strategy<Value = Value> {
             "candidate",
             "mute",
             "request_keyframe",
+            "audio_only",
             "leave",
             "ping",
             "publisher",
@@ -133,6 +134,7 @@ fn valid_messages() -> Vec<Value> {
         json!({"type":"candidate","pc":"publisher","candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 5000 typ host","sdpMid":"0","sdpMLineIndex":0,"usernameFragment":"u"}}),
         json!({"type":"mute","kind":"audio","muted":true}),
         json!({"type":"request_keyframe","track_id":"tr"}),
+        json!({"type":"audio_only","enabled":true}),
         json!({"type":"leave"}),
         json!({"type":"ping","ts":5}),
     ]

@@ -115,6 +115,10 @@ impl MediaParticipant for SfuParticipant {
         self.0.request_keyframe(track_id);
     }
 
+    fn set_audio_only(&self, enabled: bool) {
+        self.0.set_audio_only(enabled);
+    }
+
     async fn close(&self) {
         self.0.close().await;
     }

@@ -126,7 +126,7 @@ impl Media<'_> {
             let Some(map) = leg.mapping.as_ref() else {
                 continue;
             };
-            if !s.subscriber.can_send() {
+            if !s.subscriber.can_send() || (s.audio_only && t.info.kind == MediaKind::Video) {
                 continue;
             }
             // The last leg takes the packet itself, the others a copy (payload shared).
@@ -215,6 +215,33 @@ impl Media<'_> {
             Err(err) => debug!(%err, "PLI not sent"),
         }
         p.publisher.flush(ctx);
+    }
+
+    /// Participant `key` receives audio only, or everything again. Video resumes where the
+    /// leg left off (sequence numbers continue, so the browser asks for nothing it missed)
+    /// and at a keyframe.
+    pub(crate) fn set_audio_only(&mut self, ctx: &mut Ctx<'_>, key: ParticipantKey, enabled: bool) {
+        let Some(p) = self.participants.get_mut(&key) else {
+            return;
+        };
+        if p.audio_only == enabled {
+            return;
+        }
+        p.audio_only = enabled;
+        ctx.counters.audio_only_switched(enabled);
+        if enabled {
+            return;
+        }
+        for (tk, leg) in p.legs.iter_mut() {
+            if self
+                .tracks
+                .get(tk)
+                .is_some_and(|t| t.info.kind == MediaKind::Video)
+            {
+                leg.rewriter.source_changed();
+                leg.started = false; // its next packet asks for a keyframe
+            }
+        }
     }
 
     /// The keyframe request of participant `key` for `track_id` (own or unknown tracks

@@ -117,6 +117,11 @@ pub(crate) enum Command {
         participant: ParticipantKey,
         track_id: String,
     },
+    /// The participant receives audio only (or everything again).
+    SetAudioOnly {
+        participant: ParticipantKey,
+        enabled: bool,
+    },
     /// The room's published tracks, `(publisher id, track)`; reply [`Reply::Tracks`].
     Tracks { room: RoomKey },
 }
@@ -281,6 +286,14 @@ impl Core {
             } => {
                 let (room, mut ctx) = self.room_of(now, participant)?;
                 room.request_keyframe_by_id(&mut ctx, participant, &track_id);
+                Ok(Reply::Done)
+            }
+            Command::SetAudioOnly {
+                participant,
+                enabled,
+            } => {
+                let (room, mut ctx) = self.room_of(now, participant)?;
+                room.set_audio_only(&mut ctx, participant, enabled);
                 Ok(Reply::Done)
             }
             Command::Tracks { room } => Ok(Reply::Tracks(

@@ -68,6 +68,8 @@ pub(crate) struct Participant {
     pub media_flowing: bool,
     /// Loss, delay and verdict of its connection.
     pub link: Link,
+    /// Receives audio only: its video legs get nothing until this is turned off.
+    pub audio_only: bool,
 }
 
 impl Participant {
@@ -86,6 +88,7 @@ impl Participant {
             sources: HashMap::new(),
             media_flowing: false,
             link: Link::default(),
+            audio_only: false,
         }
     }
 

@@ -460,6 +460,11 @@ impl Room {
         }
     }
 
+    /// Participant `key` receives audio only, or everything again.
+    pub(crate) fn set_audio_only(&mut self, ctx: &mut Ctx<'_>, key: ParticipantKey, enabled: bool) {
+        self.media().set_audio_only(ctx, key, enabled);
+    }
+
     /// The room's quality evaluation (see [`RoomQuality::due`]).
     pub(crate) fn quality_due(&mut self, ctx: &mut Ctx<'_>) {
         self.quality

@@ -47,6 +47,10 @@ pub enum Call {
         participant: String,
         track_id: String,
     },
+    AudioOnly {
+        participant: String,
+        enabled: bool,
+    },
     CloseParticipant {
         handle: usize,
         participant: String,
@@ -344,6 +348,13 @@ impl MediaParticipant for FakeParticipant {
         self.record(Call::Keyframe {
             participant: self.id.clone(),
             track_id: track_id.to_string(),
+        });
+    }
+
+    fn set_audio_only(&self, enabled: bool) {
+        self.record(Call::AudioOnly {
+            participant: self.id.clone(),
+            enabled,
         });
     }
 

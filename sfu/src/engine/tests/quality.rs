@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
-use super::{a_to_b, is_rtp, A, B};
+use super::{a_to_b, gap_free, is_rtp, seqs, A, B};
 use crate::engine::testing::Sim;
+use crate::engine::Command;
 use crate::quality::Quality;
 use crate::types::SfuEvent;
 
@@ -96,4 +97,38 @@ fn a_participant_whose_network_dies_is_lost() {
     sim.uplink_loss = Some(Box::new(move |i, _| i == b));
     sim.stream(a, Duration::from_secs(40));
     assert_eq!(verdicts(&sim, A, "bob").last(), Some(&Quality::Lost));
+}
+
+#[test]
+fn audio_only_stops_video_to_that_subscriber_and_resumes_it_at_a_keyframe() {
+    let (mut sim, a, b) = a_to_b(false);
+    let audio_only = |sim: &mut Sim, enabled| {
+        sim.core
+            .handle_command(
+                sim.now,
+                Command::SetAudioOnly {
+                    participant: B,
+                    enabled,
+                },
+            )
+            .expect("audio only");
+    };
+    sim.stream(a, Duration::from_millis(500));
+    audio_only(&mut sim, true);
+    let paused_at = sim.clients[b].rtp.len();
+    sim.stream(a, Duration::from_secs(2));
+    assert_eq!(
+        sim.clients[b].rtp.len(),
+        paused_at,
+        "no video while audio only"
+    );
+    let plis = sim.clients[a].keyframe_requests;
+    audio_only(&mut sim, false);
+    sim.stream(a, Duration::from_secs(1));
+    assert!(sim.clients[b].rtp.len() > paused_at + 30, "video again");
+    assert!(
+        sim.clients[a].keyframe_requests > plis,
+        "the publisher was asked for a keyframe"
+    );
+    gap_free(&seqs(&sim, b)).expect("sequence numbers continue across the pause");
 }
