@@ -12,6 +12,7 @@ import { WaitingView, HostQueue } from './waiting.js';
 import { ScreenShare } from './screenshare.js';
 import { SettingsDialog } from './settings.js';
 import { QualityMonitor, POOR_HINT } from './quality.js';
+import { LinkQuality } from './linkquality.js';
 import { ExpiryBanner } from './expiry.js';
 import { instanceId } from './instance.js';
 import { $ } from './dom.js';
@@ -73,9 +74,15 @@ export class Room {
       onError: (text) => this.ui.setNotice(text),
     });
     this.settings = new SettingsDialog($('settings'), this.deviceOptions());
+    this.link = new LinkQuality(this.ui, {
+      send: (m) => this.sig.send(m),
+      selfId: () => this.hooks.participantId,
+      poorHint: POOR_HINT,
+      onAudioOnly: (on) => this.settings.setAudioOnly(on),
+    });
     this.quality = new QualityMonitor(this.call, (s) => {
       this.hooks.connection = s;
-      this.ui.setQuality(s.level === 'poor', POOR_HINT);
+      this.link.setLocal(s.level === 'poor');
     });
     this.expiry = new ExpiryBanner($('expiry'));
     this.bindControls();
@@ -102,6 +109,7 @@ export class Room {
       onSpeaker: (id) => this.ui.setSink(id),
       small: () => media.small,
       onWaitingRoom: (on) => this.setWaitingRoom(on),
+      onAudioOnlyToggle: (on) => this.link.setAudioOnly(on),
     };
   }
 
@@ -149,6 +157,7 @@ export class Room {
       this.refreshMedia();
     });
     sig.on('active_speakers', (m) => this.ui.setSpeakers(m.speakers || [], this.hooks.participantId));
+    sig.on('connection_quality', (m) => this.link.update(m.updates || []));
     sig.on('mute', (m) => {
       this.roster.setMuted(m.participant_id, m.kind, m.muted);
       const t = this.ui.tile(m.participant_id);
@@ -210,6 +219,7 @@ export class Room {
       this.chat.setOpen(window.innerWidth >= WIDE);
     }
     this.peopleChanged();
+    this.link.joined();
     this.quality.start();
     this.expiry.watch(this.session.expires_at);
     this.o.setState('joined');
@@ -240,6 +250,7 @@ export class Room {
     const people = new Map(this.roster.ids().map((pid) => [pid, {
       name: this.roster.get(pid).display_name || 'Participant', hint: this.roster.hint(pid) }]));
     this.ui.renderRemote(this.roster.media(this.call.remoteTracks()), people);
+    this.link.apply();
     for (const pid of this.roster.ids()) {
       const p = this.roster.get(pid);
       const t = this.ui.tile(pid);

@@ -1,5 +1,6 @@
 // settings.js — the in-call settings dialog: switch camera, microphone and speaker
-// (replaceTrack, no renegotiation) and, for hosts, turn the waiting room on or off.
+// (replaceTrack, no renegotiation), receive audio only, and, for hosts, turn the waiting
+// room on or off.
 // Why: keeps the dialog's DOM and focus handling out of join.js.
 
 import { el } from './dom.js';
@@ -24,10 +25,17 @@ export class SettingsDialog {
         el('span', { text: 'Let people in one by one (waiting room)' })),
       el('p', { class: 'note', text: 'Turning it off lets everyone who is waiting in.' }),
       this.toggleError);
+    this.audioOnly = el('input', { type: 'checkbox', id: 'audio-only-toggle', role: 'switch',
+      onchange: () => o.onAudioOnlyToggle && o.onAudioOnlyToggle(this.audioOnly.checked) });
+    const connection = el('section', { class: 'connection-settings' },
+      el('h3', { text: 'Connection' }),
+      el('label', { class: 'switch', for: 'audio-only-toggle' }, this.audioOnly,
+        el('span', { text: 'Receive audio only (for a weak connection)' })),
+      el('p', { class: 'note', text: 'Others still see and hear you.' }));
     const close = el('button', { class: 'btn primary', type: 'button', text: 'Done', onclick: () => this.close() });
     dialog.replaceChildren(
       el('h2', { id: 'settings-title', text: 'Settings' }),
-      el('h3', { text: 'Camera and sound' }), devices, this.hostPart,
+      el('h3', { text: 'Camera and sound' }), devices, connection, this.hostPart,
       el('div', { class: 'dialog-actions' }, close));
     dialog.setAttribute('aria-labelledby', 'settings-title');
     dialog.addEventListener('close', () => this.picker.pause());
@@ -39,6 +47,11 @@ export class SettingsDialog {
     this.hostPart.hidden = !canSwitch;
     this.waitingRoom = !!waitingRoomOn;
     this.toggle.checked = this.waitingRoom;
+  }
+
+  /** Reflect the audio-only state chosen elsewhere (the weak-connection notice). */
+  setAudioOnly(on) {
+    this.audioOnly.checked = !!on;
   }
 
   async open() {

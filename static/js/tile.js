@@ -31,10 +31,12 @@ export class Tile {
     this.micBadge = el('span', { class: 'badge mic-off', text: 'Mic off', hidden: true });
     this.camBadge = el('span', { class: 'badge cam-off', text: 'Camera off', hidden: true });
     this.recBadge = el('div', { class: 'reconnecting', hidden: true });
+    this.qualityBadge = el('span', { class: 'badge quality', hidden: true });
+    this.pausedBadge = el('span', { class: 'badge paused', text: 'Video paused', hidden: true });
     this.node = el('div', { class: 'tile' + (self ? ' self' : '') + (screen ? ' screen' : ''), 'data-pid': key,
       role: 'group' },
       this.avatar, this.video, this.audio, this.recBadge,
-      el('div', { class: 'label' }, this.nameEl, this.micBadge, this.camBadge));
+      el('div', { class: 'label' }, this.nameEl, this.micBadge, this.camBadge, this.pausedBadge, this.qualityBadge));
     this.setName(name);
     this.updateVideoState();
   }
@@ -86,7 +88,7 @@ export class Tile {
     // A remote track is `muted` while no media arrives (before the first frame, or while
     // the peer is gone): show the avatar rather than a black or frozen picture.
     const hasVideo = this.tracks.some((t) => t.kind === 'video' && t.readyState === 'live' && (this.self || !t.muted));
-    this.node.classList.toggle('no-video', !hasVideo || (!this.screen && this.videoMuted));
+    this.node.classList.toggle('no-video', !hasVideo || (!this.screen && (this.videoMuted || this.videoPaused)));
   }
 
   setMuted(kind, muted) {
@@ -109,6 +111,26 @@ export class Tile {
     this.node.style.setProperty('--speak', on ? String(Math.max(0.3, Math.min(1, level))) : '0');
     if (on) this.node.dataset.speaking = '1';
     else delete this.node.dataset.speaking;
+  }
+
+  /**
+   * Connection verdict of this person (null: unknown). "excellent" shows no badge, only
+   * the data attribute; the others show what they mean.
+   */
+  setQuality(quality, label = '') {
+    if (quality) this.node.dataset.quality = quality;
+    else delete this.node.dataset.quality;
+    const shown = quality === 'good' || quality === 'poor' || quality === 'lost';
+    this.qualityBadge.hidden = !shown;
+    this.qualityBadge.className = `badge quality q-${quality || 'none'}`;
+    this.qualityBadge.textContent = shown ? label : '';
+  }
+
+  /** Audio only: this remote video is not received (avatar and a badge instead). */
+  setVideoPaused(on) {
+    this.videoPaused = !!on;
+    this.pausedBadge.hidden = !on;
+    this.updateVideoState();
   }
 
   setReconnecting(on) {

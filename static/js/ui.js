@@ -79,11 +79,18 @@ export class CallUi {
     n.hidden = !text;
   }
 
-  /** The weak-connection indicator: null hides it. */
-  setQuality(poor, hint) {
+  /**
+   * The weak-connection notice: shown with `hint` and, when given, one action button
+   * ({label, onClick}); `show` false hides it.
+   */
+  setQuality(show, hint, action = null) {
     const q = $('quality');
-    q.hidden = !poor;
-    $('quality-hint').textContent = poor ? hint : '';
+    q.hidden = !show;
+    $('quality-hint').textContent = show ? hint : '';
+    const btn = $('audio-only-btn');
+    btn.hidden = !(show && action);
+    btn.textContent = action ? action.label : '';
+    btn.onclick = action ? action.onClick : null;
   }
 
   tile(key) { return this.tiles.get(key); }
