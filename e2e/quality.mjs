@@ -1,6 +1,7 @@
 // quality.mjs — therapist + guest: both tiles carry the server's connection verdict, and
 // a guest who switches to audio only (settings) stops receiving video while audio keeps
-// flowing and the therapist still sees the guest; switching back brings video back.
+// flowing and the therapist still sees the guest; switching back brings video back. A
+// remote tile taken off the screen gets no video until it shows again.
 // Env: BASE_URL, DEMO_JSON (see lib.mjs). Prints one JSON line on stdout.
 import { env, scenario, newPage, waitForJoined, waitForRemoteVideos, createSession, rest, log, sleep, stats } from './lib.mjs';
 
@@ -65,7 +66,18 @@ scenario('quality', async (browser) => {
     await gu.page.click('#audio-only-btn');
     await waitForRemoteVideos(gu, 1, { timeout: 15000 });
     if (await gu.page.isVisible('.tile:not(.self) .badge.paused')) throw new Error('"Video paused" stayed');
-    return { verdicts, paused, other };
+
+    // A remote tile that is not on screen gets no video; shown again, it does.
+    const tile = '.tile:not(.self):not(.screen)';
+    await gu.page.evaluate((sel) => { document.querySelector(sel).style.display = 'none'; }, tile);
+    await sleep(1500);
+    const hidden = await growth(gu);
+    log('hidden tile', JSON.stringify(hidden));
+    if (hidden.frames > 3) throw new Error(`a hidden tile still gets video: ${hidden.frames} frames in 3 s`);
+    if (hidden.audio <= 0) throw new Error('a hidden tile lost its audio');
+    await gu.page.evaluate((sel) => { document.querySelector(sel).style.display = ''; }, tile);
+    await waitForRemoteVideos(gu, 1, { timeout: 15000 });
+    return { verdicts, paused, other, hidden };
   } finally {
     await rest(base, `/api/sessions/${encodeURIComponent(s.id)}/end`, { method: 'POST', token }).catch(() => {});
   }

@@ -366,6 +366,16 @@ impl Participant {
         });
     }
 
+    /// Stops (false) or resumes (true) forwarding the video `track_id` to this
+    /// participant, whose page does not show it; resumed video starts at a keyframe.
+    pub fn set_video_visible(&self, track_id: &str, visible: bool) {
+        self.inner.room.cast(Command::SetVideoVisible {
+            participant: self.inner.key,
+            track_id: track_id.to_owned(),
+            visible,
+        });
+    }
+
     /// Leaves the room: closes both connections, unpublishes this participant's tracks.
     pub async fn close(&self) {
         if !self.inner.closed.swap(true, Ordering::AcqRel) {

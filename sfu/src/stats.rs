@@ -144,6 +144,12 @@ impl Counters {
         metrics::counter!("sfu_keyframe_requests_total").increment(1);
     }
 
+    /// A subscriber's page showed (or hid) a remote video.
+    pub(crate) fn video_view_switched(&self, visible: bool) {
+        let to = if visible { "visible" } else { "hidden" };
+        metrics::counter!("sfu_video_view_changes_total", "to" => to).increment(1);
+    }
+
     /// A participant switched audio-only mode on or off.
     pub(crate) fn audio_only_switched(&self, enabled: bool) {
         let to = if enabled { "on" } else { "off" };

@@ -276,6 +276,9 @@ impl Connection {
             }
             ClientMessage::RequestKeyframe { track_id } => media.request_keyframe(&track_id),
             ClientMessage::AudioOnly { enabled } => media.set_audio_only(enabled),
+            ClientMessage::VideoView { track_id, visible } => {
+                media.set_video_visible(&track_id, visible)
+            }
             ClientMessage::Leave => {
                 let member = {
                     let mut members = room.members.lock().await;

@@ -79,6 +79,10 @@ pub trait MediaParticipant: Send + Sync {
     /// flowing. Resumed video starts at a keyframe the engine asks for.
     fn set_audio_only(&self, enabled: bool);
 
+    /// Stops (false) or resumes (true) forwarding one remote video to this participant,
+    /// whose page does not show it; unknown or own tracks are ignored.
+    fn set_video_visible(&self, track_id: &str, visible: bool);
+
     /// Closes this participant's connections and unpublishes its tracks. Closing a
     /// participant twice, or one whose room was closed, is harmless.
     async fn close(&self);

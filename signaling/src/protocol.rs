@@ -174,6 +174,14 @@ pub enum ClientMessage {
         /// The track.
         track_id: String,
     },
+    /// Whether a remote video is on screen: a hidden one (scrolled away, tab in the
+    /// background, tile collapsed) is not sent at all until it is visible again.
+    VideoView {
+        /// The remote track (as announced in `track_published`).
+        track_id: String,
+        /// On screen.
+        visible: bool,
+    },
     /// Receive audio only (true) or everything again (false): for a connection too weak
     /// for video. Own publishing is not affected.
     AudioOnly {

@@ -89,6 +89,8 @@ async fn negotiation_reaches_the_media_plane_and_answers_come_back() {
         .await;
     a.handle_text(r#"{"type":"audio_only","enabled":true}"#)
         .await;
+    a.handle_text(r#"{"type":"video_view","track_id":"t2","visible":false}"#)
+        .await;
     assert_eq!(
         media.calls(),
         vec![
@@ -122,6 +124,11 @@ async fn negotiation_reaches_the_media_plane_and_answers_come_back() {
             Call::AudioOnly {
                 participant: "a".into(),
                 enabled: true
+            },
+            Call::VideoView {
+                participant: "a".into(),
+                track_id: "t2".into(),
+                visible: false
             },
         ]
     );

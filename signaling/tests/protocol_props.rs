@@ -78,6 +78,7 @@ fn json_leaf() -> impl Strategy<Value = Value> {
             "mute",
             "request_keyframe",
             "audio_only",
+            "video_view",
             "leave",
             "ping",
             "publisher",
@@ -135,6 +136,7 @@ fn valid_messages() -> Vec<Value> {
         json!({"type":"mute","kind":"audio","muted":true}),
         json!({"type":"request_keyframe","track_id":"tr"}),
         json!({"type":"audio_only","enabled":true}),
+        json!({"type":"video_view","track_id":"tr","visible":false}),
         json!({"type":"leave"}),
         json!({"type":"ping","ts":5}),
     ]

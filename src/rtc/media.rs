@@ -119,6 +119,10 @@ impl MediaParticipant for SfuParticipant {
         self.0.set_audio_only(enabled);
     }
 
+    fn set_video_visible(&self, track_id: &str, visible: bool) {
+        self.0.set_video_visible(track_id, visible);
+    }
+
     async fn close(&self) {
         self.0.close().await;
     }

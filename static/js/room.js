@@ -13,6 +13,7 @@ import { ScreenShare } from './screenshare.js';
 import { SettingsDialog } from './settings.js';
 import { QualityMonitor, POOR_HINT } from './quality.js';
 import { LinkQuality } from './linkquality.js';
+import { VideoView } from './videoview.js';
 import { ExpiryBanner } from './expiry.js';
 import { instanceId } from './instance.js';
 import { $ } from './dom.js';
@@ -74,6 +75,7 @@ export class Room {
       onError: (text) => this.ui.setNotice(text),
     });
     this.settings = new SettingsDialog($('settings'), this.deviceOptions());
+    this.videoView = new VideoView((m) => this.sig.send(m));
     this.link = new LinkQuality(this.ui, {
       send: (m) => this.sig.send(m),
       selfId: () => this.hooks.participantId,
@@ -220,6 +222,7 @@ export class Room {
     }
     this.peopleChanged();
     this.link.joined();
+    this.videoView.joined();
     this.quality.start();
     this.expiry.watch(this.session.expires_at);
     this.o.setState('joined');
@@ -251,6 +254,7 @@ export class Room {
       name: this.roster.get(pid).display_name || 'Participant', hint: this.roster.hint(pid) }]));
     this.ui.renderRemote(this.roster.media(this.call.remoteTracks()), people);
     this.link.apply();
+    this.videoView.refresh(this.ui.tiles);
     for (const pid of this.roster.ids()) {
       const p = this.roster.get(pid);
       const t = this.ui.tile(pid);

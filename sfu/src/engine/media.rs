@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use super::ctx::Ctx;
 use super::io::{ParticipantKey, RoomKey, TimerKey, TrackKey};
-use super::participant::Participant;
+use super::participant::{Leg, Participant};
 use super::publication::Tracks;
 use super::quality::record_report;
 use super::speakers::RoomSpeakers;
@@ -126,6 +126,9 @@ impl Media<'_> {
             let Some(map) = leg.mapping.as_ref() else {
                 continue;
             };
+            if leg.hidden {
+                continue;
+            }
             if !s.subscriber.can_send() || (s.audio_only && t.info.kind == MediaKind::Video) {
                 continue;
             }
@@ -238,9 +241,41 @@ impl Media<'_> {
                 .get(tk)
                 .is_some_and(|t| t.info.kind == MediaKind::Video)
             {
-                leg.rewriter.source_changed();
-                leg.started = false; // its next packet asks for a keyframe
+                resume(leg);
             }
+        }
+    }
+
+    /// Participant `key`'s page shows (or hides) the video announced as `track_id`.
+    pub(crate) fn set_video_visible(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        key: ParticipantKey,
+        track_id: &str,
+        visible: bool,
+    ) {
+        let Some(tk) = self
+            .tracks
+            .iter()
+            .find(|(_, t)| t.info.track_id == track_id && t.info.kind == MediaKind::Video)
+            .map(|(k, _)| *k)
+        else {
+            return;
+        };
+        let Some(leg) = self
+            .participants
+            .get_mut(&key)
+            .and_then(|p| p.legs.get_mut(&tk))
+        else {
+            return;
+        };
+        if leg.hidden != visible {
+            return; // unchanged
+        }
+        leg.hidden = !visible;
+        ctx.counters.video_view_switched(visible);
+        if visible {
+            resume(leg);
         }
     }
 
@@ -261,4 +296,12 @@ impl Media<'_> {
             self.request_keyframe(ctx, tk);
         }
     }
+}
+
+/// A video leg forwards again after a pause (audio only, hidden): its sequence numbers
+/// continue where they stopped, so the browser asks for nothing it missed, and its next
+/// packet asks the publisher for a keyframe to start decoding from.
+fn resume(leg: &mut Leg) {
+    leg.rewriter.source_changed();
+    leg.started = false;
 }

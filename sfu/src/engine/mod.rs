@@ -122,6 +122,12 @@ pub(crate) enum Command {
         participant: ParticipantKey,
         enabled: bool,
     },
+    /// The participant's page shows (or hides) the video `track_id`.
+    SetVideoVisible {
+        participant: ParticipantKey,
+        track_id: String,
+        visible: bool,
+    },
     /// The room's published tracks, `(publisher id, track)`; reply [`Reply::Tracks`].
     Tracks { room: RoomKey },
 }
@@ -294,6 +300,15 @@ impl Core {
             } => {
                 let (room, mut ctx) = self.room_of(now, participant)?;
                 room.set_audio_only(&mut ctx, participant, enabled);
+                Ok(Reply::Done)
+            }
+            Command::SetVideoVisible {
+                participant,
+                track_id,
+                visible,
+            } => {
+                let (room, mut ctx) = self.room_of(now, participant)?;
+                room.set_video_visible(&mut ctx, participant, &track_id, visible);
                 Ok(Reply::Done)
             }
             Command::Tracks { room } => Ok(Reply::Tracks(

@@ -35,6 +35,8 @@ pub(crate) struct Leg {
     pub started: bool,
     /// A packet could not be written or mapped (logged once).
     pub complained: bool,
+    /// The subscriber's page does not show this video: nothing is forwarded on the leg.
+    pub hidden: bool,
     /// Packets written on the leg (for the loss its receiver reports).
     pub written: u64,
     /// Loss on the way out, from the subscriber's reports.
@@ -130,6 +132,7 @@ impl Participant {
                 rewriter: LegRewriter::new(),
                 started: false,
                 complained: false,
+                hidden: false,
                 written: 0,
                 loss: LegLoss::default(),
             },

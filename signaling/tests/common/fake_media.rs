@@ -51,6 +51,11 @@ pub enum Call {
         participant: String,
         enabled: bool,
     },
+    VideoView {
+        participant: String,
+        track_id: String,
+        visible: bool,
+    },
     CloseParticipant {
         handle: usize,
         participant: String,
@@ -355,6 +360,14 @@ impl MediaParticipant for FakeParticipant {
         self.record(Call::AudioOnly {
             participant: self.id.clone(),
             enabled,
+        });
+    }
+
+    fn set_video_visible(&self, track_id: &str, visible: bool) {
+        self.record(Call::VideoView {
+            participant: self.id.clone(),
+            track_id: track_id.to_string(),
+            visible,
         });
     }
 

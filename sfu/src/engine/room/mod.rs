@@ -325,6 +325,17 @@ impl Room {
         }
     }
 
+    /// Participant `key`'s page shows (or hides) the video `track_id`.
+    pub(crate) fn set_video_visible(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        key: ParticipantKey,
+        track_id: &str,
+        visible: bool,
+    ) {
+        self.media().set_video_visible(ctx, key, track_id, visible);
+    }
+
     /// Participant `key` receives audio only, or everything again.
     pub(crate) fn set_audio_only(&mut self, ctx: &mut Ctx<'_>, key: ParticipantKey, enabled: bool) {
         self.media().set_audio_only(ctx, key, enabled);

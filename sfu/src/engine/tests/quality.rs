@@ -1,4 +1,5 @@
-//! Connection quality: loss on either side of the server becomes `ConnectionQuality`.
+//! Connection quality (loss on either side of the server becomes `ConnectionQuality`),
+//! and what a subscriber may switch off: all video (audio only), one hidden video.
 
 use std::time::Duration;
 
@@ -130,5 +131,36 @@ fn audio_only_stops_video_to_that_subscriber_and_resumes_it_at_a_keyframe() {
         sim.clients[a].keyframe_requests > plis,
         "the publisher was asked for a keyframe"
     );
+    gap_free(&seqs(&sim, b)).expect("sequence numbers continue across the pause");
+}
+
+#[test]
+fn a_hidden_video_is_not_sent_to_that_subscriber_until_it_shows_again() {
+    let (mut sim, a, b) = a_to_b(false);
+    sim.join(30, "carol");
+    let c = sim.subscriber(30, super::addr(3, 7000));
+    sim.stream(a, Duration::from_secs(1));
+    assert!(!sim.clients[c].rtp.is_empty(), "carol receives");
+    let view = |sim: &mut Sim, visible| {
+        let cmd = Command::SetVideoVisible {
+            participant: B,
+            track_id: "cam".into(),
+            visible,
+        };
+        sim.core.handle_command(sim.now, cmd).expect("video view");
+    };
+    view(&mut sim, false);
+    let (bob_before, carol_before) = (sim.clients[b].rtp.len(), sim.clients[c].rtp.len());
+    sim.stream(a, Duration::from_secs(2));
+    assert_eq!(sim.clients[b].rtp.len(), bob_before, "nothing for a hidden tile");
+    assert!(
+        sim.clients[c].rtp.len() >= carol_before + 95,
+        "carol still gets everything"
+    );
+    let plis = sim.clients[a].keyframe_requests;
+    view(&mut sim, true);
+    sim.stream(a, Duration::from_secs(1));
+    assert!(sim.clients[b].rtp.len() > bob_before + 40, "shown again");
+    assert!(sim.clients[a].keyframe_requests > plis, "from a keyframe");
     gap_free(&seqs(&sim, b)).expect("sequence numbers continue across the pause");
 }
