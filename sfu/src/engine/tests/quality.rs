@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::{a_to_b, gap_free, is_rtp, seqs, A, B};
-use crate::engine::testing::Sim;
+use crate::engine::testing::{LossFn, Sim};
 use crate::engine::Command;
 use crate::quality::Quality;
 use crate::types::SfuEvent;
@@ -20,6 +20,18 @@ fn verdicts(sim: &Sim, to: u64, whom: &str) -> Vec<Quality> {
             _ => None,
         })
         .collect()
+}
+
+/// Loses every `n`th RTP packet to or from client `client`.
+fn every_nth_rtp_of(client: usize, n: u32) -> LossFn {
+    let mut seen = 0u32;
+    Box::new(move |i, data| {
+        if i != client || !is_rtp(data) {
+            return false;
+        }
+        seen += 1;
+        seen.is_multiple_of(n)
+    })
 }
 
 #[test]
@@ -43,14 +55,7 @@ fn everyone_starts_excellent_and_a_newcomer_hears_of_everyone() {
 fn loss_on_the_way_in_makes_the_publisher_poor_until_it_stops() {
     let (mut sim, a, _) = a_to_b(false);
     sim.stream(a, Duration::from_secs(3));
-    let mut n = 0u32;
-    sim.uplink_loss = Some(Box::new(move |i, data| {
-        if i != a || !is_rtp(data) {
-            return false;
-        }
-        n += 1;
-        n.is_multiple_of(4) // 25%
-    }));
+    sim.uplink_loss = Some(every_nth_rtp_of(a, 4)); // 25%
     sim.stream(a, Duration::from_secs(5));
     assert_eq!(
         verdicts(&sim, B, "alice").last(),
@@ -73,14 +78,7 @@ fn loss_on_the_way_in_makes_the_publisher_poor_until_it_stops() {
 fn loss_on_the_way_out_reported_by_the_subscriber_makes_it_poor() {
     let (mut sim, a, b) = a_to_b(false);
     sim.stream(a, Duration::from_secs(3));
-    let mut n = 0u32;
-    sim.downlink_loss = Some(Box::new(move |i, data| {
-        if i != b || !is_rtp(data) {
-            return false;
-        }
-        n += 1;
-        n.is_multiple_of(3) // a third
-    }));
+    sim.downlink_loss = Some(every_nth_rtp_of(b, 3)); // a third
     sim.stream(a, Duration::from_secs(6));
     let bob = verdicts(&sim, A, "bob");
     assert!(
@@ -152,7 +150,11 @@ fn a_hidden_video_is_not_sent_to_that_subscriber_until_it_shows_again() {
     view(&mut sim, false);
     let (bob_before, carol_before) = (sim.clients[b].rtp.len(), sim.clients[c].rtp.len());
     sim.stream(a, Duration::from_secs(2));
-    assert_eq!(sim.clients[b].rtp.len(), bob_before, "nothing for a hidden tile");
+    assert_eq!(
+        sim.clients[b].rtp.len(),
+        bob_before,
+        "nothing for a hidden tile"
+    );
     assert!(
         sim.clients[c].rtp.len() >= carol_before + 95,
         "carol still gets everything"
