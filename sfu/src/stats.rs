@@ -14,6 +14,9 @@ pub struct SfuStats {
     pub published_tracks: u64,
     /// Subscriber legs (one per published track per other participant).
     pub forwarded_tracks: u64,
+    /// Subscriber video legs paused (hidden on the page, or audio only), as of each room's
+    /// last quality evaluation.
+    pub paused_videos: u64,
     /// RTP packets handed to subscriber connections since start.
     pub forwarded_packets: u64,
     /// RTP bytes (header + payload) handed to subscriber connections since start.
@@ -51,6 +54,7 @@ pub(crate) struct Counters {
     participants: AtomicU64,
     published_tracks: AtomicU64,
     forwarded_tracks: AtomicU64,
+    paused_videos: AtomicU64,
     forwarded_packets: AtomicU64,
     forwarded_bytes: AtomicU64,
     dropped_packets: AtomicU64,
@@ -79,6 +83,9 @@ pub(crate) enum Gauge {
     Participants,
     PublishedTracks,
     ForwardedTracks,
+    /// Subscriber video legs not forwarded: the video is hidden on the subscriber's page or
+    /// the subscriber receives audio only (counted at each room's quality evaluation).
+    PausedVideos,
 }
 
 impl Gauge {
@@ -88,6 +95,7 @@ impl Gauge {
             Gauge::Participants => "sfu_participants",
             Gauge::PublishedTracks => "sfu_published_tracks",
             Gauge::ForwardedTracks => "sfu_forwarded_tracks",
+            Gauge::PausedVideos => "sfu_paused_videos",
         }
     }
 }
@@ -99,6 +107,7 @@ impl Counters {
             Gauge::Participants => &self.participants,
             Gauge::PublishedTracks => &self.published_tracks,
             Gauge::ForwardedTracks => &self.forwarded_tracks,
+            Gauge::PausedVideos => &self.paused_videos,
         }
     }
 
@@ -193,6 +202,7 @@ impl Counters {
             participants: self.participants.load(Ordering::Relaxed),
             published_tracks: self.published_tracks.load(Ordering::Relaxed),
             forwarded_tracks: self.forwarded_tracks.load(Ordering::Relaxed),
+            paused_videos: self.paused_videos.load(Ordering::Relaxed),
             forwarded_packets: self.forwarded_packets.load(Ordering::Relaxed),
             forwarded_bytes: self.forwarded_bytes.load(Ordering::Relaxed),
             dropped_packets: self.dropped_packets.load(Ordering::Relaxed),

@@ -15,7 +15,8 @@ use super::io::{ParticipantKey, RoomKey, TimerKey};
 use super::participant::Participant;
 use super::publication::Tracks;
 use crate::quality::{ntp_mid, rtt_from_report, LinkSample, Quality, QualityTracker, QUALITY_TICK};
-use crate::types::{QualityUpdate, SfuEvent};
+use crate::stats::Gauge;
+use crate::types::{MediaKind, QualityUpdate, SfuEvent};
 
 /// What the room knows about one participant's link between two evaluations.
 #[derive(Debug, Default)]
@@ -64,6 +65,8 @@ pub(crate) fn record_report(
 #[derive(Debug, Default)]
 pub(crate) struct RoomQuality {
     ticking: bool,
+    /// This room's share of the paused-videos gauge, as last counted.
+    paused_counted: u64,
 }
 
 impl RoomQuality {
@@ -129,14 +132,47 @@ impl RoomQuality {
                     .event(p.key, SfuEvent::ConnectionQuality { updates });
             }
         }
+        self.count_paused(ctx, participants, tracks);
         self.ticking = !participants.is_empty();
         let next = self.ticking.then(|| ctx.now + QUALITY_TICK);
         ctx.timers.schedule(TimerKey::Quality(room), next);
     }
 
-    /// The room closes: its timer goes.
+    /// Moves the paused-videos gauge by the change of this room's count.
+    fn count_paused(
+        &mut self,
+        ctx: &Ctx<'_>,
+        participants: &HashMap<ParticipantKey, Participant>,
+        tracks: &Tracks,
+    ) {
+        let paused = participants
+            .values()
+            .flat_map(|p| {
+                p.legs.iter().filter(move |(tk, leg)| {
+                    tracks
+                        .get(tk)
+                        .is_some_and(|t| t.info.kind == MediaKind::Video)
+                        && (leg.hidden || p.audio_only)
+                })
+            })
+            .count() as u64;
+        if paused > self.paused_counted {
+            ctx.counters
+                .add(Gauge::PausedVideos, paused - self.paused_counted);
+        } else {
+            ctx.counters
+                .sub(Gauge::PausedVideos, self.paused_counted - paused);
+        }
+        self.paused_counted = paused;
+    }
+
+    /// The room closes (or empties): its timer goes, and its share of the gauge.
     pub(crate) fn close(&mut self, ctx: &mut Ctx<'_>, room: RoomKey) {
         ctx.timers.remove(TimerKey::Quality(room));
+        ctx.counters.sub(
+            Gauge::PausedVideos,
+            std::mem::take(&mut self.paused_counted),
+        );
         self.ticking = false;
     }
 }

@@ -155,6 +155,7 @@ fn a_hidden_video_is_not_sent_to_that_subscriber_until_it_shows_again() {
         bob_before,
         "nothing for a hidden tile"
     );
+    assert_eq!(sim.counters.snapshot().paused_videos, 1, "counted");
     assert!(
         sim.clients[c].rtp.len() >= carol_before + 95,
         "carol still gets everything"
@@ -165,4 +166,10 @@ fn a_hidden_video_is_not_sent_to_that_subscriber_until_it_shows_again() {
     assert!(sim.clients[b].rtp.len() > bob_before + 40, "shown again");
     assert!(sim.clients[a].keyframe_requests > plis, "from a keyframe");
     gap_free(&seqs(&sim, b)).expect("sequence numbers continue across the pause");
+    sim.advance(Duration::from_secs(2));
+    assert_eq!(
+        sim.counters.snapshot().paused_videos,
+        0,
+        "no longer counted"
+    );
 }
