@@ -27,7 +27,8 @@ use rtc::peer_connection::transport::{
 };
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability,
+    RtpCodecKind,
 };
 use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use rtc::sansio::Protocol;
@@ -37,7 +38,7 @@ use tokio::sync::mpsc;
 use super::arena::Arena;
 use super::clock::Clock;
 use super::command::{CreateSpec, PcEvent, PcShared, TrackSpec};
-use super::sender::{LocalSender, MediaSource, Outgoing};
+use super::sender::{LocalSender, MediaSource, Outgoing, AUDIO_LEVEL_URI};
 use super::udp::{Datagram, Socket};
 use crate::client::media::{OPUS_PAYLOAD_TYPE, VP8_PAYLOAD_TYPE};
 use crate::client::protocol::{CandidateInit, Kind, PcName};
@@ -157,6 +158,15 @@ impl Conn {
     pub(crate) fn new(spec: CreateSpec, socket: Socket, now: Instant) -> Result<Conn, ClientError> {
         let mut media_engine = MediaEngine::default();
         media_engine.register_default_codecs().map_err(rtc_err)?;
+        media_engine
+            .register_header_extension(
+                RTCRtpHeaderExtensionCapability {
+                    uri: AUDIO_LEVEL_URI.to_owned(),
+                },
+                RtpCodecKind::Audio,
+                None,
+            )
+            .map_err(rtc_err)?;
         let registry = interceptors(spec.name, &mut media_engine)?;
         let ip = socket.local_addr().ip();
         let mut pc = RTCPeerConnectionBuilder::new()
@@ -276,6 +286,20 @@ impl Conn {
         self.pc
             .set_remote_description(now, answer)
             .map_err(rtc_err)?;
+        for s in &mut self.senders {
+            if s.kind != Kind::Audio {
+                continue;
+            }
+            let id = self.pc.rtp_sender(s.sender).and_then(|mut r| {
+                r.get_parameters()
+                    .rtp_parameters
+                    .header_extensions
+                    .iter()
+                    .find(|e| e.uri == AUDIO_LEVEL_URI)
+                    .and_then(|e| u8::try_from(e.id).ok())
+            });
+            s.set_audio_level_ext(id);
+        }
         self.flush_candidates()
     }
 

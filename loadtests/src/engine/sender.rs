@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
-use rtc::rtp::header::Header;
+use bytes::{Bytes, BytesMut};
+use rtc::rtp::header::{Header, EXTENSION_PROFILE_ONE_BYTE};
 use rtc::rtp::packet::Packet;
 use rtc::rtp_transceiver::RTCRtpSenderId;
 
@@ -59,6 +59,17 @@ impl Ticker {
     }
 }
 
+/// The RFC 6464 audio level extension browsers put on every audio packet: simulated
+/// participants carry it too, so the server's speaker detection runs under load.
+pub(crate) const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+/// A simulated participant talks for this many audio packets (2 s), then is silent as
+/// long; each starts at a random point of the cycle, so a room's speakers keep changing.
+const TALK_PACKETS: u32 = 100;
+/// Level of speech (dBov), one byte as the extension carries it.
+static SPEECH: [u8; 1] = [30];
+/// Level of silence (dBov).
+static SILENCE: [u8; 1] = [127];
+
 /// One of our tracks: its RTP sender in the connection, numbering and pacing.
 pub(crate) struct LocalSender {
     pub(crate) sender: RTCRtpSenderId,
@@ -70,6 +81,8 @@ pub(crate) struct LocalSender {
     timestamp: u32,
     frame_no: usize,
     ticker: Option<Ticker>,
+    /// Negotiated audio-level extension id, and where in the talk cycle this one starts.
+    audio_level: Option<(u8, u32)>,
 }
 
 /// One packet ready for the connection.
@@ -99,7 +112,15 @@ impl LocalSender {
             timestamp,
             frame_no: 0,
             ticker: None,
+            audio_level: None,
         }
+    }
+
+    /// The audio-level extension id the answer negotiated (audio tracks; `None`: not sent).
+    pub(crate) fn set_audio_level_ext(&mut self, id: Option<u8>) {
+        self.audio_level = id
+            .filter(|_| self.kind == Kind::Audio)
+            .map(|id| (id, rand::random::<u32>() % (2 * TALK_PACKETS)));
     }
 
     /// Starts pacing for `source` from `now` (first tick at once); returns the first
@@ -154,7 +175,7 @@ impl LocalSender {
 
     fn header(&mut self, marker: bool) -> Header {
         self.sequence = self.sequence.wrapping_add(1);
-        Header {
+        let mut header = Header {
             version: 2,
             marker,
             payload_type: self.payload_type,
@@ -162,7 +183,17 @@ impl LocalSender {
             timestamp: self.timestamp,
             ssrc: self.ssrc,
             ..Default::default()
+        };
+        if let Some((id, phase)) = self.audio_level {
+            let talking =
+                (u32::from(self.sequence).wrapping_add(phase) / TALK_PACKETS).is_multiple_of(2);
+            let level = if talking { &SPEECH } else { &SILENCE };
+            header.extension = true;
+            header.extension_profile = EXTENSION_PROFILE_ONE_BYTE;
+            // An id of 1..=14 always fits the one-byte profile the answer chose.
+            let _ = header.set_extension(id, Bytes::from_static(level));
         }
+        header
     }
 
     /// The packets of one tick of `source` (one synthetic packet, or every packet of the
@@ -243,6 +274,43 @@ mod tests {
             96,
             SentCounters::new("t", kind),
         )
+    }
+
+    #[test]
+    fn audio_carries_a_level_that_alternates_between_speech_and_silence() {
+        let rate = MediaSource::Synthetic(MediaRate::default());
+        let mut arena = Arena::new(64 * 1024);
+        let mut out = Vec::new();
+        let mut video = sender(Kind::Video);
+        video.set_audio_level_ext(Some(3));
+        video.tick(&rate, &mut arena, 0, &mut out);
+        assert!(
+            out[0].packet.header.get_extension(3).is_none(),
+            "video has none"
+        );
+
+        let mut audio = sender(Kind::Audio);
+        audio.tick(&rate, &mut arena, 0, &mut out);
+        assert!(
+            out[1].packet.header.get_extension(3).is_none(),
+            "not negotiated"
+        );
+        audio.set_audio_level_ext(Some(3));
+        out.clear();
+        for _ in 0..2 * TALK_PACKETS {
+            audio.tick(&rate, &mut arena, 0, &mut out);
+        }
+        let levels: Vec<u8> = out
+            .iter()
+            .map(|o| o.packet.header.get_extension(3).expect("level")[0])
+            .collect();
+        let speech = levels.iter().filter(|l| **l == SPEECH[0]).count();
+        assert_eq!(speech, TALK_PACKETS as usize, "half of a cycle talks");
+        assert_eq!(
+            levels.len() - speech,
+            TALK_PACKETS as usize,
+            "half is silent"
+        );
     }
 
     #[test]
