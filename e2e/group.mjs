@@ -2,7 +2,7 @@
 // decodes the three others' video and receives their audio; the server's active
 // speakers light remote tiles and put the page in speaker view (one remote tile large).
 // Env: BASE_URL, DEMO_JSON (see lib.mjs). Prints one JSON line on stdout.
-import { env, scenario, newPage, waitForJoined, waitForRemoteVideos, createSession, rest, hookState, log, sleep } from './lib.mjs';
+import { env, scenario, newPage, waitForJoined, waitForRemoteVideos, createSession, rest, hookState, log, sleep, screenshot } from './lib.mjs';
 
 const { base, demo } = env();
 const token = demo.therapists[0].token;
@@ -24,6 +24,7 @@ scenario('group', async (browser) => {
     await Promise.all(pages.map((p) => waitForRemoteVideos(p, 3, { timeout: 45000 })));
     await Promise.all(pages.map((p) => waitForSpeakerView(p)));
     log('every page shows remote speakers and a featured remote tile');
+    await screenshot(pages[0], 'group-speaker-view-desktop', { width: 1280, height: 800 });
     const out = {};
     for (const p of pages) {
       const st = await hookState(p);

@@ -3,7 +3,7 @@
 // flowing and the therapist still sees the guest; switching back brings video back. A
 // remote tile taken off the screen gets no video until it shows again.
 // Env: BASE_URL, DEMO_JSON (see lib.mjs). Prints one JSON line on stdout.
-import { env, scenario, newPage, waitForJoined, waitForRemoteVideos, createSession, rest, log, sleep, stats } from './lib.mjs';
+import { env, scenario, newPage, waitForJoined, waitForRemoteVideos, createSession, rest, log, sleep, stats, screenshot } from './lib.mjs';
 
 const { base, demo } = env();
 const token = demo.therapists[0].token;
@@ -51,6 +51,9 @@ scenario('quality', async (browser) => {
     for (const v of verdicts.flat()) {
       if (v.quality !== 'excellent' && v.quality !== 'good') throw new Error(`loopback judged ${v.quality}`);
     }
+    for (const p of [th, gu]) {
+      if (await p.page.$('.tile.self.no-video')) throw new Error(`${p.name}: own camera shows the avatar, not the video`);
+    }
 
     await setAudioOnly(gu, true);
     await sleep(1500);
@@ -62,6 +65,8 @@ scenario('quality', async (browser) => {
     if (other.frames < 20) throw new Error(`therapist should still see the guest: ${other.frames} frames in 3 s`);
     if (!(await gu.page.isVisible('.tile:not(.self) .badge.paused'))) throw new Error('no "Video paused" on the remote tile');
     if (!(await gu.page.isVisible('#quality #audio-only-btn'))) throw new Error('no way back from the notice');
+    await screenshot(gu, 'audio-only-desktop', { width: 1280, height: 800 });
+    await gu.page.setViewportSize({ width: 640, height: 480 });
 
     await gu.page.click('#audio-only-btn');
     await waitForRemoteVideos(gu, 1, { timeout: 15000 });

@@ -12,7 +12,7 @@ export const QUALITY_LABEL = {
   lost: 'Connection lost',
 };
 
-export const AUDIO_ONLY_HINT = 'You receive audio only, so the call keeps going on this connection. Others still see you.';
+export const AUDIO_ONLY_HINT = 'You receive no video, which keeps the call going on a weak connection. Others still see and hear you.';
 
 export class LinkQuality {
   /**
@@ -75,7 +75,7 @@ export class LinkQuality {
     const own = this.verdicts.get('self');
     const poor = this.localPoor || own === 'poor' || own === 'lost';
     if (this.audioOnly) {
-      this.ui.setQuality(true, AUDIO_ONLY_HINT, { label: 'Turn video back on', onClick: () => this.setAudioOnly(false) });
+      this.ui.setQuality(true, AUDIO_ONLY_HINT, { label: 'Turn video back on', onClick: () => this.setAudioOnly(false) }, 'Audio only.');
     } else if (poor) {
       this.ui.setQuality(true, this.o.poorHint, { label: 'Switch to audio only', onClick: () => this.setAudioOnly(true) });
     } else {

@@ -23,6 +23,7 @@ export class Tile {
     this.screen = screen;
     this.hint = '';
     this.tracks = [];
+    this.videoPaused = false;
     this.video = el('video', { autoplay: true, playsinline: true, muted: true, class: self && !screen ? 'mirror' : null });
     this.video.muted = true; // the attribute alone does not mute; autoplay needs it
     this.audio = self ? null : el('audio', { autoplay: true });
@@ -88,7 +89,9 @@ export class Tile {
     // A remote track is `muted` while no media arrives (before the first frame, or while
     // the peer is gone): show the avatar rather than a black or frozen picture.
     const hasVideo = this.tracks.some((t) => t.kind === 'video' && t.readyState === 'live' && (this.self || !t.muted));
-    this.node.classList.toggle('no-video', !hasVideo || (!this.screen && (this.videoMuted || this.videoPaused)));
+    // Always a boolean: classList.toggle(name, undefined) would flip the class instead.
+    const off = !hasVideo || (!this.screen && (!!this.videoMuted || !!this.videoPaused));
+    this.node.classList.toggle('no-video', off);
   }
 
   setMuted(kind, muted) {
@@ -114,13 +117,14 @@ export class Tile {
   }
 
   /**
-   * Connection verdict of this person (null: unknown). "excellent" shows no badge, only
-   * the data attribute; the others show what they mean.
+   * Connection verdict of this person (null: unknown). Only "poor" and "lost" show a
+   * badge (a badge on every tile would read as a problem); every verdict is kept in the
+   * tile's data-quality attribute.
    */
   setQuality(quality, label = '') {
     if (quality) this.node.dataset.quality = quality;
     else delete this.node.dataset.quality;
-    const shown = quality === 'good' || quality === 'poor' || quality === 'lost';
+    const shown = quality === 'poor' || quality === 'lost';
     this.qualityBadge.hidden = !shown;
     this.qualityBadge.className = `badge quality q-${quality || 'none'}`;
     this.qualityBadge.textContent = shown ? label : '';

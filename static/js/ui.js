@@ -83,9 +83,10 @@ export class CallUi {
    * The weak-connection notice: shown with `hint` and, when given, one action button
    * ({label, onClick}); `show` false hides it.
    */
-  setQuality(show, hint, action = null) {
+  setQuality(show, hint, action = null, title = 'Weak connection.') {
     const q = $('quality');
     q.hidden = !show;
+    $('quality-title').textContent = title;
     $('quality-hint').textContent = show ? hint : '';
     const btn = $('audio-only-btn');
     btn.hidden = !(show && action);

@@ -57,6 +57,7 @@ pub(crate) fn record_report(
             .report(block.last_sequence_number, block.total_lost, leg.written)
             .unwrap_or(0.0);
         let sample = LinkSample { loss, rtt, jitter };
+        tracing::trace!(participant = %participant.id, ssrc = block.ssrc, ?sample, "receiver report");
         participant.link.downlink = participant.link.downlink.worst(sample);
     }
 }
