@@ -29,7 +29,7 @@ pub(crate) struct Link {
     pub told: bool,
 }
 
-/// Reads one receiver report of `key`'s browser about its legs into its link.
+/// Reads one receiver report of the participant's browser about its legs into its link.
 pub(crate) fn record_report(
     ctx: &Ctx<'_>,
     participant: &mut Participant,
