@@ -48,11 +48,11 @@ impl Media<'_> {
                     self.forward(ctx, key, &track_id, packet);
                 }
                 (PcRole::Subscriber, RTCMessage::RtcpPacket(track_id, packets)) => {
-                    for report in packets
-                        .iter()
-                        .filter_map(|p| p.as_any().downcast_ref::<ReceiverReport>())
-                    {
-                        if let Some(p) = self.participants.get_mut(&key) {
+                    if let Some(p) = self.participants.get_mut(&key) {
+                        for report in packets
+                            .iter()
+                            .filter_map(|p| p.as_any().downcast_ref::<ReceiverReport>())
+                        {
                             record_report(ctx, p, self.tracks, report);
                         }
                     }
@@ -126,10 +126,7 @@ impl Media<'_> {
             let Some(map) = leg.mapping.as_ref() else {
                 continue;
             };
-            if leg.hidden {
-                continue;
-            }
-            if !s.subscriber.can_send() || (s.audio_only && t.info.kind == MediaKind::Video) {
+            if !s.subscriber.can_send() || leg.is_paused(t.info.kind, s.audio_only) {
                 continue;
             }
             // The last leg takes the packet itself, the others a copy (payload shared).

@@ -18,7 +18,7 @@ use crate::forward::{LegMapping, LegRewriter};
 use crate::plan::OfferState;
 use crate::quality::LegLoss;
 use crate::stats::Gauge;
-use crate::types::{PcRole, TrackSource};
+use crate::types::{MediaKind, PcRole, TrackSource};
 
 /// One sendonly leg of the subscriber connection: one published track of someone else.
 #[derive(Debug)]
@@ -41,6 +41,14 @@ pub(crate) struct Leg {
     pub written: u64,
     /// Loss on the way out, from the subscriber's reports.
     pub loss: LegLoss,
+}
+
+impl Leg {
+    /// Whether nothing is forwarded on this leg for now: a video the subscriber's page
+    /// hides, or any video while the subscriber receives audio only.
+    pub(crate) fn is_paused(&self, kind: MediaKind, audio_only: bool) -> bool {
+        kind == MediaKind::Video && (self.hidden || audio_only)
+    }
 }
 
 /// A participant of a room.

@@ -16,7 +16,7 @@ use super::participant::Participant;
 use super::publication::Tracks;
 use crate::quality::{ntp_mid, rtt_from_report, LinkSample, Quality, QualityTracker, QUALITY_TICK};
 use crate::stats::Gauge;
-use crate::types::{MediaKind, QualityUpdate, SfuEvent};
+use crate::types::{QualityUpdate, SfuEvent};
 
 /// What the room knows about one participant's link between two evaluations.
 #[derive(Debug, Default)]
@@ -114,13 +114,18 @@ impl RoomQuality {
                 });
             }
         }
-        let everyone: Vec<QualityUpdate> = participants
-            .values()
-            .map(|p| QualityUpdate {
-                participant_id: p.id.clone(),
-                quality: p.link.quality.current(),
-            })
-            .collect();
+        // Everyone's verdict, for participants new to the room (built only when there is one).
+        let everyone: Vec<QualityUpdate> = if participants.values().all(|p| p.link.told) {
+            Vec::new()
+        } else {
+            participants
+                .values()
+                .map(|p| QualityUpdate {
+                    participant_id: p.id.clone(),
+                    quality: p.link.quality.current(),
+                })
+                .collect()
+        };
         for p in participants.values_mut() {
             let updates = if p.link.told {
                 changed.clone()
@@ -152,8 +157,7 @@ impl RoomQuality {
                 p.legs.iter().filter(move |(tk, leg)| {
                     tracks
                         .get(tk)
-                        .is_some_and(|t| t.info.kind == MediaKind::Video)
-                        && (leg.hidden || p.audio_only)
+                        .is_some_and(|t| leg.is_paused(t.info.kind, p.audio_only))
                 })
             })
             .count() as u64;

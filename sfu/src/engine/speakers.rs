@@ -15,9 +15,6 @@ use crate::types::{ActiveSpeaker, SfuEvent};
 #[derive(Debug, Default)]
 pub(crate) struct RoomSpeakers {
     detector: SpeakerDetector<ParticipantKey>,
-    /// Audio tracks published in the room (ticking stops when none is left and the last
-    /// speaker was reported silent).
-    audio_tracks: usize,
     ticking: bool,
 }
 
@@ -29,7 +26,6 @@ impl RoomSpeakers {
 
     /// An audio track was published: the room starts ticking if it was not.
     pub(crate) fn audio_published(&mut self, ctx: &mut Ctx<'_>, room: RoomKey) {
-        self.audio_tracks += 1;
         if !self.ticking {
             self.ticking = true;
             ctx.timers
@@ -37,21 +33,20 @@ impl RoomSpeakers {
         }
     }
 
-    /// An audio track of `publisher` is gone; `still_has_audio` when it publishes another.
-    pub(crate) fn audio_unpublished(&mut self, publisher: ParticipantKey, still_has_audio: bool) {
-        self.audio_tracks = self.audio_tracks.saturating_sub(1);
-        if !still_has_audio {
-            self.detector.remove(publisher);
-        }
+    /// `publisher` publishes no audio any more: it stops speaking at the next tick.
+    pub(crate) fn audio_ended(&mut self, publisher: ParticipantKey) {
+        self.detector.remove(publisher);
     }
 
     /// The tick: reports a changed list of speakers to everyone in the room, and schedules
-    /// the next tick while there is anything to watch.
+    /// the next tick while there is anything to watch (`room_has_audio`, or a speaker still
+    /// to be reported silent).
     pub(crate) fn due(
         &mut self,
         ctx: &mut Ctx<'_>,
         room: RoomKey,
         participants: &HashMap<ParticipantKey, Participant>,
+        room_has_audio: bool,
     ) {
         if let Some(list) = self.detector.tick(ctx.now) {
             let speakers: Vec<ActiveSpeaker> = list
@@ -73,7 +68,7 @@ impl RoomSpeakers {
                 );
             }
         }
-        self.ticking = self.audio_tracks > 0 || !self.detector.is_idle();
+        self.ticking = room_has_audio || !self.detector.is_idle();
         let next = self.ticking.then(|| ctx.now + SPEAKER_TICK);
         ctx.timers.schedule(TimerKey::Speakers(room), next);
     }

@@ -266,13 +266,13 @@ impl Room {
         if let Some(p) = self.participants.get_mut(&t.publisher) {
             p.published.remove(&t.source_track_id);
         }
-        if t.info.kind == MediaKind::Audio {
-            let tracks = &self.tracks;
-            let still_has_audio = tracks
+        if t.info.kind == MediaKind::Audio
+            && !self
+                .tracks
                 .values()
-                .any(|o| o.publisher == t.publisher && o.info.kind == MediaKind::Audio);
-            self.speakers
-                .audio_unpublished(t.publisher, still_has_audio);
+                .any(|o| o.publisher == t.publisher && o.info.kind == MediaKind::Audio)
+        {
+            self.speakers.audio_ended(t.publisher);
         }
         info!(room_id = %self.id, track_id = %t.info.track_id, publisher = %t.info.stream_id, "track unpublished");
         for q in self.participants.values() {
@@ -349,7 +349,12 @@ impl Room {
 
     /// The room's speaker tick (see [`RoomSpeakers::due`]).
     pub(crate) fn speakers_due(&mut self, ctx: &mut Ctx<'_>) {
-        self.speakers.due(ctx, self.key, &self.participants);
+        let has_audio = self
+            .tracks
+            .values()
+            .any(|t| t.info.kind == MediaKind::Audio);
+        self.speakers
+            .due(ctx, self.key, &self.participants, has_audio);
     }
 
     /// The throttle window of a track's held-back keyframe request ended.
