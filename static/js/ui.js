@@ -195,8 +195,9 @@ export class CallUi {
     const featured = this.featuredTile(cams, screens);
     for (const t of this.tiles.values()) t.node.classList.toggle('featured', t === featured);
     this.grid.dataset.layout = featured ? 'speaker' : 'grid';
-    // A featured tile takes 2×2 cells.
+    // A featured tile takes 2×2 cells, so it needs two columns.
     const n = Math.max(1, cams) + (featured ? 3 : 0);
+    const minCols = featured ? 2 : 1;
     this.grid.dataset.count = String(Math.max(1, cams));
     const gap = 8;
     if (screens > 0) {
@@ -212,8 +213,8 @@ export class CallUi {
     const top = this.grid.getBoundingClientRect().top + window.scrollY;
     const height = Math.max(160, window.innerHeight - top
       - (controls && !controls.hidden ? controls.offsetHeight : 88) - 16);
-    let best = { cols: featured ? 2 : 1, tileW: 0 };
-    for (let cols = featured ? 2 : 1; cols <= n; cols++) {
+    let best = { cols: minCols, tileW: 0 };
+    for (let cols = minCols; cols <= n; cols++) {
       const rows = Math.ceil(n / cols);
       const tileW = Math.min((width - gap * (cols - 1)) / cols, ((height - gap * (rows - 1)) / rows) * 4 / 3);
       if (tileW > best.tileW + 1) best = { cols, tileW };
@@ -221,7 +222,7 @@ export class CallUi {
     // Never shrink below a usable size: scroll vertically instead (never horizontally).
     const minW = Math.min(150, width);
     if (best.tileW < minW) {
-      best.cols = Math.max(featured ? 2 : 1, Math.floor((width + gap) / (minW + gap)));
+      best.cols = Math.max(minCols, Math.floor((width + gap) / (minW + gap)));
       best.tileW = (width - gap * (best.cols - 1)) / best.cols;
     }
     this.grid.style.setProperty('--cols', String(best.cols));
