@@ -21,14 +21,18 @@
 
 #![warn(missing_docs)]
 
+pub mod allocation;
 mod config;
 mod engine;
 mod error;
+pub mod estimate;
 pub mod forward;
+pub mod keyframe;
 pub mod plan;
 pub mod quality;
 mod rtcp;
 mod sfu;
+pub mod simulcast;
 pub mod speaker;
 mod stats;
 mod types;

@@ -1,0 +1,275 @@
+//! Fitting the videos a subscriber receives to its downlink estimate (pure).
+//!
+//! Audio is never allocated: it always flows, and its bitrate is taken off the budget
+//! first. Videos are then served in priority order — screen shares, then the active
+//! speaker, then the rest in room order — in two passes: every video gets its lowest
+//! layer while the budget lasts (a video that does not fit is paused, and the subscriber
+//! is told), then videos are raised towards the layer their shown size calls for, again
+//! in priority order. A layer above the one a leg forwards must fit with
+//! [`UPGRADE_HEADROOM`] to spare, so an estimate hovering at a layer's bitrate does not
+//! flip the leg up and down.
+//!
+//! Raising a layer is how the estimate is probed: a raised layer that the link cannot
+//! carry makes the estimate fall, the leg goes back down, and [`UpgradeBackoff`] waits
+//! longer before it tries that again.
+
+use std::time::{Duration, Instant};
+
+use crate::simulcast::Layer;
+
+/// A layer above the current one needs its bitrate × this to fit (15 % headroom).
+pub const UPGRADE_HEADROOM: f64 = 1.15;
+
+/// Which videos are served first when the budget is short.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Priority {
+    /// A screen share: unreadable at a low layer, so served first.
+    Screen,
+    /// The active speaker's camera.
+    Speaker,
+    /// Every other camera.
+    Other,
+}
+
+/// One video a subscriber may receive.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Demand {
+    /// Priority class.
+    pub priority: Priority,
+    /// Bitrates of the layers the publisher sends, by layer, ascending (a layer that is
+    /// not arriving has no entry).
+    pub layers: Vec<(Layer, u64)>,
+    /// The highest layer worth sending (by the size the video is shown at); `None`: the
+    /// subscriber does not show it at all (hidden, audio only).
+    pub wanted: Option<Layer>,
+    /// The layer the leg forwards now, if any.
+    pub current: Option<Layer>,
+    /// Layers above this one are not tried yet ([`UpgradeBackoff`]).
+    pub ceiling: Option<Layer>,
+}
+
+/// The layer each demand gets (same order), `None` = paused. `budget` is the downlink
+/// estimate in bits per second (`None`: no estimate, so nothing is limited); `audio` the
+/// bitrate of the audio the subscriber receives.
+pub fn allocate(budget: Option<u64>, audio: u64, demands: &[Demand]) -> Vec<Option<Layer>> {
+    let mut out: Vec<Option<Layer>> = vec![None; demands.len()];
+    let Some(budget) = budget else {
+        for (o, d) in out.iter_mut().zip(demands) {
+            *o = d.wanted.map(|w| highest_at_most(d, w).unwrap_or(w));
+        }
+        return out;
+    };
+    let mut left = budget.saturating_sub(audio) as f64;
+    let mut order: Vec<usize> = (0..demands.len()).collect();
+    order.sort_by_key(|&i| demands[i].priority); // stable: room order within a class
+    let cost = |d: &Demand, layer: Layer, bitrate: u64| {
+        let headroom = if d.current.is_some_and(|c| layer > c) || d.current.is_none() && layer > 0 {
+            UPGRADE_HEADROOM
+        } else {
+            1.0
+        };
+        bitrate as f64 * headroom
+    };
+    // Pass 1: the lowest layer for everyone, in priority order.
+    for &i in &order {
+        let d = &demands[i];
+        if d.wanted.is_none() {
+            continue;
+        }
+        let Some(&(layer, bitrate)) = d.layers.first() else {
+            continue;
+        };
+        let c = bitrate as f64; // the lowest layer never needs headroom to be kept
+        if c <= left {
+            left -= c;
+            out[i] = Some(layer);
+        }
+    }
+    // Pass 2: raise each towards what it wants, in priority order.
+    for &i in &order {
+        let d = &demands[i];
+        let (Some(wanted), Some(given)) = (d.wanted, out[i]) else {
+            continue;
+        };
+        let limit = d.ceiling.map_or(wanted, |c| c.min(wanted));
+        let given_cost = d.layers.first().map_or(0.0, |&(_, b)| b as f64);
+        let best = d
+            .layers
+            .iter()
+            .rev()
+            .filter(|&&(l, _)| l > given && l <= limit)
+            .find(|&&(l, b)| cost(d, l, b) - given_cost <= left);
+        if let Some(&(layer, bitrate)) = best {
+            left -= cost(d, layer, bitrate) - given_cost;
+            out[i] = Some(layer);
+        }
+    }
+    out
+}
+
+/// The highest arriving layer at most `wanted`.
+fn highest_at_most(d: &Demand, wanted: Layer) -> Option<Layer> {
+    d.layers
+        .iter()
+        .rev()
+        .map(|&(l, _)| l)
+        .find(|&l| l <= wanted)
+}
+
+/// First wait after a raised layer had to come down again.
+pub const BACKOFF_MIN: Duration = Duration::from_secs(2);
+/// Longest wait between two tries (a link that recovered is found again within this).
+pub const BACKOFF_MAX: Duration = Duration::from_secs(8);
+/// A raised layer that held this long was a success: the next failure waits the minimum.
+pub const UPGRADE_HELD: Duration = Duration::from_secs(10);
+
+/// Per leg: after a raised layer came down again (the link could not carry it), layers
+/// above the current one wait, 2 s, then 4 s, then 8 s at most.
+#[derive(Clone, Debug, Default)]
+pub struct UpgradeBackoff {
+    wait: Duration,
+    /// Layers above `held` are blocked until `until`.
+    until: Option<(Layer, Instant)>,
+    /// When the leg last went up, and to which layer.
+    raised: Option<(Layer, Instant)>,
+}
+
+impl UpgradeBackoff {
+    /// The layer above which nothing is tried now (`None`: nothing is blocked).
+    pub fn ceiling(&mut self, now: Instant) -> Option<Layer> {
+        match self.until {
+            Some((layer, until)) if now < until => Some(layer),
+            Some(_) => {
+                self.until = None;
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// The leg's layer moved from `from` to `to` (either may be `None`: paused).
+    pub fn moved(&mut self, now: Instant, from: Option<Layer>, to: Option<Layer>) {
+        let up = match (from, to) {
+            (Some(f), Some(t)) => t > f,
+            (None, Some(_)) => true,
+            _ => false,
+        };
+        if up {
+            self.raised = to.map(|t| (t, now));
+            return;
+        }
+        // Down (or paused): a failure if it undoes a recent raise.
+        if let Some((raised_to, at)) = self.raised.take() {
+            let below = to.is_none_or(|t| t < raised_to);
+            if below && now.saturating_duration_since(at) < UPGRADE_HELD {
+                self.wait = (self.wait * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
+                let held = to.unwrap_or(0);
+                self.until = Some((held, now + self.wait));
+                return;
+            }
+        }
+        self.wait = Duration::ZERO;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A camera with layers of 150 k, 500 k and 1.5 Mbit/s, shown large.
+    fn camera(priority: Priority) -> Demand {
+        Demand {
+            priority,
+            layers: vec![(0, 150_000), (1, 500_000), (2, 1_500_000)],
+            wanted: Some(2),
+            current: Some(2),
+            ceiling: None,
+        }
+    }
+
+    #[test]
+    fn no_estimate_gives_everyone_what_they_show() {
+        let mut small = camera(Priority::Other);
+        small.wanted = Some(1);
+        let mut hidden = camera(Priority::Other);
+        hidden.wanted = None;
+        let got = allocate(None, 0, &[camera(Priority::Other), small, hidden]);
+        assert_eq!(got, vec![Some(2), Some(1), None]);
+    }
+
+    #[test]
+    fn a_shrinking_estimate_drops_video_by_priority_and_never_audio() {
+        let demands = vec![
+            camera(Priority::Other),
+            camera(Priority::Speaker),
+            camera(Priority::Screen),
+        ];
+        let audio = 3 * 40_000;
+        let at = |budget: u64| allocate(Some(budget), audio, &demands);
+        assert_eq!(at(10_000_000), vec![Some(2), Some(2), Some(2)]);
+        // 2.5 Mbit/s: the screen gets its top layer first, then the speaker; the rest low.
+        assert_eq!(at(2_500_000), vec![Some(0), Some(1), Some(2)]);
+        assert_eq!(at(3_000_000), vec![Some(1), Some(1), Some(2)]);
+        assert_eq!(at(1_000_000), vec![Some(0), Some(0), Some(1)]);
+        assert_eq!(at(600_000), vec![Some(0), Some(0), Some(0)]);
+        // Not enough for three lowest layers: the rest pause first, then the speaker.
+        assert_eq!(at(420_000), vec![None, Some(0), Some(0)]);
+        assert_eq!(at(300_000), vec![None, None, Some(0)]);
+        // Less than the audio: every video paused, audio still flows (it is not allocated).
+        assert_eq!(at(100_000), vec![None, None, None]);
+    }
+
+    #[test]
+    fn raising_a_layer_needs_headroom_keeping_it_does_not() {
+        let mut d = camera(Priority::Other);
+        d.current = Some(1);
+        // 1.6 Mbit/s carries layer 2 (1.5 M) but not with 15 % to spare: stay at 1.
+        assert_eq!(allocate(Some(1_600_000), 0, &[d.clone()]), vec![Some(1)]);
+        assert_eq!(allocate(Some(1_800_000), 0, &[d.clone()]), vec![Some(2)]);
+        // Already at 2, 1.6 Mbit/s keeps it.
+        d.current = Some(2);
+        assert_eq!(allocate(Some(1_600_000), 0, &[d]), vec![Some(2)]);
+    }
+
+    #[test]
+    fn the_shown_size_and_the_backoff_cap_the_layer() {
+        let mut d = camera(Priority::Other);
+        d.wanted = Some(0);
+        assert_eq!(allocate(Some(10_000_000), 0, &[d.clone()]), vec![Some(0)]);
+        d.wanted = Some(2);
+        d.ceiling = Some(1);
+        assert_eq!(allocate(Some(10_000_000), 0, &[d.clone()]), vec![Some(1)]);
+        // A publisher that sends only its lowest layer (the others off): that one.
+        d.layers.truncate(1);
+        d.ceiling = None;
+        assert_eq!(allocate(Some(10_000_000), 0, &[d]), vec![Some(0)]);
+    }
+
+    #[test]
+    fn a_failed_raise_backs_off_doubling_up_to_the_maximum() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut b = UpgradeBackoff::default();
+        assert_eq!(b.ceiling(t0), None);
+        b.moved(t0, Some(0), Some(1));
+        b.moved(t0 + s(1), Some(1), Some(0));
+        assert_eq!(b.ceiling(t0 + s(2)), Some(0));
+        assert_eq!(b.ceiling(t0 + s(4)), None, "2 s after the failure");
+        b.moved(t0 + s(4), Some(0), Some(1));
+        b.moved(t0 + s(5), Some(1), Some(0));
+        assert_eq!(b.ceiling(t0 + s(8)), Some(0));
+        assert_eq!(b.ceiling(t0 + s(9)), None, "4 s");
+        for i in 0..5 {
+            let at = t0 + s(20 + i * 20);
+            b.moved(at, Some(0), Some(1));
+            b.moved(at + s(1), Some(1), None);
+        }
+        let last = t0 + s(101);
+        assert_eq!(b.ceiling(last + s(7)), Some(0), "capped at 8 s");
+        assert_eq!(b.ceiling(last + s(8)), None);
+        // A raise that held for 10 s resets the wait.
+        b.moved(last + s(10), Some(0), Some(2));
+        b.moved(last + s(30), Some(2), Some(1));
+        assert_eq!(b.ceiling(last + s(30)), None);
+    }
+}
