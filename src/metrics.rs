@@ -17,8 +17,14 @@ pub fn handle() -> PrometheusHandle {
             let buckets = [
                 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0,
             ];
+            // Downlink estimates: from a phone on a weak cell to a wired desk.
+            let bitrates = [
+                100e3, 200e3, 300e3, 500e3, 750e3, 1e6, 1.5e6, 2e6, 3e6, 5e6, 10e6, 20e6,
+            ];
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &buckets)
+                .expect("static bucket list is not empty")
+                .set_buckets_for_metric(Matcher::Suffix("_bps".into()), &bitrates)
                 .expect("static bucket list is not empty")
                 .build_recorder();
             let handle = recorder.handle();

@@ -133,9 +133,21 @@ pub fn seq_newer(a: u16, b: u16) -> bool {
     a != b && a.wrapping_sub(b) < 0x8000
 }
 
+/// Why [`LegRewriter::rewrite`] did not produce a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Skip {
+    /// Its payload type is not negotiated on the leg.
+    Unmapped,
+    /// It is older than the first packet forwarded of its source (a late packet of a layer
+    /// the leg just switched to): its sequence number would collide with ones already sent.
+    BeforeSwitch,
+}
+
 #[derive(Clone, Copy, Debug)]
 struct RewriteState {
     src_ssrc: u32,
+    /// The first sequence number forwarded of this source.
+    first_src_seq: u16,
     seq_offset: u16,
     ts_offset: u32,
     last_out_seq: u16,
@@ -164,21 +176,27 @@ impl LegRewriter {
         }
     }
 
-    /// Rewrites `packet` for the leg, or returns `None` if its payload type is not
-    /// forwarded on this leg.
+    /// Rewrites `packet` for the leg, or says why it is not forwarded.
     pub fn rewrite(
         &mut self,
         mut packet: Packet,
         map: &LegMapping,
         now: Instant,
-    ) -> Option<Packet> {
-        let (pt, clock_rate) = map.map_payload_type(packet.header.payload_type)?;
+    ) -> Result<Packet, Skip> {
+        let (pt, clock_rate) = map
+            .map_payload_type(packet.header.payload_type)
+            .ok_or(Skip::Unmapped)?;
         let src_ssrc = packet.header.ssrc;
         let src_seq = packet.header.sequence_number;
         let src_ts = packet.header.timestamp;
 
         let state = match self.state {
-            Some(s) if s.src_ssrc == src_ssrc => s,
+            Some(s) if s.src_ssrc == src_ssrc => {
+                if seq_newer(s.first_src_seq, src_seq) {
+                    return Err(Skip::BeforeSwitch);
+                }
+                s
+            }
             Some(prev) => {
                 // New source: continue right after what the subscriber last saw, and advance
                 // the timestamp by the wall time that passed (at least one tick).
@@ -188,6 +206,7 @@ impl LegRewriter {
                 let out_ts = prev.last_out_ts.wrapping_add(ticks as u32);
                 RewriteState {
                     src_ssrc,
+                    first_src_seq: src_seq,
                     seq_offset: out_seq.wrapping_sub(src_seq),
                     ts_offset: out_ts.wrapping_sub(src_ts),
                     last_out_seq: prev.last_out_seq,
@@ -197,6 +216,7 @@ impl LegRewriter {
             }
             None => RewriteState {
                 src_ssrc,
+                first_src_seq: src_seq,
                 seq_offset: 0,
                 ts_offset: 0,
                 last_out_seq: src_seq.wrapping_sub(1),
@@ -220,7 +240,7 @@ impl LegRewriter {
         h.sequence_number = out_seq;
         h.timestamp = out_ts;
         remap_extensions(h, map);
-        Some(packet)
+        Ok(packet)
     }
 }
 
@@ -552,7 +572,10 @@ mod tests {
             a.header.sequence_number.wrapping_add(1)
         );
         assert_eq!(b.header.timestamp.wrapping_sub(a.header.timestamp), 3000);
-        assert!(rw.rewrite(pkt(7, 121, 1, 3100, &[]), &m, t0).is_none());
+        assert_eq!(
+            rw.rewrite(pkt(7, 121, 1, 3100, &[]), &m, t0).err(),
+            Some(Skip::Unmapped)
+        );
     }
 
     #[test]
@@ -562,11 +585,13 @@ mod tests {
         let t0 = Instant::now();
         let mut last = None;
         for i in 0..10u16 {
-            last = rw.rewrite(
-                pkt(7, 120, 1000 + i, 50_000 + u32::from(i) * 3000, &[]),
-                &m,
-                t0,
-            );
+            last = rw
+                .rewrite(
+                    pkt(7, 120, 1000 + i, 50_000 + u32::from(i) * 3000, &[]),
+                    &m,
+                    t0,
+                )
+                .ok();
         }
         let last = last.unwrap();
         // Publisher republishes: new SSRC, unrelated numbering, 100 ms later.
@@ -604,6 +629,29 @@ mod tests {
             next.header.sequence_number, 13,
             "continues after highest (12)"
         );
+    }
+
+    #[test]
+    fn late_packets_of_a_layer_switched_to_are_not_forwarded() {
+        let m = LegMapping::new(1, &source(), &leg());
+        let mut rw = LegRewriter::new();
+        let t0 = Instant::now();
+        for seq in 100..110u16 {
+            rw.rewrite(pkt(7, 120, seq, u32::from(seq) * 3000, &[]), &m, t0)
+                .unwrap();
+        }
+        // Switch to another layer (SSRC 8) at its keyframe, sequence 5000.
+        let key = rw.rewrite(pkt(8, 120, 5000, 7, &[]), &m, t0).unwrap();
+        assert_eq!(key.header.sequence_number, 110);
+        // A packet of that layer from before the keyframe arrives late: it would reuse
+        // sequence number 109, already sent for the old layer.
+        assert_eq!(
+            rw.rewrite(pkt(8, 120, 4999, 4, &[]), &m, t0).err(),
+            Some(Skip::BeforeSwitch)
+        );
+        let next = rw.rewrite(pkt(8, 120, 5001, 3007, &[]), &m, t0).unwrap();
+        assert_eq!(next.header.sequence_number, 111);
+        assert_eq!(next.header.timestamp.wrapping_sub(key.header.timestamp), 3000);
     }
 
     #[test]

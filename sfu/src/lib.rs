@@ -46,5 +46,6 @@ pub use rtcp::KEYFRAME_MIN_INTERVAL;
 pub use sfu::{Participant, Room, Sfu};
 pub use stats::{LogThrottle, SfuStats};
 pub use types::{
-    ActiveSpeaker, IceCandidate, MediaKind, PcRole, QualityUpdate, SfuEvent, TrackInfo, TrackSource,
+    ActiveSpeaker, IceCandidate, LayerState, MediaKind, PcRole, QualityUpdate, SfuEvent, TrackInfo,
+    TrackSource,
 };

@@ -368,11 +368,14 @@ impl Participant {
 
     /// Stops (false) or resumes (true) forwarding the video `track_id` to this
     /// participant, whose page does not show it; resumed video starts at a keyframe.
-    pub fn set_video_visible(&self, track_id: &str, visible: bool) {
+    /// `size` is the size the page shows it at (device pixels, width × height): the
+    /// simulcast layer forwarded is never larger than needed for it.
+    pub fn set_video_visible(&self, track_id: &str, visible: bool, size: Option<(u32, u32)>) {
         self.inner.room.cast(Command::SetVideoVisible {
             participant: self.inner.key,
             track_id: track_id.to_owned(),
             visible,
+            size,
         });
     }
 

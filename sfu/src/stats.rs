@@ -159,6 +159,27 @@ impl Counters {
         metrics::counter!("sfu_video_view_changes_total", "to" => to).increment(1);
     }
 
+    /// A subscriber leg moved to another simulcast layer (or started one) at a keyframe.
+    pub(crate) fn layer_switched(&self) {
+        metrics::counter!("sfu_layer_switches_total").increment(1);
+    }
+
+    /// The allocator paused a video for lack of downlink bandwidth, or resumed it.
+    pub(crate) fn bandwidth_pause_changed(&self, paused: bool) {
+        let to = if paused { "paused" } else { "resumed" };
+        metrics::counter!("sfu_bandwidth_pauses_total", "to" => to).increment(1);
+    }
+
+    /// A subscriber's downlink estimate, sampled at each allocation (bits per second).
+    pub(crate) fn downlink_estimate(&self, bps: u64) {
+        metrics::histogram!("sfu_downlink_estimate_bps").record(bps as f64);
+    }
+
+    /// A publisher was told which of its simulcast layers to encode (dynacast).
+    pub(crate) fn publish_layers_sent(&self) {
+        metrics::counter!("sfu_dynacast_updates_total").increment(1);
+    }
+
     /// A participant switched audio-only mode on or off.
     pub(crate) fn audio_only_switched(&self, enabled: bool) {
         let to = if enabled { "on" } else { "off" };

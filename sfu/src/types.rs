@@ -146,6 +146,33 @@ pub enum SfuEvent {
         /// The verdicts.
         updates: Vec<QualityUpdate>,
     },
+    /// A video this participant receives was paused because its downlink cannot carry it
+    /// (`paused: true`), or flows again (`paused: false`). Audio is never paused. Not sent
+    /// for videos the participant hid itself (`video_view`, audio only).
+    VideoPaused {
+        /// The video, as announced in `TrackPublished`.
+        track_id: String,
+        /// Paused for lack of bandwidth.
+        paused: bool,
+    },
+    /// Which simulcast layers of its own video the participant should encode (dynacast):
+    /// a layer nobody receives is switched off at the source, and on again as soon as
+    /// someone needs it. Sent to the publisher when the set changes.
+    PublishLayers {
+        /// The client's own track id (its `MediaStreamTrack.id`, as in its offer).
+        track_id: String,
+        /// Every layer of the track, by rid, lowest first.
+        layers: Vec<LayerState>,
+    },
+}
+
+/// One simulcast layer of a published video, as in [`SfuEvent::PublishLayers`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerState {
+    /// The layer's rid (`q`, `h`, `f`).
+    pub rid: String,
+    /// Whether the publisher should encode it.
+    pub active: bool,
 }
 
 /// One participant's connection verdict, as reported in [`SfuEvent::ConnectionQuality`].

@@ -29,6 +29,7 @@ use super::sdp;
 use super::sections::{self, LegSpec, RemoteTrack};
 use super::setup;
 use crate::error::SfuError;
+use crate::estimate::SharedEstimate;
 use crate::forward::NegotiatedParams;
 use crate::stats::LogThrottle;
 use crate::types::{IceCandidate, PcRole, SfuEvent};
@@ -59,6 +60,8 @@ pub(crate) struct Connection {
     /// DTLS completed once: SRTP keys exist, media written is recorded (for NACK) and
     /// goes out as soon as ICE has a pair, also while an ICE restart is under way.
     ever_connected: bool,
+    /// Downlink estimate from the client's congestion feedback (subscriber connections).
+    estimate: SharedEstimate,
 }
 
 impl Connection {
@@ -73,7 +76,14 @@ impl Connection {
             announced_ufrag: None,
             state: RTCPeerConnectionState::New,
             ever_connected: false,
+            estimate: SharedEstimate::default(),
         }
+    }
+
+    /// The downlink estimate in bits per second (subscriber connections whose client sends
+    /// congestion feedback; `None` otherwise).
+    pub(crate) fn estimate(&self) -> Option<u64> {
+        self.estimate.get()
     }
 
     fn role(&self) -> PcRole {
@@ -99,6 +109,7 @@ impl Connection {
                 ctx.config,
                 ctx.certificate,
                 self.role(),
+                &self.estimate,
             )?);
             debug!(
                 participant = self.key.participant,

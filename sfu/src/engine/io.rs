@@ -82,12 +82,14 @@ pub(crate) struct CoreConfig {
 pub(crate) enum TimerKey {
     /// A peer connection's own deadline (ICE checks, DTLS retransmits, RTCP reports).
     Conn(ConnKey),
-    /// A keyframe request held back by the throttle of a published track.
-    Keyframe(RoomKey, TrackKey),
+    /// A keyframe request held back by the throttle of one layer of a published track.
+    Keyframe(RoomKey, TrackKey, crate::simulcast::Layer),
     /// The room's next active-speaker evaluation.
     Speakers(RoomKey),
     /// The room's next connection-quality evaluation.
     Quality(RoomKey),
+    /// The room's next allocation of layers to subscribers (and dynacast decisions).
+    Allocate(RoomKey),
 }
 
 /// A datagram to send from the worker's socket.

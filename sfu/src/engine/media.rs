@@ -13,11 +13,14 @@ use std::collections::HashMap;
 
 use super::ctx::Ctx;
 use super::io::{ParticipantKey, RoomKey, TimerKey, TrackKey};
-use super::participant::{Leg, Participant};
+use super::participant::Participant;
 use super::publication::Tracks;
 use super::quality::record_report;
 use super::speakers::RoomSpeakers;
+use crate::forward::Skip;
+use crate::keyframe::{starts_keyframe, vp8_keyframe_size};
 use crate::rtcp::is_keyframe_request;
+use crate::simulcast::{Layer, Pick, MAX_LAYERS};
 use crate::speaker::level_from_extension;
 use crate::types::{MediaKind, PcRole, SfuEvent};
 
@@ -66,7 +69,7 @@ impl Media<'_> {
                         .map(|(k, _)| *k);
                     if let Some(tk) = tk {
                         debug!(participant = key, %track_id, "keyframe request from subscriber");
-                        self.request_keyframe(ctx, tk);
+                        self.request_keyframe_for(ctx, key, tk);
                     }
                 }
                 _ => {}
@@ -74,7 +77,8 @@ impl Media<'_> {
         }
     }
 
-    /// Forwards one RTP packet of `publisher`'s track `source_track_id` to every leg.
+    /// Forwards one RTP packet of `publisher`'s track `source_track_id` to every leg that
+    /// forwards its layer (all legs, for audio).
     fn forward(
         &mut self,
         ctx: &mut Ctx<'_>,
@@ -95,17 +99,30 @@ impl Media<'_> {
             return;
         };
         let Some(t) = tracks.get_mut(&tk) else { return };
-        if !t.selector.accept(packet.header.ssrc, ctx.now) {
+        let (ssrc, seq) = (packet.header.ssrc, packet.header.sequence_number);
+        let Some(index) = t.layer_index(ssrc, ctx.now) else {
             return;
+        };
+        if index == 0 {
+            t.uplink.record(seq);
         }
-        t.uplink.record(packet.header.sequence_number);
-        if !t
-            .arrivals
-            .first_time(packet.header.ssrc, packet.header.sequence_number)
-        {
+        let video = t.info.kind == MediaKind::Video;
+        let keyframe = video
+            && starts_keyframe(&t.codec.mime_type, &packet.payload).unwrap_or(true);
+        let layer = &mut t.layers[index];
+        if !layer.arrivals.first_time(ssrc, seq) {
             ctx.counters.duplicate_dropped();
             return;
         }
+        layer
+            .meter
+            .record(ctx.now, packet.header.marshal_size() + packet.payload.len());
+        if keyframe {
+            if let Some((w, h)) = vp8_keyframe_size(&packet.payload) {
+                (layer.width, layer.height) = (w, h);
+            }
+        }
+        let layer_no = layer.layer;
         if let Some(level) = t
             .audio_level_ext
             .and_then(|id| packet.header.get_extension(id))
@@ -114,7 +131,8 @@ impl Media<'_> {
             speakers.record(publisher, level);
         }
         let mut packet = Some(packet);
-        let mut want_keyframe = false;
+        // Layers some leg waits for a keyframe of (bit per layer).
+        let mut want_keyframe = 0u8;
         let last = t.subscribers.len().saturating_sub(1);
         for (i, sub) in t.subscribers.iter().enumerate() {
             let Some(s) = participants.get_mut(sub) else {
@@ -129,6 +147,23 @@ impl Media<'_> {
             if !s.subscriber.can_send() || leg.is_paused(t.info.kind, s.audio_only) {
                 continue;
             }
+            if video {
+                match leg.switch.pick(layer_no, keyframe) {
+                    Pick::Drop => {
+                        if let Some(l) = leg.switch.awaiting_keyframe() {
+                            want_keyframe |= 1 << l;
+                        }
+                        continue;
+                    }
+                    Pick::Switched => {
+                        // A new start for the subscriber's decoder: sequence numbers and
+                        // timestamps continue from what it last got, whichever layer it was.
+                        leg.rewriter.source_changed();
+                        ctx.counters.layer_switched();
+                    }
+                    Pick::Forward => {}
+                }
+            }
             // The last leg takes the packet itself, the others a copy (payload shared).
             let copy = if i == last {
                 packet.take()
@@ -137,17 +172,17 @@ impl Media<'_> {
             };
             let Some(copy) = copy else { break };
             let pt = copy.header.payload_type;
-            let Some(out) = leg.rewriter.rewrite(copy, map, ctx.now) else {
-                if !leg.complained {
-                    leg.complained = true;
-                    warn!(pt, track_id = %t.info.track_id, "payload type not negotiated on a subscriber leg, dropping");
+            let out = match leg.rewriter.rewrite(copy, map, ctx.now) {
+                Ok(out) => out,
+                Err(Skip::BeforeSwitch) => continue,
+                Err(Skip::Unmapped) => {
+                    if !leg.complained {
+                        leg.complained = true;
+                        warn!(pt, track_id = %t.info.track_id, "payload type not negotiated on a subscriber leg, dropping");
+                    }
+                    continue;
                 }
-                continue;
             };
-            if !leg.started {
-                leg.started = true;
-                want_keyframe = true; // the subscriber can only start decoding at a keyframe
-            }
             let bytes = (out.header.marshal_size() + out.payload.len()) as u64;
             match s.subscriber.write_rtp(ctx, leg.sender, out) {
                 Ok(()) => {
@@ -167,50 +202,65 @@ impl Media<'_> {
             }
             s.subscriber.flush(ctx);
         }
-        if want_keyframe {
-            self.request_keyframe(ctx, tk);
-        }
-    }
-
-    /// Asks the publisher of a video track for a keyframe: now, or when the throttle
-    /// allows (one timer, however many requests arrive meanwhile).
-    pub(crate) fn request_keyframe(&mut self, ctx: &mut Ctx<'_>, tk: TrackKey) {
-        let Some(t) = self.tracks.get_mut(&tk) else {
-            return;
-        };
-        if t.info.kind != MediaKind::Video || t.keyframe_pending {
-            return;
-        }
-        match t.throttle.poll(ctx.now) {
-            Ok(()) => self.send_pli(ctx, tk),
-            Err(at) => {
-                t.keyframe_pending = true;
-                ctx.timers
-                    .schedule(TimerKey::Keyframe(self.room, tk), Some(at));
+        for l in 0..MAX_LAYERS as Layer {
+            if want_keyframe & (1 << l) != 0 {
+                self.request_keyframe(ctx, tk, l);
             }
         }
     }
 
-    /// The throttle window of a track's held-back keyframe request ended.
-    pub(crate) fn keyframe_due(&mut self, ctx: &mut Ctx<'_>, tk: TrackKey) {
-        if let Some(t) = self.tracks.get_mut(&tk) {
-            t.keyframe_pending = false;
-            self.request_keyframe(ctx, tk);
+    /// Asks the publisher of a video track for a keyframe of `layer`: now, or when that
+    /// layer's throttle allows (one timer, however many requests arrive meanwhile).
+    pub(crate) fn request_keyframe(&mut self, ctx: &mut Ctx<'_>, tk: TrackKey, layer: Layer) {
+        let Some(t) = self.tracks.get_mut(&tk) else {
+            return;
+        };
+        if t.info.kind != MediaKind::Video {
+            return;
+        }
+        let Some(l) = t.index_of(layer).map(|i| &mut t.layers[i]) else {
+            return;
+        };
+        if l.keyframe_pending {
+            return;
+        }
+        match l.throttle.poll(ctx.now) {
+            Ok(()) => self.send_pli(ctx, tk, layer),
+            Err(at) => {
+                l.keyframe_pending = true;
+                ctx.timers
+                    .schedule(TimerKey::Keyframe(self.room, tk, layer), Some(at));
+            }
         }
     }
 
-    fn send_pli(&mut self, ctx: &mut Ctx<'_>, tk: TrackKey) {
+    /// The throttle window of a layer's held-back keyframe request ended.
+    pub(crate) fn keyframe_due(&mut self, ctx: &mut Ctx<'_>, tk: TrackKey, layer: Layer) {
+        if let Some(l) = self
+            .tracks
+            .get_mut(&tk)
+            .and_then(|t| t.index_of(layer).map(|i| &mut t.layers[i]))
+        {
+            l.keyframe_pending = false;
+            self.request_keyframe(ctx, tk, layer);
+        }
+    }
+
+    fn send_pli(&mut self, ctx: &mut Ctx<'_>, tk: TrackKey, layer: Layer) {
         let Some(t) = self.tracks.get(&tk) else {
             return;
         };
-        let (receiver, ssrc) = (t.receiver, t.media_ssrc());
+        let Some(ssrc) = t.index_of(layer).map(|i| t.layers[i].ssrc) else {
+            return;
+        };
+        let receiver = t.receiver;
         let Some(p) = self.participants.get_mut(&t.publisher) else {
             return;
         };
         match p.publisher.write_pli(ctx, receiver, ssrc) {
             Ok(()) => {
                 ctx.counters.keyframe_request_sent();
-                debug!(ssrc, track_id = %t.info.track_id, "PLI sent to publisher");
+                debug!(ssrc, layer, track_id = %t.info.track_id, "PLI sent to publisher");
             }
             Err(err) => debug!(%err, "PLI not sent"),
         }
@@ -238,7 +288,7 @@ impl Media<'_> {
                 .get(tk)
                 .is_some_and(|t| t.info.kind == MediaKind::Video)
             {
-                resume(leg);
+                leg.switch.restart();
             }
         }
     }
@@ -250,6 +300,7 @@ impl Media<'_> {
         key: ParticipantKey,
         track_id: &str,
         visible: bool,
+        size: Option<(u32, u32)>,
     ) {
         let Some(tk) = self
             .tracks
@@ -266,13 +317,16 @@ impl Media<'_> {
         else {
             return;
         };
+        if size.is_some() {
+            leg.shown = size;
+        }
         if leg.hidden != visible {
-            return; // unchanged
+            return; // visibility unchanged
         }
         leg.hidden = !visible;
         ctx.counters.video_view_switched(visible);
         if visible {
-            resume(leg);
+            leg.switch.restart();
         }
     }
 
@@ -290,15 +344,19 @@ impl Media<'_> {
             .find(|(_, t)| t.info.track_id == track_id && t.publisher != key)
             .map(|(k, _)| *k);
         if let Some(tk) = tk {
-            self.request_keyframe(ctx, tk);
+            self.request_keyframe_for(ctx, key, tk);
         }
     }
-}
 
-/// A video leg forwards again after a pause (audio only, hidden): its sequence numbers
-/// continue where they stopped, so the browser asks for nothing it missed, and its next
-/// packet asks the publisher for a keyframe to start decoding from.
-fn resume(leg: &mut Leg) {
-    leg.rewriter.source_changed();
-    leg.started = false;
+    /// A keyframe of the layer `subscriber`'s leg of `tk` forwards (or waits for).
+    fn request_keyframe_for(&mut self, ctx: &mut Ctx<'_>, subscriber: ParticipantKey, tk: TrackKey) {
+        let layer = self
+            .participants
+            .get(&subscriber)
+            .and_then(|p| p.legs.get(&tk))
+            .and_then(|leg| leg.switch.target().or(leg.switch.current()));
+        if let Some(layer) = layer {
+            self.request_keyframe(ctx, tk, layer);
+        }
+    }
 }

@@ -28,6 +28,7 @@
 /// Bounds on client candidates kept before a remote description; `lib.rs` re-exports
 /// its constants once the old engine is gone.
 pub(crate) mod candidates;
+mod allocate;
 mod connection;
 mod ctx;
 mod demux;
@@ -127,6 +128,8 @@ pub(crate) enum Command {
         participant: ParticipantKey,
         track_id: String,
         visible: bool,
+        /// Size it is shown at (device pixels), if the page said.
+        size: Option<(u32, u32)>,
     },
     /// The room's published tracks, `(publisher id, track)`; reply [`Reply::Tracks`].
     Tracks { room: RoomKey },
@@ -306,9 +309,10 @@ impl Core {
                 participant,
                 track_id,
                 visible,
+                size,
             } => {
                 let (room, mut ctx) = self.room_of(now, participant)?;
-                room.set_video_visible(&mut ctx, participant, &track_id, visible);
+                room.set_video_visible(&mut ctx, participant, &track_id, visible, size);
                 Ok(Reply::Done)
             }
             Command::Tracks { room } => Ok(Reply::Tracks(
@@ -404,9 +408,14 @@ impl Core {
                         room.process(&mut ctx, conn.participant, role);
                     }
                 }
-                TimerKey::Keyframe(room, track) => {
+                TimerKey::Keyframe(room, track, layer) => {
                     if let Some(r) = self.rooms.get_mut(&room) {
-                        r.keyframe_due(&mut self.shared.ctx(now), track);
+                        r.keyframe_due(&mut self.shared.ctx(now), track, layer);
+                    }
+                }
+                TimerKey::Allocate(room) => {
+                    if let Some(r) = self.rooms.get_mut(&room) {
+                        r.allocate_due(&mut self.shared.ctx(now));
                     }
                 }
                 TimerKey::Speakers(room) => {

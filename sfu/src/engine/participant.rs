@@ -14,7 +14,9 @@ use super::publication::Publication;
 use super::quality::Link;
 use super::sections::LegSpec;
 use crate::error::SfuError;
+use crate::allocation::UpgradeBackoff;
 use crate::forward::{LegMapping, LegRewriter};
+use crate::simulcast::LayerSwitch;
 use crate::plan::OfferState;
 use crate::quality::LegLoss;
 use crate::stats::Gauge;
@@ -31,8 +33,14 @@ pub(crate) struct Leg {
     pub mapping: Option<LegMapping>,
     /// Sequence numbers and timestamps of the leg.
     pub rewriter: LegRewriter,
-    /// The first packet was forwarded (a keyframe was asked for then).
-    pub started: bool,
+    /// Which layer the leg forwards and which it should (video; set by the allocator).
+    pub switch: LayerSwitch,
+    /// Size the subscriber's page shows the video at (device pixels), if it said.
+    pub shown: Option<(u32, u32)>,
+    /// Waits before layers that the downlink could not carry are tried again.
+    pub backoff: UpgradeBackoff,
+    /// The allocator paused the video for lack of bandwidth (and told the subscriber).
+    pub bandwidth_paused: bool,
     /// A packet could not be written or mapped (logged once).
     pub complained: bool,
     /// The subscriber's page does not show this video: nothing is forwarded on the leg.
@@ -131,6 +139,9 @@ impl Participant {
             ssrc,
         };
         let sender = self.subscriber.add_leg(ctx, &spec)?;
+        // Until the room's next allocation: the track's top layer, from its next keyframe.
+        let mut switch = LayerSwitch::new();
+        switch.set_target(track.layers.last().map(|l| l.layer));
         self.legs.insert(
             tk,
             Leg {
@@ -138,7 +149,10 @@ impl Participant {
                 ssrc,
                 mapping: None,
                 rewriter: LegRewriter::new(),
-                started: false,
+                switch,
+                shown: None,
+                backoff: UpgradeBackoff::default(),
+                bandwidth_paused: false,
                 complained: false,
                 hidden: false,
                 written: 0,

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::ice::network_type::NetworkType;
 use rtc::interceptor::{
-    NackGeneratorBuilder, NackResponderBuilder, ReceiverReportBuilder, SenderReportBuilder,
-    TwccReceiverBuilder,
+    CongestionControlBuilder, NackGeneratorBuilder, NackResponderBuilder, ReceiverReportBuilder,
+    SenderReportBuilder, TwccReceiverBuilder, TwccSenderBuilder,
 };
 use rtc::peer_connection::certificate::RTCCertificate;
 use rtc::peer_connection::configuration::interceptor_registry::{
@@ -25,6 +25,7 @@ use rtc::rtp_transceiver::rtp_sender::{RTCRtpHeaderExtensionCapability, RtpCodec
 use super::io::CoreConfig;
 use super::publication::AUDIO_LEVEL_URI;
 use crate::error::SfuError;
+use crate::estimate::{DownlinkEstimator, SharedEstimate};
 use crate::rtcp::FeedbackForwarder;
 use crate::types::PcRole;
 
@@ -44,8 +45,16 @@ const KEYFRAME_FORWARDER_SLOT: usize = 14_000;
 /// each chain only holds the interceptors its direction uses:
 /// - publisher (the server only receives): NACK generator, TWCC feedback, receiver reports;
 /// - subscriber (the server only sends): NACK responder (retransmits from its buffer),
-///   sender reports, and the keyframe-request forwarder (PLI/FIR up to the application).
-fn interceptors(role: PcRole, media_engine: &mut MediaEngine) -> Result<Registry, SfuError> {
+///   sender reports, the keyframe-request forwarder (PLI/FIR up to the application), and
+///   send-side congestion control: transport-wide sequence numbers on every packet and
+///   the downlink estimator fed by the subscriber's TWCC feedback, published to
+///   `estimate` for the allocator. No pacer: the SFU forwards what arrives, and the
+///   allocator keeps the rate under the estimate by choosing layers.
+fn interceptors(
+    role: PcRole,
+    media_engine: &mut MediaEngine,
+    estimate: &SharedEstimate,
+) -> Result<Registry, SfuError> {
     drop(register_default_interceptors(Registry::new(), media_engine).map_err(SfuError::webrtc)?);
     Ok(match role {
         PcRole::Publisher => Registry::new()
@@ -60,6 +69,11 @@ fn interceptors(role: PcRole, media_engine: &mut MediaEngine) -> Result<Registry
                     .build(),
             )
             .with(Slot::SenderReport, SenderReportBuilder::new().build())
+            .with(Slot::TwccSender, TwccSenderBuilder::new().build())
+            .with(
+                Slot::CongestionControl,
+                CongestionControlBuilder::new(DownlinkEstimator::new(estimate.clone())).build(),
+            )
             .with(
                 Slot::from(KEYFRAME_FORWARDER_SLOT),
                 FeedbackForwarder::default(),
@@ -79,6 +93,7 @@ pub(crate) fn build(
     config: &CoreConfig,
     certificate: Option<&RTCCertificate>,
     role: PcRole,
+    estimate: &SharedEstimate,
 ) -> Result<RTCPeerConnection, SfuError> {
     let local = config.local_addr;
     let mut media_engine = MediaEngine::default();
@@ -86,7 +101,7 @@ pub(crate) fn build(
         .register_default_codecs()
         .map_err(SfuError::webrtc)?;
     register_audio_level(&mut media_engine)?;
-    let registry = interceptors(role, &mut media_engine)?;
+    let registry = interceptors(role, &mut media_engine, estimate)?;
     let network = if local.is_ipv4() {
         NetworkType::Udp4
     } else {

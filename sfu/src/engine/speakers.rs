@@ -16,6 +16,8 @@ use crate::types::{ActiveSpeaker, SfuEvent};
 pub(crate) struct RoomSpeakers {
     detector: SpeakerDetector<ParticipantKey>,
     ticking: bool,
+    /// The loudest speaker of the last report (the allocator serves its video first).
+    loudest: Option<ParticipantKey>,
 }
 
 impl RoomSpeakers {
@@ -31,6 +33,11 @@ impl RoomSpeakers {
             ctx.timers
                 .schedule(TimerKey::Speakers(room), Some(ctx.now + SPEAKER_TICK));
         }
+    }
+
+    /// The loudest speaker last reported, if anyone speaks.
+    pub(crate) fn loudest(&self) -> Option<ParticipantKey> {
+        self.loudest
     }
 
     /// `publisher` publishes no audio any more: it stops speaking at the next tick.
@@ -49,6 +56,7 @@ impl RoomSpeakers {
         room_has_audio: bool,
     ) {
         if let Some(list) = self.detector.tick(ctx.now) {
+            self.loudest = list.first().map(|s| s.key);
             let speakers: Vec<ActiveSpeaker> = list
                 .iter()
                 .filter_map(|s| {

@@ -17,6 +17,7 @@ use super::io::{ParticipantKey, RoomKey, TimerKey, TrackKey};
 use super::media::Media;
 use super::participant::Participant;
 use super::publication::{Publication, Tracks};
+use super::allocate::RoomAllocation;
 use super::quality::RoomQuality;
 use super::speakers::RoomSpeakers;
 use crate::error::SfuError;
@@ -39,6 +40,7 @@ pub(crate) struct Room {
     next_track: TrackKey,
     speakers: RoomSpeakers,
     quality: RoomQuality,
+    allocation: RoomAllocation,
 }
 
 impl Room {
@@ -52,6 +54,7 @@ impl Room {
             next_track: 1,
             speakers: RoomSpeakers::default(),
             quality: RoomQuality::default(),
+            allocation: RoomAllocation::default(),
         }
     }
 
@@ -112,6 +115,7 @@ impl Room {
             // Nobody left to tell: the room's evaluations stop until someone joins.
             self.speakers.close(ctx, self.key);
             self.quality.close(ctx, self.key);
+            self.allocation.close(ctx, self.key);
         }
         info!(room_id = %self.id, participant_id = %p.id, "participant removed");
         true
@@ -127,14 +131,18 @@ impl Room {
                 .sub(Gauge::ForwardedTracks, p.legs.len() as u64);
             keys.push(key);
         }
-        for tk in self.tracks.keys() {
-            ctx.timers.remove(TimerKey::Keyframe(self.key, *tk));
+        for (tk, t) in &self.tracks {
+            for l in &t.layers {
+                ctx.timers.remove(TimerKey::Keyframe(self.key, *tk, l.layer));
+            }
         }
+        ctx.timers.remove(TimerKey::Allocate(self.key));
         ctx.counters
             .sub(Gauge::PublishedTracks, self.tracks.len() as u64);
         self.tracks.clear();
         self.speakers.close(ctx, self.key);
         self.quality.close(ctx, self.key);
+        self.allocation.close(ctx, self.key);
         keys
     }
 
@@ -180,7 +188,13 @@ impl Room {
         let Some(p) = self.participants.get_mut(&key) else {
             return;
         };
-        if p.published.contains_key(&init.track_id) {
+        if let Some(tk) = p.published.get(&init.track_id) {
+            // Another simulcast layer of a published track.
+            if let (Some(t), Some(rid)) = (self.tracks.get_mut(tk), init.rid.clone()) {
+                info!(track_id = %t.info.track_id, %rid, ssrc = init.ssrc, "simulcast layer opened");
+                t.add_layer(rid, init.ssrc);
+                self.allocation.soon(ctx, self.key);
+            }
             return;
         }
         let Some(remote) = p.publisher.remote_track(&init) else {
@@ -236,11 +250,14 @@ impl Room {
             codec,
             remote.params,
             init.ssrc,
+            init.rid.clone(),
         );
         self.tracks.insert(tk, publication);
         ctx.counters.add(Gauge::PublishedTracks, 1);
         if kind == MediaKind::Audio {
             self.speakers.audio_published(ctx, self.key);
+        } else {
+            self.allocation.soon(ctx, self.key);
         }
         let publisher_id = info.stream_id.clone();
         for q in self.participants.values() {
@@ -262,7 +279,9 @@ impl Room {
             return;
         };
         ctx.counters.sub(Gauge::PublishedTracks, 1);
-        ctx.timers.remove(TimerKey::Keyframe(self.key, tk));
+        for l in &t.layers {
+            ctx.timers.remove(TimerKey::Keyframe(self.key, tk, l.layer));
+        }
         if let Some(p) = self.participants.get_mut(&t.publisher) {
             p.published.remove(&t.source_track_id);
         }
@@ -332,13 +351,24 @@ impl Room {
         key: ParticipantKey,
         track_id: &str,
         visible: bool,
+        size: Option<(u32, u32)>,
     ) {
-        self.media().set_video_visible(ctx, key, track_id, visible);
+        self.media()
+            .set_video_visible(ctx, key, track_id, visible, size);
+        self.allocation.soon(ctx, self.key);
     }
 
     /// Participant `key` receives audio only, or everything again.
     pub(crate) fn set_audio_only(&mut self, ctx: &mut Ctx<'_>, key: ParticipantKey, enabled: bool) {
         self.media().set_audio_only(ctx, key, enabled);
+        self.allocation.soon(ctx, self.key);
+    }
+
+    /// The room's layer allocation (see [`RoomAllocation::due`]).
+    pub(crate) fn allocate_due(&mut self, ctx: &mut Ctx<'_>) {
+        let loudest = self.speakers.loudest();
+        self.allocation
+            .due(ctx, self.key, &mut self.participants, &mut self.tracks, loudest);
     }
 
     /// The room's quality evaluation (see [`RoomQuality::due`]).
@@ -358,8 +388,13 @@ impl Room {
     }
 
     /// The throttle window of a track's held-back keyframe request ended.
-    pub(crate) fn keyframe_due(&mut self, ctx: &mut Ctx<'_>, tk: TrackKey) {
-        self.media().keyframe_due(ctx, tk);
+    pub(crate) fn keyframe_due(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        tk: TrackKey,
+        layer: crate::simulcast::Layer,
+    ) {
+        self.media().keyframe_due(ctx, tk, layer);
     }
 
     /// Participant `key` asks for a keyframe of `track_id` (own or unknown: ignored).

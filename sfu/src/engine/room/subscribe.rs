@@ -130,6 +130,7 @@ impl Room {
             leg.mapping = Some(mapping);
         }
         let again = p.offer.answer_received();
+        self.allocation.soon(ctx, self.key);
         self.process(ctx, key, PcRole::Subscriber);
         if again {
             self.renegotiate(ctx, key);

@@ -78,6 +78,25 @@ pub(crate) struct Client {
     /// SSRC of its published track.
     pub ssrc: u32,
     next_seq: u16,
+    /// Keyframe requests already answered with a keyframe (as a browser does, the next
+    /// frame after a PLI is a keyframe).
+    keyframes_answered: Option<usize>,
+}
+
+/// A VP8 payload of `size` bytes as a browser sends the first packet of a frame: payload
+/// descriptor with a 15-bit picture id, then a keyframe header (640×360) or a delta frame.
+pub(crate) fn vp8_payload(size: usize, keyframe: bool, picture_id: u16) -> Bytes {
+    let pid = picture_id & 0x7fff;
+    let mut p = vec![0x90, 0x80, 0x80 | (pid >> 8) as u8, pid as u8];
+    if keyframe {
+        p.extend_from_slice(&[0x50, 0x2e, 0x01, 0x9d, 0x01, 0x2a]);
+        p.extend_from_slice(&640u16.to_le_bytes());
+        p.extend_from_slice(&360u16.to_le_bytes());
+    } else {
+        p.extend_from_slice(&[0x51, 0x2e, 0x01]);
+    }
+    p.resize(size.max(p.len()), 0x90);
+    Bytes::from(p)
 }
 
 impl Client {
@@ -117,6 +136,7 @@ impl Client {
             sender: None,
             ssrc: 0,
             next_seq: 1000,
+            keyframes_answered: None,
         }
     }
 
@@ -125,8 +145,11 @@ impl Client {
         self.state == RTCPeerConnectionState::Connected
     }
 
-    /// Sends one VP8 RTP packet of `size` payload bytes on its published track.
+    /// Sends one VP8 RTP packet (one frame) of `size` payload bytes on its published
+    /// track: a keyframe first and after each keyframe request, a delta frame otherwise.
     pub(crate) fn send_rtp(&mut self, now: Instant, size: usize) {
+        let keyframe = self.keyframes_answered != Some(self.keyframe_requests);
+        self.keyframes_answered = Some(self.keyframe_requests);
         let Some(sender) = self.sender else { return };
         let mut s = self.pc.rtp_sender(sender).expect("sender");
         let pt = s
@@ -147,7 +170,7 @@ impl Client {
                 marker: true,
                 ..Default::default()
             },
-            payload: Bytes::from(vec![0x90u8; size]),
+            payload: vp8_payload(size, keyframe, self.next_seq),
         };
         s.write_rtp(now, packet).expect("client write_rtp");
     }

@@ -144,6 +144,7 @@ fn a_hidden_video_is_not_sent_to_that_subscriber_until_it_shows_again() {
             participant: B,
             track_id: "cam".into(),
             visible,
+            size: None,
         };
         sim.core.handle_command(sim.now, cmd).expect("video view");
     };
