@@ -147,8 +147,16 @@ impl UpgradeBackoff {
         }
     }
 
-    /// The leg's layer moved from `from` to `to` (either may be `None`: paused).
-    pub fn moved(&mut self, now: Instant, from: Option<Layer>, to: Option<Layer>) {
+    /// The leg's layer moved from `from` to `to` (either may be `None`: paused);
+    /// `by_estimate` says whether the estimate decided it (a smaller tile or a hidden one
+    /// lowering the layer is no failure of the link).
+    pub fn moved(
+        &mut self,
+        now: Instant,
+        from: Option<Layer>,
+        to: Option<Layer>,
+        by_estimate: bool,
+    ) {
         let up = match (from, to) {
             (Some(f), Some(t)) => t > f,
             (None, Some(_)) => true,
@@ -158,10 +166,10 @@ impl UpgradeBackoff {
             self.raised = to.map(|t| (t, now));
             return;
         }
-        // Down (or paused): a failure if it undoes a recent raise.
+        // Down (or paused): a failure if the estimate undoes a recent raise.
         if let Some((raised_to, at)) = self.raised.take() {
             let below = to.is_none_or(|t| t < raised_to);
-            if below && now.saturating_duration_since(at) < UPGRADE_HELD {
+            if by_estimate && below && now.saturating_duration_since(at) < UPGRADE_HELD {
                 self.wait = (self.wait * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
                 let held = to.unwrap_or(0);
                 self.until = Some((held, now + self.wait));
@@ -251,25 +259,29 @@ mod tests {
         let s = Duration::from_secs;
         let mut b = UpgradeBackoff::default();
         assert_eq!(b.ceiling(t0), None);
-        b.moved(t0, Some(0), Some(1));
-        b.moved(t0 + s(1), Some(1), Some(0));
+        b.moved(t0, Some(0), Some(1), true);
+        b.moved(t0 + s(1), Some(1), Some(0), true);
         assert_eq!(b.ceiling(t0 + s(2)), Some(0));
         assert_eq!(b.ceiling(t0 + s(4)), None, "2 s after the failure");
-        b.moved(t0 + s(4), Some(0), Some(1));
-        b.moved(t0 + s(5), Some(1), Some(0));
+        b.moved(t0 + s(4), Some(0), Some(1), true);
+        b.moved(t0 + s(5), Some(1), Some(0), true);
         assert_eq!(b.ceiling(t0 + s(8)), Some(0));
         assert_eq!(b.ceiling(t0 + s(9)), None, "4 s");
         for i in 0..5 {
             let at = t0 + s(20 + i * 20);
-            b.moved(at, Some(0), Some(1));
-            b.moved(at + s(1), Some(1), None);
+            b.moved(at, Some(0), Some(1), true);
+            b.moved(at + s(1), Some(1), None, true);
         }
         let last = t0 + s(101);
         assert_eq!(b.ceiling(last + s(7)), Some(0), "capped at 8 s");
         assert_eq!(b.ceiling(last + s(8)), None);
         // A raise that held for 10 s resets the wait.
-        b.moved(last + s(10), Some(0), Some(2));
-        b.moved(last + s(30), Some(2), Some(1));
+        b.moved(last + s(10), Some(0), Some(2), true);
+        b.moved(last + s(30), Some(2), Some(1), true);
         assert_eq!(b.ceiling(last + s(30)), None);
+        // Lowered for a smaller tile: no failure.
+        b.moved(last + s(40), Some(0), Some(2), true);
+        b.moved(last + s(41), Some(2), Some(0), false);
+        assert_eq!(b.ceiling(last + s(41)), None);
     }
 }

@@ -651,7 +651,10 @@ mod tests {
         );
         let next = rw.rewrite(pkt(8, 120, 5001, 3007, &[]), &m, t0).unwrap();
         assert_eq!(next.header.sequence_number, 111);
-        assert_eq!(next.header.timestamp.wrapping_sub(key.header.timestamp), 3000);
+        assert_eq!(
+            next.header.timestamp.wrapping_sub(key.header.timestamp),
+            3000
+        );
     }
 
     #[test]

@@ -145,7 +145,8 @@ fn allocate_subscriber(
         };
         let before = leg.switch.target();
         if leg.switch.set_target(target) {
-            leg.backoff.moved(now, before, target);
+            let by_estimate = demand.wanted.is_some_and(|w| target.is_none_or(|t| t < w));
+            leg.backoff.moved(now, before, target, by_estimate);
         }
         if let Some(t) = target {
             *needed.entry(*tk).or_default() |= 1 << t;

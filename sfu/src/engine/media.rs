@@ -107,8 +107,8 @@ impl Media<'_> {
             t.uplink.record(seq);
         }
         let video = t.info.kind == MediaKind::Video;
-        let keyframe = video
-            && starts_keyframe(&t.codec.mime_type, &packet.payload).unwrap_or(true);
+        let keyframe =
+            video && starts_keyframe(&t.codec.mime_type, &packet.payload).unwrap_or(true);
         let layer = &mut t.layers[index];
         if !layer.arrivals.first_time(ssrc, seq) {
             ctx.counters.duplicate_dropped();
@@ -349,7 +349,12 @@ impl Media<'_> {
     }
 
     /// A keyframe of the layer `subscriber`'s leg of `tk` forwards (or waits for).
-    fn request_keyframe_for(&mut self, ctx: &mut Ctx<'_>, subscriber: ParticipantKey, tk: TrackKey) {
+    fn request_keyframe_for(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        subscriber: ParticipantKey,
+        tk: TrackKey,
+    ) {
         let layer = self
             .participants
             .get(&subscriber)

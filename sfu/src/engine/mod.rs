@@ -25,10 +25,10 @@
 //! [`ctx`], [`setup`], [`sections`] ← [`connection`] ← [`publication`] ← [`participant`]
 //! ← [`media`] (per packet) ← [`room`] (membership, negotiation) ← [`Core`] (this file).
 
+mod allocate;
 /// Bounds on client candidates kept before a remote description; `lib.rs` re-exports
 /// its constants once the old engine is gone.
 pub(crate) mod candidates;
-mod allocate;
 mod connection;
 mod ctx;
 mod demux;

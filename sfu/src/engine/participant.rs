@@ -13,12 +13,12 @@ use super::io::{ConnKey, ParticipantKey, TrackKey};
 use super::publication::Publication;
 use super::quality::Link;
 use super::sections::LegSpec;
-use crate::error::SfuError;
 use crate::allocation::UpgradeBackoff;
+use crate::error::SfuError;
 use crate::forward::{LegMapping, LegRewriter};
-use crate::simulcast::LayerSwitch;
 use crate::plan::OfferState;
 use crate::quality::LegLoss;
+use crate::simulcast::LayerSwitch;
 use crate::stats::Gauge;
 use crate::types::{MediaKind, PcRole, TrackSource};
 

@@ -140,13 +140,18 @@ impl Publication {
 
     /// Another simulcast layer opened (its first packet came); kept in layer order.
     pub(crate) fn add_layer(&mut self, rid: String, ssrc: u32) {
-        if let Some(l) = self.layers.iter_mut().find(|l| l.rid.as_deref() == Some(&rid)) {
+        if let Some(l) = self
+            .layers
+            .iter_mut()
+            .find(|l| l.rid.as_deref() == Some(&rid))
+        {
             l.ssrc = ssrc; // the publisher restarted that encoding
             return;
         }
         let layer = layer_of_rid(&rid, self.layers.len());
         let at = self.layers.partition_point(|l| l.layer < layer);
-        self.layers.insert(at, PubLayer::new(layer, Some(rid), ssrc));
+        self.layers
+            .insert(at, PubLayer::new(layer, Some(rid), ssrc));
     }
 
     /// Index into `layers` of the layer a packet of `ssrc` belongs to, or `None` (not one

@@ -11,13 +11,13 @@ use std::collections::HashMap;
 use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use tracing::{info, warn};
 
+use super::allocate::RoomAllocation;
 use super::connection::Signal;
 use super::ctx::Ctx;
 use super::io::{ParticipantKey, RoomKey, TimerKey, TrackKey};
 use super::media::Media;
 use super::participant::Participant;
 use super::publication::{Publication, Tracks};
-use super::allocate::RoomAllocation;
 use super::quality::RoomQuality;
 use super::speakers::RoomSpeakers;
 use crate::error::SfuError;
@@ -133,7 +133,8 @@ impl Room {
         }
         for (tk, t) in &self.tracks {
             for l in &t.layers {
-                ctx.timers.remove(TimerKey::Keyframe(self.key, *tk, l.layer));
+                ctx.timers
+                    .remove(TimerKey::Keyframe(self.key, *tk, l.layer));
             }
         }
         ctx.timers.remove(TimerKey::Allocate(self.key));
@@ -367,8 +368,13 @@ impl Room {
     /// The room's layer allocation (see [`RoomAllocation::due`]).
     pub(crate) fn allocate_due(&mut self, ctx: &mut Ctx<'_>) {
         let loudest = self.speakers.loudest();
-        self.allocation
-            .due(ctx, self.key, &mut self.participants, &mut self.tracks, loudest);
+        self.allocation.due(
+            ctx,
+            self.key,
+            &mut self.participants,
+            &mut self.tracks,
+            loudest,
+        );
     }
 
     /// The room's quality evaluation (see [`RoomQuality::due`]).

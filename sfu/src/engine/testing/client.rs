@@ -23,6 +23,7 @@ use rtc::rtp::packet::Packet;
 use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 use rtc::sansio::Protocol;
+use rtc::sdp::extmap::{SDES_MID_URI, SDES_RTP_STREAM_ID_URI};
 
 use crate::engine::publication::AUDIO_LEVEL_URI;
 use crate::engine::setup;
@@ -81,6 +82,9 @@ pub(crate) struct Client {
     /// Keyframe requests already answered with a keyframe (as a browser does, the next
     /// frame after a PLI is a keyframe).
     keyframes_answered: Option<usize>,
+    /// Simulcast publishers: SSRC of each layer (lowest first), its next sequence number,
+    /// and whether its next frame must be a keyframe.
+    pub layers: Vec<(u32, u16, bool)>,
 }
 
 /// A VP8 payload of `size` bytes as a browser sends the first packet of a frame: payload
@@ -137,6 +141,7 @@ impl Client {
             ssrc: 0,
             next_seq: 1000,
             keyframes_answered: None,
+            layers: Vec::new(),
         }
     }
 
@@ -172,6 +177,54 @@ impl Client {
             },
             payload: vp8_payload(size, keyframe, self.next_seq),
         };
+        s.write_rtp(now, packet).expect("client write_rtp");
+    }
+
+    /// Sends one VP8 frame of simulcast layer `layer` (`size` bytes): a keyframe first and
+    /// after a PLI for that layer's SSRC.
+    pub(crate) fn send_layer(&mut self, now: Instant, layer: usize, size: usize) {
+        let Some(sender) = self.sender else { return };
+        let mut s = self.pc.rtp_sender(sender).expect("sender");
+        let params = s.get_parameters().rtp_parameters.clone();
+        let pt = params
+            .codecs
+            .first()
+            .map(|c| c.payload_type)
+            .expect("negotiated codec");
+        let ext = |uri: &str| {
+            params
+                .header_extensions
+                .iter()
+                .find(|e| e.uri == uri)
+                .map(|e| e.id as u8)
+                .expect("simulcast extension negotiated")
+        };
+        let (mid_id, rid_id) = (ext(SDES_MID_URI), ext(SDES_RTP_STREAM_ID_URI));
+        let (ssrc, seq, keyframe) = &mut self.layers[layer];
+        *seq = seq.wrapping_add(1);
+        let mut header = Header {
+            version: 2,
+            payload_type: pt,
+            sequence_number: *seq,
+            timestamp: u32::from(*seq).wrapping_mul(3000),
+            ssrc: *ssrc,
+            marker: true,
+            extension: true,
+            extension_profile: EXTENSION_PROFILE_ONE_BYTE,
+            ..Default::default()
+        };
+        // As a browser does: mid and rid in every packet, so the SFU maps each SSRC.
+        header
+            .set_extension(mid_id, Bytes::from_static(b"0"))
+            .expect("mid element");
+        header
+            .set_extension(rid_id, Bytes::from(["q", "h", "f"][layer]))
+            .expect("rid element");
+        let packet = Packet {
+            header,
+            payload: vp8_payload(size, *keyframe, *seq),
+        };
+        *keyframe = false;
         s.write_rtp(now, packet).expect("client write_rtp");
     }
 
@@ -247,6 +300,14 @@ impl Client {
                         .iter()
                         .filter(|p| is_keyframe_request(p.as_ref()))
                         .count();
+                    for pli in packets
+                        .iter()
+                        .filter_map(|p| p.as_any().downcast_ref::<PictureLossIndication>())
+                    {
+                        if let Some(l) = self.layers.iter_mut().find(|l| l.0 == pli.media_ssrc) {
+                            l.2 = true;
+                        }
+                    }
                 }
                 _ => {}
             }

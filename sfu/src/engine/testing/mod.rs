@@ -154,6 +154,45 @@ impl Sim {
         self.publish(key, addr, stream, track, RtpCodecKind::Audio)
     }
 
+    /// Adds a client publishing one VP8 track in three simulcast layers (rid q, h, f) on
+    /// `key`'s publisher connection at `addr`, and negotiates it; returns its index.
+    pub(crate) fn simulcast_publisher(
+        &mut self,
+        key: ParticipantKey,
+        addr: SocketAddr,
+        stream: &str,
+        track: &str,
+    ) -> usize {
+        let mut c = Client::build(key, PcRole::Publisher, addr, self.now);
+        let layers = [
+            ("q", 0x1000_0001u32),
+            ("h", 0x1000_0002),
+            ("f", 0x1000_0003),
+        ];
+        c.layers = layers.iter().map(|&(_, ssrc)| (ssrc, 100, true)).collect();
+        let encodings = layers
+            .iter()
+            .map(|&(rid, ssrc)| RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    rid: rid.into(),
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec: vp8(),
+                ..Default::default()
+            })
+            .collect();
+        let media = MediaStreamTrack::new(
+            stream.into(),
+            track.into(),
+            track.into(),
+            RtpCodecKind::Video,
+            encodings,
+        );
+        c.sender = Some(c.pc.add_track(media).expect("client track"));
+        self.negotiate_publisher(c)
+    }
+
     fn publish(
         &mut self,
         key: ParticipantKey,
@@ -193,6 +232,12 @@ impl Sim {
             )
             .expect("client track");
         c.sender = c.pc.rtp_transceiver(id).and_then(|t| t.sender());
+        self.negotiate_publisher(c)
+    }
+
+    /// The publisher client's offer, the core's answer; returns the client's index.
+    fn negotiate_publisher(&mut self, mut c: Client) -> usize {
+        let key = c.participant;
         let offer = c.pc.create_offer(None).expect("client offer");
         c.pc.set_local_description(self.now, offer.clone())
             .expect("client local");

@@ -7,6 +7,7 @@ mod ice;
 mod media;
 mod quality;
 mod session;
+mod simulcast;
 mod speakers;
 
 use std::net::SocketAddr;
