@@ -67,8 +67,8 @@ export async function launch() {
 const allPages = [];
 
 /** One participant = one isolated browser context (own sessionStorage, own "user"). */
-export async function newPage(browser, name, { viewport = { width: 640, height: 480 } } = {}) {
-  const context = await browser.newContext({ viewport });
+export async function newPage(browser, name, { viewport = { width: 640, height: 480 }, deviceScaleFactor = 1 } = {}) {
+  const context = await browser.newContext({ viewport, deviceScaleFactor });
   const page = await context.newPage();
   const p = { name, context, page, logs: [] };
   const push = (line) => {

@@ -15,7 +15,7 @@ if [ ! -d node_modules/playwright-core ]; then
   echo "run.sh: node_modules missing: run 'npm ci' in $(pwd) first (with network)" >&2
   exit 2
 fi
-[ $# -gt 0 ] || set -- one_to_one group quality refusals reconnect waiting_room chat screenshare two_devices access_resume precall accounts admin_backoffice agenda
+[ $# -gt 0 ] || set -- one_to_one group quality simulcast refusals reconnect waiting_room chat screenshare two_devices access_resume precall accounts admin_backoffice agenda
 failed=""
 for s in "$@"; do
   echo "=== $s" >&2

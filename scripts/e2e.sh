@@ -5,6 +5,7 @@
 #
 # Usage: scripts/e2e.sh [scenario ...]   (needs a built debug binary, chromium, and
 #        `npm ci` done in e2e/; scripts/test.sh and .ci/run take care of both)
+#        THERAROOM_E2E_KEEP_LOG=/tmp/server.log RUST_LOG=... scripts/e2e.sh ...   keeps the log
 #        THERAROOM_E2E_TLS=1 scripts/e2e.sh ...   serves HTTPS/WSS with --tls-self-signed
 #        (Chromium gets --ignore-certificate-errors from e2e/lib.mjs, Node's fetch
 #        NODE_TLS_REJECT_UNAUTHORIZED=0: both only in this mode)
@@ -48,6 +49,8 @@ server=$!
 cleanup() {
   kill "$server" 2>/dev/null || true
   wait "$server" 2>/dev/null || true
+  # THERAROOM_E2E_KEEP_LOG=<file>: keep the whole server log (e.g. with RUST_LOG=...).
+  [ -z "${THERAROOM_E2E_KEEP_LOG:-}" ] || cp "$data/server.log" "$THERAROOM_E2E_KEEP_LOG"
   rm -rf "$data"
 }
 trap cleanup EXIT

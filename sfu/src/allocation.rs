@@ -46,6 +46,9 @@ pub struct Demand {
     pub current: Option<Layer>,
     /// Layers above this one are not tried yet ([`UpgradeBackoff`]).
     pub ceiling: Option<Layer>,
+    /// A paused video may not resume yet: it was resumed lately and the link could not
+    /// carry it ([`UpgradeBackoff::may_resume`]).
+    pub resume_blocked: bool,
 }
 
 /// The layer each demand gets (same order), `None` = paused. `budget` is the downlink
@@ -73,7 +76,7 @@ pub fn allocate(budget: Option<u64>, audio: u64, demands: &[Demand]) -> Vec<Opti
     // Pass 1: the lowest layer for everyone, in priority order.
     for &i in &order {
         let d = &demands[i];
-        if d.wanted.is_none() {
+        if d.wanted.is_none() || d.current.is_none() && d.resume_blocked {
             continue;
         }
         let Some(&(layer, bitrate)) = d.layers.first() else {
@@ -117,19 +120,20 @@ fn highest_at_most(d: &Demand, wanted: Layer) -> Option<Layer> {
 }
 
 /// First wait after a raised layer had to come down again.
-pub const BACKOFF_MIN: Duration = Duration::from_secs(2);
+pub const BACKOFF_MIN: Duration = Duration::from_secs(4);
 /// Longest wait between two tries (a link that recovered is found again within this).
-pub const BACKOFF_MAX: Duration = Duration::from_secs(8);
+pub const BACKOFF_MAX: Duration = Duration::from_secs(12);
 /// A raised layer that held this long was a success: the next failure waits the minimum.
 pub const UPGRADE_HELD: Duration = Duration::from_secs(10);
 
 /// Per leg: after a raised layer came down again (the link could not carry it), layers
-/// above the current one wait, 2 s, then 4 s, then 8 s at most.
+/// above the current one wait, 4 s, then 8 s, then 12 s at most; a video paused again
+/// right after it resumed waits as long before it resumes.
 #[derive(Clone, Debug, Default)]
 pub struct UpgradeBackoff {
     wait: Duration,
-    /// Layers above `held` are blocked until `until`.
-    until: Option<(Layer, Instant)>,
+    /// Layers above `held` (`None`: any layer at all) are blocked until `until`.
+    until: Option<(Option<Layer>, Instant)>,
     /// When the leg last went up, and to which layer.
     raised: Option<(Layer, Instant)>,
 }
@@ -137,8 +141,17 @@ pub struct UpgradeBackoff {
 impl UpgradeBackoff {
     /// The layer above which nothing is tried now (`None`: nothing is blocked).
     pub fn ceiling(&mut self, now: Instant) -> Option<Layer> {
+        self.blocked(now).map(|held| held.unwrap_or(0))
+    }
+
+    /// Whether a paused video may resume now.
+    pub fn may_resume(&mut self, now: Instant) -> bool {
+        !matches!(self.blocked(now), Some(None))
+    }
+
+    fn blocked(&mut self, now: Instant) -> Option<Option<Layer>> {
         match self.until {
-            Some((layer, until)) if now < until => Some(layer),
+            Some((held, until)) if now < until => Some(held),
             Some(_) => {
                 self.until = None;
                 None
@@ -171,8 +184,7 @@ impl UpgradeBackoff {
             let below = to.is_none_or(|t| t < raised_to);
             if by_estimate && below && now.saturating_duration_since(at) < UPGRADE_HELD {
                 self.wait = (self.wait * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
-                let held = to.unwrap_or(0);
-                self.until = Some((held, now + self.wait));
+                self.until = Some((to, now + self.wait));
                 return;
             }
         }
@@ -192,6 +204,7 @@ mod tests {
             wanted: Some(2),
             current: Some(2),
             ceiling: None,
+            resume_blocked: false,
         }
     }
 
@@ -254,6 +267,20 @@ mod tests {
     }
 
     #[test]
+    fn a_video_paused_again_right_after_resuming_stays_paused_meanwhile() {
+        let mut d = camera(Priority::Other);
+        d.current = None;
+        d.resume_blocked = true;
+        assert_eq!(allocate(Some(10_000_000), 0, &[d.clone()]), vec![None]);
+        d.current = Some(0);
+        assert_eq!(
+            allocate(Some(10_000_000), 0, &[d]),
+            vec![Some(2)],
+            "not paused: free to rise"
+        );
+    }
+
+    #[test]
     fn a_failed_raise_backs_off_doubling_up_to_the_maximum() {
         let t0 = Instant::now();
         let s = Duration::from_secs;
@@ -261,20 +288,25 @@ mod tests {
         assert_eq!(b.ceiling(t0), None);
         b.moved(t0, Some(0), Some(1), true);
         b.moved(t0 + s(1), Some(1), Some(0), true);
-        assert_eq!(b.ceiling(t0 + s(2)), Some(0));
-        assert_eq!(b.ceiling(t0 + s(4)), None, "2 s after the failure");
-        b.moved(t0 + s(4), Some(0), Some(1), true);
-        b.moved(t0 + s(5), Some(1), Some(0), true);
-        assert_eq!(b.ceiling(t0 + s(8)), Some(0));
-        assert_eq!(b.ceiling(t0 + s(9)), None, "4 s");
+        assert_eq!(b.ceiling(t0 + s(4)), Some(0));
+        assert_eq!(b.ceiling(t0 + s(5)), None, "4 s after the failure");
+        b.moved(t0 + s(5), Some(0), Some(1), true);
+        b.moved(t0 + s(6), Some(1), Some(0), true);
+        assert_eq!(b.ceiling(t0 + s(13)), Some(0));
+        assert_eq!(b.ceiling(t0 + s(14)), None, "8 s");
         for i in 0..5 {
             let at = t0 + s(20 + i * 20);
             b.moved(at, Some(0), Some(1), true);
             b.moved(at + s(1), Some(1), None, true);
         }
         let last = t0 + s(101);
-        assert_eq!(b.ceiling(last + s(7)), Some(0), "capped at 8 s");
-        assert_eq!(b.ceiling(last + s(8)), None);
+        assert_eq!(b.ceiling(last + s(11)), Some(0), "capped at 12 s");
+        assert!(
+            !b.may_resume(last + s(11)),
+            "paused again at once: no resuming either"
+        );
+        assert_eq!(b.ceiling(last + s(12)), None);
+        assert!(b.may_resume(last + s(12)));
         // A raise that held for 10 s resets the wait.
         b.moved(last + s(10), Some(0), Some(2), true);
         b.moved(last + s(30), Some(2), Some(1), true);

@@ -15,8 +15,9 @@
 //!
 //! - Queue growing (overuse): 85 % of what the subscriber received, at once.
 //! - Loss over 10 %: down in proportion to the loss.
-//! - Otherwise, with loss under 2 %: up by 30 % per second, or by 25 kbit/s per step while
-//!   within 15 % of a congestion point seen in the last 5 s.
+//! - Otherwise, with loss under 2 %: up by 30 % per second; but within 15 % of a
+//!   congestion point seen in the last 8 s, by 25 kbit/s per step and at most 20 % past it (every
+//!   probe past a known limit costs the subscriber a burst of loss, audio included).
 //! - Never more than 4 × what the subscriber received, or 500 kbit/s (an idle link has
 //!   no estimate worth trusting beyond that), never under 100 kbit/s.
 
@@ -37,9 +38,12 @@ pub const MIN_ESTIMATE: f64 = 100_000.0;
 pub const MAX_ESTIMATE: f64 = 50_000_000.0;
 /// Least time between two changes (each is observed before the next).
 const STEP: Duration = Duration::from_millis(200);
-/// How long a congestion point makes the climb careful.
-const CEILING_MEMORY: Duration = Duration::from_secs(5);
+/// How long a congestion point caps the estimate (after it, the estimate climbs past it
+/// again: that is how a link that got wider is found).
+const CEILING_MEMORY: Duration = Duration::from_secs(8);
 const DECREASE: f64 = 0.85;
+/// How far past a fresh congestion point the estimate may go.
+const CEILING_SLACK: f64 = 1.2;
 const GROWTH_PER_SECOND: f64 = 1.3;
 const ADDITIVE_STEP: f64 = 25_000.0;
 const LOW_LOSS: f64 = 0.02;
@@ -110,7 +114,12 @@ impl DownlinkEstimator {
     fn next_target(&mut self, now: Instant, usage: Usage, received: Option<f64>) -> f64 {
         if usage == Usage::Over {
             if let Some(r) = received {
-                self.ceiling = Some((r, now));
+                // The congestion point: the highest rate received in this episode (what
+                // arrives while a queue drains under loss says less about the path).
+                let fresh = self
+                    .ceiling
+                    .filter(|(_, at)| now.saturating_duration_since(*at) < CEILING_MEMORY);
+                self.ceiling = Some((fresh.map_or(r, |(c, _)| c.max(r)), now));
                 if self.may_change(now) || r * DECREASE < self.target * 0.7 {
                     self.last_change = Some(now);
                     return self.target.min(r * DECREASE);
@@ -137,7 +146,10 @@ impl DownlinkEstimator {
             now.saturating_duration_since(at) < CEILING_MEMORY && self.target > c * DECREASE
         });
         let raised = if careful {
-            self.target + ADDITIVE_STEP
+            // Up to a little past the congestion point (what the path carried then, with
+            // room for a layer's headroom), not further while it is fresh.
+            let ceiling = self.ceiling.map_or(f64::MAX, |(c, _)| c * CEILING_SLACK);
+            (self.target + ADDITIVE_STEP).min(ceiling.max(self.target))
         } else {
             self.target * GROWTH_PER_SECOND.powf(elapsed.as_secs_f64())
         };
@@ -180,6 +192,15 @@ impl BandwidthEstimator for DownlinkEstimator {
         self.target = self
             .next_target(now, usage, received)
             .clamp(MIN_ESTIMATE, MAX_ESTIMATE);
+        tracing::trace!(
+            ?usage,
+            loss = self.loss,
+            ?received,
+            target = self.target,
+            trend = self.slope.estimate_ms(),
+            threshold = self.detector.threshold_ms(),
+            "downlink estimate"
+        );
         self.shared.set(self.target);
     }
 

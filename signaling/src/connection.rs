@@ -276,8 +276,15 @@ impl Connection {
             }
             ClientMessage::RequestKeyframe { track_id } => media.request_keyframe(&track_id),
             ClientMessage::AudioOnly { enabled } => media.set_audio_only(enabled),
-            ClientMessage::VideoView { track_id, visible } => {
-                media.set_video_visible(&track_id, visible)
+            ClientMessage::VideoView {
+                track_id,
+                visible,
+                width,
+                height,
+            } => {
+                // The parser refused unpaired or out-of-range sizes already.
+                let size = width.zip(height);
+                media.set_video_visible(&track_id, visible, size)
             }
             ClientMessage::Leave => {
                 let member = {

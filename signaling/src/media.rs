@@ -13,7 +13,8 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 
 use crate::protocol::{
-    CandidateInit, PcName, QualityView, SpeakerView, TrackSourceDecl, TrackView,
+    CandidateInit, LayerView, PcName, QualityView, SpeakerView, StreamState, StreamStateReason,
+    TrackSourceDecl, TrackView,
 };
 
 /// The media engine of the process: opens one media room per signaling room.
@@ -80,8 +81,10 @@ pub trait MediaParticipant: Send + Sync {
     fn set_audio_only(&self, enabled: bool);
 
     /// Stops (false) or resumes (true) forwarding one remote video to this participant,
-    /// whose page does not show it; unknown or own tracks are ignored.
-    fn set_video_visible(&self, track_id: &str, visible: bool);
+    /// whose page does not show it; unknown or own tracks are ignored. `size` is the
+    /// size the page shows it at (device pixels, width × height; `None`: not said), so
+    /// the engine forwards a simulcast layer no larger than that.
+    fn set_video_visible(&self, track_id: &str, visible: bool, size: Option<(u32, u32)>);
 
     /// Closes this participant's connections and unpublishes its tracks. Closing a
     /// participant twice, or one whose room was closed, is harmless.
@@ -135,6 +138,22 @@ pub enum MediaEvent {
     ConnectionQuality {
         /// Verdicts.
         updates: Vec<QualityView>,
+    },
+    /// A video this participant receives was paused by the engine, or flows again.
+    StreamState {
+        /// The video, as announced when it was published.
+        track_id: String,
+        /// Paused or active.
+        state: StreamState,
+        /// Why.
+        reason: StreamStateReason,
+    },
+    /// Which simulcast layers of its own video this participant should encode.
+    PublishLayers {
+        /// The participant's own track id (as in its offer).
+        track_id: String,
+        /// Every layer of the track, lowest first.
+        layers: Vec<LayerView>,
     },
 }
 

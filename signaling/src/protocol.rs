@@ -181,6 +181,14 @@ pub enum ClientMessage {
         track_id: String,
         /// On screen.
         visible: bool,
+        /// Width the page shows it at, in device pixels (CSS pixels × device pixel
+        /// ratio), so the server forwards a simulcast layer no larger than needed. Given
+        /// with `height` or not at all; 1..=[`MAX_VIEW_DIMENSION`].
+        #[serde(default)]
+        width: Option<u32>,
+        /// Height the page shows it at, in device pixels; see `width`.
+        #[serde(default)]
+        height: Option<u32>,
     },
     /// Receive audio only (true) or everything again (false): for a connection too weak
     /// for video. Own publishing is not affected.
@@ -216,6 +224,37 @@ pub enum ClientMessage {
         #[serde(default)]
         ts: Option<serde_json::Value>,
     },
+}
+
+/// Largest `video_view` width or height accepted, in device pixels: twice an 8K screen's
+/// width, so every real display fits and a nonsense size is refused as `bad_message`.
+pub const MAX_VIEW_DIMENSION: u32 = 16_384;
+
+impl ClientMessage {
+    /// Field rules serde cannot express, checked after parsing so that a message that
+    /// breaks them is `bad_message` like any other malformed one.
+    fn validate(&self) -> Result<(), String> {
+        match self {
+            ClientMessage::VideoView { width, height, .. } => {
+                view_size(*width, *height).map(|_| ())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The size of a `video_view` as `(width, height)`: both given and each in
+/// 1..=[`MAX_VIEW_DIMENSION`], or neither given (`None`: size unknown).
+pub fn view_size(width: Option<u32>, height: Option<u32>) -> Result<Option<(u32, u32)>, String> {
+    let in_range = |v: u32| (1..=MAX_VIEW_DIMENSION).contains(&v);
+    match (width, height) {
+        (None, None) => Ok(None),
+        (Some(w), Some(h)) if in_range(w) && in_range(h) => Ok(Some((w, h))),
+        (Some(_), Some(_)) => Err(format!(
+            "video_view width and height must be 1..={MAX_VIEW_DIMENSION}"
+        )),
+        _ => Err("video_view width and height go together".to_string()),
+    }
 }
 
 /// Why a text frame is not a [`ClientMessage`]; [`ParseError::code`] is the
@@ -254,7 +293,10 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, ParseError> {
     if text.len() > MAX_MESSAGE_BYTES {
         return Err(ParseError::TooLarge);
     }
-    serde_json::from_str(text).map_err(|err| ParseError::Bad(err.to_string()))
+    let message: ClientMessage =
+        serde_json::from_str(text).map_err(|err| ParseError::Bad(err.to_string()))?;
+    message.validate().map_err(ParseError::Bad)?;
+    Ok(message)
 }
 
 /// Session summary in `joined`.
@@ -332,6 +374,33 @@ pub struct SpeakerView {
     pub participant_id: String,
     /// Smoothed loudness 0..1 (two decimals), for the strength of the indicator.
     pub level: f32,
+}
+
+/// Whether a remote video flows to this client (in `stream_state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamState {
+    /// It flows (again).
+    Active,
+    /// The server stopped forwarding it.
+    Paused,
+}
+
+/// Why a remote video's [`StreamState`] changed (in `stream_state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamStateReason {
+    /// The client's downlink cannot carry it (paused), or can again (active).
+    Bandwidth,
+}
+
+/// One simulcast layer of the client's own video (in `publish_layers`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerView {
+    /// The encoding's rid (`q`, `h`, `f`).
+    pub rid: String,
+    /// Whether the client should encode and send it.
+    pub active: bool,
 }
 
 /// Whether a participant's signaling connection is up.
@@ -511,6 +580,23 @@ pub enum ServerMessage {
         /// Verdicts.
         updates: Vec<QualityView>,
     },
+    /// A remote video stopped (paused) or started again (active) reaching you, for a
+    /// reason of the server's (not `video_view` nor `audio_only`).
+    StreamState {
+        /// The video, as announced in `track_published`.
+        track_id: String,
+        /// Whether it flows.
+        state: StreamState,
+        /// Why it changed.
+        reason: StreamStateReason,
+    },
+    /// Which simulcast layers of your own video to encode (the others nobody receives).
+    PublishLayers {
+        /// Your track, by its `MediaStreamTrack.id` as in your offer's `a=msid`.
+        track_id: String,
+        /// Every layer of the track, lowest first.
+        layers: Vec<LayerView>,
+    },
     /// Someone's mute state changed.
     Mute {
         /// Who.
@@ -645,6 +731,78 @@ mod tests {
         )
         .is_err());
         assert!(serde_json::from_str::<ClientMessage>(r#"[1,2]"#).is_err());
+    }
+
+    #[test]
+    fn video_view_size_is_optional_paired_and_bounded() {
+        let parse = |text: &str| parse_client_message(text);
+        assert_eq!(
+            parse(
+                r#"{"type":"video_view","track_id":"t","visible":true,"width":640,"height":360}"#
+            ),
+            Ok(ClientMessage::VideoView {
+                track_id: "t".into(),
+                visible: true,
+                width: Some(640),
+                height: Some(360),
+            })
+        );
+        assert_eq!(
+            parse(r#"{"type":"video_view","track_id":"t","visible":false}"#),
+            Ok(ClientMessage::VideoView {
+                track_id: "t".into(),
+                visible: false,
+                width: None,
+                height: None,
+            })
+        );
+        assert!(parse(&format!(
+            r#"{{"type":"video_view","track_id":"t","visible":true,"width":{MAX_VIEW_DIMENSION},"height":1}}"#
+        ))
+        .is_ok());
+        for bad in [
+            r#"{"type":"video_view","track_id":"t","visible":true,"width":640}"#,
+            r#"{"type":"video_view","track_id":"t","visible":true,"height":360}"#,
+            r#"{"type":"video_view","track_id":"t","visible":true,"width":0,"height":360}"#,
+            r#"{"type":"video_view","track_id":"t","visible":true,"width":16385,"height":360}"#,
+            r#"{"type":"video_view","track_id":"t","visible":true,"width":-1,"height":360}"#,
+            r#"{"type":"video_view","track_id":"t","visible":true,"width":64.5,"height":360}"#,
+            r#"{"type":"video_view","track_id":"t","visible":true,"width":"640","height":360}"#,
+        ] {
+            let err = parse(bad).expect_err(bad);
+            assert_eq!(err.code(), "bad_message", "{bad}");
+        }
+    }
+
+    #[test]
+    fn serializes_stream_state_and_publish_layers() {
+        let paused = ServerMessage::StreamState {
+            track_id: "t".into(),
+            state: StreamState::Paused,
+            reason: StreamStateReason::Bandwidth,
+        };
+        assert_eq!(
+            serde_json::to_value(&paused).unwrap(),
+            serde_json::json!({"type":"stream_state","track_id":"t","state":"paused","reason":"bandwidth"})
+        );
+        let layers = ServerMessage::PublishLayers {
+            track_id: "cam".into(),
+            layers: vec![
+                LayerView {
+                    rid: "q".into(),
+                    active: true,
+                },
+                LayerView {
+                    rid: "f".into(),
+                    active: false,
+                },
+            ],
+        };
+        assert_eq!(
+            serde_json::to_value(&layers).unwrap(),
+            serde_json::json!({"type":"publish_layers","track_id":"cam",
+                "layers":[{"rid":"q","active":true},{"rid":"f","active":false}]})
+        );
     }
 
     #[test]

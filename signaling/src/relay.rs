@@ -1,7 +1,8 @@
 //! Relay of one participant's media events to its client: candidates and subscriber
 //! offers go out as protocol messages, the others' tracks as `track_published` /
 //! `track_unpublished`, the room's speakers as `active_speakers`, connection verdicts as
-//! `connection_quality`; connection states only feed the join latency metrics.
+//! `connection_quality`, paused videos as `stream_state`, the layers to encode as
+//! `publish_layers`; connection states only feed the join latency metrics.
 
 use std::time::Instant;
 
@@ -61,6 +62,18 @@ pub(crate) async fn relay_media_events(
             MediaEvent::ActiveSpeakers { speakers } => ServerMessage::ActiveSpeakers { speakers },
             MediaEvent::ConnectionQuality { updates } => {
                 ServerMessage::ConnectionQuality { updates }
+            }
+            MediaEvent::StreamState {
+                track_id,
+                state,
+                reason,
+            } => ServerMessage::StreamState {
+                track_id,
+                state,
+                reason,
+            },
+            MediaEvent::PublishLayers { track_id, layers } => {
+                ServerMessage::PublishLayers { track_id, layers }
             }
             MediaEvent::MediaFlowing => {
                 metrics::histogram!("theraroom_join_to_media_seconds")

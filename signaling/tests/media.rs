@@ -10,8 +10,8 @@ use std::time::Duration;
 use common::fake_media::{Call, FAKE_ANSWER};
 use common::{expect_fatal, hub_with_media, join, next, next_message};
 use signaling::protocol::{
-    CandidateInit, ConnectionQuality, Kind, PcName, QualityView, ServerMessage, SpeakerView,
-    TrackView,
+    CandidateInit, ConnectionQuality, Kind, LayerView, PcName, QualityView, ServerMessage,
+    SpeakerView, StreamState, StreamStateReason, TrackView,
 };
 use signaling::{Connection, Flow, Hub, HubConfig, MediaEvent, Outbound, OutboundQueue};
 
@@ -91,6 +91,10 @@ async fn negotiation_reaches_the_media_plane_and_answers_come_back() {
         .await;
     a.handle_text(r#"{"type":"video_view","track_id":"t2","visible":false}"#)
         .await;
+    a.handle_text(
+        r#"{"type":"video_view","track_id":"t2","visible":true,"width":1280,"height":720}"#,
+    )
+    .await;
     assert_eq!(
         media.calls(),
         vec![
@@ -128,7 +132,14 @@ async fn negotiation_reaches_the_media_plane_and_answers_come_back() {
             Call::VideoView {
                 participant: "a".into(),
                 track_id: "t2".into(),
-                visible: false
+                visible: false,
+                size: None
+            },
+            Call::VideoView {
+                participant: "a".into(),
+                track_id: "t2".into(),
+                visible: true,
+                size: Some((1280, 720))
             },
         ]
     );
@@ -306,6 +317,99 @@ async fn connection_quality_reaches_the_client_as_a_message() {
     assert_eq!(
         serde_json::to_value(&got).expect("json"),
         serde_json::json!({"type": "connection_quality", "updates": [{"participant_id": "a", "quality": "poor"}]})
+    );
+}
+
+#[tokio::test]
+async fn invalid_video_view_sizes_are_refused_and_never_reach_the_plane() {
+    let (hub, _, media) = hub_with_media(config());
+    let (mut a, mut a_rx) = joined(&hub, "v1", "a@v1").await;
+    media.clear_calls();
+    for bad in [
+        r#"{"type":"video_view","track_id":"t","visible":true,"width":640}"#,
+        r#"{"type":"video_view","track_id":"t","visible":true,"width":0,"height":360}"#,
+        r#"{"type":"video_view","track_id":"t","visible":true,"width":640,"height":99999}"#,
+    ] {
+        assert_eq!(a.handle_text(bad).await, Flow::Continue, "{bad}");
+        assert!(
+            matches!(
+                next_raw(&mut a_rx).await,
+                ServerMessage::Error { code, fatal: false, .. } if code == "bad_message"
+            ),
+            "{bad}"
+        );
+    }
+    assert!(media.calls().is_empty(), "{:?}", media.calls());
+}
+
+#[tokio::test]
+async fn stream_state_and_publish_layers_reach_the_client_as_messages() {
+    let (hub, _, media) = hub_with_media(config());
+    let (_a, _a_rx) = joined(&hub, "l1", "a@l1").await;
+    let (_b, mut b_rx) = joined(&hub, "l1", "b@l1").await;
+    for (state, wire) in [
+        (StreamState::Paused, "paused"),
+        (StreamState::Active, "active"),
+    ] {
+        media.emit(
+            "l1",
+            "b",
+            MediaEvent::StreamState {
+                track_id: "cam-a".into(),
+                state,
+                reason: StreamStateReason::Bandwidth,
+            },
+        );
+        let got = next_raw(&mut b_rx).await;
+        assert_eq!(
+            got,
+            ServerMessage::StreamState {
+                track_id: "cam-a".into(),
+                state,
+                reason: StreamStateReason::Bandwidth
+            }
+        );
+        assert_eq!(
+            serde_json::to_value(&got).expect("json"),
+            serde_json::json!({"type": "stream_state", "track_id": "cam-a", "state": wire, "reason": "bandwidth"})
+        );
+    }
+
+    // The publisher's own track: relayed to it as is (no own-track filtering here).
+    let layers = vec![
+        LayerView {
+            rid: "q".into(),
+            active: true,
+        },
+        LayerView {
+            rid: "h".into(),
+            active: true,
+        },
+        LayerView {
+            rid: "f".into(),
+            active: false,
+        },
+    ];
+    media.emit(
+        "l1",
+        "b",
+        MediaEvent::PublishLayers {
+            track_id: "cam-b".into(),
+            layers: layers.clone(),
+        },
+    );
+    let got = next_raw(&mut b_rx).await;
+    assert_eq!(
+        got,
+        ServerMessage::PublishLayers {
+            track_id: "cam-b".into(),
+            layers
+        }
+    );
+    assert_eq!(
+        serde_json::to_value(&got).expect("json"),
+        serde_json::json!({"type": "publish_layers", "track_id": "cam-b", "layers": [
+            {"rid": "q", "active": true}, {"rid": "h", "active": true}, {"rid": "f", "active": false}]})
     );
 }
 

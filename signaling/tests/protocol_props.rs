@@ -10,7 +10,9 @@
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 use serde_json::{json, Map, Value};
-use signaling::protocol::{parse_client_message, ClientMessage, ParseError, MAX_MESSAGE_BYTES};
+use signaling::protocol::{
+    parse_client_message, ClientMessage, ParseError, MAX_MESSAGE_BYTES, MAX_VIEW_DIMENSION,
+};
 
 /// Error codes the parser may answer, as documented in PROTOCOL.md.
 const DOCUMENTED_CODES: [&str; 2] = ["bad_message", "message_too_large"];
@@ -119,6 +121,9 @@ fn field_name() -> impl Strategy<Value = String> {
             "muted",
             "track_id",
             "ts",
+            "visible",
+            "width",
+            "height",
         ])
         .prop_map(str::to_string),
         any::<String>(),
@@ -137,6 +142,7 @@ fn valid_messages() -> Vec<Value> {
         json!({"type":"request_keyframe","track_id":"tr"}),
         json!({"type":"audio_only","enabled":true}),
         json!({"type":"video_view","track_id":"tr","visible":false}),
+        json!({"type":"video_view","track_id":"tr","visible":true,"width":640,"height":360}),
         json!({"type":"leave"}),
         json!({"type":"ping","ts":5}),
     ]
@@ -294,6 +300,37 @@ fn wrong_types_in_required_fields_are_bad_message() {
         let outcome = check_total(&msg.to_string())?;
         if !same_type {
             prop_assert!(outcome.is_none(), "accepted {msg}");
+        }
+    });
+}
+
+/// A `video_view` dimension: anything an i64 holds, with the bounds' neighbourhoods
+/// drawn often.
+fn view_dimension() -> impl Strategy<Value = Option<i64>> {
+    prop::option::of(prop_oneof![
+        any::<i64>(),
+        -2i64..4,
+        (MAX_VIEW_DIMENSION as i64 - 3)..(MAX_VIEW_DIMENSION as i64 + 3),
+    ])
+}
+
+#[test]
+fn video_view_sizes_parse_only_paired_and_in_bounds() {
+    proptest!(config("video_view_size"), |(width in view_dimension(), height in view_dimension())| {
+        let mut msg = json!({"type":"video_view","track_id":"tr","visible":true});
+        if let Some(w) = width { msg["width"] = json!(w); }
+        if let Some(h) = height { msg["height"] = json!(h); }
+        let in_bounds = |v: i64| (1..=i64::from(MAX_VIEW_DIMENSION)).contains(&v);
+        let valid = match (width, height) {
+            (None, None) => true,
+            (Some(w), Some(h)) => in_bounds(w) && in_bounds(h),
+            _ => false,
+        };
+        let outcome = check_total(&msg.to_string())?;
+        prop_assert_eq!(outcome.is_some(), valid, "{}", msg);
+        if let Some(ClientMessage::VideoView { width: w, height: h, .. }) = outcome {
+            prop_assert_eq!(w.map(i64::from), width);
+            prop_assert_eq!(h.map(i64::from), height);
         }
     });
 }

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use signaling::protocol::{
-    CandidateInit, ConnectionQuality, Kind, PcName, QualityView, SpeakerView, TrackSource,
-    TrackSourceDecl, TrackView,
+    CandidateInit, ConnectionQuality, Kind, LayerView, PcName, QualityView, SpeakerView,
+    StreamState, StreamStateReason, TrackSource, TrackSourceDecl, TrackView,
 };
 use signaling::{
     MediaError, MediaEvent, MediaEvents, MediaParticipant, MediaPlane, MediaRoom, NewParticipant,
@@ -119,8 +119,8 @@ impl MediaParticipant for SfuParticipant {
         self.0.set_audio_only(enabled);
     }
 
-    fn set_video_visible(&self, track_id: &str, visible: bool) {
-        self.0.set_video_visible(track_id, visible);
+    fn set_video_visible(&self, track_id: &str, visible: bool, size: Option<(u32, u32)>) {
+        self.0.set_video_visible(track_id, visible, size);
     }
 
     async fn close(&self) {
@@ -190,6 +190,26 @@ fn media_event(event: sfu::SfuEvent) -> MediaEvent {
                 .map(|s| SpeakerView {
                     participant_id: s.participant_id,
                     level: s.level,
+                })
+                .collect(),
+        },
+        sfu::SfuEvent::VideoPaused { track_id, paused } => MediaEvent::StreamState {
+            track_id,
+            state: if paused {
+                StreamState::Paused
+            } else {
+                StreamState::Active
+            },
+            // The SFU pauses a video only when the subscriber's downlink cannot carry it.
+            reason: StreamStateReason::Bandwidth,
+        },
+        sfu::SfuEvent::PublishLayers { track_id, layers } => MediaEvent::PublishLayers {
+            track_id,
+            layers: layers
+                .into_iter()
+                .map(|l| LayerView {
+                    rid: l.rid,
+                    active: l.active,
                 })
                 .collect(),
         },
@@ -292,6 +312,52 @@ mod tests {
                     source: TrackSource::Screen,
                     stream_id: "p".into(),
                 },
+            }
+        );
+    }
+
+    #[test]
+    fn paused_videos_and_publish_layers_become_protocol_events() {
+        for (paused, state) in [(true, StreamState::Paused), (false, StreamState::Active)] {
+            assert_eq!(
+                media_event(sfu::SfuEvent::VideoPaused {
+                    track_id: "v".into(),
+                    paused,
+                }),
+                MediaEvent::StreamState {
+                    track_id: "v".into(),
+                    state,
+                    reason: StreamStateReason::Bandwidth,
+                }
+            );
+        }
+        let layers = sfu::SfuEvent::PublishLayers {
+            track_id: "cam".into(),
+            layers: vec![
+                sfu::LayerState {
+                    rid: "q".into(),
+                    active: true,
+                },
+                sfu::LayerState {
+                    rid: "f".into(),
+                    active: false,
+                },
+            ],
+        };
+        assert_eq!(
+            media_event(layers),
+            MediaEvent::PublishLayers {
+                track_id: "cam".into(),
+                layers: vec![
+                    LayerView {
+                        rid: "q".into(),
+                        active: true,
+                    },
+                    LayerView {
+                        rid: "f".into(),
+                        active: false,
+                    },
+                ],
             }
         );
     }

@@ -2,9 +2,38 @@
 // Why: all WebRTC details live here — publisher (we offer, sendonly mic + camera and an
 // optional screen), subscriber (server offers, we answer), trickle ICE with queuing,
 // remote track → participant mapping (a=msid per mid), device switching without
-// renegotiation (replaceTrack) and stats.
+// renegotiation (replaceTrack), camera simulcast with the layers the server asks for
+// (`publish_layers`) and stats.
 
 import { msidByMid } from './sdp.js';
+
+/** Capture height from which the camera is sent as three simulcast layers. */
+export const SIMULCAST_MIN_HEIGHT = 360;
+
+/**
+ * The camera's simulcast layers (rid q/h/f: quarter, half and full resolution), lowest
+ * first. The server forwards each receiver the layer its tile size and downlink call for.
+ */
+export const CAMERA_LAYERS = [
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150000 },
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500000 },
+  { rid: 'f', maxBitrate: 1200000 },
+];
+
+/**
+ * sendEncodings for a camera track of this capture height: three layers from
+ * SIMULCAST_MIN_HEIGHT, else none (one encoding, the browser's default; a quarter of a
+ * small picture is too small to be worth sending).
+ */
+export function cameraEncodings(height) {
+  return height >= SIMULCAST_MIN_HEIGHT ? CAMERA_LAYERS.map((l) => ({ ...l })) : null;
+}
+
+/** `codecs` with VP8 first (the server reads VP8 frame sizes to pick layers). */
+export function vp8First(codecs) {
+  const isVp8 = (c) => /^video\/vp8$/i.test(c.mimeType || '');
+  return [...codecs.filter(isVp8), ...codecs.filter((c) => !isVp8(c))];
+}
 
 export class Call {
   /**
@@ -23,6 +52,8 @@ export class Call {
     this.pending = { publisher: [], subscriber: [] }; // remote candidates before remoteDescription
     this.chains = { publisher: Promise.resolve(), subscriber: Promise.resolve() };
     this.sources = new Map(); // publisher transceiver → source
+    this.announced = new Map(); // track id announced in our offers (a=msid) → publisher transceiver
+    this.layerChain = Promise.resolve(); // setParameters calls, one at a time
     this.remoteMsid = new Map(); // subscriber mid → {streamId, trackId}
     this.trackOwner = new Map(); // receiver track id → participant id (fallback without msid)
     this.renegotiate = false;
@@ -43,6 +74,7 @@ export class Call {
     this.pending = { publisher: [], subscriber: [] };
     this.chains = { publisher: Promise.resolve(), subscriber: Promise.resolve() };
     this.sources.clear();
+    this.announced.clear();
     this.remoteMsid.clear();
     this.trackOwner.clear();
     this.renegotiate = false;
@@ -70,12 +102,79 @@ export class Call {
     for (const [kind, source] of [['audio', 'microphone'], ['video', 'camera']]) {
       const track = stream && stream.getTracks().find((t) => t.kind === kind);
       const tr = track
-        ? pub.addTransceiver(track, { direction: 'sendonly', streams: [stream] })
+        ? pub.addTransceiver(track, this.sendInit(track, stream, source))
         : pub.addTransceiver(kind, { direction: 'sendonly' });
       this.sources.set(tr, source);
+      if (source === 'camera') this.preferVp8(tr);
     }
     if (this.screen && this.screen.track.readyState === 'live') this.addScreenTransceiver();
     this.enqueue('publisher', () => this.offerPublisher());
+  }
+
+  /** addTransceiver options of a local track: the camera gets simulcast layers when large enough. */
+  sendInit(track, stream, source) {
+    const init = { direction: 'sendonly', streams: [stream] };
+    if (source !== 'camera') return init;
+    const settings = typeof track.getSettings === 'function' ? track.getSettings() : {};
+    const encodings = cameraEncodings(settings.height || 0);
+    if (encodings) init.sendEncodings = encodings;
+    return init;
+  }
+
+  /** Puts VP8 first on a video transceiver where the browser lets us choose. */
+  preferVp8(tr) {
+    if (typeof tr.setCodecPreferences !== 'function') return;
+    // Which capabilities the browser checks the list against differs (receiver in the
+    // older spec, sender for a sendonly transceiver in the newer one): try both.
+    for (const api of [globalThis.RTCRtpReceiver, globalThis.RTCRtpSender]) {
+      const caps = api && typeof api.getCapabilities === 'function' ? api.getCapabilities('video') : null;
+      if (!caps || !caps.codecs || !caps.codecs.length) continue;
+      try {
+        tr.setCodecPreferences(vp8First(caps.codecs));
+        return;
+      } catch (e) {
+        this.log.warn('setCodecPreferences failed:', e && e.message);
+      }
+    }
+  }
+
+  /**
+   * Server `publish_layers`: switch our camera's simulcast encodings on and off by rid
+   * (dynacast: a layer nobody receives is not encoded). Failures are logged, never thrown.
+   */
+  setPublishLayers(msg) {
+    if (!msg || typeof msg.track_id !== 'string' || !Array.isArray(msg.layers)) return Promise.resolve();
+    const wanted = new Map();
+    for (const l of msg.layers) if (l && typeof l.rid === 'string') wanted.set(l.rid, !!l.active);
+    this.layerChain = this.layerChain
+      .then(() => this.applyLayers(msg.track_id, wanted))
+      .catch((e) => this.log.warn('publish_layers not applied:', e && (e.name || e.message)));
+    return this.layerChain;
+  }
+
+  /** The publisher sender of a track id: announced in our offer, or the one it sends now. */
+  senderOf(trackId) {
+    const tr = this.announced.get(trackId);
+    if (tr && this.pcs.publisher && this.pcs.publisher.getTransceivers().includes(tr)) return tr.sender;
+    const pc = this.pcs.publisher;
+    const found = pc && pc.getTransceivers().find((t) => t.sender.track && t.sender.track.id === trackId);
+    return found ? found.sender : null;
+  }
+
+  async applyLayers(trackId, wanted) {
+    const sender = this.senderOf(trackId);
+    if (!sender) {
+      this.log.warn('publish_layers for a track we do not send:', trackId);
+      return;
+    }
+    const params = sender.getParameters();
+    let changed = false;
+    for (const enc of params.encodings || []) {
+      if (!enc.rid || !wanted.has(enc.rid) || enc.active === wanted.get(enc.rid)) continue;
+      enc.active = wanted.get(enc.rid);
+      changed = true;
+    }
+    if (changed) await sender.setParameters(params);
   }
 
   stop() {
@@ -120,6 +219,8 @@ export class Call {
       const m = tr.mid != null ? msids.get(tr.mid) : null;
       if (source && m && (tr.direction === 'sendonly' || tr.direction === 'sendrecv')) {
         out.push({ track_id: m.trackId, source });
+        // The server names our tracks by this id (publish_layers), also after replaceTrack.
+        this.announced.set(m.trackId, tr);
       }
     }
     return out;
@@ -264,9 +365,9 @@ export class Call {
       if (!out.has(pid)) {
         out.set(pid, {
           participant_id: pid,
-          video: { framesDecoded: 0, bytesReceived: 0 },
+          video: { framesDecoded: 0, bytesReceived: 0, frameHeight: 0 },
           screen: { framesDecoded: 0, bytesReceived: 0, frameWidth: 0 },
-          audio: { bytesReceived: 0, packetsReceived: 0 },
+          audio: { bytesReceived: 0, packetsReceived: 0, packetsLost: 0 },
         });
       }
       return out.get(pid);
@@ -292,12 +393,48 @@ export class Call {
         v.framesDecoded += r.framesDecoded || 0;
         v.bytesReceived += r.bytesReceived || 0;
         if (v === e.screen) v.frameWidth = Math.max(v.frameWidth, r.frameWidth || 0);
+        else v.frameHeight = Math.max(v.frameHeight, r.frameHeight || 0);
       } else if (kind === 'audio') {
         e.audio.bytesReceived += r.bytesReceived || 0;
         e.audio.packetsReceived += r.packetsReceived || 0;
+        e.audio.packetsLost += r.packetsLost || 0;
       }
     });
     return [...out.values()];
+  }
+
+  /** The camera sender's encodings: [{rid, active}] (rid null without simulcast). */
+  cameraLayers() {
+    const pc = this.pcs.publisher;
+    if (!pc) return [];
+    const tr = pc.getTransceivers().find((t) => this.sources.get(t) === 'camera');
+    if (!tr) return [];
+    return (tr.sender.getParameters().encodings || []).map((e) => ({ rid: e.rid || null, active: e.active !== false }));
+  }
+
+  /** Test only: the camera sender trades frame rate, not resolution, under CPU load. */
+  async maintainCameraResolution() {
+    const pc = this.pcs.publisher;
+    const tr = pc && pc.getTransceivers().find((t) => this.sources.get(t) === 'camera');
+    if (!tr) return false;
+    const params = tr.sender.getParameters();
+    params.degradationPreference = 'maintain-resolution';
+    await tr.sender.setParameters(params);
+    return true;
+  }
+
+  /** Local port of the subscriber connection's selected candidate pair, or null. */
+  async subscriberPort() {
+    const pc = this.pcs.subscriber;
+    if (!pc) return null;
+    const report = await pc.getStats();
+    let port = null;
+    report.forEach((r) => {
+      if (r.type !== 'candidate-pair' || !(r.nominated || r.selected) || r.state !== 'succeeded') return;
+      const local = report.get(r.localCandidateId);
+      if (local) port = local.port;
+    });
+    return port;
   }
 
   /**

@@ -13,8 +13,17 @@ export function speakerSelectable() {
   return typeof HTMLMediaElement !== 'undefined' && 'setSinkId' in HTMLMediaElement.prototype;
 }
 
+/** Cameras open at 1280×720 instead of 640×480 (page option `hd=1`: three full simulcast layers). */
+let hd = false;
+
+/** Sets whether cameras open in HD (see `hd`); small rooms' 320×240 is unaffected. */
+export function preferHd(on) {
+  hd = !!on;
+}
+
 function videoConstraints(small, deviceId) {
-  const size = small ? { width: { ideal: 320 }, height: { ideal: 240 } } : { width: { ideal: 640 }, height: { ideal: 480 } };
+  const normal = hd ? { width: { ideal: 1280 }, height: { ideal: 720 } } : { width: { ideal: 640 }, height: { ideal: 480 } };
+  const size = small ? { width: { ideal: 320 }, height: { ideal: 240 } } : normal;
   return deviceId ? { ...size, deviceId: { exact: deviceId } } : size;
 }
 

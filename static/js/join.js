@@ -7,7 +7,7 @@ import { api, ApiError, messageFor, describeError, hasMessage } from './api.js';
 import { CallUi } from './ui.js';
 import { Room } from './room.js';
 import { DevicePicker } from './devicepicker.js';
-import { openMedia, mediaAvailable } from './devices.js';
+import { openMedia, mediaAvailable, preferHd } from './devices.js';
 import { runProbe, PROBE_ADVICE } from './precheck.js';
 import { takeAccessToken, getAccessToken, clearAccessToken, tokenClaims } from './auth.js';
 import { freshTokenFor } from './session.js';
@@ -50,8 +50,14 @@ const hooks = {
   /** Send a chat message like the panel does (to: a participant id, or none for everyone). */
   sendChat(text, to) { return room ? room.chat.sendText(text, to) : { ok: false, error: 'not_connected' }; },
   chatLog() { return room ? room.chat.log() : []; },
+  /** The camera's encodings as sent now: [{rid, active}] (one without rid: no simulcast). */
+  publishedLayers() { return room ? room.call.cameraLayers() : []; },
+  /** Local UDP port of the subscriber connection's selected pair (e2e traffic shaping). */
+  async subscriberPort() { return room ? room.call.subscriberPort() : null; },
   /** Run the connectivity check now (as the lobby's button does); resolves to its result. */
   precheck() { return checkConnection(); },
+  /** Test only: the camera keeps its resolution under CPU load (frame sizes then tell layers apart). */
+  _maintainResolution() { return room ? room.call.maintainCameraResolution() : false; },
   /** Test only: close the WebSocket as if the network dropped it (reconnect must follow). */
   _dropSocket() {
     if (room && room.sig.ws) room.sig.ws.close();
@@ -279,7 +285,8 @@ async function main() {
   if (!shareToken) return fail('session_not_found');
   if (!(await loadInfo())) return;
   ui.setHeader(info.session_name, info.therapist_name);
-  media.small = params.get('small') === '1' || Number(info.max_participants) > 2;
+  media.small = params.get('small') === '1' || (Number(info.max_participants) > 2 && params.get('small') !== '0');
+  preferHd(params.get('hd') === '1');
   const previewPromise = startLobbyMedia();
 
   const guest = getAccessToken() ? null : loadGuest();

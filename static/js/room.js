@@ -14,6 +14,7 @@ import { SettingsDialog } from './settings.js';
 import { QualityMonitor, POOR_HINT } from './quality.js';
 import { LinkQuality } from './linkquality.js';
 import { VideoView } from './videoview.js';
+import { StreamStates } from './streamstate.js';
 import { ExpiryBanner } from './expiry.js';
 import { instanceId } from './instance.js';
 import { $ } from './dom.js';
@@ -76,6 +77,7 @@ export class Room {
     });
     this.settings = new SettingsDialog($('settings'), this.deviceOptions());
     this.videoView = new VideoView((m) => this.sig.send(m));
+    this.streams = new StreamStates(this.ui, () => this.call.remoteTracks());
     this.link = new LinkQuality(this.ui, {
       send: (m) => this.sig.send(m),
       selfId: () => this.hooks.participantId,
@@ -156,10 +158,13 @@ export class Room {
     });
     sig.on('track_unpublished', (m) => {
       this.roster.unpublished(m.participant_id, m.track_id);
+      this.streams.forget(m.track_id);
       this.refreshMedia();
     });
     sig.on('active_speakers', (m) => this.ui.setSpeakers(m.speakers || [], this.hooks.participantId));
     sig.on('connection_quality', (m) => this.link.update(m.updates || []));
+    sig.on('stream_state', (m) => this.streams.update(m));
+    sig.on('publish_layers', (m) => this.call.setPublishLayers(m));
     sig.on('mute', (m) => {
       this.roster.setMuted(m.participant_id, m.kind, m.muted);
       const t = this.ui.tile(m.participant_id);
@@ -223,6 +228,7 @@ export class Room {
     this.peopleChanged();
     this.link.joined();
     this.videoView.joined();
+    this.streams.joined();
     this.quality.start();
     this.expiry.watch(this.session.expires_at);
     this.o.setState('joined');
@@ -255,6 +261,7 @@ export class Room {
     this.ui.renderRemote(this.roster.media(this.call.remoteTracks()), people);
     this.link.apply();
     this.videoView.refresh(this.ui.tiles);
+    this.streams.apply();
     for (const pid of this.roster.ids()) {
       const p = this.roster.get(pid);
       const t = this.ui.tile(pid);

@@ -24,6 +24,7 @@ export class Tile {
     this.hint = '';
     this.tracks = [];
     this.videoPaused = false;
+    this.streamPaused = false;
     this.video = el('video', { autoplay: true, playsinline: true, muted: true, class: self && !screen ? 'mirror' : null });
     this.video.muted = true; // the attribute alone does not mute; autoplay needs it
     this.audio = self ? null : el('audio', { autoplay: true });
@@ -34,10 +35,11 @@ export class Tile {
     this.recBadge = el('div', { class: 'reconnecting', hidden: true });
     this.qualityBadge = el('span', { class: 'badge quality', hidden: true });
     this.pausedBadge = el('span', { class: 'badge paused', text: 'Video paused', hidden: true });
+    this.streamBadge = el('span', { class: 'badge paused stream-paused', text: 'Paused: weak connection', hidden: true });
     this.node = el('div', { class: 'tile' + (self ? ' self' : '') + (screen ? ' screen' : ''), 'data-pid': key,
       role: 'group' },
       this.avatar, this.video, this.audio, this.recBadge,
-      el('div', { class: 'label' }, this.nameEl, this.micBadge, this.camBadge, this.pausedBadge, this.qualityBadge));
+      el('div', { class: 'label' }, this.nameEl, this.micBadge, this.camBadge, this.pausedBadge, this.streamBadge, this.qualityBadge));
     this.setName(name);
     this.updateVideoState();
   }
@@ -90,8 +92,9 @@ export class Tile {
     // the peer is gone): show the avatar rather than a black or frozen picture.
     const hasVideo = this.tracks.some((t) => t.kind === 'video' && t.readyState === 'live' && (this.self || !t.muted));
     // Always a boolean: classList.toggle(name, undefined) would flip the class instead.
-    const off = !hasVideo || (!this.screen && (!!this.videoMuted || !!this.videoPaused));
+    const off = !hasVideo || !!this.streamPaused || (!this.screen && (!!this.videoMuted || !!this.videoPaused));
     this.node.classList.toggle('no-video', off);
+    this.streamBadge.hidden = !this.streamPaused || (!this.screen && !!this.videoPaused);
   }
 
   setMuted(kind, muted) {
@@ -134,6 +137,19 @@ export class Tile {
   setVideoPaused(on) {
     this.videoPaused = !!on;
     this.pausedBadge.hidden = !on;
+    this.updateVideoState();
+  }
+
+  /**
+   * The server paused this remote video because our downlink cannot carry it (server
+   * `stream_state`): avatar and a badge instead of a frozen picture, and
+   * data-stream-state="paused" on the tile; false clears both. Audio-only's own badge
+   * wins when both apply.
+   */
+  setStreamPaused(on) {
+    this.streamPaused = !!on;
+    if (this.streamPaused) this.node.dataset.streamState = 'paused';
+    else delete this.node.dataset.streamState;
     this.updateVideoState();
   }
 

@@ -94,6 +94,7 @@ fn allocate_subscriber(
 ) {
     let now = ctx.now;
     let estimate = p.subscriber.estimate();
+    p.allocated_estimate = estimate;
     if let Some(e) = estimate {
         ctx.counters.downlink_estimate(e);
     }
@@ -136,9 +137,11 @@ fn allocate_subscriber(
             wanted,
             current: leg.switch.current(),
             ceiling: leg.backoff.ceiling(now),
+            resume_blocked: !leg.backoff.may_resume(now),
         });
     }
     let targets = allocate(estimate, audio_bps, &demands);
+    tracing::trace!(participant = %p.id, ?estimate, audio_bps, ?demands, ?targets, "allocation");
     for ((tk, demand), target) in keys.iter().zip(&demands).zip(targets) {
         let Some(leg) = p.legs.get_mut(tk) else {
             continue;

@@ -22,6 +22,9 @@ use crate::simulcast::LayerSwitch;
 use crate::stats::Gauge;
 use crate::types::{MediaKind, PcRole, TrackSource};
 
+/// A fall of the estimate to this fraction of the allocated one reallocates at once.
+const ESTIMATE_DROP: f64 = 0.9;
+
 /// One sendonly leg of the subscriber connection: one published track of someone else.
 #[derive(Debug)]
 pub(crate) struct Leg {
@@ -88,6 +91,8 @@ pub(crate) struct Participant {
     pub link: Link,
     /// Receives audio only: its video legs get nothing until this is turned off.
     pub audio_only: bool,
+    /// The downlink estimate the last allocation used.
+    pub allocated_estimate: Option<u64>,
 }
 
 impl Participant {
@@ -107,6 +112,16 @@ impl Participant {
             media_flowing: false,
             link: Link::default(),
             audio_only: false,
+            allocated_estimate: None,
+        }
+    }
+
+    /// Whether the downlink estimate fell by more than [`ESTIMATE_DROP`] since the last
+    /// allocation (the layers must shrink before the subscriber's queue overflows).
+    pub(crate) fn estimate_fell(&self) -> bool {
+        match (self.subscriber.estimate(), self.allocated_estimate) {
+            (Some(now), Some(then)) => (now as f64) < then as f64 * ESTIMATE_DROP,
+            _ => false,
         }
     }
 

@@ -55,6 +55,7 @@ pub enum Call {
         participant: String,
         track_id: String,
         visible: bool,
+        size: Option<(u32, u32)>,
     },
     CloseParticipant {
         handle: usize,
@@ -363,11 +364,12 @@ impl MediaParticipant for FakeParticipant {
         });
     }
 
-    fn set_video_visible(&self, track_id: &str, visible: bool) {
+    fn set_video_visible(&self, track_id: &str, visible: bool, size: Option<(u32, u32)>) {
         self.record(Call::VideoView {
             participant: self.id.clone(),
             track_id: track_id.to_string(),
             visible,
+            size,
         });
     }
 

@@ -441,6 +441,10 @@ impl Room {
         self.media().drain(ctx, key, role);
         if let Some(p) = self.participants.get_mut(&key) {
             p.conn(role).flush(ctx);
+            if role == PcRole::Subscriber && p.estimate_fell() {
+                // Congestion: fit the layers now, not at the next pass.
+                self.allocation.soon(ctx, self.key);
+            }
         }
     }
 }
