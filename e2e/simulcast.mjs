@@ -72,8 +72,13 @@ scenario('simulcast', async (browser) => {
     await Promise.all(guests.map((p) => waitForJoined(p)));
     await Promise.all(guests.map((p) => waitForRemoteVideos(p, 2, { timeout: 45000 })));
     const [narrow, wide] = guests;
-    // The guests' own cameras off (black frames): the narrow link carries the therapist.
-    for (const g of guests) await g.page.click('#cam-btn');
+    // The guests' own cameras and microphones off: the narrow link carries the therapist,
+    // who stays the one speaker (speaker view keeps the therapist's tile large on both
+    // guests' pages, so the size they show it at keeps calling for the top layer).
+    for (const g of guests) {
+      await g.page.click('#cam-btn');
+      await g.page.click('#mic-btn');
+    }
     const layers = await th.page.evaluate(() => window.theraroom.publishedLayers && window.theraroom.publishedLayers());
     log('therapist publishes', JSON.stringify(layers));
     const [top] = await waitFor(wide, therapistId, 'top layer', (v) => v.height >= 540, 30000);

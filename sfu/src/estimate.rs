@@ -13,15 +13,16 @@
 //! `Gcc` climbs 8 % per second and approaches the last congestion point by 12 kbit/s
 //! steps for good: after a limited minute it needs most of a minute to find 1.5 Mbit/s).
 //!
-//! - Queue growing (overuse): 85 % of what the subscriber received, at once.
+//! - Queue growing (overuse): 95 % of what the subscriber received, at once; 85 % when
+//!   packets are being lost too, and that rate is then remembered as a congestion point.
 //! - Loss over 10 %: down in proportion to the loss.
 //! - Otherwise, with loss under 2 %: up by 30 % per second; but within 15 % of a
-//!   congestion point seen in the last 8 s, by 25 kbit/s per step and at most 20 % past it (every
+//!   congestion point seen in the last 20 s, by 25 kbit/s per step and at most 20 % past it (every
 //!   probe past a known limit costs the subscriber a burst of loss, audio included).
 //! - Never more than 4 × what the subscriber received, or 500 kbit/s (an idle link has
 //!   no estimate worth trusting beyond that), never under 100 kbit/s.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,8 +41,11 @@ pub const MAX_ESTIMATE: f64 = 50_000_000.0;
 const STEP: Duration = Duration::from_millis(200);
 /// How long a congestion point caps the estimate (after it, the estimate climbs past it
 /// again: that is how a link that got wider is found).
-const CEILING_MEMORY: Duration = Duration::from_secs(8);
+const CEILING_MEMORY: Duration = Duration::from_secs(20);
 const DECREASE: f64 = 0.85;
+/// The back-off when the queue grows without loss yet (a deep buffer, or jitter on a busy
+/// machine): gentler, so a false alarm does not cost a layer.
+const GENTLE_DECREASE: f64 = 0.95;
 /// How far past a fresh congestion point the estimate may go.
 const CEILING_SLACK: f64 = 1.2;
 const GROWTH_PER_SECOND: f64 = 1.3;
@@ -55,22 +59,30 @@ const MAX_OVER_RECEIVED: f64 = 4.0;
 /// paused receives only audio, and must still be able to get a first layer back.
 const RECEIVED_CAP_FLOOR: f64 = 500_000.0;
 
-/// The estimate as the engine reads it: bits per second, 0 until the first feedback.
+/// The estimate as the engine reads it: bits per second, 0 until the first feedback; and
+/// whether the path was congested lately (a queue that overflowed, not just jitter).
 #[derive(Clone, Debug, Default)]
-pub struct SharedEstimate(Arc<AtomicU64>);
+pub struct SharedEstimate(Arc<(AtomicU64, AtomicBool)>);
 
 impl SharedEstimate {
     /// The latest estimate, or `None` before the subscriber sent any feedback (a client
     /// that does not send TWCC is then never limited).
     pub fn get(&self) -> Option<u64> {
-        match self.0.load(Ordering::Relaxed) {
+        match self.0 .0.load(Ordering::Relaxed) {
             0 => None,
             bps => Some(bps),
         }
     }
 
-    fn set(&self, bps: f64) {
-        self.0.store(bps.max(1.0) as u64, Ordering::Relaxed);
+    /// Whether a congestion point with loss was seen in the last 20 s: then a layer that
+    /// had to come down was too much for the path, and is not tried again at once.
+    pub fn congested(&self) -> bool {
+        self.0 .1.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, bps: f64, congested: bool) {
+        self.0 .0.store(bps.max(1.0) as u64, Ordering::Relaxed);
+        self.0 .1.store(congested, Ordering::Relaxed);
     }
 }
 
@@ -114,15 +126,24 @@ impl DownlinkEstimator {
     fn next_target(&mut self, now: Instant, usage: Usage, received: Option<f64>) -> f64 {
         if usage == Usage::Over {
             if let Some(r) = received {
-                // The congestion point: the highest rate received in this episode (what
-                // arrives while a queue drains under loss says less about the path).
-                let fresh = self
-                    .ceiling
-                    .filter(|(_, at)| now.saturating_duration_since(*at) < CEILING_MEMORY);
-                self.ceiling = Some((fresh.map_or(r, |(c, _)| c.max(r)), now));
-                if self.may_change(now) || r * DECREASE < self.target * 0.7 {
+                if self.loss > LOW_LOSS {
+                    // A congestion point: a queue that grew until it dropped packets (delay
+                    // alone may be jitter, on a busy machine or a radio link). Its rate is
+                    // the highest received in this episode (what arrives while a queue
+                    // drains under loss says less about the path).
+                    let fresh = self
+                        .ceiling
+                        .filter(|(_, at)| now.saturating_duration_since(*at) < CEILING_MEMORY);
+                    self.ceiling = Some((fresh.map_or(r, |(c, _)| c.max(r)), now));
+                }
+                let factor = if self.loss > LOW_LOSS {
+                    DECREASE
+                } else {
+                    GENTLE_DECREASE
+                };
+                if self.may_change(now) || r * factor < self.target * 0.7 {
                     self.last_change = Some(now);
-                    return self.target.min(r * DECREASE);
+                    return self.target.min(r * factor);
                 }
             }
             return self.target;
@@ -201,7 +222,10 @@ impl BandwidthEstimator for DownlinkEstimator {
             threshold = self.detector.threshold_ms(),
             "downlink estimate"
         );
-        self.shared.set(self.target);
+        let congested = self
+            .ceiling
+            .is_some_and(|(_, at)| now.saturating_duration_since(at) < CEILING_MEMORY);
+        self.shared.set(self.target, congested);
     }
 
     fn target_bitrate(&self) -> f64 {

@@ -113,6 +113,8 @@ pub struct LayerInfo {
     pub height: u32,
     /// Bitrate measured over the last second (bits per second; 0: not arriving).
     pub bitrate: u64,
+    /// What forwarding it may cost (its recent peak rate, see [`BitrateMeter::cost`]).
+    pub cost: u64,
 }
 
 /// The lowest layer whose frames are at least as large as the size a subscriber shows the
@@ -138,14 +140,20 @@ pub fn layer_for_size(layers: &[LayerInfo], shown: Option<(u32, u32)>) -> Option
 }
 
 /// Bits per second of one layer over a sliding window of one second, in quarter-second
-/// buckets (cheap per packet: one addition).
+/// buckets (cheap per packet: one addition), and its recent peak.
 #[derive(Clone, Debug, Default)]
 pub struct BitrateMeter {
     buckets: [u64; 4],
     /// Start of the current bucket.
     bucket_start: Option<Instant>,
     current: usize,
+    /// The highest one-second rate lately, halving every [`PEAK_HALF_LIFE`].
+    peak: f64,
+    peak_at: Option<Instant>,
 }
+
+/// How fast a layer's remembered peak rate fades.
+pub const PEAK_HALF_LIFE: Duration = Duration::from_secs(4);
 
 const BUCKET: Duration = Duration::from_millis(250);
 
@@ -160,6 +168,27 @@ impl BitrateMeter {
     pub fn bitrate(&mut self, now: Instant) -> u64 {
         self.roll(now);
         self.buckets.iter().sum::<u64>() * 8
+    }
+
+    /// What forwarding this layer may cost: its rate now, or its recent peak if that is
+    /// higher. A layer whose encoder is starved for a moment (a busy publisher) measures
+    /// cheap, and would otherwise be chosen for a narrow downlink just before its next
+    /// keyframe arrives at full size.
+    pub fn cost(&mut self, now: Instant) -> u64 {
+        let rate = self.bitrate(now) as f64;
+        let decayed = match self.peak_at {
+            Some(at) => {
+                let halvings =
+                    now.saturating_duration_since(at).as_secs_f64() / PEAK_HALF_LIFE.as_secs_f64();
+                self.peak * 0.5f64.powf(halvings)
+            }
+            None => 0.0,
+        };
+        if rate >= decayed {
+            self.peak = rate;
+            self.peak_at = Some(now);
+        }
+        rate.max(decayed) as u64
     }
 
     fn roll(&mut self, now: Instant) {
@@ -260,6 +289,7 @@ mod tests {
                 width,
                 height,
                 bitrate: 100_000 << i,
+                cost: 100_000 << i,
             })
             .collect()
     }

@@ -6,8 +6,9 @@
 //! anyone needs (dynacast).
 //!
 //! Dynacast: a layer is needed when some subscriber shows the video at a size that calls
-//! for it, forwards it, or shows the video at all (the lowest layer: the fallback of any
-//! subscriber whose downlink shrinks). A layer nobody needs is switched off after
+//! for it or for a larger one (the lower layers are where a shrinking downlink falls back
+//! to), or forwards it. So the publisher encodes every layer up to the largest one anyone
+//! shows, and nothing when nobody shows the video. A layer nobody needs is switched off after
 //! [`LAYER_OFF_AFTER`] (a tile resized back and forth does not flap the encoder) and on
 //! again at once when someone needs it.
 
@@ -94,6 +95,7 @@ fn allocate_subscriber(
 ) {
     let now = ctx.now;
     let estimate = p.subscriber.estimate();
+    let congested = p.subscriber.congested();
     p.allocated_estimate = estimate;
     if let Some(e) = estimate {
         ctx.counters.downlink_estimate(e);
@@ -113,11 +115,15 @@ fn allocate_subscriber(
         let mut arriving: Vec<(Layer, u64)> = layers
             .iter()
             .filter(|l| l.bitrate > 0)
-            .map(|l| (l.layer, l.bitrate))
+            .map(|l| (l.layer, l.cost))
             .collect();
         if arriving.is_empty() {
             // Nothing measured yet (a track just opened): its layers cost nothing so far.
             arriving = layers.iter().map(|l| (l.layer, 0)).collect();
+        }
+        // A larger layer never costs less than a smaller one, whatever was measured.
+        for i in 1..arriving.len() {
+            arriving[i].1 = arriving[i].1.max(arriving[i - 1].1);
         }
         let priority = if t.info.source == TrackSource::Screen {
             Priority::Screen
@@ -127,8 +133,9 @@ fn allocate_subscriber(
             Priority::Other
         };
         if let Some(w) = wanted {
-            let lowest = layers.first().map_or(0, |l| l.layer);
-            *needed.entry(*tk).or_default() |= (1 << w) | (1 << lowest);
+            // Every layer up to the wanted one: the lower ones are where a shrinking
+            // downlink falls back to.
+            *needed.entry(*tk).or_default() |= (1u8 << (w + 1)) - 1;
         }
         keys.push(*tk);
         demands.push(Demand {
@@ -149,7 +156,16 @@ fn allocate_subscriber(
         let before = leg.switch.target();
         if leg.switch.set_target(target) {
             let by_estimate = demand.wanted.is_some_and(|w| target.is_none_or(|t| t < w));
-            leg.backoff.moved(now, before, target, by_estimate);
+            // Only a path that overflowed makes a lowered layer a failed try; a false
+            // alarm of the delay detector does not hold the layer down.
+            leg.backoff
+                .moved(now, before, target, by_estimate && congested);
+            let lower = matches!((leg.switch.current(), target), (Some(c), Some(t)) if t < c);
+            if by_estimate && congested && lower {
+                // The path overflows now: stop the larger layer at once (a short freeze
+                // until the smaller one's keyframe) instead of feeding its queue until then.
+                leg.switch.restart();
+            }
         }
         if let Some(t) = target {
             *needed.entry(*tk).or_default() |= 1 << t;

@@ -86,6 +86,11 @@ impl Connection {
         self.estimate.get()
     }
 
+    /// Whether the client's downlink overflowed lately (see [`SharedEstimate::congested`]).
+    pub(crate) fn congested(&self) -> bool {
+        self.estimate.congested()
+    }
+
     fn role(&self) -> PcRole {
         self.key.role.role()
     }

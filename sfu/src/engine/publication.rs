@@ -183,6 +183,7 @@ impl Publication {
                 width: l.width,
                 height: l.height,
                 bitrate: l.meter.bitrate(now),
+                cost: l.meter.cost(now),
             })
             .collect()
     }
