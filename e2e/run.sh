@@ -17,10 +17,17 @@ if [ ! -d node_modules/playwright-core ]; then
 fi
 [ $# -gt 0 ] || set -- one_to_one group quality simulcast refusals reconnect waiting_room chat screenshare two_devices access_resume precall accounts admin_backoffice agenda
 failed=""
+# Scenarios that judge a shaped network on this machine's 2 busy cores (estimates,
+# layer switches, audio loss) get one more run when the first fails; both runs print.
+retry_once=" simulcast "
 for s in "$@"; do
   echo "=== $s" >&2
   if timeout 240 node "./$s.mjs"; then
     echo "=== $s: ok" >&2
+  elif case "$retry_once" in *" $s "*) true ;; *) false ;; esac && {
+      echo "=== $s: FAILED once; running it again (see e2e/README.md)" >&2
+      timeout 240 node "./$s.mjs"; }; then
+    echo "=== $s: ok on the second run" >&2
   else
     echo "=== $s: FAILED" >&2
     failed="$failed $s"

@@ -6,7 +6,8 @@
 //! layer while the budget lasts (a video that does not fit is paused, and the subscriber
 //! is told), then videos are raised towards the layer their shown size calls for, again
 //! in priority order. A layer above the one a leg forwards must fit with
-//! [`UPGRADE_HEADROOM`] to spare, so an estimate hovering at a layer's bitrate does not
+//! [`UPGRADE_HEADROOM`] to spare, and the one it forwards is kept down to
+//! [`KEEP_FACTOR`] of its bitrate, so an estimate hovering at a layer's bitrate does not
 //! flip the leg up and down.
 //!
 //! Raising a layer is how the estimate is probed: a raised layer that the link cannot
@@ -19,6 +20,9 @@ use crate::simulcast::Layer;
 
 /// A layer above the current one needs its bitrate × this to fit (15 % headroom).
 pub const UPGRADE_HEADROOM: f64 = 1.15;
+/// The current layer (or a lower one) is kept while its bitrate × this fits: an estimate
+/// that backs off a little from what the subscriber receives now does not cost a layer.
+pub const KEEP_FACTOR: f64 = 0.9;
 
 /// Which videos are served first when the budget is short.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -66,12 +70,12 @@ pub fn allocate(budget: Option<u64>, audio: u64, demands: &[Demand]) -> Vec<Opti
     let mut order: Vec<usize> = (0..demands.len()).collect();
     order.sort_by_key(|&i| demands[i].priority); // stable: room order within a class
     let cost = |d: &Demand, layer: Layer, bitrate: u64| {
-        let headroom = if d.current.is_some_and(|c| layer > c) || d.current.is_none() && layer > 0 {
+        let factor = if d.current.is_some_and(|c| layer > c) || d.current.is_none() && layer > 0 {
             UPGRADE_HEADROOM
         } else {
-            1.0
+            KEEP_FACTOR
         };
-        bitrate as f64 * headroom
+        bitrate as f64 * factor
     };
     // Pass 1: the lowest layer for everyone, in priority order.
     for &i in &order {
@@ -82,7 +86,14 @@ pub fn allocate(budget: Option<u64>, audio: u64, demands: &[Demand]) -> Vec<Opti
         let Some(&(layer, bitrate)) = d.layers.first() else {
             continue;
         };
-        let c = bitrate as f64; // the lowest layer never needs headroom to be kept
+        // The lowest layer never needs headroom; one already flowing is kept a little
+        // under its cost.
+        let c = bitrate as f64
+            * if d.current.is_some() {
+                KEEP_FACTOR
+            } else {
+                1.0
+            };
         if c <= left {
             left -= c;
             out[i] = Some(layer);
@@ -95,7 +106,14 @@ pub fn allocate(budget: Option<u64>, audio: u64, demands: &[Demand]) -> Vec<Opti
             continue;
         };
         let limit = d.ceiling.map_or(wanted, |c| c.min(wanted));
-        let given_cost = d.layers.first().map_or(0.0, |&(_, b)| b as f64);
+        let given_cost = d.layers.first().map_or(0.0, |&(_, b)| {
+            b as f64
+                * if d.current.is_some() {
+                    KEEP_FACTOR
+                } else {
+                    1.0
+                }
+        });
         let best = d
             .layers
             .iter()
@@ -220,16 +238,19 @@ mod tests {
 
     #[test]
     fn a_shrinking_estimate_drops_video_by_priority_and_never_audio() {
-        let demands = vec![
-            camera(Priority::Other),
-            camera(Priority::Speaker),
-            camera(Priority::Screen),
-        ];
+        // Videos not flowing yet: every layer above the lowest needs its headroom.
+        let demands: Vec<Demand> = [Priority::Other, Priority::Speaker, Priority::Screen]
+            .into_iter()
+            .map(|p| Demand {
+                current: None,
+                ..camera(p)
+            })
+            .collect();
         let audio = 3 * 40_000;
         let at = |budget: u64| allocate(Some(budget), audio, &demands);
         assert_eq!(at(10_000_000), vec![Some(2), Some(2), Some(2)]);
-        // 2.5 Mbit/s: the screen gets its top layer first, then the speaker; the rest low.
-        assert_eq!(at(2_500_000), vec![Some(0), Some(1), Some(2)]);
+        // 2.9 Mbit/s: the screen gets its top layer first, then the speaker; the rest low.
+        assert_eq!(at(2_900_000), vec![Some(0), Some(1), Some(2)]);
         assert_eq!(at(3_000_000), vec![Some(1), Some(1), Some(2)]);
         assert_eq!(at(1_000_000), vec![Some(0), Some(0), Some(1)]);
         assert_eq!(at(600_000), vec![Some(0), Some(0), Some(0)]);
@@ -249,7 +270,12 @@ mod tests {
         assert_eq!(allocate(Some(1_800_000), 0, &[d.clone()]), vec![Some(2)]);
         // Already at 2, 1.6 Mbit/s keeps it.
         d.current = Some(2);
-        assert_eq!(allocate(Some(1_600_000), 0, &[d]), vec![Some(2)]);
+        assert_eq!(allocate(Some(1_600_000), 0, &[d.clone()]), vec![Some(2)]);
+        // At 1, it is kept down to 90 % of its bitrate (an estimate that backs off a
+        // little from what flows now costs no layer), not below.
+        d.current = Some(1);
+        assert_eq!(allocate(Some(460_000), 0, &[d.clone()]), vec![Some(1)]);
+        assert_eq!(allocate(Some(400_000), 0, &[d]), vec![Some(0)]);
     }
 
     #[test]

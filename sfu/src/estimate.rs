@@ -16,7 +16,8 @@
 //! - Queue growing (overuse): 95 % of what the subscriber received, at once; 85 % when
 //!   packets are being lost too, and that rate is then remembered as a congestion point.
 //! - Loss over 10 %: down in proportion to the loss.
-//! - Otherwise, with loss under 2 %: up by 30 % per second; but within 15 % of a
+//! - Otherwise, with loss under 2 %: up by 30 % per second (doubling each second until
+//!   the first congestion of the call: its start, when nothing is known); but within 15 % of a
 //!   congestion point seen in the last 20 s, by 25 kbit/s per step and at most 20 % past it (every
 //!   probe past a known limit costs the subscriber a burst of loss, audio included).
 //! - Never more than 4 × what the subscriber received, or 500 kbit/s (an idle link has
@@ -31,14 +32,19 @@ use rtc::interceptor::{
     SlopeEstimator, Usage,
 };
 
-/// Where the estimate starts: enough for a middle layer, not a top one.
-pub const INITIAL_ESTIMATE: f64 = 1_000_000.0;
+/// Where the estimate starts: a top camera layer and audio.
+pub const INITIAL_ESTIMATE: f64 = 1_500_000.0;
+/// Growth per second until the path first shows congestion (the start of a call, when
+/// nothing is known: the estimate doubles each second, up to 4 × what arrives).
+const STARTUP_GROWTH_PER_SECOND: f64 = 2.0;
 /// Floor of the estimate.
 pub const MIN_ESTIMATE: f64 = 100_000.0;
 /// Ceiling of the estimate.
 pub const MAX_ESTIMATE: f64 = 50_000_000.0;
 /// Least time between two changes (each is observed before the next).
 const STEP: Duration = Duration::from_millis(200);
+/// While overuse lasts, the estimate comes down again at most this often.
+const OVERUSE_REPEAT: Duration = Duration::from_secs(1);
 /// How long a congestion point caps the estimate (after it, the estimate climbs past it
 /// again: that is how a link that got wider is found).
 const CEILING_MEMORY: Duration = Duration::from_secs(20);
@@ -99,6 +105,12 @@ pub struct DownlinkEstimator {
     loss: f64,
     /// Delay deltas seen so far (the detector's gain, up to [`MAX_DELTAS`]).
     deltas: u32,
+    /// Since when the detector says overuse (`None`: it does not).
+    overuse_since: Option<Instant>,
+    /// When the estimate last came down for overuse.
+    last_decrease: Option<Instant>,
+    /// The path showed congestion once (the startup growth is over).
+    congestion_seen: bool,
     shared: SharedEstimate,
 }
 
@@ -114,6 +126,9 @@ impl DownlinkEstimator {
             last_change: None,
             loss: 0.0,
             deltas: 0,
+            overuse_since: None,
+            last_decrease: None,
+            congestion_seen: false,
             shared,
         }
     }
@@ -124,6 +139,9 @@ impl DownlinkEstimator {
     }
 
     fn next_target(&mut self, now: Instant, usage: Usage, received: Option<f64>) -> f64 {
+        if usage == Usage::Over || self.loss > HIGH_LOSS {
+            self.congestion_seen = true;
+        }
         if usage == Usage::Over {
             if let Some(r) = received {
                 if self.loss > LOW_LOSS {
@@ -141,13 +159,30 @@ impl DownlinkEstimator {
                 } else {
                     GENTLE_DECREASE
                 };
-                if self.may_change(now) || r * factor < self.target * 0.7 {
+                // Once per episode at once, then (without loss) at most every second while
+                // it lasts: what the subscriber receives falls as the allocator sheds
+                // layers, and backing off from that on every report would spiral a false
+                // alarm down to the floor.
+                // With loss the path is really overflowing: every step may cut again.
+                let first = self.overuse_since.is_none();
+                let repeat = if self.loss > LOW_LOSS {
+                    STEP
+                } else {
+                    OVERUSE_REPEAT
+                };
+                let spaced = self
+                    .last_decrease
+                    .is_none_or(|at| now.saturating_duration_since(at) >= repeat);
+                self.overuse_since.get_or_insert(now);
+                if first || spaced {
                     self.last_change = Some(now);
+                    self.last_decrease = Some(now);
                     return self.target.min(r * factor);
                 }
             }
             return self.target;
         }
+        self.overuse_since = None;
         if !self.may_change(now) {
             return self.target;
         }
@@ -166,13 +201,18 @@ impl DownlinkEstimator {
         let careful = self.ceiling.is_some_and(|(c, at)| {
             now.saturating_duration_since(at) < CEILING_MEMORY && self.target > c * DECREASE
         });
+        let growth = if self.congestion_seen {
+            GROWTH_PER_SECOND
+        } else {
+            STARTUP_GROWTH_PER_SECOND
+        };
         let raised = if careful {
             // Up to a little past the congestion point (what the path carried then, with
             // room for a layer's headroom), not further while it is fresh.
             let ceiling = self.ceiling.map_or(f64::MAX, |(c, _)| c * CEILING_SLACK);
             (self.target + ADDITIVE_STEP).min(ceiling.max(self.target))
         } else {
-            self.target * GROWTH_PER_SECOND.powf(elapsed.as_secs_f64())
+            self.target * growth.powf(elapsed.as_secs_f64())
         };
         match received {
             Some(r) => raised.min(

@@ -3,10 +3,11 @@
 //! shown at calls for. No sockets, no rtc objects.
 //!
 //! A publisher sends up to three encodings of one camera (rid `q`, `h`, `f`: quarter, half
-//! and full resolution); every subscriber leg forwards exactly one of them. A leg moves to
-//! another layer only at a keyframe of that layer (the subscriber's decoder cannot start
-//! anywhere else), and keeps forwarding the old layer until that keyframe arrives, so the
-//! picture never stops during a switch. Sequence numbers and timestamps stay continuous
+//! and full resolution); every subscriber leg forwards exactly one of them. A leg moves
+//! from one layer to another only at a keyframe of the new one (the decoder cannot
+//! continue one layer's frames with another's), and keeps forwarding the old layer until
+//! that keyframe arrives, so the picture never stops during a switch. A leg with nothing
+//! in flight starts with the next packet and asks for a keyframe. Sequence numbers and timestamps stay continuous
 //! across the switch ([`crate::forward::LegRewriter`] sees a new source).
 
 use std::time::{Duration, Instant};
@@ -94,7 +95,11 @@ impl LayerSwitch {
             // Its own layer, also while it waits for the target's keyframe.
             return Pick::Forward;
         }
-        if layer == target && keyframe {
+        if layer == target && (keyframe || self.current.is_none()) {
+            // A leg with nothing in flight (new, or resumed after a pause) starts at once:
+            // the subscriber's decoder waits for the keyframe the caller then asks for.
+            // Only a move from one layer to another must wait for a keyframe, because
+            // the decoder cannot continue one layer's frames with another's.
             self.current = Some(target);
             return Pick::Switched;
         }
@@ -229,16 +234,15 @@ mod tests {
         s.set_target(Some(2));
         assert_eq!(s.awaiting_keyframe(), Some(2));
         assert_eq!(
-            s.pick(2, false),
-            Pick::Drop,
-            "cannot start on a delta frame"
-        );
-        assert_eq!(
             s.pick(0, true),
             Pick::Drop,
             "other layers are not forwarded"
         );
-        assert_eq!(s.pick(2, true), Pick::Switched);
+        assert_eq!(
+            s.pick(2, false),
+            Pick::Switched,
+            "a fresh leg starts at once"
+        );
         assert_eq!(s.pick(2, false), Pick::Forward);
         assert_eq!(s.awaiting_keyframe(), None);
 
@@ -264,7 +268,7 @@ mod tests {
     }
 
     #[test]
-    fn pausing_stops_at_once_and_resumes_at_a_keyframe() {
+    fn pausing_stops_at_once_and_resuming_starts_at_once() {
         let mut s = LayerSwitch::new();
         s.set_target(Some(1));
         assert_eq!(s.pick(1, true), Pick::Switched);
@@ -273,11 +277,11 @@ mod tests {
         assert_eq!(s.pick(1, true), Pick::Drop);
         assert_eq!(s.current(), None);
         s.set_target(Some(1));
-        assert_eq!(s.pick(1, false), Pick::Drop);
-        assert_eq!(s.pick(1, true), Pick::Switched);
+        assert_eq!(s.pick(0, true), Pick::Drop);
+        assert_eq!(s.pick(1, false), Pick::Switched);
         s.restart();
         assert_eq!(s.awaiting_keyframe(), Some(1));
-        assert_eq!(s.pick(1, false), Pick::Drop);
+        assert_eq!(s.pick(1, false), Pick::Switched);
     }
 
     fn layers() -> Vec<LayerInfo> {

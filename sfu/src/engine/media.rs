@@ -160,6 +160,9 @@ impl Media<'_> {
                         // timestamps continue from what it last got, whichever layer it was.
                         leg.rewriter.source_changed();
                         ctx.counters.layer_switched();
+                        if !keyframe {
+                            want_keyframe |= 1 << layer_no; // it can decode from the next one
+                        }
                     }
                     Pick::Forward => {}
                 }

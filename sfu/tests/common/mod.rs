@@ -573,7 +573,10 @@ fn payload(measured: Option<u32>, len: usize) -> Bytes {
         v[..4].copy_from_slice(&MAGIC);
         v[4..8].copy_from_slice(&i.to_be_bytes());
     } else {
-        v[0] = 0x10; // VP8 descriptor-ish start byte
+        // VP8 payload descriptor (start of partition 0), then an inter frame: a leg that
+        // starts here must ask the publisher for a keyframe.
+        v[0] = 0x10;
+        v[1] = 0x01;
     }
     Bytes::from(v)
 }
