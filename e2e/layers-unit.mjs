@@ -16,7 +16,8 @@ const failures = [];
 const check = (cond, what) => { if (!cond) failures.push(what); };
 try {
   const r = await p.page.evaluate(async () => {
-    const { Call } = await import('/js/call.js');
+    const { Call, enableSimulcast } = await import('/js/call.js');
+    enableSimulcast(true);
     const { VideoView } = await import('/js/videoview.js');
     const { Tile } = await import('/js/tile.js');
     const wait = (ms) => new Promise((res) => setTimeout(res, ms));

@@ -7,6 +7,18 @@
 
 import { msidByMid } from './sdp.js';
 
+/**
+ * Whether the camera is sent in simulcast layers at all. Off by default: the media core
+ * (rtc 0.21.1) stops delivering a simulcast track once the publisher renegotiates (a
+ * screen share added), which would freeze the camera. Page option `simulcast=1`.
+ */
+let simulcastEnabled = false;
+
+/** Turns camera simulcast on or off for connections built after the call. */
+export function enableSimulcast(on) {
+  simulcastEnabled = !!on;
+}
+
 /** Capture height from which the camera is sent as three simulcast layers. */
 export const SIMULCAST_MIN_HEIGHT = 360;
 
@@ -116,7 +128,7 @@ export class Call {
     const init = { direction: 'sendonly', streams: [stream] };
     if (source !== 'camera') return init;
     const settings = typeof track.getSettings === 'function' ? track.getSettings() : {};
-    const encodings = cameraEncodings(settings.height || 0);
+    const encodings = simulcastEnabled ? cameraEncodings(settings.height || 0) : null;
     if (encodings) init.sendEncodings = encodings;
     return init;
   }

@@ -8,6 +8,7 @@ import { CallUi } from './ui.js';
 import { Room } from './room.js';
 import { DevicePicker } from './devicepicker.js';
 import { openMedia, mediaAvailable, preferHd } from './devices.js';
+import { enableSimulcast } from './call.js';
 import { runProbe, PROBE_ADVICE } from './precheck.js';
 import { takeAccessToken, getAccessToken, clearAccessToken, tokenClaims } from './auth.js';
 import { freshTokenFor } from './session.js';
@@ -287,6 +288,7 @@ async function main() {
   ui.setHeader(info.session_name, info.therapist_name);
   media.small = params.get('small') === '1' || (Number(info.max_participants) > 2 && params.get('small') !== '0');
   preferHd(params.get('hd') === '1');
+  enableSimulcast(params.get('simulcast') === '1');
   const previewPromise = startLobbyMedia();
 
   const guest = getAccessToken() ? null : loadGuest();

@@ -289,6 +289,11 @@ impl Connection {
         sections::remote_track(self.pc.as_mut()?, init)
     }
 
+    /// The rid of `ssrc` on the remote track of `receiver` (simulcast), if rtc knows it.
+    pub(crate) fn rid_of(&mut self, receiver: RTCRtpReceiverId, ssrc: u32) -> Option<String> {
+        sections::rid_of(self.pc.as_mut()?, receiver, ssrc)
+    }
+
     /// Whether the remote track of `receiver` is still sent (see [`sections::still_receiving`]).
     pub(crate) fn still_receiving(&mut self, receiver: RTCRtpReceiverId) -> bool {
         self.pc

@@ -96,10 +96,29 @@ impl Media<'_> {
             .get(&publisher)
             .and_then(|p| p.published.get(source_track_id).copied())
         else {
+            tracing::trace!(
+                source_track_id,
+                ssrc = packet.header.ssrc,
+                "RTP of an unknown track"
+            );
             return;
         };
         let Some(t) = tracks.get_mut(&tk) else { return };
         let (ssrc, seq) = (packet.header.ssrc, packet.header.sequence_number);
+        if t.is_simulcast() && !t.layers.iter().any(|l| l.ssrc == ssrc) {
+            // A layer rtc mapped without an open event (the publisher renegotiated, or
+            // restarted an encoding): learn its SSRC from its rid.
+            let rid = participants
+                .get_mut(&publisher)
+                .and_then(|p| p.publisher.rid_of(t.receiver, ssrc));
+            match rid {
+                Some(rid) => t.add_layer(rid, ssrc),
+                None => {
+                    tracing::trace!(ssrc, "RTP of a simulcast track with an unknown SSRC");
+                    return;
+                }
+            }
+        }
         let Some(index) = t.layer_index(ssrc, ctx.now) else {
             return;
         };

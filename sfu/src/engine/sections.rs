@@ -122,6 +122,16 @@ pub(crate) fn remote_track(
     })
 }
 
+/// The rid rtc learned for `ssrc` on a remote track (simulcast), if any.
+pub(crate) fn rid_of(
+    pc: &mut RTCPeerConnection,
+    receiver: RTCRtpReceiverId,
+    ssrc: u32,
+) -> Option<String> {
+    let mut r = pc.rtp_receiver(receiver)?;
+    r.track().rid(ssrc).map(|rid| rid.to_string())
+}
+
 /// Whether the remote track of `receiver` is still sent to us after the last negotiation.
 /// rtc 0.21.1 never emits `RTCTrackEvent::OnClose`, so a track the client removed (its
 /// section now inactive or recvonly) is found this way.
