@@ -128,7 +128,7 @@ pub(crate) fn rid_of(
     receiver: RTCRtpReceiverId,
     ssrc: u32,
 ) -> Option<String> {
-    let mut r = pc.rtp_receiver(receiver)?;
+    let r = pc.rtp_receiver(receiver)?;
     r.track().rid(ssrc).map(|rid| rid.to_string())
 }
 
