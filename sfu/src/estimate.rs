@@ -52,6 +52,8 @@ const DECREASE: f64 = 0.85;
 /// The back-off when the queue grows without loss yet (a deep buffer, or jitter on a busy
 /// machine): gentler, so a false alarm does not cost a layer.
 const GENTLE_DECREASE: f64 = 0.95;
+/// Delay without loss lowers the estimate no further than this.
+const GENTLE_FLOOR: f64 = 300_000.0;
 /// How far past a fresh congestion point the estimate may go.
 const CEILING_SLACK: f64 = 1.2;
 const GROWTH_PER_SECOND: f64 = 1.3;
@@ -177,7 +179,15 @@ impl DownlinkEstimator {
                 if first || spaced {
                     self.last_change = Some(now);
                     self.last_decrease = Some(now);
-                    return self.target.min(r * factor);
+                    // Delay alone never takes the estimate under GENTLE_FLOOR: once videos are
+                    // paused, what arrives is only audio, and a busy machine's lasting jitter
+                    // would otherwise hold every video paused.
+                    let floor = if self.loss > LOW_LOSS {
+                        0.0
+                    } else {
+                        GENTLE_FLOOR
+                    };
+                    return self.target.min((r * factor).max(floor));
                 }
             }
             return self.target;
