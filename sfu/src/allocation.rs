@@ -3,7 +3,8 @@
 //! Audio is never allocated: it always flows, and its bitrate is taken off the budget
 //! first. Videos are then served in priority order — screen shares, then the active
 //! speaker, then the rest in room order — in two passes: every video gets its lowest
-//! layer while the budget lasts (a video that does not fit is paused, and the subscriber
+//! layer while the budget lasts (a video that does not fit is paused — on a congested
+//! downlink only, see [`allocate_with`] — and the subscriber
 //! is told), then videos are raised towards the layer their shown size calls for, again
 //! in priority order. A layer above the one a leg forwards must fit with
 //! [`UPGRADE_HEADROOM`] to spare, and the one it forwards is kept down to
@@ -59,6 +60,19 @@ pub struct Demand {
 /// estimate in bits per second (`None`: no estimate, so nothing is limited); `audio` the
 /// bitrate of the audio the subscriber receives.
 pub fn allocate(budget: Option<u64>, audio: u64, demands: &[Demand]) -> Vec<Option<Layer>> {
+    allocate_with(budget, audio, demands, true)
+}
+
+/// [`allocate`], where `may_pause: false` gives every shown video at least its lowest
+/// layer whatever the budget: a downlink with no sign of congestion (no loss) is no
+/// reason to pause a video, and a paused single-layer video could never show that the
+/// path carries it.
+pub fn allocate_with(
+    budget: Option<u64>,
+    audio: u64,
+    demands: &[Demand],
+    may_pause: bool,
+) -> Vec<Option<Layer>> {
     let mut out: Vec<Option<Layer>> = vec![None; demands.len()];
     let Some(budget) = budget else {
         for (o, d) in out.iter_mut().zip(demands) {
@@ -94,8 +108,8 @@ pub fn allocate(budget: Option<u64>, audio: u64, demands: &[Demand]) -> Vec<Opti
             } else {
                 1.0
             };
-        if c <= left {
-            left -= c;
+        if c <= left || !may_pause {
+            left = (left - c).max(0.0);
             out[i] = Some(layer);
         }
     }
@@ -259,6 +273,17 @@ mod tests {
         assert_eq!(at(300_000), vec![None, None, Some(0)]);
         // Less than the audio: every video paused, audio still flows (it is not allocated).
         assert_eq!(at(100_000), vec![None, None, None]);
+    }
+
+    #[test]
+    fn without_congestion_no_video_is_paused() {
+        let demands = vec![camera(Priority::Other), camera(Priority::Other)];
+        assert_eq!(allocate(Some(200_000), 0, &demands), vec![Some(0), None]);
+        assert_eq!(
+            allocate_with(Some(200_000), 0, &demands, false),
+            vec![Some(0), Some(0)],
+            "lowest layers for all, nothing raised"
+        );
     }
 
     #[test]

@@ -133,6 +133,11 @@ pub fn seq_newer(a: u16, b: u16) -> bool {
     a != b && a.wrapping_sub(b) < 0x8000
 }
 
+/// Packets after a change of source during which late packets from before it are
+/// refused (a reordering window; longer, and a stream that has run half the sequence
+/// space would look older than its own start).
+const SWITCH_GUARD: u16 = 512;
+
 /// Why [`LegRewriter::rewrite`] did not produce a packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Skip {
@@ -148,6 +153,9 @@ struct RewriteState {
     src_ssrc: u32,
     /// The first sequence number forwarded of this source.
     first_src_seq: u16,
+    /// Packets of this source still to come during which one older than `first_src_seq`
+    /// is refused (after that, sequence numbers have moved on and wrap around).
+    guard: u16,
     seq_offset: u16,
     ts_offset: u32,
     last_out_seq: u16,
@@ -191,9 +199,12 @@ impl LegRewriter {
         let src_ts = packet.header.timestamp;
 
         let state = match self.state {
-            Some(s) if s.src_ssrc == src_ssrc => {
-                if seq_newer(s.first_src_seq, src_seq) {
-                    return Err(Skip::BeforeSwitch);
+            Some(mut s) if s.src_ssrc == src_ssrc => {
+                if s.guard > 0 {
+                    if seq_newer(s.first_src_seq, src_seq) {
+                        return Err(Skip::BeforeSwitch);
+                    }
+                    s.guard -= 1;
                 }
                 s
             }
@@ -207,6 +218,7 @@ impl LegRewriter {
                 RewriteState {
                     src_ssrc,
                     first_src_seq: src_seq,
+                    guard: SWITCH_GUARD,
                     seq_offset: out_seq.wrapping_sub(src_seq),
                     ts_offset: out_ts.wrapping_sub(src_ts),
                     last_out_seq: prev.last_out_seq,
@@ -217,6 +229,7 @@ impl LegRewriter {
             None => RewriteState {
                 src_ssrc,
                 first_src_seq: src_seq,
+                guard: SWITCH_GUARD,
                 seq_offset: 0,
                 ts_offset: 0,
                 last_out_seq: src_seq.wrapping_sub(1),
@@ -655,6 +668,20 @@ mod tests {
             next.header.timestamp.wrapping_sub(key.header.timestamp),
             3000
         );
+    }
+
+    #[test]
+    fn a_long_stream_is_never_taken_for_late_packets_of_its_start() {
+        let m = LegMapping::new(1, &source(), &leg());
+        let mut rw = LegRewriter::new();
+        let t0 = Instant::now();
+        for i in 0..70_000u32 {
+            let seq = (1000 + i) as u16;
+            assert!(
+                rw.rewrite(pkt(7, 120, seq, i * 3000, &[]), &m, t0).is_ok(),
+                "packet {i} forwarded"
+            );
+        }
     }
 
     #[test]

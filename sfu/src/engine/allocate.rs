@@ -19,7 +19,7 @@ use super::ctx::Ctx;
 use super::io::{ParticipantKey, RoomKey, TimerKey, TrackKey};
 use super::participant::Participant;
 use super::publication::Tracks;
-use crate::allocation::{allocate, Demand, Priority};
+use crate::allocation::{allocate_with, Demand, Priority};
 use crate::simulcast::{layer_for_size, Layer, LayerInfo};
 use crate::types::{LayerState, MediaKind, SfuEvent, TrackSource};
 
@@ -147,7 +147,8 @@ fn allocate_subscriber(
             resume_blocked: !leg.backoff.may_resume(now),
         });
     }
-    let targets = allocate(estimate, audio_bps, &demands);
+    // Pausing a video needs a congested path (loss), not just a low estimate.
+    let targets = allocate_with(estimate, audio_bps, &demands, congested);
     tracing::trace!(participant = %p.id, ?estimate, audio_bps, ?demands, ?targets, "allocation");
     for ((tk, demand), target) in keys.iter().zip(&demands).zip(targets) {
         let Some(leg) = p.legs.get_mut(tk) else {
