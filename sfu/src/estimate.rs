@@ -107,8 +107,8 @@ pub struct DownlinkEstimator {
     loss: f64,
     /// Delay deltas seen so far (the detector's gain, up to [`MAX_DELTAS`]).
     deltas: u32,
-    /// Since when the detector says overuse (`None`: it does not).
-    overuse_since: Option<Instant>,
+    /// The detector has said overuse since the last report that was not overuse.
+    in_overuse: bool,
     /// When the estimate last came down for overuse.
     last_decrease: Option<Instant>,
     /// The path showed congestion once (the startup growth is over).
@@ -128,7 +128,7 @@ impl DownlinkEstimator {
             last_change: None,
             loss: 0.0,
             deltas: 0,
-            overuse_since: None,
+            in_overuse: false,
             last_decrease: None,
             congestion_seen: false,
             shared,
@@ -166,7 +166,7 @@ impl DownlinkEstimator {
                 // layers, and backing off from that on every report would spiral a false
                 // alarm down to the floor.
                 // With loss the path is really overflowing: every step may cut again.
-                let first = self.overuse_since.is_none();
+                let first = !self.in_overuse;
                 let repeat = if self.loss > LOW_LOSS {
                     STEP
                 } else {
@@ -175,7 +175,7 @@ impl DownlinkEstimator {
                 let spaced = self
                     .last_decrease
                     .is_none_or(|at| now.saturating_duration_since(at) >= repeat);
-                self.overuse_since.get_or_insert(now);
+                self.in_overuse = true;
                 if first || spaced {
                     self.last_change = Some(now);
                     self.last_decrease = Some(now);
@@ -192,7 +192,7 @@ impl DownlinkEstimator {
             }
             return self.target;
         }
-        self.overuse_since = None;
+        self.in_overuse = false;
         if !self.may_change(now) {
             return self.target;
         }

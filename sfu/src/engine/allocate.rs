@@ -28,11 +28,9 @@ pub(crate) const ALLOCATE_EVERY: Duration = Duration::from_millis(500);
 /// How long a layer nobody needs keeps being encoded.
 pub(crate) const LAYER_OFF_AFTER: Duration = Duration::from_secs(3);
 
-/// The allocation timer of one room.
+/// The allocation timer of one room (the timer heap holds its deadline).
 #[derive(Debug, Default)]
-pub(crate) struct RoomAllocation {
-    ticking: bool,
-}
+pub(crate) struct RoomAllocation;
 
 /// Layers one video needs for one subscriber (bit per layer).
 type LayerSet = u8;
@@ -40,13 +38,11 @@ type LayerSet = u8;
 impl RoomAllocation {
     /// Runs the allocation at the next timer pass (and keeps it ticking).
     pub(crate) fn soon(&mut self, ctx: &mut Ctx<'_>, room: RoomKey) {
-        self.ticking = true;
         ctx.timers.schedule(TimerKey::Allocate(room), Some(ctx.now));
     }
 
     /// The room closes (or empties): the timer goes.
     pub(crate) fn close(&mut self, ctx: &mut Ctx<'_>, room: RoomKey) {
-        self.ticking = false;
         ctx.timers.remove(TimerKey::Allocate(room));
     }
 
@@ -77,8 +73,7 @@ impl RoomAllocation {
             allocate_subscriber(ctx, p, tracks, &videos, &audio, loudest, &mut needed);
         }
         dynacast(ctx, tracks, &needed);
-        self.ticking = !videos.is_empty();
-        let next = self.ticking.then(|| now + ALLOCATE_EVERY);
+        let next = (!videos.is_empty()).then(|| now + ALLOCATE_EVERY);
         ctx.timers.schedule(TimerKey::Allocate(room), next);
     }
 }

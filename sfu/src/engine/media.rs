@@ -105,22 +105,25 @@ impl Media<'_> {
         };
         let Some(t) = tracks.get_mut(&tk) else { return };
         let (ssrc, seq) = (packet.header.ssrc, packet.header.sequence_number);
-        if t.is_simulcast() && !t.layers.iter().any(|l| l.ssrc == ssrc) {
-            // A layer rtc mapped without an open event (the publisher renegotiated, or
-            // restarted an encoding): learn its SSRC from its rid.
-            let rid = participants
-                .get_mut(&publisher)
-                .and_then(|p| p.publisher.rid_of(t.receiver, ssrc));
-            match rid {
-                Some(rid) => t.add_layer(rid, ssrc),
-                None => {
+        let index = match t.layer_index(ssrc, ctx.now) {
+            Some(index) => index,
+            None if t.is_simulcast() => {
+                // A layer rtc mapped without an open event (the publisher renegotiated, or
+                // restarted an encoding): learn its SSRC from its rid.
+                let rid = participants
+                    .get_mut(&publisher)
+                    .and_then(|p| p.publisher.rid_of(t.receiver, ssrc));
+                let Some(rid) = rid else {
                     tracing::trace!(ssrc, "RTP of a simulcast track with an unknown SSRC");
                     return;
-                }
+                };
+                t.add_layer(rid, ssrc);
+                let Some(index) = t.layer_index(ssrc, ctx.now) else {
+                    return;
+                };
+                index
             }
-        }
-        let Some(index) = t.layer_index(ssrc, ctx.now) else {
-            return;
+            None => return,
         };
         if index == 0 {
             t.uplink.record(seq);

@@ -54,7 +54,7 @@ impl Room {
             next_track: 1,
             speakers: RoomSpeakers::default(),
             quality: RoomQuality::default(),
-            allocation: RoomAllocation::default(),
+            allocation: RoomAllocation,
         }
     }
 

@@ -155,15 +155,9 @@ impl Client {
     pub(crate) fn send_rtp(&mut self, now: Instant, size: usize) {
         let keyframe = self.keyframes_answered != Some(self.keyframe_requests);
         self.keyframes_answered = Some(self.keyframe_requests);
-        let Some(sender) = self.sender else { return };
-        let mut s = self.pc.rtp_sender(sender).expect("sender");
-        let pt = s
-            .get_parameters()
-            .rtp_parameters
-            .codecs
-            .first()
-            .map(|c| c.payload_type)
-            .expect("negotiated codec");
+        let Some((pt, _)) = self.negotiated(&[]) else {
+            return;
+        };
         self.next_seq = self.next_seq.wrapping_add(1);
         let packet = Packet {
             header: Header {
@@ -177,29 +171,16 @@ impl Client {
             },
             payload: vp8_payload(size, keyframe, self.next_seq),
         };
-        s.write_rtp(now, packet).expect("client write_rtp");
+        self.write(now, packet);
     }
 
     /// Sends one VP8 frame of simulcast layer `layer` (`size` bytes): a keyframe first and
     /// after a PLI for that layer's SSRC.
     pub(crate) fn send_layer(&mut self, now: Instant, layer: usize, size: usize) {
-        let Some(sender) = self.sender else { return };
-        let mut s = self.pc.rtp_sender(sender).expect("sender");
-        let params = s.get_parameters().rtp_parameters.clone();
-        let pt = params
-            .codecs
-            .first()
-            .map(|c| c.payload_type)
-            .expect("negotiated codec");
-        let ext = |uri: &str| {
-            params
-                .header_extensions
-                .iter()
-                .find(|e| e.uri == uri)
-                .map(|e| e.id as u8)
-                .expect("simulcast extension negotiated")
+        let Some((pt, ids)) = self.negotiated(&[SDES_MID_URI, SDES_RTP_STREAM_ID_URI]) else {
+            return;
         };
-        let (mid_id, rid_id) = (ext(SDES_MID_URI), ext(SDES_RTP_STREAM_ID_URI));
+        let (mid_id, rid_id) = (ids[0], ids[1]);
         let (ssrc, seq, keyframe) = &mut self.layers[layer];
         *seq = seq.wrapping_add(1);
         let mut header = Header {
@@ -225,26 +206,16 @@ impl Client {
             payload: vp8_payload(size, *keyframe, *seq),
         };
         *keyframe = false;
-        s.write_rtp(now, packet).expect("client write_rtp");
+        self.write(now, packet);
     }
 
     /// Sends one Opus packet whose audio level extension (RFC 6464) says `level_dbov`, as a
     /// browser does with every audio packet.
     pub(crate) fn send_audio(&mut self, now: Instant, level_dbov: u8) {
-        let Some(sender) = self.sender else { return };
-        let mut s = self.pc.rtp_sender(sender).expect("sender");
-        let params = s.get_parameters().rtp_parameters.clone();
-        let pt = params
-            .codecs
-            .first()
-            .map(|c| c.payload_type)
-            .expect("negotiated codec");
-        let ext = params
-            .header_extensions
-            .iter()
-            .find(|e| e.uri == AUDIO_LEVEL_URI)
-            .map(|e| e.id as u8)
-            .expect("audio level negotiated");
+        let Some((pt, ids)) = self.negotiated(&[AUDIO_LEVEL_URI]) else {
+            return;
+        };
+        let ext = ids[0];
         self.next_seq = self.next_seq.wrapping_add(1);
         let mut header = Header {
             version: 2,
@@ -263,6 +234,38 @@ impl Client {
             header,
             payload: Bytes::from(vec![0xf8u8; 80]),
         };
+        self.write(now, packet);
+    }
+
+    /// The payload type its published track negotiated and the id of each header
+    /// extension in `uris` (all must be negotiated); `None` before it publishes.
+    fn negotiated(&mut self, uris: &[&str]) -> Option<(u8, Vec<u8>)> {
+        let sender = self.sender?;
+        let mut s = self.pc.rtp_sender(sender).expect("sender");
+        let params = s.get_parameters().rtp_parameters.clone();
+        let pt = params
+            .codecs
+            .first()
+            .map(|c| c.payload_type)
+            .expect("negotiated codec");
+        let ids = uris
+            .iter()
+            .map(|uri| {
+                params
+                    .header_extensions
+                    .iter()
+                    .find(|e| e.uri == *uri)
+                    .map(|e| e.id as u8)
+                    .unwrap_or_else(|| panic!("{uri} negotiated"))
+            })
+            .collect();
+        Some((pt, ids))
+    }
+
+    /// Writes one RTP packet on its published track.
+    fn write(&mut self, now: Instant, packet: Packet) {
+        let sender = self.sender.expect("a published track");
+        let mut s = self.pc.rtp_sender(sender).expect("sender");
         s.write_rtp(now, packet).expect("client write_rtp");
     }
 
