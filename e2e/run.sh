@@ -15,7 +15,7 @@ if [ ! -d node_modules/playwright-core ]; then
   echo "run.sh: node_modules missing: run 'npm ci' in $(pwd) first (with network)" >&2
   exit 2
 fi
-[ $# -gt 0 ] || set -- one_to_one group quality simulcast refusals reconnect waiting_room chat screenshare two_devices access_resume precall accounts admin_backoffice agenda
+[ $# -gt 0 ] || set -- one_to_one group quality simulcast ice_tcp refusals reconnect waiting_room chat screenshare two_devices access_resume precall accounts admin_backoffice agenda
 failed=""
 # Scenarios that judge a shaped network on this machine's 2 busy cores (estimates,
 # layer switches, audio loss) get one more run when the first fails; both runs print.

@@ -55,7 +55,7 @@ scenario('simulcast', async (browser) => {
   unshape();
   try {
     const th = await newPage(browser, 'therapist');
-    await th.page.goto(`${base}${s.join_url}?autojoin=1&small=0&hd=1&simulcast=1#access_token=${encodeURIComponent(token)}`);
+    await th.page.goto(`${base}${s.join_url}?autojoin=1&small=0&hd=1#access_token=${encodeURIComponent(token)}`);
     await waitForJoined(th);
     const therapistId = await th.page.evaluate(() => window.theraroom.participantId);
     // On 2 loaded cores Chromium would otherwise scale the camera down for CPU, and frame

@@ -238,6 +238,10 @@ pub struct Settings {
     /// Run ICE-lite on the server side (for servers with a public IP).
     #[arg(long, env = "THERAROOM_ICE_LITE", global = true)]
     pub ice_lite: bool,
+    /// Do not accept ICE over TCP on the media ports (by default each media worker also
+    /// listens on TCP at its UDP port, for clients whose network blocks UDP).
+    #[arg(long, env = "THERAROOM_NO_ICE_TCP", global = true)]
+    pub no_ice_tcp: bool,
     /// Longest lifetime of a user token, e.g. 24h; longer tokens are refused.
     #[arg(
         long,

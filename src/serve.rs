@@ -171,6 +171,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         bind_ip: settings.rtc_ip,
         public_ips: settings.rtc_public_ips.clone(),
         ice_lite: settings.ice_lite,
+        ice_tcp: !settings.no_ice_tcp,
         rtc_port: settings.rtc_port,
         workers: settings.rtc_workers,
         coalesce_us: settings.rtc_coalesce_us,

@@ -23,6 +23,10 @@ pub struct SfuConfig {
     /// Run server-side ICE in lite mode (the server answers connectivity checks but never
     /// starts them); only sensible when the server is directly reachable.
     pub ice_lite: bool,
+    /// Accept ICE over TCP (RFC 6544, passive): every worker also listens on TCP at its
+    /// UDP port, and every connection offers that TCP host candidate, so a client whose
+    /// network blocks UDP still connects without a TURN server. Off: UDP only.
+    pub ice_tcp: bool,
     /// UDP port of the first media worker; worker `i` listens on `rtc_port + i`. `0`: every
     /// worker takes an ephemeral port (tests).
     pub rtc_port: u16,
@@ -42,6 +46,7 @@ impl Default for SfuConfig {
             bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             public_ips: Vec::new(),
             ice_lite: false,
+            ice_tcp: true,
             rtc_port: 0,
             workers: 0,
             coalesce_us: DEFAULT_COALESCE_US,

@@ -63,6 +63,7 @@ pub(crate) struct Counters {
     dropped_unknown_address: AtomicU64,
     dropped_unknown_ufrag: AtomicU64,
     dropped_unauthenticated: AtomicU64,
+    ice_tcp_connections: AtomicU64,
 }
 
 /// Why a datagram reached no connection (see the `dropped_*` fields of [`SfuStats`]).
@@ -86,6 +87,8 @@ pub(crate) enum Gauge {
     /// Subscriber video legs not forwarded: the video is hidden on the subscriber's page or
     /// the subscriber receives audio only (counted at each room's quality evaluation).
     PausedVideos,
+    /// Open ICE-TCP connections (clients whose UDP is blocked, and browsers' spare pairs).
+    IceTcpConnections,
 }
 
 impl Gauge {
@@ -96,6 +99,7 @@ impl Gauge {
             Gauge::PublishedTracks => "sfu_published_tracks",
             Gauge::ForwardedTracks => "sfu_forwarded_tracks",
             Gauge::PausedVideos => "sfu_paused_videos",
+            Gauge::IceTcpConnections => "sfu_ice_tcp_connections",
         }
     }
 }
@@ -108,6 +112,7 @@ impl Counters {
             Gauge::PublishedTracks => &self.published_tracks,
             Gauge::ForwardedTracks => &self.forwarded_tracks,
             Gauge::PausedVideos => &self.paused_videos,
+            Gauge::IceTcpConnections => &self.ice_tcp_connections,
         }
     }
 
@@ -160,6 +165,13 @@ impl Counters {
     }
 
     /// A subscriber leg moved to another simulcast layer (or started one) at a keyframe.
+    /// An ICE-TCP connection was accepted (`accepted`) or refused because the worker had
+    /// its most open already.
+    pub(crate) fn ice_tcp_connection(&self, accepted: bool) {
+        let outcome = if accepted { "accepted" } else { "refused" };
+        metrics::counter!("sfu_ice_tcp_connections_total", "outcome" => outcome).increment(1);
+    }
+
     pub(crate) fn layer_switched(&self) {
         metrics::counter!("sfu_layer_switches_total").increment(1);
     }

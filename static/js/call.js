@@ -8,11 +8,10 @@
 import { msidByMid } from './sdp.js';
 
 /**
- * Whether the camera is sent in simulcast layers at all. Off by default: the media core
- * (rtc 0.21.1) stops delivering a simulcast track once the publisher renegotiates (a
- * screen share added), which would freeze the camera. Page option `simulcast=1`.
+ * Whether the camera is sent in simulcast layers at all (when the capture is large
+ * enough). On by default; page option `simulcast=0` sends one encoding.
  */
-let simulcastEnabled = false;
+let simulcastEnabled = true;
 
 /** Turns camera simulcast on or off for connections built after the call. */
 export function enableSimulcast(on) {
@@ -447,6 +446,25 @@ export class Call {
       if (local) port = local.port;
     });
     return port;
+  }
+
+  /**
+   * The selected candidate pair of each connection: {publisher, subscriber}, each
+   * {protocol ('udp' or 'tcp'), candidateType (local), port (local)} or null.
+   */
+  async selectedTransports() {
+    const out = {};
+    for (const [name, pc] of Object.entries(this.pcs)) {
+      out[name] = null;
+      if (!pc) continue;
+      const report = await pc.getStats();
+      report.forEach((r) => {
+        if (r.type !== 'candidate-pair' || !(r.nominated || r.selected) || r.state !== 'succeeded') return;
+        const local = report.get(r.localCandidateId);
+        if (local) out[name] = { protocol: local.protocol, candidateType: local.candidateType, port: local.port };
+      });
+    }
+    return out;
   }
 
   /**

@@ -55,6 +55,8 @@ const hooks = {
   publishedLayers() { return room ? room.call.cameraLayers() : []; },
   /** Local UDP port of the subscriber connection's selected pair (e2e traffic shaping). */
   async subscriberPort() { return room ? room.call.subscriberPort() : null; },
+  /** Each connection's selected pair: {publisher, subscriber} → {protocol, candidateType, port}. */
+  async transports() { return room ? room.call.selectedTransports() : {}; },
   /** Run the connectivity check now (as the lobby's button does); resolves to its result. */
   precheck() { return checkConnection(); },
   /** Test only: the camera keeps its resolution under CPU load (frame sizes then tell layers apart). */
@@ -288,7 +290,7 @@ async function main() {
   ui.setHeader(info.session_name, info.therapist_name);
   media.small = params.get('small') === '1' || (Number(info.max_participants) > 2 && params.get('small') !== '0');
   preferHd(params.get('hd') === '1');
-  enableSimulcast(params.get('simulcast') === '1');
+  enableSimulcast(params.get('simulcast') !== '0');
   const previewPromise = startLobbyMedia();
 
   const guest = getAccessToken() ? null : loadGuest();

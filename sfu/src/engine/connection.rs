@@ -24,7 +24,7 @@ use tracing::{debug, warn};
 
 use super::candidates::EarlyCandidates;
 use super::ctx::Ctx;
-use super::io::{ConnKey, TimerKey, Transmit};
+use super::io::{ConnKey, Peer, TimerKey, Transmit, Transport};
 use super::sdp;
 use super::sections::{self, LegSpec, RemoteTrack};
 use super::setup;
@@ -346,20 +346,18 @@ impl Connection {
     // ----- I/O ------------------------------------------------------------------------
 
     /// Feeds one datagram (already routed to this connection).
-    pub(crate) fn handle_datagram(
-        &mut self,
-        ctx: &Ctx<'_>,
-        from: std::net::SocketAddr,
-        data: BytesMut,
-    ) {
+    pub(crate) fn handle_datagram(&mut self, ctx: &Ctx<'_>, from: Peer, data: BytesMut) {
         let Some(pc) = self.pc.as_mut() else { return };
         let msg = TaggedBytesMut {
             now: ctx.now,
             transport: TransportContext {
                 local_addr: ctx.config.local_addr,
-                peer_addr: from,
+                peer_addr: from.addr,
                 ecn: None,
-                transport_protocol: TransportProtocol::UDP,
+                transport_protocol: match from.transport {
+                    Transport::Udp => TransportProtocol::UDP,
+                    Transport::Tcp => TransportProtocol::TCP,
+                },
             },
             message: data,
         };
@@ -445,10 +443,7 @@ impl Connection {
         let Some(pc) = self.pc.as_mut() else { return };
         while let Some(w) = pc.poll_write() {
             ctx.demux.note_sent(ctx.now, self.key, &w.message);
-            ctx.out.transmits.push_back(Transmit {
-                to: w.transport.peer_addr,
-                data: w.message,
-            });
+            ctx.out.transmits.push_back(transmit(w));
         }
         ctx.timers
             .schedule(TimerKey::Conn(self.key), pc.poll_timeout());
@@ -462,15 +457,24 @@ impl Connection {
                 debug!(%err, "closing peer connection");
             }
             while let Some(w) = pc.poll_write() {
-                ctx.out.transmits.push_back(Transmit {
-                    to: w.transport.peer_addr,
-                    data: w.message,
-                });
+                ctx.out.transmits.push_back(transmit(w));
             }
         }
         self.pc = None;
         ctx.timers.remove(TimerKey::Conn(self.key));
         ctx.demux.remove(self.key);
+    }
+}
+
+/// What rtc wants written, addressed by the transport of its selected pair.
+fn transmit(w: TaggedBytesMut) -> Transmit {
+    let to = match w.transport.transport_protocol {
+        TransportProtocol::TCP => Peer::tcp(w.transport.peer_addr),
+        _ => Peer::udp(w.transport.peer_addr),
+    };
+    Transmit {
+        to,
+        data: w.message,
     }
 }
 

@@ -15,12 +15,11 @@
 //! so media does not gap while the client moves.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use rtc::crypto::RTCCrypto;
 
-use super::io::ConnKey;
+use super::io::{ConnKey, Peer};
 use super::stun::{self, StunClass};
 
 /// Most remote addresses bound to one connection (host, reflexive and relayed candidates of
@@ -58,7 +57,7 @@ pub(crate) struct UfragTaken;
 
 #[derive(Clone, Copy, Debug)]
 struct Binding {
-    addr: SocketAddr,
+    addr: Peer,
     /// Learnt before the connection's last ICE restart.
     stale: bool,
 }
@@ -73,7 +72,7 @@ struct Entry {
 /// The routing tables of one core.
 #[derive(Default)]
 pub(crate) struct Demux {
-    by_addr: HashMap<SocketAddr, ConnKey>,
+    by_addr: HashMap<Peer, ConnKey>,
     by_ufrag: HashMap<String, ConnKey>,
     entries: HashMap<ConnKey, Entry>,
     transactions: HashMap<[u8; 12], (ConnKey, Instant)>,
@@ -177,7 +176,7 @@ impl Demux {
     pub(crate) fn route(
         &mut self,
         now: Instant,
-        from: SocketAddr,
+        from: Peer,
         data: &[u8],
         crypto: &dyn RTCCrypto,
     ) -> Route {
@@ -200,7 +199,7 @@ impl Demux {
 
     fn route_request(
         &mut self,
-        from: SocketAddr,
+        from: Peer,
         bound: Option<ConnKey>,
         data: &[u8],
         crypto: &dyn RTCCrypto,
@@ -229,7 +228,7 @@ impl Demux {
         }
     }
 
-    fn bind(&mut self, addr: SocketAddr, conn: ConnKey) {
+    fn bind(&mut self, addr: Peer, conn: ConnKey) {
         if let Some(previous) = self.by_addr.insert(addr, conn) {
             if previous != conn {
                 if let Some(e) = self.entries.get_mut(&previous) {
@@ -266,7 +265,7 @@ impl Demux {
 
     #[cfg(test)]
     /// The connection `addr` is bound to.
-    pub(crate) fn bound(&self, addr: SocketAddr) -> Option<ConnKey> {
+    pub(crate) fn bound(&self, addr: Peer) -> Option<ConnKey> {
         self.by_addr.get(&addr).copied()
     }
 }
@@ -281,8 +280,12 @@ mod tests {
         ConnKey::new(p, PcRole::Subscriber)
     }
 
-    fn addr(port: u16) -> SocketAddr {
-        SocketAddr::from(([10, 0, 0, 1], port))
+    fn addr(port: u16) -> Peer {
+        Peer::udp(std::net::SocketAddr::from(([10, 0, 0, 1], port)))
+    }
+
+    fn tcp(port: u16) -> Peer {
+        Peer::tcp(std::net::SocketAddr::from(([10, 0, 0, 1], port)))
     }
 
     struct Fixture {
@@ -307,7 +310,7 @@ mod tests {
             }
         }
 
-        fn route(&mut self, from: SocketAddr, data: &[u8]) -> Route {
+        fn route(&mut self, from: Peer, data: &[u8]) -> Route {
             self.demux
                 .route(self.now, from, data, self.provider.crypto())
         }
@@ -333,6 +336,25 @@ mod tests {
             f.route(addr(5001), SRTP),
             Route::Drop(DropReason::UnknownAddress)
         );
+        assert_eq!(f.demux.bound(addr(5000)), Some(conn(2)));
+    }
+
+    #[test]
+    fn a_tcp_connection_is_routed_apart_from_udp_on_the_same_address() {
+        let mut f = Fixture::new();
+        let to_two = binding_request("ufragtwo:client", Some("password-two-0123456789"));
+        assert_eq!(f.route(addr(5000), &to_two), Route::To(conn(2)));
+        assert_eq!(
+            f.route(tcp(5000), SRTP),
+            Route::Drop(DropReason::UnknownAddress),
+            "the UDP binding says nothing about a TCP connection"
+        );
+        let to_one = binding_request("ufragone:client", Some("password-one-0123456789"));
+        assert_eq!(f.route(tcp(5000), &to_one), Route::To(conn(1)));
+        assert_eq!(f.route(tcp(5000), SRTP), Route::To(conn(1)));
+        assert_eq!(f.route(addr(5000), SRTP), Route::To(conn(2)));
+        f.demux.remove(conn(1));
+        assert_eq!(f.demux.bound(tcp(5000)), None);
         assert_eq!(f.demux.bound(addr(5000)), Some(conn(2)));
     }
 

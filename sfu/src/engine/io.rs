@@ -65,16 +65,68 @@ impl ConnKey {
     }
 }
 
+/// Which of the worker's sockets a packet came in on or leaves by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Transport {
+    /// The worker's UDP socket (one datagram, one packet).
+    Udp,
+    /// An ICE-TCP connection accepted on the worker's TCP port (RFC 6544, passive): each
+    /// packet is one RFC 4571 frame on the client's own TCP stream.
+    Tcp,
+}
+
+/// A remote transport address: where a packet came from or goes to, and over which
+/// transport. A client's UDP flow and its TCP connection may share an address, so
+/// routes are keyed by both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Peer {
+    /// The client's address (its TCP connection's remote address for [`Transport::Tcp`]).
+    pub addr: SocketAddr,
+    /// How it is reached.
+    pub transport: Transport,
+}
+
+impl Peer {
+    /// A client reached over the worker's UDP socket.
+    pub(crate) fn udp(addr: SocketAddr) -> Self {
+        Peer {
+            addr,
+            transport: Transport::Udp,
+        }
+    }
+
+    /// A client reached over one of its TCP connections to the worker.
+    pub(crate) fn tcp(addr: SocketAddr) -> Self {
+        Peer {
+            addr,
+            transport: Transport::Tcp,
+        }
+    }
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.transport {
+            Transport::Udp => write!(f, "{}", self.addr),
+            Transport::Tcp => write!(f, "tcp:{}", self.addr),
+        }
+    }
+}
+
 /// What one worker's core needs to know about its place in the network.
 #[derive(Clone, Debug)]
 pub(crate) struct CoreConfig {
     /// Address of this worker's UDP socket: every datagram arrives on it and leaves from it.
+    /// With [`CoreConfig::ice_tcp`], the worker's TCP listener has the same address.
     pub local_addr: SocketAddr,
     /// Addresses announced in the server's host candidates (the public IPs with the
     /// socket's port, or `local_addr` itself).
     pub announced: Vec<SocketAddr>,
     /// Server-side ICE lite (answer checks, never start them).
     pub ice_lite: bool,
+    /// The worker accepts ICE-TCP connections on `local_addr`: every connection also
+    /// offers a passive TCP host candidate there.
+    pub ice_tcp: bool,
 }
 
 /// What a timer of the core belongs to.
@@ -92,11 +144,12 @@ pub(crate) enum TimerKey {
     Allocate(RoomKey),
 }
 
-/// A datagram to send from the worker's socket.
+/// A packet to send: a datagram from the worker's UDP socket, or a frame on a client's
+/// TCP connection.
 #[derive(Debug)]
 pub(crate) struct Transmit {
     /// Destination.
-    pub to: SocketAddr,
+    pub to: Peer,
     /// Payload (owned; the shell batches several into one `sendmmsg`).
     pub data: BytesMut,
 }

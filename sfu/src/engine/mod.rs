@@ -52,7 +52,6 @@ mod tests;
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -61,7 +60,7 @@ use rtc::crypto::{RTCCryptoProvider, SignatureScheme};
 use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
 use tracing::{debug, error, info};
 
-pub(crate) use io::{CoreConfig, ParticipantKey, RoomKey, Transmit};
+pub(crate) use io::{CoreConfig, ParticipantKey, Peer, RoomKey, Transmit, Transport};
 
 use ctx::Ctx;
 use demux::{Demux, DropReason, Route};
@@ -358,7 +357,7 @@ impl Core {
 
     /// Feeds one received datagram (routed by address, then by STUN ufrag; else dropped
     /// and counted).
-    pub(crate) fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: BytesMut) {
+    pub(crate) fn handle_datagram(&mut self, now: Instant, from: Peer, data: BytesMut) {
         let route = match &self.crypto {
             Some(c) => self.shared.demux.route(now, from, &data, c.crypto()),
             None => Route::Drop(DropReason::Unauthenticated),

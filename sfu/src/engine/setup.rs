@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::ice::network_type::NetworkType;
+use rtc::ice::tcp_type::TcpType;
 use rtc::interceptor::{
     CongestionControlBuilder, NackGeneratorBuilder, NackResponderBuilder, ReceiverReportBuilder,
     SenderReportBuilder, TwccReceiverBuilder, TwccSenderBuilder,
@@ -26,7 +27,7 @@ use super::io::CoreConfig;
 use super::publication::AUDIO_LEVEL_URI;
 use crate::error::SfuError;
 use crate::estimate::{DownlinkEstimator, SharedEstimate};
-use crate::rtcp::FeedbackForwarder;
+use crate::rtcp::{FeedbackForwarder, LayerReportFilter};
 use crate::types::PcRole;
 
 /// ICE connectivity-check interval while connecting (rtc's default: 200 ms).
@@ -39,11 +40,15 @@ const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 const NACK_SEND_BUFFER_PACKETS: u16 = 128;
 /// Interceptor slot of the keyframe-request forwarder: after every default interceptor.
 const KEYFRAME_FORWARDER_SLOT: usize = 14_000;
+/// Interceptor slot of the layer report filter: next to the wire, before every default
+/// interceptor, so it sees the receiver reports on their way out.
+const LAYER_REPORT_FILTER_SLOT: usize = 500;
 
 /// The interceptors of one server connection, by role. The media engine gets exactly what
 /// rtc's defaults register (feedback types, header extensions: the SDP is the same), but
 /// each chain only holds the interceptors its direction uses:
-/// - publisher (the server only receives): NACK generator, TWCC feedback, receiver reports;
+/// - publisher (the server only receives): NACK generator, TWCC feedback, receiver reports
+///   without the simulcast layers' blocks ([`LayerReportFilter`]);
 /// - subscriber (the server only sends): NACK responder (retransmits from its buffer),
 ///   sender reports, the keyframe-request forwarder (PLI/FIR up to the application), and
 ///   send-side congestion control: transport-wide sequence numbers on every packet and
@@ -60,7 +65,11 @@ fn interceptors(
         PcRole::Publisher => Registry::new()
             .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
             .with(Slot::TwccReceiver, TwccReceiverBuilder::new().build())
-            .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build()),
+            .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build())
+            .with(
+                Slot::from(LAYER_REPORT_FILTER_SLOT),
+                LayerReportFilter::default(),
+            ),
         PcRole::Subscriber => Registry::new()
             .with(
                 Slot::NackResponder,
@@ -102,15 +111,22 @@ pub(crate) fn build(
         .map_err(SfuError::webrtc)?;
     register_audio_level(&mut media_engine)?;
     let registry = interceptors(role, &mut media_engine, estimate)?;
-    let network = if local.is_ipv4() {
+    let mut networks = vec![if local.is_ipv4() {
         NetworkType::Udp4
     } else {
         NetworkType::Udp6
-    };
+    }];
+    if config.ice_tcp {
+        networks.push(if local.is_ipv4() {
+            NetworkType::Tcp4
+        } else {
+            NetworkType::Tcp6
+        });
+    }
     let settings = SettingEngineBuilder::new()
         // No multicast: browsers' `.local` candidates are useless to a server anyway.
         .with_multicast_dns_mode(MulticastDnsMode::Disabled)
-        .with_network_types(vec![network])
+        .with_network_types(networks)
         // Clients trickle candidates after the description: their first checks create
         // peer-reflexive pairs, which must not wait a second before nomination.
         .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
@@ -128,7 +144,7 @@ pub(crate) fn build(
         .with_interceptor_registry(registry)
         .build(now)
         .map_err(SfuError::webrtc)?;
-    add_only_host_candidate(&mut pc, local)?;
+    add_host_candidates(&mut pc, local, config.ice_tcp)?;
     Ok(pc)
 }
 
@@ -147,29 +163,37 @@ pub(crate) fn register_audio_level(media_engine: &mut MediaEngine) -> Result<(),
         .map_err(SfuError::webrtc)
 }
 
-/// Gives `pc` its one host candidate (`local`, UDP, component 1) and ends gathering: a
-/// connection on a worker socket (or a test peer on its in-memory address) has nothing
-/// else to gather.
-pub(crate) fn add_only_host_candidate(
+/// Gives `pc` its host candidates on `local` and ends gathering: UDP, and with `tcp` a
+/// passive TCP candidate on the same address (RFC 6544: the worker listens there, the
+/// client connects). Browsers rank TCP below UDP, so it is only used when UDP fails.
+/// A test peer on its in-memory address gets its UDP candidate the same way.
+pub(crate) fn add_host_candidates(
     pc: &mut RTCPeerConnection,
     local: std::net::SocketAddr,
+    tcp: bool,
 ) -> Result<(), SfuError> {
-    let host = CandidateHostConfig {
-        base_config: CandidateConfig {
-            network: "udp".to_owned(),
-            address: local.ip().to_string(),
-            port: local.port(),
-            component: 1,
-            ..Default::default()
-        },
-        ..Default::default()
+    let mut transports = vec![("udp", TcpType::Unspecified)];
+    if tcp {
+        transports.push(("tcp", TcpType::Passive));
     }
-    .new_candidate_host()
-    .map_err(SfuError::webrtc)?;
-    let init = RTCIceCandidate::from(&host)
-        .to_json()
+    for (network, tcp_type) in transports {
+        let host = CandidateHostConfig {
+            base_config: CandidateConfig {
+                network: network.to_owned(),
+                address: local.ip().to_string(),
+                port: local.port(),
+                component: 1,
+                ..Default::default()
+            },
+            tcp_type,
+        }
+        .new_candidate_host()
         .map_err(SfuError::webrtc)?;
-    pc.add_local_candidate(init).map_err(SfuError::webrtc)?;
+        let init = RTCIceCandidate::from(&host)
+            .to_json()
+            .map_err(SfuError::webrtc)?;
+        pc.add_local_candidate(init).map_err(SfuError::webrtc)?;
+    }
     pc.add_local_candidate(RTCIceCandidateInit::default())
         .map_err(SfuError::webrtc)
 }

@@ -7,6 +7,7 @@
 //! datagrams of that interval ([`Worker::hold`]).
 
 mod socket;
+mod tcp;
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -21,12 +22,13 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
 use crate::config::SfuConfig;
-use crate::engine::{Command, Core, CoreConfig, ParticipantKey, Reply, Transmit};
+use crate::engine::{Command, Core, CoreConfig, ParticipantKey, Peer, Reply, Transmit, Transport};
 use crate::error::SfuError;
-use crate::stats::{Counters, LogThrottle};
+use crate::stats::{Counters, Gauge, LogThrottle};
 use crate::types::SfuEvent;
 
 use socket::{Outgoing, Received, Receiver};
+use tcp::{TcpEvent, TcpSide};
 
 /// Longest the loop sleeps with nothing to do (the core normally asks for less).
 const IDLE_WAKE: Duration = Duration::from_secs(1);
@@ -76,6 +78,20 @@ impl WorkerHandle {
     ) -> io::Result<WorkerHandle> {
         let std_socket = socket::bind(SocketAddr::new(sfu.bind_ip, sfu.worker_port(index)))?;
         let local_addr = std_socket.local_addr()?;
+        let tcp_listener = if sfu.ice_tcp {
+            match tcp::bind(local_addr) {
+                Ok(listener) => Some(listener),
+                Err(err) => {
+                    // The UDP port is free but its TCP twin is not (an ephemeral port in
+                    // tests, or another program): UDP still works, clients just get no
+                    // TCP candidate from this worker.
+                    warn!(worker = index, %local_addr, %err, "ICE-TCP port not available; this worker offers UDP only");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let announced = if sfu.public_ips.is_empty() {
             vec![local_addr]
         } else {
@@ -88,13 +104,21 @@ impl WorkerHandle {
             local_addr,
             announced,
             ice_lite: sfu.ice_lite,
+            ice_tcp: tcp_listener.is_some(),
         };
         let coalesce = Duration::from_micros(u64::from(sfu.coalesce_us));
+        let ice_tcp = config.ice_tcp;
         let (tx, rx) = mpsc::unbounded_channel();
         let thread = std::thread::Builder::new()
             .name(format!("sfu-worker-{index}"))
-            .spawn(move || run_thread(index, std_socket, config, coalesce, counters, rx))?;
-        info!(worker = index, %local_addr, "media worker started");
+            .spawn(move || {
+                let sockets = Sockets {
+                    udp: std_socket,
+                    tcp: tcp_listener,
+                };
+                run_thread(index, sockets, config, coalesce, counters, rx)
+            })?;
+        info!(worker = index, %local_addr, ice_tcp, "media worker started");
         Ok(WorkerHandle {
             tx,
             local_addr,
@@ -133,9 +157,16 @@ impl Drop for WorkerHandle {
     }
 }
 
+/// A worker's bound sockets, handed to its thread.
+struct Sockets {
+    udp: StdUdpSocket,
+    /// The ICE-TCP listener on the same address, when ICE-TCP is on and the port was free.
+    tcp: Option<std::net::TcpListener>,
+}
+
 fn run_thread(
     index: usize,
-    socket: StdUdpSocket,
+    sockets: Sockets,
     config: CoreConfig,
     coalesce: Duration,
     counters: Arc<Counters>,
@@ -152,10 +183,18 @@ fn run_thread(
         }
     };
     runtime.block_on(async move {
-        let socket = match UdpSocket::from_std(socket) {
+        let socket = match UdpSocket::from_std(sockets.udp) {
             Ok(s) => s,
             Err(err) => {
                 error!(worker = index, %err, "media worker could not register its socket");
+                return;
+            }
+        };
+        let (tcp, tcp_events) = match sockets.tcp.map(TcpSide::new).transpose() {
+            Ok(Some((side, events))) => (Some(side), Some(events)),
+            Ok(None) => (None, None),
+            Err(err) => {
+                error!(worker = index, %err, "media worker could not register its TCP listener");
                 return;
             }
         };
@@ -163,6 +202,8 @@ fn run_thread(
             core: Core::new(config, Arc::clone(&counters)),
             counters,
             socket,
+            tcp,
+            tcp_events,
             receiver: Receiver::new(),
             received: Vec::with_capacity(socket::RECV_BATCH),
             send_queue: VecDeque::new(),
@@ -179,6 +220,10 @@ struct Worker {
     core: Core,
     counters: Arc<Counters>,
     socket: UdpSocket,
+    /// ICE-TCP connections (RFC 6544), when the worker listens for them.
+    tcp: Option<TcpSide>,
+    /// What the ICE-TCP connections received.
+    tcp_events: Option<mpsc::Receiver<TcpEvent>>,
     receiver: Receiver,
     received: Vec<Received>,
     send_queue: VecDeque<Outgoing>,
@@ -221,6 +266,8 @@ impl Worker {
                     }
                 }
                 _ = self.socket.writable(), if writable => {}
+                accepted = accept(&self.tcp) => self.on_tcp_accepted(accepted),
+                event = tcp_event(&mut self.tcp_events) => self.on_tcp_event(event),
                 _ = tokio::time::sleep_until(deadline.into()) => {}
             }
             let now = Instant::now();
@@ -294,7 +341,7 @@ impl Worker {
                 Ok(_) => {
                     let now = Instant::now();
                     for r in self.received.drain(..) {
-                        self.core.handle_datagram(now, r.from, r.data);
+                        self.core.handle_datagram(now, Peer::udp(r.from), r.data);
                     }
                     // Forward what this batch produced before reading the next one.
                     self.drain_core();
@@ -313,11 +360,18 @@ impl Worker {
     /// Moves the core's datagrams into the send queue and its events to signaling.
     fn drain_core(&mut self) {
         while let Some(Transmit { to, data }) = self.core.poll_transmit() {
-            if self.send_queue.len() >= MAX_SEND_QUEUE {
-                self.counters.dropped(1);
-                continue;
+            match to.transport {
+                Transport::Udp if self.send_queue.len() < MAX_SEND_QUEUE => {
+                    self.send_queue.push_back(Outgoing { to: to.addr, data });
+                }
+                Transport::Udp => self.counters.dropped(1),
+                Transport::Tcp => {
+                    let sent = self.tcp.as_mut().is_some_and(|t| t.send(to.addr, data));
+                    if !sent {
+                        self.counters.dropped(1);
+                    }
+                }
             }
-            self.send_queue.push_back(Outgoing { to, data });
         }
         while let Some((participant, event)) = self.core.poll_event() {
             if let Some(tx) = self.events.get(&participant) {
@@ -325,6 +379,45 @@ impl Worker {
                     self.events.remove(&participant);
                 }
             }
+        }
+    }
+
+    /// A connection came in on the ICE-TCP listener.
+    fn on_tcp_accepted(&mut self, accepted: io::Result<(tokio::net::TcpStream, SocketAddr)>) {
+        let Some(tcp) = self.tcp.as_mut() else { return };
+        match accepted {
+            Ok((stream, from)) => {
+                let opened = tcp.open(stream, from);
+                self.counters.ice_tcp_connection(opened);
+                if opened {
+                    self.counters.add(Gauge::IceTcpConnections, 1);
+                    debug!(%from, "ICE-TCP connection accepted");
+                } else {
+                    debug!(%from, "ICE-TCP connection refused: too many open");
+                }
+            }
+            // A client that gave up during the handshake, or out of descriptors.
+            Err(err) => debug!(%err, "ICE-TCP accept failed"),
+        }
+    }
+
+    /// A frame (one packet) or the end of an ICE-TCP connection.
+    fn on_tcp_event(&mut self, event: Option<TcpEvent>) {
+        match event {
+            Some(TcpEvent::Frame { from, data }) => {
+                self.busy_since = Some(Instant::now());
+                self.core
+                    .handle_datagram(Instant::now(), Peer::tcp(from), data);
+                self.drain_core();
+                self.flush();
+            }
+            Some(TcpEvent::Closed { from }) => {
+                if let Some(tcp) = self.tcp.as_mut() {
+                    tcp.closed(from);
+                    self.counters.sub(Gauge::IceTcpConnections, 1);
+                }
+            }
+            None => {}
         }
     }
 
@@ -347,5 +440,21 @@ impl Worker {
                 }
             }
         }
+    }
+}
+
+/// The next ICE-TCP connection, or never when the worker has no listener or is full.
+async fn accept(tcp: &Option<TcpSide>) -> io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    match tcp {
+        Some(t) if t.has_room() => t.accept().await,
+        _ => std::future::pending().await,
+    }
+}
+
+/// The next event of the ICE-TCP connections, or never without a listener.
+async fn tcp_event(events: &mut Option<mpsc::Receiver<TcpEvent>>) -> Option<TcpEvent> {
+    match events {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }

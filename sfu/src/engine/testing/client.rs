@@ -126,7 +126,7 @@ impl Client {
             .with_interceptor_registry(registry)
             .build(now)
             .expect("client peer connection");
-        setup::add_only_host_candidate(&mut pc, local).expect("host candidate");
+        setup::add_host_candidates(&mut pc, local, false).expect("host candidate");
         Client {
             participant,
             role,

@@ -21,7 +21,7 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 pub(crate) use client::{opus, vp8, Client};
 
-use super::{Command, Core, CoreConfig, ParticipantKey, Reply};
+use super::{Command, Core, CoreConfig, ParticipantKey, Peer, Reply};
 use crate::stats::Counters;
 use crate::types::{IceCandidate, PcRole, SfuEvent};
 
@@ -69,6 +69,7 @@ impl Sim {
             local_addr: server_addr(),
             announced: vec![server_addr()],
             ice_lite,
+            ice_tcp: false,
         })
     }
 
@@ -333,8 +334,8 @@ impl Sim {
             let mut moved = false;
             while let Some(t) = self.poll_core() {
                 moved = true;
-                let Some(i) = self.client_at(t.to) else {
-                    self.stray.push(t.to);
+                let Some(i) = self.client_at(t.to.addr) else {
+                    self.stray.push(t.to.addr);
                     continue;
                 };
                 if self.downlink_loss.as_mut().is_some_and(|f| f(i, &t.data)) {
@@ -365,7 +366,8 @@ impl Sim {
                     }
                     let from = self.clients[i].external;
                     let (started, allocs) = (Instant::now(), alloc::allocations());
-                    self.core.handle_datagram(self.now, from, w.message);
+                    self.core
+                        .handle_datagram(self.now, Peer::udp(from), w.message);
                     self.core_busy += started.elapsed();
                     self.core_allocations += alloc::allocations() - allocs;
                 }

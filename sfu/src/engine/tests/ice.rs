@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::{a_to_b, addr, gap_free, offers_of, seqs, ufrag_of, A, B};
 use crate::engine::testing::Sim;
-use crate::engine::{Command, Reply};
+use crate::engine::{Command, Peer, Reply};
 use crate::types::{PcRole, SfuEvent};
 
 #[test]
@@ -78,7 +78,7 @@ fn subscriber_ice_restart_on_the_same_address_keeps_media_flowing() {
 #[test]
 fn datagrams_for_no_connection_are_dropped_and_counted() {
     let (mut sim, a, b) = a_to_b(false);
-    let stranger = addr(9, 9999);
+    let stranger = Peer::udp(addr(9, 9999));
     // Media-looking junk from an unknown address.
     sim.core
         .handle_datagram(sim.now, stranger, bytes::BytesMut::from(&[0x80u8; 100][..]));
@@ -242,6 +242,7 @@ fn announced_addresses_replace_the_socket_address_in_candidates() {
         local_addr: crate::engine::testing::server_addr(),
         announced: vec![public],
         ice_lite: false,
+        ice_tcp: false,
     });
     sim.join(A, "alice");
     let a = sim.publisher(A, addr(1, 5000), "alice", "cam");
