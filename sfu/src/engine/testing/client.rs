@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rtc::ice::mdns::MulticastDnsMode;
+use rtc::ice::tcp_type::TcpType;
 use rtc::peer_connection::configuration::interceptor_registry::{
     register_default_interceptors, Registry, Slot,
 };
@@ -16,6 +17,9 @@ use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent, RTCTrackEventInit};
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::{
+    CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit,
+};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp::header::{Header, EXTENSION_PROFILE_ONE_BYTE};
@@ -66,6 +70,8 @@ pub(crate) struct Client {
     pub local: SocketAddr,
     /// Address the server sees (differs from `local` behind a simulated NAT).
     pub external: SocketAddr,
+    /// Reaches the server over ICE-TCP only (its UDP is blocked both ways).
+    pub tcp: bool,
     /// Last connection state.
     pub state: RTCPeerConnectionState,
     /// Remote tracks opened, in order.
@@ -103,11 +109,37 @@ pub(crate) fn vp8_payload(size: usize, keyframe: bool, picture_id: u16) -> Bytes
     Bytes::from(p)
 }
 
+/// Gives `pc` one active ICE-TCP host candidate on `local` (it connects to the server's
+/// passive candidate, as a browser does) and ends gathering.
+fn add_active_tcp_candidate(pc: &mut RTCPeerConnection, local: SocketAddr) {
+    let host = CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: "tcp".to_owned(),
+            address: local.ip().to_string(),
+            port: local.port(),
+            component: 1,
+            ..Default::default()
+        },
+        tcp_type: TcpType::Active,
+    }
+    .new_candidate_host()
+    .expect("active TCP candidate");
+    let init = RTCIceCandidate::from(&host)
+        .to_json()
+        .expect("candidate json");
+    pc.add_local_candidate(init).expect("local candidate");
+    pc.add_local_candidate(RTCIceCandidateInit::default())
+        .expect("end of candidates");
+}
+
 impl Client {
+    /// A client at `local`; with `tcp` its only candidate is an active ICE-TCP one (a
+    /// browser on a network that blocks UDP), otherwise a UDP host candidate.
     pub(super) fn build(
         participant: ParticipantKey,
         role: PcRole,
         local: SocketAddr,
+        tcp: bool,
         now: Instant,
     ) -> Client {
         let mut media_engine = MediaEngine::default();
@@ -126,12 +158,17 @@ impl Client {
             .with_interceptor_registry(registry)
             .build(now)
             .expect("client peer connection");
-        setup::add_host_candidates(&mut pc, local, false).expect("host candidate");
+        if tcp {
+            add_active_tcp_candidate(&mut pc, local);
+        } else {
+            setup::add_host_candidates(&mut pc, local, false).expect("host candidate");
+        }
         Client {
             participant,
             role,
             pc,
             local,
+            tcp,
             external: local,
             state: RTCPeerConnectionState::New,
             opened: Vec::new(),

@@ -21,7 +21,7 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 pub(crate) use client::{opus, vp8, Client};
 
-use super::{Command, Core, CoreConfig, ParticipantKey, Peer, Reply};
+use super::{Command, Core, CoreConfig, ParticipantKey, Peer, Reply, Transport};
 use crate::stats::Counters;
 use crate::types::{IceCandidate, PcRole, SfuEvent};
 
@@ -47,6 +47,13 @@ pub(crate) struct Sim {
     pub events: Vec<(ParticipantKey, SfuEvent)>,
     /// Datagrams the core sent to an address no client has.
     pub stray: Vec<SocketAddr>,
+    /// Clients created at these addresses reach the core over ICE-TCP only.
+    pub tcp_only: Vec<SocketAddr>,
+    /// Packets lost because they went by a transport their client cannot use (UDP to or
+    /// from a TCP-only client, TCP to a UDP client).
+    pub wrong_transport: usize,
+    /// Packets the core sent over TCP.
+    pub tcp_transmits: usize,
     /// Track sources the next [`Sim::publisher`] declares with its offer.
     pub sources: Vec<(String, crate::types::TrackSource)>,
     /// Loss on the way client → core.
@@ -93,6 +100,9 @@ impl Sim {
             clients: Vec::new(),
             events: Vec::new(),
             stray: Vec::new(),
+            tcp_only: Vec::new(),
+            wrong_transport: 0,
+            tcp_transmits: 0,
             sources: Vec::new(),
             uplink_loss: None,
             downlink_loss: None,
@@ -127,8 +137,13 @@ impl Sim {
 
     /// Adds a client for `key`'s subscriber connection at `addr`; returns its index.
     pub(crate) fn subscriber(&mut self, key: ParticipantKey, addr: SocketAddr) -> usize {
-        self.clients
-            .push(Client::build(key, PcRole::Subscriber, addr, self.now));
+        self.clients.push(Client::build(
+            key,
+            PcRole::Subscriber,
+            addr,
+            self.tcp_only.contains(&addr),
+            self.now,
+        ));
         self.clients.len() - 1
     }
 
@@ -164,7 +179,13 @@ impl Sim {
         stream: &str,
         track: &str,
     ) -> usize {
-        let mut c = Client::build(key, PcRole::Publisher, addr, self.now);
+        let mut c = Client::build(
+            key,
+            PcRole::Publisher,
+            addr,
+            self.tcp_only.contains(&addr),
+            self.now,
+        );
         let layers = [
             ("q", 0x1000_0001u32),
             ("h", 0x1000_0002),
@@ -202,7 +223,13 @@ impl Sim {
         track: &str,
         kind: RtpCodecKind,
     ) -> usize {
-        let mut c = Client::build(key, PcRole::Publisher, addr, self.now);
+        let mut c = Client::build(
+            key,
+            PcRole::Publisher,
+            addr,
+            self.tcp_only.contains(&addr),
+            self.now,
+        );
         c.ssrc = 0x1234_5678;
         let codec = match kind {
             RtpCodecKind::Audio => opus(),
@@ -338,6 +365,12 @@ impl Sim {
                     self.stray.push(t.to.addr);
                     continue;
                 };
+                let tcp = t.to.transport == Transport::Tcp;
+                self.tcp_transmits += usize::from(tcp);
+                if tcp != self.clients[i].tcp {
+                    self.wrong_transport += 1;
+                    continue;
+                }
                 if self.downlink_loss.as_mut().is_some_and(|f| f(i, &t.data)) {
                     continue;
                 }
@@ -348,7 +381,11 @@ impl Sim {
                         local_addr: c.local,
                         peer_addr: server_addr(),
                         ecn: None,
-                        transport_protocol: TransportProtocol::UDP,
+                        transport_protocol: if tcp {
+                            TransportProtocol::TCP
+                        } else {
+                            TransportProtocol::UDP
+                        },
                     },
                     message: t.data,
                 };
@@ -364,10 +401,18 @@ impl Sim {
                     if self.uplink_loss.as_mut().is_some_and(|f| f(i, &w.message)) {
                         continue;
                     }
-                    let from = self.clients[i].external;
+                    let external = self.clients[i].external;
+                    let from = if w.transport.transport_protocol == TransportProtocol::TCP {
+                        Peer::tcp(external)
+                    } else {
+                        Peer::udp(external)
+                    };
+                    if (from.transport == Transport::Tcp) != self.clients[i].tcp {
+                        self.wrong_transport += 1;
+                        continue;
+                    }
                     let (started, allocs) = (Instant::now(), alloc::allocations());
-                    self.core
-                        .handle_datagram(self.now, Peer::udp(from), w.message);
+                    self.core.handle_datagram(self.now, from, w.message);
                     self.core_busy += started.elapsed();
                     self.core_allocations += alloc::allocations() - allocs;
                 }

@@ -268,3 +268,66 @@ fn announced_addresses_replace_the_socket_address_in_candidates() {
     assert!(answer.contains("203.0.113.7 3478 typ host"), "{answer}");
     assert!(!answer.contains("10.0.0.100"), "{answer}");
 }
+
+#[test]
+fn a_client_whose_udp_is_blocked_connects_over_ice_tcp() {
+    let mut sim = Sim::with_config(crate::engine::CoreConfig {
+        local_addr: crate::engine::testing::server_addr(),
+        announced: vec![crate::engine::testing::server_addr()],
+        ice_lite: false,
+        ice_tcp: true,
+    });
+    sim.tcp_only = vec![addr(2, 6000)];
+    sim.join(A, "alice");
+    sim.join(B, "bob");
+    let b = sim.subscriber(B, addr(2, 6000));
+    let a = sim.publisher(A, addr(1, 5000), "alice", "cam");
+    assert!(sim.run_until(Duration::from_secs(5), |s| s.clients[a].connected()));
+    sim.stream(a, Duration::from_secs(2));
+    assert!(
+        sim.clients[b].connected(),
+        "B's subscriber connection is up"
+    );
+    assert!(
+        sim.clients[b].rtp.len() >= 80,
+        "media reached B over TCP: {} packets",
+        sim.clients[b].rtp.len()
+    );
+    assert_eq!(gap_free(&seqs(&sim, b)), Ok(()), "no packet lost on TCP");
+    assert!(
+        sim.tcp_transmits > sim.clients[b].rtp.len(),
+        "checks, DTLS and media went by TCP"
+    );
+    assert_eq!(
+        sim.wrong_transport, 0,
+        "nothing was sent by a transport its peer cannot use"
+    );
+    // Every offer the server made carries both candidates.
+    let candidates: Vec<String> = sim
+        .events_of(B)
+        .filter_map(|e| match e {
+            SfuEvent::IceCandidate { candidate, .. } => Some(candidate.candidate.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        candidates.iter().any(|c| c.contains(" udp ")),
+        "{candidates:?}"
+    );
+    assert!(
+        candidates
+            .iter()
+            .any(|c| c.contains(" tcp ") && c.contains("tcptype passive")),
+        "{candidates:?}"
+    );
+}
+
+#[test]
+fn without_ice_tcp_the_server_offers_no_tcp_candidate() {
+    let (sim, _, _) = a_to_b(false);
+    let tcp = sim.events_of(B).any(|e| {
+        matches!(e, SfuEvent::IceCandidate { candidate, .. } if candidate.candidate.contains(" tcp "))
+    });
+    assert!(!tcp);
+    assert_eq!(sim.tcp_transmits, 0);
+}
