@@ -145,6 +145,19 @@ struct RunArgs {
     /// every event.
     #[arg(long, default_value_t = theraroom_load::engine::DEFAULT_COALESCE.as_micros() as u64)]
     engine_coalesce_us: u64,
+    /// Publishers send their camera as three simulcast layers (rid q, h, f; engine
+    /// client): every subscriber gets one of them. Labels get " simulcast".
+    #[arg(long)]
+    simulcast: bool,
+    /// Group scenario: shape the last member's downlink to this many kbit/s (tc on
+    /// `lo`, needs root in the namespace); it is reported apart (its audio delivery and
+    /// the video it still gets), and delivery and latency are the others'.
+    #[arg(long)]
+    constrain_kbit: Option<u32>,
+    /// Seconds between shaping the constrained member and measuring (the server's
+    /// estimate and allocation settle).
+    #[arg(long, default_value_t = 8)]
+    constrain_settle: u64,
     /// Smoke mode: 2 rooms of 2 for a few seconds; exits non-zero unless media is
     /// delivered (≥ 95% per subscriber) without errors. Asserts no timing.
     #[arg(long)]
@@ -192,6 +205,53 @@ fn media(args: &RunArgs) -> Media {
     }
 }
 
+/// What the publishers of a normal scenario send: camera and microphone, the camera in
+/// simulcast layers with `--simulcast`.
+fn both(args: &RunArgs) -> Publish {
+    if args.simulcast {
+        Publish::SIMULCAST
+    } else {
+        Publish::BOTH
+    }
+}
+
+/// A scenario label, marked when the cameras are simulcast.
+fn labelled(args: &RunArgs, label: String) -> String {
+    if args.simulcast {
+        format!("{label} simulcast")
+    } else {
+        label
+    }
+}
+
+/// Shapes the last member's downlink to `kbit` and waits for the server to adapt.
+async fn constrain_last(
+    fleet: &mut Fleet,
+    kbit: u32,
+    settle: Duration,
+) -> Option<tool::shape::Shaper> {
+    let last = fleet.last_member()?;
+    let Some(port) = fleet.constrain(last) else {
+        progress("  --constrain-kbit needs the engine client: not shaped");
+        return None;
+    };
+    match tool::shape::Shaper::limit(port, kbit) {
+        Ok(shaper) => {
+            progress(format!(
+                "  downlink of member {last} (port {}) shaped to {kbit} kbit/s; settling {} s",
+                shaper.port(),
+                settle.as_secs()
+            ));
+            tokio::time::sleep(settle).await;
+            Some(shaper)
+        }
+        Err(e) => {
+            progress(format!("  could not shape the downlink: {e}"));
+            None
+        }
+    }
+}
+
 async fn one_scenario(
     backend: &Arc<dyn Backend>,
     media: &Media,
@@ -199,6 +259,18 @@ async fn one_scenario(
     label: &str,
     specs: Vec<RoomSpec>,
     pace: JoinPace,
+) -> Measurement {
+    measured_scenario(backend, media, args, label, specs, pace, None).await
+}
+
+async fn measured_scenario(
+    backend: &Arc<dyn Backend>,
+    media: &Media,
+    args: &RunArgs,
+    label: &str,
+    specs: Vec<RoomSpec>,
+    pace: JoinPace,
+    constrain_kbit: Option<u32>,
 ) -> Measurement {
     let n: usize = specs.iter().map(|s| s.members.len()).sum();
     progress(format!(
@@ -213,7 +285,22 @@ async fn one_scenario(
         progress(format!("  {missing} remote tracks still silent after 30 s"));
     }
     tokio::time::sleep(Duration::from_secs(args.warmup)).await;
+    let shaper = match constrain_kbit {
+        Some(kbit) => {
+            constrain_last(&mut fleet, kbit, Duration::from_secs(args.constrain_settle)).await
+        }
+        None => None,
+    };
     let mut m = fleet.measure(label, Duration::from_secs(args.window)).await;
+    drop(shaper);
+    if let Some(d) = m.constrained_audio_delivery {
+        progress(format!(
+            "  constrained member: audio delivery {:.2}%, audio p99 {:.1} ms, video {:.0} kbit/s",
+            d * 100.0,
+            m.constrained_audio_p99_ms.unwrap_or(f64::NAN),
+            m.constrained_video_kbps.unwrap_or(f64::NAN)
+        ));
+    }
     progress(format!(
         "  CPU over the window: tool {:.2} s ({:.0}%), server {:.2} s ({:.0}%), tool/server {:.2}",
         m.tool_cpu_s,
@@ -260,20 +347,35 @@ async fn run_scenarios(
     let pace = JoinPace::Parallel(args.parallel);
     if wants(args, "one-to-one") {
         for &n in &args.rooms {
-            let specs = vec![RoomSpec::uniform(2, Publish::BOTH); n];
-            out.push(one_scenario(&backend, media, args, &format!("1:1 x{n}"), specs, pace).await);
+            let specs = vec![RoomSpec::uniform(2, both(args)); n];
+            let label = labelled(args, format!("1:1 x{n}"));
+            out.push(one_scenario(&backend, media, args, &label, specs, pace).await);
         }
     }
     if wants(args, "group") {
-        let specs = vec![RoomSpec::uniform(args.group_size, Publish::BOTH)];
-        let label = format!("group {}", args.group_size);
-        out.push(one_scenario(&backend, media, args, &label, specs, pace).await);
+        let specs = vec![RoomSpec::uniform(args.group_size, both(args))];
+        let mut label = labelled(args, format!("group {}", args.group_size));
+        if let Some(kbit) = args.constrain_kbit {
+            label = format!("{label}, one at {kbit} kbit/s");
+        }
+        out.push(
+            measured_scenario(
+                &backend,
+                media,
+                args,
+                &label,
+                specs,
+                pace,
+                args.constrain_kbit,
+            )
+            .await,
+        );
     }
     if wants(args, "fanout") {
         for &n in &args.fanout {
-            let mut members = vec![Publish::BOTH];
+            let mut members = vec![both(args)];
             members.extend(std::iter::repeat_n(Publish::NOTHING, n));
-            let label = format!("1->{n}");
+            let label = labelled(args, format!("1->{n}"));
             out.push(
                 one_scenario(
                     &backend,

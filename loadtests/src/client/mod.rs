@@ -111,6 +111,10 @@ pub struct Publish {
     pub audio: bool,
     /// Publish a VP8 camera track.
     pub video: bool,
+    /// Send the camera as three simulcast layers (rid q, h, f), as the browser client
+    /// does for a capture of 360 lines or more. Only the engine client
+    /// (`--client engine`) sends layers; the webrtc-rs client sends one.
+    pub simulcast: bool,
 }
 
 impl Publish {
@@ -118,11 +122,19 @@ impl Publish {
     pub const BOTH: Publish = Publish {
         audio: true,
         video: true,
+        simulcast: false,
+    };
+    /// Camera in three simulcast layers, and microphone.
+    pub const SIMULCAST: Publish = Publish {
+        audio: true,
+        video: true,
+        simulcast: true,
     };
     /// Receive only: no publisher connection at all.
     pub const NOTHING: Publish = Publish {
         audio: false,
         video: false,
+        simulcast: false,
     };
 }
 
@@ -497,6 +509,12 @@ impl Participant {
     /// Connection state of the subscriber connection.
     pub fn subscriber_state(&self) -> PcState {
         *self.shared.subscriber.state.borrow()
+    }
+
+    /// Local port of the subscriber connection: not exposed by webrtc-rs (its sockets
+    /// are its own), so downlink shaping needs the engine client.
+    pub fn subscriber_port(&self) -> Option<u16> {
+        None
     }
 
     /// Offers, answers or candidates the client could not apply (should stay empty).

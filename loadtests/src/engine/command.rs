@@ -25,6 +25,8 @@ pub(crate) struct TrackSpec {
     pub(crate) stream_id: String,
     pub(crate) ssrc: u32,
     pub(crate) counters: Arc<SentCounters>,
+    /// Video sent as three simulcast layers ([`crate::engine::sender::LAYERS`]).
+    pub(crate) simulcast: bool,
 }
 
 /// Everything a loop needs to build a connection.
@@ -84,6 +86,9 @@ pub(crate) struct PcShared {
     pub(crate) state: Mutex<PcState>,
     pub(crate) received: ReceiveTable,
     pub(crate) sent: Vec<Arc<SentCounters>>,
+    /// Local UDP port of the connection's socket (0 until the loop bound it): what a
+    /// benchmark shapes with `tc` to constrain one subscriber's downlink.
+    pub(crate) local_port: std::sync::atomic::AtomicU16,
 }
 
 impl PcShared {
@@ -92,6 +97,7 @@ impl PcShared {
             state: Mutex::new(PcState::New),
             received: ReceiveTable::default(),
             sent,
+            local_port: std::sync::atomic::AtomicU16::new(0),
         })
     }
 

@@ -32,13 +32,14 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use rtc::sansio::Protocol;
+use rtc::sdp::extmap::{SDES_MID_URI, SDES_RTP_STREAM_ID_URI};
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use tokio::sync::mpsc;
 
 use super::arena::Arena;
 use super::clock::Clock;
 use super::command::{CreateSpec, PcEvent, PcShared, TrackSpec};
-use super::sender::{LocalSender, MediaSource, Outgoing, AUDIO_LEVEL_URI};
+use super::sender::{LocalSender, MediaSource, Outgoing, Simulcast, AUDIO_LEVEL_URI, LAYERS};
 use super::udp::{Datagram, Socket};
 use crate::client::media::{OPUS_PAYLOAD_TYPE, VP8_PAYLOAD_TYPE};
 use crate::client::protocol::{CandidateInit, Kind, PcName};
@@ -65,6 +66,9 @@ pub(crate) struct Conn {
     /// Remote candidates that arrived before the remote description.
     pending: Vec<CandidateInit>,
     senders: Vec<LocalSender>,
+    /// Which of `senders` go out in simulcast layers (known from the spec, set up with
+    /// the answer).
+    simulcast: Vec<bool>,
     remote: HashMap<String, Remote>,
     media: Option<MediaSource>,
     state: PcState,
@@ -121,24 +125,35 @@ fn track_of(t: &TrackSpec) -> MediaStreamTrack {
         Kind::Video => (RtpCodecKind::Video, "video/VP8", 90_000, 0),
         Kind::Audio => (RtpCodecKind::Audio, "audio/opus", 48_000, 2),
     };
+    let codec = RTCRtpCodec {
+        mime_type: mime.to_owned(),
+        clock_rate,
+        channels,
+        ..Default::default()
+    };
+    let encoding = |rid: &str, ssrc: u32| RTCRtpEncodingParameters {
+        rtp_coding_parameters: RTCRtpCodingParameters {
+            rid: rid.to_owned(),
+            ssrc: Some(ssrc),
+            ..Default::default()
+        },
+        codec: codec.clone(),
+        ..Default::default()
+    };
+    let encodings = if t.simulcast {
+        LAYERS
+            .iter()
+            .map(|&(rid, offset, _)| encoding(rid, t.ssrc.wrapping_add(offset)))
+            .collect()
+    } else {
+        vec![encoding("", t.ssrc)]
+    };
     MediaStreamTrack::new(
         t.stream_id.clone(),
         t.track_id.clone(),
         t.track_id.clone(),
         codec_kind,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(t.ssrc),
-                ..Default::default()
-            },
-            codec: RTCRtpCodec {
-                mime_type: mime.to_owned(),
-                clock_rate,
-                channels,
-                ..Default::default()
-            },
-            ..Default::default()
-        }],
+        encodings,
     )
 }
 
@@ -177,6 +192,7 @@ impl Conn {
             .build(now)
             .map_err(rtc_err)?;
         let mut senders = Vec::new();
+        let simulcast = spec.tracks.iter().map(|t| t.simulcast).collect();
         for t in &spec.tracks {
             let id = pc
                 .add_transceiver_from_track(
@@ -209,6 +225,7 @@ impl Conn {
             gathered: false,
             pending: Vec::new(),
             senders,
+            simulcast,
             remote: HashMap::new(),
             media: None,
             state: PcState::New,
@@ -286,21 +303,48 @@ impl Conn {
         self.pc
             .set_remote_description(now, answer)
             .map_err(rtc_err)?;
-        for s in &mut self.senders {
-            if s.kind != Kind::Audio {
-                continue;
+        for i in 0..self.senders.len() {
+            let (sender, kind) = (self.senders[i].sender, self.senders[i].kind);
+            if kind == Kind::Audio {
+                let id = self.extension_id(sender, AUDIO_LEVEL_URI);
+                self.senders[i].set_audio_level_ext(id);
+            } else if self.simulcast[i] {
+                let mid = self
+                    .pc
+                    .rtp_transceiver(i)
+                    .and_then(|t| t.mid().clone())
+                    .unwrap_or_else(|| i.to_string());
+                let ids = (
+                    self.extension_id(sender, SDES_MID_URI),
+                    self.extension_id(sender, SDES_RTP_STREAM_ID_URI),
+                );
+                let ssrc = self.senders[i].ssrc;
+                self.senders[i].simulcast = match ids {
+                    (Some(mid_ext), Some(rid_ext)) => {
+                        Some(Simulcast::new(ssrc, &mid, mid_ext, rid_ext))
+                    }
+                    _ => {
+                        tracing::warn!(
+                            "simulcast without negotiated mid/rid extensions: one layer"
+                        );
+                        None
+                    }
+                };
             }
-            let id = self.pc.rtp_sender(s.sender).and_then(|mut r| {
-                r.get_parameters()
-                    .rtp_parameters
-                    .header_extensions
-                    .iter()
-                    .find(|e| e.uri == AUDIO_LEVEL_URI)
-                    .and_then(|e| u8::try_from(e.id).ok())
-            });
-            s.set_audio_level_ext(id);
         }
         self.flush_candidates()
+    }
+
+    /// The id the answer gave header extension `uri` on our `sender`.
+    fn extension_id(&mut self, sender: RTCRtpSenderId, uri: &str) -> Option<u8> {
+        self.pc.rtp_sender(sender).and_then(|mut r| {
+            r.get_parameters()
+                .rtp_parameters
+                .header_extensions
+                .iter()
+                .find(|e| e.uri == uri)
+                .and_then(|e| u8::try_from(e.id).ok())
+        })
     }
 
     /// Adds a remote candidate, or holds it until the remote description is set.
@@ -397,7 +441,8 @@ impl Conn {
                     .ok_or_else(|| ClientError::WebRtc("no RTP sender".into()))
                     .and_then(|mut s| s.write_rtp(now, o.packet).map_err(rtc_err));
                 match written {
-                    Ok(()) => sender.counters.sent(o.size, o.sent_us),
+                    Ok(()) if o.counted => sender.counters.sent(o.size, o.sent_us),
+                    Ok(()) => {}
                     Err(e) => {
                         tracing::debug!(error = %e, "RTP write refused");
                         sender.counters.failed();

@@ -254,6 +254,7 @@ impl Engine {
                     track_id,
                     stream_id: stream_id.clone(),
                     ssrc: rand::random::<u32>() | 1,
+                    simulcast: publish.simulcast && kind == Kind::Video,
                 });
             }
         }
@@ -313,6 +314,11 @@ pub struct EnginePc {
 }
 
 impl EnginePc {
+    /// Local UDP port of this connection's socket.
+    pub fn local_port(&self) -> u16 {
+        self.shared.local_port.load(Ordering::Relaxed)
+    }
+
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, ClientError> {
         let (tx, rx) = oneshot::channel();
         self.lp.send(make(tx))?;

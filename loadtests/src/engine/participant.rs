@@ -169,6 +169,11 @@ impl EngineParticipant {
         self.publisher.as_ref().map(|p| p.state())
     }
 
+    /// Local UDP port of the subscriber connection.
+    pub fn subscriber_port(&self) -> Option<u16> {
+        Some(self.subscriber.local_port()).filter(|p| *p != 0)
+    }
+
     /// Connection state of the subscriber connection.
     pub fn subscriber_state(&self) -> PcState {
         self.subscriber.state()

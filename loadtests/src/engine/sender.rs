@@ -70,6 +70,95 @@ static SPEECH: [u8; 1] = [30];
 /// Level of silence (dBov).
 static SILENCE: [u8; 1] = [127];
 
+/// The simulcast layers of a video track, lowest first: rid, SSRC offset from the track's
+/// own SSRC, and the layer's share of the top layer's packets (synthetic: of its bytes).
+/// The shares follow the browser client's 150 / 500 / 1,200 kbit/s.
+pub(crate) const LAYERS: [(&str, u32, f64); 3] = [("q", 2, 0.125), ("h", 1, 0.4), ("f", 0, 1.0)];
+
+/// What a simulcast track writes besides the top layer: every packet names its layer
+/// (mid and rid extensions, as browsers keep sending them to our server), and the two
+/// lower layers are sent untagged, so delivery is accounted on the top layer only (the
+/// one a subscriber with room for it receives).
+pub(crate) struct Simulcast {
+    mid_ext: u8,
+    rid_ext: u8,
+    mid: Bytes,
+    /// The lower layers: rid, SSRC, share, next sequence number.
+    lower: Vec<(&'static str, u32, f64, u16)>,
+}
+
+impl Simulcast {
+    /// The layers of a track on `ssrc`, sent with the negotiated extension ids.
+    pub(crate) fn new(ssrc: u32, mid: &str, mid_ext: u8, rid_ext: u8) -> Simulcast {
+        Simulcast {
+            mid_ext,
+            rid_ext,
+            mid: Bytes::copy_from_slice(mid.as_bytes()),
+            lower: LAYERS
+                .iter()
+                .filter(|(_, offset, _)| *offset != 0)
+                .map(|&(rid, offset, share)| (rid, ssrc.wrapping_add(offset), share, 0))
+                .collect(),
+        }
+    }
+
+    fn name(&self, header: &mut Header, rid: &'static str) {
+        header.extension = true;
+        header.extension_profile = EXTENSION_PROFILE_ONE_BYTE;
+        let _ = header.set_extension(self.mid_ext, self.mid.clone());
+        let _ = header.set_extension(self.rid_ext, Bytes::from_static(rid.as_bytes()));
+    }
+
+    /// Names the top layer's packets of this tick (`out[from..]`) and appends the lower
+    /// layers' packets for the same frame: the first `share` of the top's packets,
+    /// untagged (synthetic: one packet, `share` of the size).
+    fn add_lower(&mut self, out: &mut Vec<Outgoing>, from: usize, kind: Kind, arena: &mut Arena) {
+        let top: Vec<usize> = (from..out.len()).collect();
+        for &i in &top {
+            self.name(&mut out[i].packet.header, "f");
+        }
+        let Some(&last) = top.last() else { return };
+        let synthetic_size = (top.len() == 1).then(|| out[last].packet.payload.len());
+        for l in 0..self.lower.len() {
+            let (rid, ssrc, share, _) = self.lower[l];
+            let count = ((top.len() as f64 * share).ceil() as usize).clamp(1, top.len());
+            for (n, &i) in top.iter().take(count).enumerate() {
+                let source = out[i].packet.payload.clone();
+                let body = match synthetic_size {
+                    Some(size) => ((size as f64 * share) as usize).max(tag_offset(kind) + 1),
+                    None => source.len().saturating_sub(TAG_LEN).max(1),
+                };
+                let mut payload = arena.take(body);
+                let copied = body.min(source.len());
+                payload[..copied].copy_from_slice(&source[..copied]);
+                // Never a tag: a lower layer's packet is not one of the top layer's.
+                if let Some(tag) = payload.get_mut(tag_offset(kind)..) {
+                    let end = tag.len().min(TAG_LEN);
+                    if synthetic_size.is_some() {
+                        tag[..end].fill(0);
+                    }
+                }
+                let sequence = self.lower[l].3.wrapping_add(1);
+                self.lower[l].3 = sequence;
+                let mut header = out[i].packet.header.clone();
+                header.ssrc = ssrc;
+                header.sequence_number = sequence;
+                header.marker = n + 1 == count;
+                self.name(&mut header, rid);
+                out.push(Outgoing {
+                    packet: Packet {
+                        header,
+                        payload: payload.freeze(),
+                    },
+                    size: body,
+                    sent_us: out[i].sent_us,
+                    counted: false,
+                });
+            }
+        }
+    }
+}
+
 /// One of our tracks: its RTP sender in the connection, numbering and pacing.
 pub(crate) struct LocalSender {
     pub(crate) sender: RTCRtpSenderId,
@@ -83,6 +172,8 @@ pub(crate) struct LocalSender {
     ticker: Option<Ticker>,
     /// Negotiated audio-level extension id, and where in the talk cycle this one starts.
     audio_level: Option<(u8, u32)>,
+    /// Video in simulcast layers, once the answer named the extension ids.
+    pub(crate) simulcast: Option<Simulcast>,
 }
 
 /// One packet ready for the connection.
@@ -90,6 +181,8 @@ pub(crate) struct Outgoing {
     pub(crate) packet: Packet,
     pub(crate) size: usize,
     pub(crate) sent_us: u64,
+    /// Counts as sent (tagged): false for the lower simulcast layers.
+    pub(crate) counted: bool,
 }
 
 impl LocalSender {
@@ -113,6 +206,7 @@ impl LocalSender {
             frame_no: 0,
             ticker: None,
             audio_level: None,
+            simulcast: None,
         }
     }
 
@@ -205,6 +299,7 @@ impl LocalSender {
         now_us: u64,
         out: &mut Vec<Outgoing>,
     ) {
+        let from = out.len();
         match source {
             MediaSource::Synthetic(rate) => {
                 let (pps, size) = self.synthetic(rate);
@@ -225,6 +320,7 @@ impl LocalSender {
                     },
                     size,
                     sent_us: now_us,
+                    counted: true,
                 });
             }
             MediaSource::Clips(clips) => {
@@ -250,12 +346,16 @@ impl LocalSender {
                         },
                         size,
                         sent_us: now_us,
+                        counted: true,
                     });
                 }
             }
         }
         self.counters
             .set_rtp_position(self.sequence, self.timestamp);
+        if let Some(layers) = &mut self.simulcast {
+            layers.add_lower(out, from, self.kind, arena);
+        }
     }
 }
 

@@ -342,6 +342,9 @@ impl Loop {
             return Err(ClientError::Config("too many local tracks".into()));
         }
         let socket = Socket::bind(spec.bind_ip)?;
+        spec.shared
+            .local_port
+            .store(socket.local_addr().port(), Ordering::Relaxed);
         let key = self.conns.next_key();
         let fd = socket.fd();
         let conn = Conn::new(spec, socket, now)?;

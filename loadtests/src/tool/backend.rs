@@ -75,6 +75,9 @@ pub trait Peer: Send + Sync {
     fn request_keyframe(&self, track_id: &str);
     /// Problems seen so far (negotiation errors, unexpected close).
     fn errors(&self) -> Vec<String>;
+    /// Local UDP port of the subscriber connection (engine client only): what a
+    /// benchmark shapes to constrain one subscriber's downlink.
+    fn subscriber_port(&self) -> Option<u16>;
     /// Leaves the room and closes everything.
     async fn leave(&self) -> Result<(), String>;
 }
@@ -230,6 +233,10 @@ macro_rules! impl_peer {
                     e.push(format!("signaling closed: {c}"));
                 }
                 e
+            }
+
+            fn subscriber_port(&self) -> Option<u16> {
+                self.p.subscriber_port()
             }
 
             async fn leave(&self) -> Result<(), String> {

@@ -768,6 +768,10 @@ impl Peer for JanusPeer {
 
     fn request_keyframe(&self, _track_id: &str) {}
 
+    fn subscriber_port(&self) -> Option<u16> {
+        None
+    }
+
     fn errors(&self) -> Vec<String> {
         let mut e = self
             .errors

@@ -7,3 +7,4 @@ pub mod relay;
 pub mod report;
 pub mod scenario;
 pub mod server;
+pub mod shape;

@@ -19,6 +19,7 @@ use super::procfs;
 pub const AUDIO_ONLY: Publish = Publish {
     audio: true,
     video: false,
+    simulcast: false,
 };
 
 /// Who is in one room and what each publishes.
@@ -61,6 +62,8 @@ pub struct Fleet {
     errors: Vec<String>,
     keyframes: Option<tokio::task::JoinHandle<()>>,
     shared: Arc<Mutex<Vec<Arc<dyn Peer>>>>,
+    /// The member whose downlink is shaped: measured apart from the others.
+    constrained: Option<usize>,
 }
 
 /// Figures of one measured window.
@@ -134,6 +137,13 @@ pub struct Measurement {
     /// What the client engine's loops did over the window (engine client only):
     /// datagrams in and out, `recvmmsg`/`sendmmsg` calls, wake-ups.
     pub engine: Option<EngineStats>,
+    /// The subscriber with a constrained downlink (left out of delivery and latency
+    /// above): its audio delivery ratio over the window.
+    pub constrained_audio_delivery: Option<f64>,
+    /// Its audio one-way latency p99 (ms).
+    pub constrained_audio_p99_ms: Option<f64>,
+    /// Video it received, kbit/s of payload.
+    pub constrained_video_kbps: Option<f64>,
     /// Errors (join failures, negotiation errors, tracks that never arrived, leaves).
     pub errors: usize,
     /// The first few errors.
@@ -171,7 +181,33 @@ impl Fleet {
             errors: Vec::new(),
             keyframes,
             shared,
+            constrained: None,
         }
+    }
+
+    /// Index of the member that joined last.
+    pub fn last_member(&self) -> Option<usize> {
+        self.members.len().checked_sub(1)
+    }
+
+    /// Marks member `m` as the one with a constrained downlink: [`Fleet::measure`]
+    /// leaves it out of delivery and latency and reports it in the `constrained_*`
+    /// figures. Returns its subscriber connection's UDP port (to shape).
+    pub fn constrain(&mut self, m: usize) -> Option<u16> {
+        let port = self.members.get(m)?.peer.subscriber_port()?;
+        self.constrained = Some(m);
+        Some(port)
+    }
+
+    /// Video payload bytes member `m` received so far.
+    fn video_bytes(&self, m: usize) -> u64 {
+        self.members[m]
+            .peer
+            .received()
+            .iter()
+            .filter(|t| t.kind == Kind::Video)
+            .map(|t| t.bytes)
+            .sum()
     }
 
     /// Creates the rooms of `specs` and joins their members at `pace`; publishers
@@ -299,6 +335,7 @@ impl Fleet {
         let own0 = procfs::own_cpu_seconds();
         let engine0 = self.backend.engine_stats();
         let recv0 = self.receive_totals();
+        let constrained_video0 = self.constrained.map(|c| self.video_bytes(c));
         let start_us = now_micros();
         let t0 = Instant::now();
         set_measure_window(start_us, start_us + window.as_micros() as u64);
@@ -330,6 +367,7 @@ impl Fleet {
         let engine1 = self.backend.engine_stats();
         let rss = procfs::rss_mib(pid).unwrap_or(0.0);
         let recv1 = self.receive_totals();
+        let constrained_video1 = self.constrained.map(|c| self.video_bytes(c));
         tokio::time::sleep(Duration::from_secs(1)).await;
         set_measure_window(u64::MAX, u64::MAX);
 
@@ -359,6 +397,10 @@ impl Fleet {
         let mut joins = Vec::new();
         let mut never = 0usize;
         for (i, member) in self.members.iter().enumerate() {
+            if self.constrained == Some(i) {
+                self.measure_constrained(i, &ids, &sent, &mut m);
+                continue;
+            }
             let got = member.peer.received();
             let (mut expected, mut received) = (0u64, 0u64);
             let mut join_ms: Option<f64> = None;
@@ -454,9 +496,39 @@ impl Fleet {
         } else {
             f64::NAN
         };
+        if let (Some(a), Some(b)) = (constrained_video0, constrained_video1) {
+            m.constrained_video_kbps = Some(b.saturating_sub(a) as f64 * 8.0 / dt / 1e3);
+        }
         m.errors = errors.len();
         m.error_samples = errors.into_iter().take(5).collect();
         m
+    }
+
+    /// The constrained member's audio: what it received of what its room sent.
+    fn measure_constrained(
+        &self,
+        i: usize,
+        ids: &[String],
+        sent: &HashMap<(usize, u8), u64>,
+        m: &mut Measurement,
+    ) {
+        let got = self.members[i].peer.received();
+        let (mut expected, mut received) = (0u64, 0u64);
+        let mut latency = LatencyHistogram::default();
+        for (p, kind) in self.expected(i) {
+            if kind != Kind::Audio {
+                continue;
+            }
+            expected += sent.get(&(p, kind_key(kind))).copied().unwrap_or(0);
+            if let Some(t) = got.iter().find(|t| t.stream_id == ids[p] && t.kind == kind) {
+                received += t.current_window_unique();
+                latency.merge(&t.window_latency);
+            }
+        }
+        if expected > 0 {
+            m.constrained_audio_delivery = Some((received as f64 / expected as f64).min(1.0));
+        }
+        m.constrained_audio_p99_ms = latency.quantile_us(0.99).map(|v| v as f64 / 1e3);
     }
 
     /// Sum of packets and payload bytes received by every member.
