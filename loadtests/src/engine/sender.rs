@@ -499,6 +499,39 @@ mod tests {
     }
 
     #[test]
+    fn simulcast_sends_three_named_layers_and_accounts_the_top_one() {
+        let mut s = sender(Kind::Video);
+        s.simulcast = Some(Simulcast::new(1234, "0", 4, 5));
+        let rate = MediaSource::Synthetic(MediaRate::default());
+        let mut arena = Arena::new(64 * 1024);
+        let mut out = Vec::new();
+        s.tick(&rate, &mut arena, 7, &mut out);
+        assert_eq!(out.len(), 3, "one packet per layer");
+        let rid = |o: &Outgoing| o.packet.header.get_extension(5).expect("rid").to_vec();
+        let (f, q, h) = (&out[0], &out[1], &out[2]);
+        assert_eq!(rid(f), b"f");
+        assert_eq!((rid(q), q.packet.header.ssrc), (b"q".to_vec(), 1236));
+        assert_eq!((rid(h), h.packet.header.ssrc), (b"h".to_vec(), 1235));
+        for o in &out {
+            assert_eq!(o.packet.header.get_extension(4).as_deref(), Some(&b"0"[..]));
+            assert_eq!(o.packet.header.timestamp, f.packet.header.timestamp);
+        }
+        assert!(f.counted && !q.counted && !h.counted);
+        assert_eq!(read_tag(&f.packet.payload, Kind::Video), Some((0, 7)));
+        assert_eq!(read_tag(&q.packet.payload, Kind::Video), None, "lower layers untagged");
+        assert_eq!(read_tag(&h.packet.payload, Kind::Video), None);
+        assert_eq!(q.packet.payload.len(), 125, "an eighth of the top layer");
+        assert_eq!(h.packet.payload.len(), 400);
+        let q_seq = q.packet.header.sequence_number;
+        s.tick(&rate, &mut arena, 8, &mut out);
+        assert_eq!(
+            out[4].packet.header.sequence_number,
+            q_seq.wrapping_add(1),
+            "each layer numbers its own packets"
+        );
+    }
+
+    #[test]
     fn zero_rate_sends_nothing() {
         let mut s = sender(Kind::Audio);
         let rate = MediaSource::Synthetic(MediaRate {
