@@ -30,6 +30,7 @@ pub mod forward;
 pub mod keyframe;
 pub mod plan;
 pub mod quality;
+mod retransmit;
 mod rtcp;
 mod sfu;
 pub mod simulcast;

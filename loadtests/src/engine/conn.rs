@@ -114,7 +114,13 @@ fn interceptors(name: PcName, media_engine: &mut MediaEngine) -> Result<Registry
             .with(Slot::NackResponder, NackResponderBuilder::new().build())
             .with(Slot::SenderReport, SenderReportBuilder::new().build()),
         PcName::Subscriber => Registry::new()
-            .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
+            .with(
+                Slot::NackGenerator,
+                // As libwebrtc: a packet is asked for at most 10 times.
+                NackGeneratorBuilder::new()
+                    .with_max_nacks_per_packet(10)
+                    .build(),
+            )
             .with(Slot::TwccReceiver, TwccReceiverBuilder::new().build())
             .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build()),
     })

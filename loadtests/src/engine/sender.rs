@@ -110,31 +110,51 @@ impl Simulcast {
     }
 
     /// Names the top layer's packets of this tick (`out[from..]`) and appends the lower
-    /// layers' packets for the same frame: the first `share` of the top's packets,
-    /// untagged (synthetic: one packet, `share` of the size).
-    fn add_lower(&mut self, out: &mut Vec<Outgoing>, from: usize, kind: Kind, arena: &mut Arena) {
+    /// layers' packets for the same frame, untagged: `share` of the top layer's bytes in
+    /// `share` of its packets (at least one), each starting like the top packet it is
+    /// cut from (so a keyframe's first packet still reads as one).
+    fn add_lower(
+        &mut self,
+        out: &mut Vec<Outgoing>,
+        from: usize,
+        (kind, synthetic): (Kind, bool),
+        arena: &mut Arena,
+    ) {
         let top: Vec<usize> = (from..out.len()).collect();
         for &i in &top {
             self.name(&mut out[i].packet.header, "f");
         }
-        let Some(&last) = top.last() else { return };
-        let synthetic_size = (top.len() == 1).then(|| out[last].packet.payload.len());
+        if top.is_empty() {
+            return;
+        }
+        let untagged = |len: usize| {
+            if synthetic {
+                len
+            } else {
+                len.saturating_sub(TAG_LEN)
+            }
+        };
+        let frame_bytes: usize = top
+            .iter()
+            .map(|&i| untagged(out[i].packet.payload.len()))
+            .sum();
         for l in 0..self.lower.len() {
             let (rid, ssrc, share, _) = self.lower[l];
             let count = ((top.len() as f64 * share).ceil() as usize).clamp(1, top.len());
+            let per_packet = ((frame_bytes as f64 * share) / count as f64) as usize;
             for (n, &i) in top.iter().take(count).enumerate() {
                 let source = out[i].packet.payload.clone();
-                let body = match synthetic_size {
-                    Some(size) => ((size as f64 * share) as usize).max(tag_offset(kind) + 1),
-                    None => source.len().saturating_sub(TAG_LEN).max(1),
-                };
+                let body = per_packet.clamp(
+                    tag_offset(kind) + 1,
+                    untagged(source.len()).max(tag_offset(kind) + 1),
+                );
                 let mut payload = arena.take(body);
                 let copied = body.min(source.len());
                 payload[..copied].copy_from_slice(&source[..copied]);
-                // Never a tag: a lower layer's packet is not one of the top layer's.
-                if let Some(tag) = payload.get_mut(tag_offset(kind)..) {
-                    let end = tag.len().min(TAG_LEN);
-                    if synthetic_size.is_some() {
+                if synthetic {
+                    // Never a tag: a lower layer's packet is not one of the top layer's.
+                    if let Some(tag) = payload.get_mut(tag_offset(kind)..) {
+                        let end = tag.len().min(TAG_LEN);
                         tag[..end].fill(0);
                     }
                 }
@@ -354,7 +374,8 @@ impl LocalSender {
         self.counters
             .set_rtp_position(self.sequence, self.timestamp);
         if let Some(layers) = &mut self.simulcast {
-            layers.add_lower(out, from, self.kind, arena);
+            let synthetic = matches!(source, MediaSource::Synthetic(_));
+            layers.add_lower(out, from, (self.kind, synthetic), arena);
         }
     }
 }
@@ -518,7 +539,11 @@ mod tests {
         }
         assert!(f.counted && !q.counted && !h.counted);
         assert_eq!(read_tag(&f.packet.payload, Kind::Video), Some((0, 7)));
-        assert_eq!(read_tag(&q.packet.payload, Kind::Video), None, "lower layers untagged");
+        assert_eq!(
+            read_tag(&q.packet.payload, Kind::Video),
+            None,
+            "lower layers untagged"
+        );
         assert_eq!(read_tag(&h.packet.payload, Kind::Video), None);
         assert_eq!(q.packet.payload.len(), 125, "an eighth of the top layer");
         assert_eq!(h.packet.payload.len(), 400);
@@ -529,6 +554,48 @@ mod tests {
             q_seq.wrapping_add(1),
             "each layer numbers its own packets"
         );
+    }
+
+    #[test]
+    fn simulcast_clip_layers_are_smaller_cuts_of_the_frame_without_its_tag() {
+        let keyframe_start: Vec<u8> = [0x10, 0x50, 0x2e, 0x01, 0x9d, 0x01, 0x2a]
+            .into_iter()
+            .chain(std::iter::repeat_n(7u8, 993))
+            .collect();
+        let frame = ClipFrame {
+            packets: vec![Bytes::from(keyframe_start), Bytes::from(vec![0u8; 1000])],
+            keyframe: true,
+        };
+        let clip = |kind| Clip {
+            kind,
+            frames: vec![frame.clone()],
+            frame_interval: Duration::from_millis(33),
+            ts_step: 3000,
+        };
+        let src = MediaSource::Clips(Arc::new(ClipSet {
+            video: clip(Kind::Video),
+            audio: clip(Kind::Audio),
+        }));
+        let mut s = sender(Kind::Video);
+        s.simulcast = Some(Simulcast::new(1234, "0", 4, 5));
+        let mut arena = Arena::new(64 * 1024);
+        let mut out = Vec::new();
+        s.start(&src, Instant::now());
+        s.tick(&src, &mut arena, 5, &mut out);
+        // f: 2 packets; q: 1 packet of 2000 / 8 bytes; h: 1 packet of 800 bytes.
+        assert_eq!(out.len(), 4);
+        let (q, h) = (&out[2], &out[3]);
+        assert_eq!((q.packet.header.ssrc, q.packet.payload.len()), (1236, 250));
+        assert_eq!((h.packet.header.ssrc, h.packet.payload.len()), (1235, 800));
+        for lower in [q, h] {
+            assert_eq!(
+                &lower.packet.payload[..7],
+                &out[0].packet.payload[..7],
+                "starts as the keyframe"
+            );
+            assert_eq!(read_tag(&lower.packet.payload, Kind::Video), None);
+            assert!(lower.packet.header.marker, "one packet: the frame's last");
+        }
     }
 
     #[test]

@@ -168,7 +168,9 @@ impl TheraServer {
         lines[lines.len().saturating_sub(10)..].join("\n")
     }
 
-    /// Stops a spawned server (SIGTERM, then SIGKILL after 5 s) and removes its data.
+    /// Stops a spawned server (SIGTERM, then SIGKILL after 5 s) and removes its data;
+    /// with `THERAROOM_LOAD_KEEP_LOG=<file>` its log is copied there first (run the tool
+    /// with `THERAROOM_LOAD_SERVER_LOG=<filter>` to choose what the server logs).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = Command::new("kill")
@@ -185,6 +187,9 @@ impl TheraServer {
             let _ = child.wait();
         }
         if let Some(dir) = self.data_dir.take() {
+            if let Some(keep) = std::env::var_os("THERAROOM_LOAD_KEEP_LOG") {
+                let _ = std::fs::copy(dir.join("server.log"), keep);
+            }
             let _ = std::fs::remove_dir_all(dir);
         }
     }

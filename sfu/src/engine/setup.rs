@@ -27,6 +27,7 @@ use super::io::CoreConfig;
 use super::publication::AUDIO_LEVEL_URI;
 use crate::error::SfuError;
 use crate::estimate::{DownlinkEstimator, SharedEstimate};
+use crate::retransmit::NackLimiter;
 use crate::rtcp::{FeedbackForwarder, LayerReportFilter};
 use crate::types::PcRole;
 
@@ -40,6 +41,9 @@ const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 const NACK_SEND_BUFFER_PACKETS: u16 = 128;
 /// Interceptor slot of the keyframe-request forwarder: after every default interceptor.
 const KEYFRAME_FORWARDER_SLOT: usize = 14_000;
+/// Interceptor slot of the NACK limiter: wire-side of the NACK responder (4,000), so the
+/// responder only sees requests within each packet's retransmission budget.
+const NACK_LIMITER_SLOT: usize = 3_500;
 /// Interceptor slot of the layer report filter: next to the wire, before every default
 /// interceptor, so it sees the receiver reports on their way out.
 const LAYER_REPORT_FILTER_SLOT: usize = 500;
@@ -49,7 +53,8 @@ const LAYER_REPORT_FILTER_SLOT: usize = 500;
 /// each chain only holds the interceptors its direction uses:
 /// - publisher (the server only receives): NACK generator, TWCC feedback, receiver reports
 ///   without the simulcast layers' blocks ([`LayerReportFilter`]);
-/// - subscriber (the server only sends): NACK responder (retransmits from its buffer),
+/// - subscriber (the server only sends): NACK responder (retransmits from its buffer, at
+///   most three times per packet: [`NackLimiter`]),
 ///   sender reports, the keyframe-request forwarder (PLI/FIR up to the application), and
 ///   send-side congestion control: transport-wide sequence numbers on every packet and
 ///   the downlink estimator fed by the subscriber's TWCC feedback, published to
@@ -71,6 +76,7 @@ fn interceptors(
                 LayerReportFilter::default(),
             ),
         PcRole::Subscriber => Registry::new()
+            .with(Slot::from(NACK_LIMITER_SLOT), NackLimiter::default())
             .with(
                 Slot::NackResponder,
                 NackResponderBuilder::new()
