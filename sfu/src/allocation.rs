@@ -54,6 +54,9 @@ pub struct Demand {
     /// A paused video may not resume yet: it was resumed lately and the link could not
     /// carry it ([`UpgradeBackoff::may_resume`]).
     pub resume_blocked: bool,
+    /// The video is paused because the downlink could not carry it (the subscriber was
+    /// told). Such videos come back one per allocation ([`allocate_with`]).
+    pub bandwidth_paused: bool,
 }
 
 /// The layer each demand gets (same order), `None` = paused. `budget` is the downlink
@@ -91,10 +94,17 @@ pub fn allocate_with(
         };
         bitrate as f64 * factor
     };
-    // Pass 1: the lowest layer for everyone, in priority order.
+    // Pass 1: the lowest layer for everyone, in priority order. Videos paused for
+    // bandwidth come back one per call: all at once, they would overflow the link the
+    // estimate just recovered on, and pause again together (with the audio's packets
+    // lost in between).
+    let mut resumed_one = false;
     for &i in &order {
         let d = &demands[i];
-        if d.wanted.is_none() || d.current.is_none() && d.resume_blocked {
+        if d.wanted.is_none()
+            || d.current.is_none() && d.resume_blocked
+            || d.bandwidth_paused && resumed_one
+        {
             continue;
         }
         let Some(&(layer, bitrate)) = d.layers.first() else {
@@ -111,14 +121,19 @@ pub fn allocate_with(
         if c <= left || !may_pause {
             left = (left - c).max(0.0);
             out[i] = Some(layer);
+            resumed_one |= d.bandwidth_paused;
         }
     }
-    // Pass 2: raise each towards what it wants, in priority order.
+    // Pass 2: raise each towards what it wants, in priority order (a video coming back
+    // from a pause for bandwidth stays at its lowest layer this time).
     for &i in &order {
         let d = &demands[i];
         let (Some(wanted), Some(given)) = (d.wanted, out[i]) else {
             continue;
         };
+        if d.bandwidth_paused {
+            continue;
+        }
         let limit = d.ceiling.map_or(wanted, |c| c.min(wanted));
         let given_cost = d.layers.first().map_or(0.0, |&(_, b)| {
             b as f64
@@ -237,6 +252,7 @@ mod tests {
             current: Some(2),
             ceiling: None,
             resume_blocked: false,
+            bandwidth_paused: false,
         }
     }
 
@@ -273,6 +289,30 @@ mod tests {
         assert_eq!(at(300_000), vec![None, None, Some(0)]);
         // Less than the audio: every video paused, audio still flows (it is not allocated).
         assert_eq!(at(100_000), vec![None, None, None]);
+    }
+
+    #[test]
+    fn videos_paused_for_bandwidth_come_back_one_at_a_time() {
+        let paused = Demand {
+            current: None,
+            bandwidth_paused: true,
+            ..camera(Priority::Other)
+        };
+        let fresh = Demand {
+            current: None,
+            ..camera(Priority::Other)
+        };
+        let demands = vec![paused.clone(), paused.clone(), fresh, paused];
+        // Room for every video's lowest layer: one paused video resumes (the first in
+        // priority order, at its lowest layer), a new video starts at once (and is raised
+        // with what is left); the other paused ones wait for later rounds.
+        let got = allocate(Some(800_000), 0, &demands);
+        assert_eq!(got, vec![Some(0), None, Some(1), None]);
+        assert_eq!(
+            allocate_with(Some(800_000), 0, &demands, false),
+            got,
+            "also once the loss has stopped"
+        );
     }
 
     #[test]

@@ -140,6 +140,7 @@ fn allocate_subscriber(
             current: leg.switch.current(),
             ceiling: leg.backoff.ceiling(now),
             resume_blocked: !leg.backoff.may_resume(now),
+            bandwidth_paused: leg.bandwidth_paused,
         });
     }
     // Pausing a video needs a congested path (loss), not just a low estimate.
