@@ -22,6 +22,8 @@ use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
 
+use crate::rtcp::{ignores_streams, queued_protocol};
+
 /// Most retransmissions of one packet to one subscriber.
 pub const MAX_RETRANSMISSIONS: u8 = 3;
 /// Shortest time between two retransmissions of one packet (a round trip on a good
@@ -116,11 +118,7 @@ impl NackLimiter {
 }
 
 impl Protocol<TaggedPacket, TaggedPacket, ()> for NackLimiter {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = Error;
-    type Time = Instant;
+    queued_protocol!();
 
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
         let now = msg.now;
@@ -149,26 +147,13 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for NackLimiter {
         Ok(())
     }
 
-    fn poll_read(&mut self) -> Option<Self::Rout> {
-        self.read_queue.pop_front()
-    }
-
     fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
         self.write_queue.push_back(msg);
         Ok(())
     }
-
-    fn poll_write(&mut self) -> Option<Self::Wout> {
-        self.write_queue.pop_front()
-    }
 }
 
-impl Interceptor for NackLimiter {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
-}
+ignores_streams!(NackLimiter);
 
 #[cfg(test)]
 mod tests {

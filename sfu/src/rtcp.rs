@@ -24,6 +24,41 @@ use rtc::rtp::header::Header;
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
 
+/// The associated types and the two polls every interceptor of this crate shares: it
+/// keeps what it passes on in `read_queue` and `write_queue`, in order. Used inside an
+/// `impl Protocol<TaggedPacket, TaggedPacket, ()>` block.
+macro_rules! queued_protocol {
+    () => {
+        type Rout = TaggedPacket;
+        type Wout = TaggedPacket;
+        type Eout = ();
+        type Error = Error;
+        type Time = Instant;
+
+        fn poll_read(&mut self) -> Option<Self::Rout> {
+            self.read_queue.pop_front()
+        }
+
+        fn poll_write(&mut self) -> Option<Self::Wout> {
+            self.write_queue.pop_front()
+        }
+    };
+}
+pub(crate) use queued_protocol;
+
+/// `impl Interceptor` for an interceptor that needs to know nothing of the streams.
+macro_rules! ignores_streams {
+    ($t:ty) => {
+        impl Interceptor for $t {
+            fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+            fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+            fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+            fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+        }
+    };
+}
+pub(crate) use ignores_streams;
+
 /// Minimum interval between two keyframe requests to one published track.
 pub const KEYFRAME_MIN_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -47,11 +82,7 @@ pub(crate) struct FeedbackForwarder {
 }
 
 impl Protocol<TaggedPacket, TaggedPacket, ()> for FeedbackForwarder {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = Error;
-    type Time = Instant;
+    queued_protocol!();
 
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
         if let Packet::Rtcp(packets) = &msg.message.packet {
@@ -70,26 +101,13 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for FeedbackForwarder {
         Ok(())
     }
 
-    fn poll_read(&mut self) -> Option<Self::Rout> {
-        self.read_queue.pop_front()
-    }
-
     fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
         self.write_queue.push_back(msg);
         Ok(())
     }
-
-    fn poll_write(&mut self) -> Option<Self::Wout> {
-        self.write_queue.pop_front()
-    }
 }
 
-impl Interceptor for FeedbackForwarder {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
-}
+ignores_streams!(FeedbackForwarder);
 
 /// URI of the RTP stream id (rid) header extension, which names a simulcast layer.
 const RID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
@@ -133,11 +151,7 @@ impl LayerReportFilter {
 }
 
 impl Protocol<TaggedPacket, TaggedPacket, ()> for LayerReportFilter {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = Error;
-    type Time = Instant;
+    queued_protocol!();
 
     fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
         if let Packet::Rtp(rtp) = &msg.message.packet {
@@ -147,10 +161,6 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for LayerReportFilter {
         }
         self.read_queue.push_back(msg);
         Ok(())
-    }
-
-    fn poll_read(&mut self) -> Option<Self::Rout> {
-        self.read_queue.pop_front()
     }
 
     fn handle_write(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
@@ -165,10 +175,6 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for LayerReportFilter {
         }
         self.write_queue.push_back(msg);
         Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<Self::Wout> {
-        self.write_queue.pop_front()
     }
 }
 
