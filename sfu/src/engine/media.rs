@@ -125,9 +125,7 @@ impl Media<'_> {
             }
             None => return,
         };
-        if index == 0 {
-            t.uplink.record(seq);
-        }
+        t.record_uplink(index, ssrc, seq);
         let video = t.info.kind == MediaKind::Video;
         let keyframe =
             video && starts_keyframe(&t.codec.mime_type, &packet.payload).unwrap_or(true);

@@ -93,6 +93,9 @@ pub(crate) struct Publication {
     pub audio_level_ext: Option<u8>,
     /// Loss on the way from the publisher (sequence numbers of the lowest layer).
     pub uplink: SequenceLoss,
+    /// The SSRC `uplink` counts: the lowest layer can change while layers open (`h`
+    /// may arrive before `q`), and another SSRC's numbers would read as huge loss.
+    uplink_ssrc: Option<u32>,
 }
 
 impl Publication {
@@ -130,7 +133,21 @@ impl Publication {
             subscribers: Vec::new(),
             audio_level_ext,
             uplink: SequenceLoss::default(),
+            uplink_ssrc: None,
         }
+    }
+
+    /// Counts a packet of layer `index` (SSRC `ssrc`) for the uplink loss: only the
+    /// lowest layer's, starting over when that is another SSRC than before.
+    pub(crate) fn record_uplink(&mut self, index: usize, ssrc: u32, seq: u16) {
+        if index != 0 {
+            return;
+        }
+        if self.uplink_ssrc != Some(ssrc) {
+            self.uplink_ssrc = Some(ssrc);
+            self.uplink = SequenceLoss::default();
+        }
+        self.uplink.record(seq);
     }
 
     /// Whether the publisher sends simulcast layers (each with its rid).
