@@ -354,10 +354,7 @@ impl Connection {
                 local_addr: ctx.config.local_addr,
                 peer_addr: from.addr,
                 ecn: None,
-                transport_protocol: match from.transport {
-                    Transport::Udp => TransportProtocol::UDP,
-                    Transport::Tcp => TransportProtocol::TCP,
-                },
+                transport_protocol: from.transport.protocol(),
             },
             message: data,
         };
@@ -468,13 +465,29 @@ impl Connection {
 
 /// What rtc wants written, addressed by the transport of its selected pair.
 fn transmit(w: TaggedBytesMut) -> Transmit {
-    let to = match w.transport.transport_protocol {
-        TransportProtocol::TCP => Peer::tcp(w.transport.peer_addr),
-        _ => Peer::udp(w.transport.peer_addr),
-    };
     Transmit {
-        to,
+        to: Peer::remote_of(&w.transport),
         data: w.message,
+    }
+}
+
+impl Transport {
+    /// rtc's name for this transport.
+    pub(crate) fn protocol(self) -> TransportProtocol {
+        match self {
+            Transport::Udp => TransportProtocol::UDP,
+            Transport::Tcp => TransportProtocol::TCP,
+        }
+    }
+}
+
+impl Peer {
+    /// The remote end of an rtc transport context (anything but TCP is UDP).
+    pub(crate) fn remote_of(transport: &TransportContext) -> Peer {
+        match transport.transport_protocol {
+            TransportProtocol::TCP => Peer::tcp(transport.peer_addr),
+            _ => Peer::udp(transport.peer_addr),
+        }
     }
 }
 

@@ -17,7 +17,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use rtc::sansio::Protocol;
-use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use rtc::shared::{TaggedBytesMut, TransportContext};
 
 pub(crate) use client::{opus, vp8, Client};
 
@@ -135,15 +135,16 @@ impl Sim {
         );
     }
 
+    /// A client for `key`'s `role` connection at `addr` (over ICE-TCP only when `addr`
+    /// is in [`Sim::tcp_only`]).
+    fn client(&self, key: ParticipantKey, role: PcRole, addr: SocketAddr) -> Client {
+        Client::build(key, role, addr, self.tcp_only.contains(&addr), self.now)
+    }
+
     /// Adds a client for `key`'s subscriber connection at `addr`; returns its index.
     pub(crate) fn subscriber(&mut self, key: ParticipantKey, addr: SocketAddr) -> usize {
-        self.clients.push(Client::build(
-            key,
-            PcRole::Subscriber,
-            addr,
-            self.tcp_only.contains(&addr),
-            self.now,
-        ));
+        self.clients
+            .push(self.client(key, PcRole::Subscriber, addr));
         self.clients.len() - 1
     }
 
@@ -179,13 +180,7 @@ impl Sim {
         stream: &str,
         track: &str,
     ) -> usize {
-        let mut c = Client::build(
-            key,
-            PcRole::Publisher,
-            addr,
-            self.tcp_only.contains(&addr),
-            self.now,
-        );
+        let mut c = self.client(key, PcRole::Publisher, addr);
         let layers = [
             ("q", 0x1000_0001u32),
             ("h", 0x1000_0002),
@@ -223,13 +218,7 @@ impl Sim {
         track: &str,
         kind: RtpCodecKind,
     ) -> usize {
-        let mut c = Client::build(
-            key,
-            PcRole::Publisher,
-            addr,
-            self.tcp_only.contains(&addr),
-            self.now,
-        );
+        let mut c = self.client(key, PcRole::Publisher, addr);
         c.ssrc = 0x1234_5678;
         let codec = match kind {
             RtpCodecKind::Audio => opus(),
@@ -381,11 +370,7 @@ impl Sim {
                         local_addr: c.local,
                         peer_addr: server_addr(),
                         ecn: None,
-                        transport_protocol: if tcp {
-                            TransportProtocol::TCP
-                        } else {
-                            TransportProtocol::UDP
-                        },
+                        transport_protocol: t.to.transport.protocol(),
                     },
                     message: t.data,
                 };
@@ -401,11 +386,9 @@ impl Sim {
                     if self.uplink_loss.as_mut().is_some_and(|f| f(i, &w.message)) {
                         continue;
                     }
-                    let external = self.clients[i].external;
-                    let from = if w.transport.transport_protocol == TransportProtocol::TCP {
-                        Peer::tcp(external)
-                    } else {
-                        Peer::udp(external)
+                    let from = Peer {
+                        addr: self.clients[i].external,
+                        ..Peer::remote_of(&w.transport)
                     };
                     if (from.transport == Transport::Tcp) != self.clients[i].tcp {
                         self.wrong_transport += 1;
