@@ -120,8 +120,9 @@ impl Simulcast {
         (kind, synthetic): (Kind, bool),
         arena: &mut Arena,
     ) {
-        let top: Vec<usize> = (from..out.len()).collect();
-        for &i in &top {
+        // The top layer's packets of this tick: no list of their own, `out` holds them.
+        let top = from..out.len();
+        for i in top.clone() {
             self.name(&mut out[i].packet.header, "f");
         }
         if top.is_empty() {
@@ -135,14 +136,14 @@ impl Simulcast {
             }
         };
         let frame_bytes: usize = top
-            .iter()
-            .map(|&i| untagged(out[i].packet.payload.len()))
+            .clone()
+            .map(|i| untagged(out[i].packet.payload.len()))
             .sum();
         for l in 0..self.lower.len() {
             let (rid, ssrc, share, _) = self.lower[l];
             let count = ((top.len() as f64 * share).ceil() as usize).clamp(1, top.len());
             let per_packet = ((frame_bytes as f64 * share) / count as f64) as usize;
-            for (n, &i) in top.iter().take(count).enumerate() {
+            for (n, i) in top.clone().take(count).enumerate() {
                 let source = out[i].packet.payload.clone();
                 let body = per_packet.clamp(
                     tag_offset(kind) + 1,
