@@ -391,6 +391,9 @@ pub struct Settings {
     /// Webhook delivery (`--webhooks-*`).
     #[command(flatten)]
     pub webhooks: crate::webhooks::WebhookSettings,
+    /// Several nodes on Redis (`--redis-url`, `--node-*`).
+    #[command(flatten)]
+    pub cluster: crate::cluster::ClusterSettings,
 }
 
 impl Settings {

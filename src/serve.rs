@@ -151,16 +151,22 @@ pub fn token(
 pub async fn serve(settings: Settings) -> Result<(), String> {
     // First, so that a bad certificate or key fails before anything else starts.
     let tls = load_tls(&settings)?;
+    theraroom::cluster::startup::check_settings(&settings, tls.is_some())?;
     let store = open_store(&settings).await?;
-    let stale = store
-        .close_all_active_participants()
-        .await
-        .map_err(|e| e.to_string())?;
-    if stale > 0 {
-        tracing::info!(
-            stale,
-            "closed participant rows left active by a previous run"
-        );
+    if settings.cluster.enabled() {
+        // Rows marked active may be calls running on the other nodes.
+        tracing::info!("several nodes: participant rows of earlier runs are left as they are");
+    } else {
+        let stale = store
+            .close_all_active_participants()
+            .await
+            .map_err(|e| e.to_string())?;
+        if stale > 0 {
+            tracing::info!(
+                stale,
+                "closed participant rows left active by a previous run"
+            );
+        }
     }
     let jwt = jwt_keys(&settings)?;
     let turn = turn_issuer(&settings)?;
@@ -198,20 +204,30 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     let local = listener
         .local_addr()
         .map_err(|e| format!("cannot bind {}: {e}", settings.bind))?;
+    let auth_guard = AuthGuard::new(settings.auth_failures_per_minute()?);
+    let cluster = theraroom::cluster::startup::join(&settings, local, &hub, &auth_guard).await?;
+    let live: Arc<dyn theraroom::state::LiveControl> = match &cluster {
+        Some(cluster) => Arc::new(theraroom::cluster::bus::ClusterLive {
+            cluster: cluster.clone(),
+            hub: hub.clone(),
+        }),
+        None => Arc::new(HubControl(hub.clone())),
+    };
     let state = AppState {
         store: store.clone(),
         jwt,
         turn,
-        live: Arc::new(HubControl(hub.clone())),
-        auth_guard: AuthGuard::new(settings.auth_failures_per_minute()?),
+        live: Arc::clone(&live),
+        auth_guard,
         accounts: settings.accounts_config(tls.is_some(), local),
     };
-    tokio::spawn(remind_group_sessions(store.clone(), hub.clone()));
+    tokio::spawn(remind_group_sessions(store.clone(), live));
     // Holds found past their expiry are recorded `expired` (and audited) from here on.
     theraroom::schedule::expiry::spawn_sweeper(store.clone());
     // Events left in the outbox by a previous run are sent from here on.
     theraroom::webhooks::Worker::new(store.clone(), settings.webhooks.delivery_config()?)?.spawn();
-    let extra = theraroom::rtc::routes(hub.clone()).merge(theraroom::metrics::routes());
+    let extra =
+        theraroom::rtc::routes(hub.clone(), cluster.clone()).merge(theraroom::metrics::routes());
     let http = settings.http_options()?;
     tokio::spawn(http.limiters.clone().prune_forever(Duration::from_secs(60)));
     let app = theraroom::app::build_with(state, settings.static_dir(), extra, &http)
@@ -219,7 +235,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         .layer(axum::Extension(settings.service_codes()));
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(addr = %local, url = %format!("{scheme}://{local}"), backend = ?store.backend(), "TheraRoom listening");
-    serve_http(listener, app, tls, hub).await?;
+    serve_http(listener, app, tls, hub, cluster).await?;
     store.close().await;
     tracing::info!("stopped");
     Ok(())
@@ -232,9 +248,15 @@ async fn serve_http(
     app: axum::Router,
     tls: Option<theraroom::tls::Tls>,
     hub: signaling::Hub,
+    cluster: Option<theraroom::cluster::Cluster>,
 ) -> Result<(), String> {
     let shutdown = async move {
         shutdown_signal().await;
+        // Several nodes: let go of the rooms first, so that the clients told to
+        // reconnect below reopen them on the other nodes at once.
+        if let Some(cluster) = &cluster {
+            cluster.drain(&hub).await;
+        }
         // Live calls are upgraded connections the HTTP server does not wait for:
         // close them ourselves so clients know to reconnect and rows are closed.
         hub.shutdown().await;
@@ -324,7 +346,7 @@ const REMINDER_EVERY: Duration = Duration::from_secs(60);
 
 /// Sends group-session reminders (stored, and pushed to connected users) once per
 /// session, `REMINDER_LEAD_MS` before it starts. Runs until the process stops.
-async fn remind_group_sessions(store: Store, hub: signaling::Hub) {
+async fn remind_group_sessions(store: Store, live: Arc<dyn theraroom::state::LiveControl>) {
     let mut tick = tokio::time::interval(REMINDER_EVERY);
     loop {
         tick.tick().await;
@@ -337,7 +359,7 @@ async fn remind_group_sessions(store: Store, hub: signaling::Hub) {
         {
             Ok(sent) => {
                 for n in sent {
-                    hub.notify(&n.user_id, n.to_json());
+                    live.notify(&n.user_id, n.to_json());
                 }
             }
             Err(err) => tracing::warn!(error = %err, "group session reminders failed"),

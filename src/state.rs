@@ -44,6 +44,11 @@ pub trait LiveControl: Send + Sync {
     fn token_revoked(&self, jti: &str);
     /// Every token of `subject` was revoked: close the subject's sockets.
     fn subject_revoked(&self, subject: &str);
+    /// Whether this server takes new joins now (several nodes: false while Redis,
+    /// which places rooms, is out of reach). `/readyz` reports it.
+    fn accepting_joins(&self) -> bool {
+        true
+    }
 }
 
 /// A [`LiveControl`] for when no signaling hub runs.

@@ -12,6 +12,16 @@ use crate::protocol::ServerMessage;
 /// unknown: longer than any admission that started before the end can take.
 const ENDED_MEMORY_MS: i64 = 10 * 60 * 1000;
 
+/// When a closing room releases its participant rows, relative to telling members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Release {
+    /// Tell first (the session ended: nobody comes back to this room).
+    AfterFarewell,
+    /// Release first: members reconnect at once (to another node, or this one after a
+    /// restart), and their new join must find the old row already released.
+    RowsFirst,
+}
+
 impl Hub {
     /// True while a session ended here may not get a room again.
     pub(crate) fn is_ended(&self, session_id: &str) -> bool {
@@ -43,7 +53,7 @@ impl Hub {
     pub async fn end_session(&self, session_id: &str, reason: &str) {
         self.remember_ended(session_id);
         let closed = self
-            .close_room(session_id, |outbox| {
+            .close_room(session_id, Release::AfterFarewell, |outbox| {
                 outbox.send(ServerMessage::SessionEnded {
                     reason: reason.to_string(),
                 });
@@ -60,15 +70,38 @@ impl Hub {
     pub async fn shutdown(&self) {
         let ids: Vec<String> = self.inner.rooms.iter().map(|r| r.key().clone()).collect();
         for id in ids {
-            self.close_room(&id, |outbox| outbox.close(1012, "server_restart"))
-                .await;
+            self.close_room(&id, Release::RowsFirst, |outbox| {
+                outbox.close(1012, "server_restart")
+            })
+            .await;
         }
+    }
+
+    /// Gives a room up because another node holds it now (several nodes: its lease
+    /// went elsewhere): members get close 1012 `room_moved` and reconnect, which
+    /// brings them to the room's node. The session is not ended, and participant rows
+    /// are released before anyone is told, so the rejoin elsewhere comes after.
+    pub async fn hand_over(&self, session_id: &str) -> bool {
+        let moved = self
+            .close_room(session_id, Release::RowsFirst, |outbox| {
+                outbox.close(1012, "room_moved")
+            })
+            .await;
+        if moved {
+            tracing::info!(room_id = %session_id, "room handed over to another node");
+        }
+        moved
     }
 
     /// Takes a room out of service: nobody may enter any more, every member gets
     /// `farewell` on its outbox, media and participant rows are released. Returns
     /// false when there was no such room.
-    async fn close_room(&self, session_id: &str, farewell: impl Fn(&Outbox)) -> bool {
+    async fn close_room(
+        &self,
+        session_id: &str,
+        release: Release,
+        farewell: impl Fn(&Outbox),
+    ) -> bool {
         let (room, gone) = loop {
             let Some(room) = self.room(session_id) else {
                 return false;
@@ -90,8 +123,10 @@ impl Hub {
             break (room, gone);
         };
         let mut people = std::collections::HashSet::new();
-        for (_, member) in gone {
-            farewell(&member.outbox);
+        for (_, member) in &gone {
+            if release == Release::AfterFarewell {
+                farewell(&member.outbox);
+            }
             if people.insert(member.view.person_id.clone()) {
                 self.inner
                     .gate
@@ -99,6 +134,11 @@ impl Hub {
                     .await;
             }
             metrics::gauge!("theraroom_participants").decrement(1.0);
+        }
+        if release == Release::RowsFirst {
+            for (_, member) in &gone {
+                farewell(&member.outbox);
+            }
         }
         // Closing the room closes its participants' media; then the room leaves the
         // map, so a room of that id made afterwards gets media of its own.

@@ -215,6 +215,31 @@ impl Hub {
         ids
     }
 
+    /// Every room this hub holds, with the ids of its participants (seated, within
+    /// their grace period, or waiting), sorted: what a node reports as held by it when
+    /// several nodes share the rooms.
+    pub async fn rooms_held(&self) -> Vec<(String, Vec<String>)> {
+        let rooms: Vec<Arc<RoomState>> = self.inner.rooms.iter().map(|r| Arc::clone(&r)).collect();
+        let mut held = Vec::with_capacity(rooms.len());
+        for room in rooms {
+            let members = room.members.lock().await;
+            if members.retired || members.closed {
+                continue;
+            }
+            let mut ids: Vec<String> = members
+                .by_id
+                .keys()
+                .chain(members.waiting.keys())
+                .cloned()
+                .collect();
+            drop(members);
+            ids.sort();
+            held.push((room.id.clone(), ids));
+        }
+        held.sort();
+        held
+    }
+
     pub(crate) fn room(&self, session_id: &str) -> Option<Arc<RoomState>> {
         self.inner.rooms.get(session_id).map(|r| Arc::clone(&r))
     }

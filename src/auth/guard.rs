@@ -32,6 +32,10 @@ pub struct AuthGuard {
 struct GuardInner {
     /// Keyed by client address; `None` is the shared key of requests without one.
     per_address: DefaultKeyedRateLimiter<Option<IpAddr>>,
+    /// The limit per address and minute, also counted across nodes when shared.
+    failures_per_minute: u32,
+    /// Several nodes: the count every node adds to.
+    shared: std::sync::OnceLock<crate::cluster::Cluster>,
     audits: DefaultDirectRateLimiter,
     clock: DefaultClock,
 }
@@ -50,10 +54,18 @@ impl AuthGuard {
         Self {
             inner: Arc::new(GuardInner {
                 per_address: RateLimiter::keyed(Quota::per_minute(failures_per_minute)),
+                failures_per_minute: failures_per_minute.get(),
+                shared: std::sync::OnceLock::new(),
                 audits: RateLimiter::direct(Quota::per_minute(audits)),
                 clock: DefaultClock::default(),
             }),
         }
+    }
+
+    /// Several nodes: failed authentications are also counted across the cluster (per
+    /// address and minute), so spreading guesses over the nodes does not multiply them.
+    pub fn share(&self, cluster: crate::cluster::Cluster) {
+        let _ = self.inner.shared.set(cluster);
     }
 
     /// Counts one failed authentication from `client` and answers it: 401 with the
@@ -71,6 +83,21 @@ impl AuthGuard {
                 tracing::warn!(client = ?client, suppressed, "failed authentications over the limit");
             }
             return ApiError::rate_limited(secs.max(1), "too many failed attempts; retry later");
+        }
+        if let Some(cluster) = inner.shared.get() {
+            let key = client.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
+            let verdict = cluster
+                .count_shared("auth_failures", &key, inner.failures_per_minute, 60)
+                .await;
+            if let crate::cluster::limits::Verdict::Limited { retry_after_secs } = verdict {
+                if let Some(suppressed) = OVER_LIMIT_LOG.allow() {
+                    tracing::warn!(client = ?client, suppressed, "failed authentications over the cluster's limit");
+                }
+                return ApiError::rate_limited(
+                    retry_after_secs,
+                    "too many failed attempts; retry later",
+                );
+            }
         }
         let (subject, role) = match &denial.claimed {
             Some((sub, role)) => (Some(sub.as_str()), Some(role.as_str())),

@@ -1,9 +1,11 @@
 //! Wiring of live video into the server: the `/rtc` WebSocket route ([`socket`]),
 //! the [`signaling::Gatekeeper`] backed by the store and the room rules ([`gate`]),
-//! the SFU adapted to signaling's media trait ([`media`]), and the [`LiveControl`]
-//! that lets REST changes reach live rooms.
+//! the SFU adapted to signaling's media trait ([`media`]), the [`LiveControl`]
+//! that lets REST changes reach live rooms, and (several nodes) the node's own report
+//! of the rooms it holds ([`held`]).
 
 mod gate;
+mod held;
 mod media;
 mod socket;
 
@@ -69,9 +71,12 @@ pub fn hub(sfu: sfu::Sfu, gate: StoreGatekeeper, config: signaling::HubConfig) -
     Hub::new(Arc::new(SfuMedia::new(sfu)), Arc::new(gate), config)
 }
 
-/// The `/rtc` route.
-pub fn routes(hub: Hub) -> Router {
+/// The `/rtc` route; with a cluster, sockets whose room another node holds are
+/// relayed there, and `GET /internal/cluster/rooms` reports this node's rooms.
+pub fn routes(hub: Hub, cluster: Option<crate::cluster::Cluster>) -> Router {
+    let state = socket::RtcState { hub, cluster };
     Router::new()
         .route("/rtc", get(socket::upgrade))
-        .with_state(hub)
+        .route("/internal/cluster/rooms", get(held::rooms_held))
+        .with_state(state)
 }

@@ -7,6 +7,11 @@
 //! `slow_consumer` and the socket, its tasks and its queue are freed. Before the upgrade
 //! the connection takes a place under the connection caps, or is refused with an HTTP
 //! error.
+//!
+//! With several nodes, the first frame is read here: a `join` for a room that another
+//! node holds is relayed there ([`crate::cluster::relay`]), and while Redis is out of
+//! reach a `join` is refused with `service_unavailable` (close 1013). `listen` and
+//! `probe` are always served by the node that took the socket.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -20,10 +25,10 @@ use axum::Extension;
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use signaling::protocol::MAX_MESSAGE_BYTES;
-use signaling::{
-    ConnectionPermit, Flow, Hub, LogThrottle, Outbound, OutboundQueue, SLOW_CONSUMER_CLOSE,
-};
+use signaling::{Flow, Hub, LogThrottle, Outbound, OutboundQueue, SLOW_CONSUMER_CLOSE};
 
+use crate::cluster::relay::{self, Relayed};
+use crate::cluster::{Cluster, Route};
 use crate::error::ApiError;
 
 /// How often the server pings an idle socket, and when silence counts as a drop.
@@ -38,15 +43,20 @@ const CLOSING_HANDSHAKE: Duration = Duration::from_secs(2);
 static SLOW_LOG: LogThrottle = LogThrottle::new(Duration::from_secs(1));
 
 /// Upgrades `GET /rtc` to a WebSocket; a bearer header may stand in for `join.token`.
-/// Refused with `too_many_connections` when the connection caps are reached.
+/// Refused with `too_many_connections` when the connection caps are reached. A socket
+/// relayed by another node of the cluster counts under its client's address.
 pub(super) async fn upgrade(
-    State(hub): State<Hub>,
+    State(rtc): State<RtcState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let address = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
-    let permit = match hub.reserve_connection(address) {
+    let relayed = rtc.cluster.as_ref().and_then(|c| relayed_from(c, &headers));
+    let address = match relayed {
+        Some(relayed) => relayed.client,
+        None => peer.map(|Extension(ConnectInfo(addr))| addr.ip()),
+    };
+    let permit = match rtc.hub.reserve_connection(address) {
         Ok(permit) => permit,
         Err(cap) => return ApiError::too_many_connections(cap).into_response(),
     };
@@ -55,9 +65,134 @@ pub(super) async fn upgrade(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(|t| t.trim().to_string());
+    let socket_of = SocketOf {
+        address,
+        header_token,
+        relayed: relayed.is_some(),
+    };
     ws.max_message_size(MAX_MESSAGE_BYTES + 1024)
         .max_frame_size(MAX_MESSAGE_BYTES + 1024)
-        .on_upgrade(move |socket| run_socket(hub, socket, header_token, permit))
+        .on_upgrade(move |socket| async move {
+            run_socket(rtc, socket, socket_of).await;
+            drop(permit);
+        })
+}
+
+/// The `/rtc` route's state: the hub, and the cluster when several nodes share rooms.
+#[derive(Clone)]
+pub(super) struct RtcState {
+    pub(super) hub: Hub,
+    pub(super) cluster: Option<Cluster>,
+}
+
+/// What the upgrade request said about the socket.
+struct SocketOf {
+    /// The client's address (as the relaying node saw it, for a relayed socket).
+    address: Option<std::net::IpAddr>,
+    /// `Authorization: Bearer` of the upgrade request.
+    header_token: Option<String>,
+    /// Relayed by another node: never relayed again.
+    relayed: bool,
+}
+
+/// The relay headers of a socket another node relays, when their secret is right.
+fn relayed_from(cluster: &Cluster, headers: &HeaderMap) -> Option<Relayed> {
+    let secret = headers.get(relay::RELAY_HEADER)?.to_str().ok()?;
+    if !cluster.is_relay_secret(secret) {
+        tracing::warn!("a socket claimed to be relayed with a wrong secret; treated as a client");
+        return None;
+    }
+    let client = headers
+        .get(relay::CLIENT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    Some(Relayed { client })
+}
+
+/// Serves one socket: here, or (several nodes) relayed to the node holding its room.
+async fn run_socket(rtc: RtcState, mut socket: WebSocket, of: SocketOf) {
+    let join_deadline = tokio::time::Instant::now() + rtc.hub.config().join_timeout;
+    let Some(cluster) = rtc.cluster.clone() else {
+        return pump(rtc.hub, socket, None, of.header_token, join_deadline).await;
+    };
+    // The first frame says which room the socket is for.
+    let first = match tokio::time::timeout_at(join_deadline, socket.recv()).await {
+        Ok(Some(Ok(message))) => message,
+        Ok(_) => return,
+        Err(_) => return pump(rtc.hub, socket, None, of.header_token, join_deadline).await,
+    };
+    let session = match &first {
+        Message::Text(text) => joined_session(text.as_str()),
+        _ => None,
+    };
+    let Some(session) = session else {
+        return pump(rtc.hub, socket, Some(first), of.header_token, join_deadline).await;
+    };
+    let mut route = cluster.route_join(&session).await;
+    for _ in 0..2 {
+        match route {
+            Route::Local => {
+                return pump(rtc.hub, socket, Some(first), of.header_token, join_deadline).await
+            }
+            Route::Unavailable => return refuse_unavailable(socket).await,
+            Route::Relay { .. } if of.relayed => {
+                // The room moved between the two nodes' lookups: back to the start.
+                return close_moved(socket).await;
+            }
+            Route::Relay { node, url } => {
+                let Message::Text(text) = &first else { return };
+                let upstream = relay::Upstream {
+                    base_url: &url,
+                    client: of.address,
+                    bearer: of.header_token.as_deref(),
+                    write_timeout: rtc.hub.config().write_timeout,
+                };
+                match relay::relay(&cluster, socket, text.as_str(), upstream).await {
+                    Ok(()) => return,
+                    Err(back) => socket = back,
+                }
+                route = cluster.node_unreachable(&session, &node).await;
+            }
+        }
+    }
+    refuse_unavailable(socket).await;
+}
+
+/// The session of a first frame that is a `join`.
+fn joined_session(text: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct FirstFrame {
+        #[serde(rename = "type")]
+        kind: String,
+        session_id: Option<String>,
+    }
+    let frame: FirstFrame = serde_json::from_str(text).ok()?;
+    (frame.kind == "join").then_some(frame.session_id?)
+}
+
+/// No room can be placed (Redis is out of reach): `error` `service_unavailable`, 1013.
+async fn refuse_unavailable(mut socket: WebSocket) {
+    let error = serde_json::json!({
+        "type": "error",
+        "code": "service_unavailable",
+        "message": "the server cannot take new calls right now; try again in a moment",
+        "fatal": true,
+    });
+    let _ = socket.send(Message::Text(error.to_string().into())).await;
+    let close = CloseFrame {
+        code: 1013,
+        reason: "service_unavailable".into(),
+    };
+    let _ = socket.send(Message::Close(Some(close))).await;
+}
+
+/// The socket's room is held by another node now: reconnect (1012).
+async fn close_moved(mut socket: WebSocket) {
+    let close = CloseFrame {
+        code: 1012,
+        reason: "room_moved".into(),
+    };
+    let _ = socket.send(Message::Close(Some(close))).await;
 }
 
 /// How the writer task ended.
@@ -72,17 +207,19 @@ enum WriterEnd {
 }
 
 /// Pumps one WebSocket: frames in → connection (this task); outbox → frames out (a
-/// writer task). The permit is held until both are done.
-async fn run_socket(
+/// writer task). `first` is a frame already read from the socket, handled first.
+async fn pump(
     hub: Hub,
     socket: WebSocket,
+    first: Option<Message>,
     header_token: Option<String>,
-    permit: ConnectionPermit,
+    join_deadline: tokio::time::Instant,
 ) {
-    let (sink, mut stream) = socket.split();
+    let (sink, stream) = socket.split();
+    let mut stream = futures_util::stream::iter(first.map(Ok)).chain(stream);
     let (mut connection, outbound) = hub.connect(header_token);
     let mut writer = tokio::spawn(write_loop(sink, outbound, hub.config().write_timeout));
-    let join_deadline = tokio::time::sleep(hub.config().join_timeout);
+    let join_deadline = tokio::time::sleep_until(join_deadline);
     tokio::pin!(join_deadline);
     let mut silence =
         tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
@@ -148,7 +285,6 @@ async fn run_socket(
         None => writer.abort(),
     }
     connection.disconnected().await;
-    drop(permit);
 }
 
 /// Writes the outbox and keepalive pings to the socket, each write within `deadline`.

@@ -7,6 +7,9 @@ const PING_INTERVAL_MS = 15000;
 const SILENCE_LIMIT_MS = 45000; // the server treats 45 s of silence as dropped; so do we
 const RECONNECT_WINDOW_MS = 30000;
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000];
+// Fatal errors that end this socket but not the call: the server cannot take the join
+// right now (several nodes: Redis is out of reach); reconnect with backoff as for a drop.
+const RETRYABLE_ERRORS = new Set(['service_unavailable']);
 
 // close codes 4000 + HTTP-like status → error code, for a fatal close without an `error` frame
 const CLOSE_CODES = { 4401: 'unauthorized', 4403: 'forbidden', 4404: 'session_not_found',
@@ -127,7 +130,7 @@ export class Signaling {
         this.dropAt = 0;
         break;
       case 'error':
-        if (msg.fatal) this.fail(msg.code, msg.message);
+        if (msg.fatal && !RETRYABLE_ERRORS.has(msg.code)) this.fail(msg.code, msg.message);
         break;
       case 'left':
       case 'session_ended':
