@@ -26,6 +26,7 @@
 
 pub mod client;
 pub mod engine;
+pub mod nodes;
 
 pub use client::rest;
 pub use client::{

@@ -128,7 +128,7 @@ impl Server {
             auth_guard: theraroom::auth::AuthGuard::default(),
             accounts: Default::default(),
         };
-        let extra = theraroom::rtc::routes(hub.clone()).merge(theraroom::metrics::routes());
+        let extra = theraroom::rtc::routes(hub.clone(), None).merge(theraroom::metrics::routes());
         let static_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("static");
         // Every test client comes from 127.0.0.1: REST limits far above any test's use.
         let rate = theraroom::api::rate_limit::Rate {

@@ -82,11 +82,43 @@ pub async fn request(
 /// `https://` server (the caller chooses which certificates to trust), or any other
 /// byte stream. `base` gives the `Host` header and the path prefix.
 pub async fn request_over<S>(
-    mut stream: S,
+    stream: S,
     base: &str,
     method: &str,
     path: &str,
     bearer: Option<&str>,
+    body: Option<&Value>,
+) -> Result<HttpResponse, ClientError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let authorization = bearer.map(|token| format!("Bearer {token}"));
+    let headers: Vec<(&str, &str)> = authorization
+        .as_deref()
+        .map(|value| ("Authorization", value))
+        .into_iter()
+        .collect();
+    send(stream, base, method, path, &headers, body).await
+}
+
+/// [`request`] with extra request headers (name, value) and no body, over plain TCP.
+pub async fn request_with_headers(
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<HttpResponse, ClientError> {
+    let (_, authority, _) = split_base(base)?;
+    let stream = TcpStream::connect(authority).await?;
+    send(stream, base, method, path, headers, None).await
+}
+
+async fn send<S>(
+    mut stream: S,
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
     body: Option<&Value>,
 ) -> Result<HttpResponse, ClientError>
 where
@@ -97,8 +129,8 @@ where
     let mut head = format!(
         "{method} {prefix}{path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nAccept: application/json\r\n"
     );
-    if let Some(token) = bearer {
-        head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
     }
     if !body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH") {
         head.push_str(&format!(

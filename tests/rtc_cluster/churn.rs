@@ -1,0 +1,183 @@
+//! Signaling-only clients over the cluster: raw protocol sockets that join, leave and
+//! reload through random nodes, and the state the nodes share (revocations, failed
+//! sign-ins).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+use theraroom_load::rest;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::harness::Cluster;
+use super::rtc_common::eventually_async;
+use super::rtc_common::ws::Ws;
+
+/// Longest wait for one protocol step.
+const STEP: Duration = Duration::from_secs(10);
+
+/// Opens `/rtc` on `url` and sends `first`; answers the first message whose type is
+/// one of `want` (or a fatal error), with the socket.
+async fn open(url: &str, first: Value, want: &[&str]) -> (Ws, Value) {
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("open /rtc");
+    ws.send(Message::Text(first.to_string().into())).await.expect("send");
+    let reply = tokio::time::timeout(STEP, async {
+        while let Some(Ok(frame)) = ws.next().await {
+            if let Message::Text(text) = frame {
+                let m: Value = serde_json::from_str(text.as_str()).expect("JSON");
+                let kind = m["type"].as_str().unwrap_or_default();
+                if want.contains(&kind) || (kind == "error" && m["fatal"] == true) {
+                    return m;
+                }
+            }
+        }
+        json!({"type": "closed"})
+    })
+    .await
+    .expect("an answer in time");
+    (ws, reply)
+}
+
+async fn join(url: &str, session_id: &str, token: &str) -> (Ws, String) {
+    let first = json!({"type": "join", "protocol": 1, "session_id": session_id, "token": token});
+    let (ws, m) = open(url, first, &["joined"]).await;
+    assert_eq!(m["type"], "joined", "join through {url}: {m}");
+    (ws, m["participant_id"].as_str().expect("participant id").to_string())
+}
+
+/// Sends `leave` and waits for the close.
+async fn leave(mut ws: Ws) {
+    let _ = ws.send(Message::Text(json!({"type": "leave"}).to_string().into())).await;
+    let _ = tokio::time::timeout(STEP, async { while let Some(Ok(_)) = ws.next().await {} }).await;
+}
+
+/// One person's seat in the churn: its token, and its socket while joined.
+struct Seat {
+    session: usize,
+    token: String,
+    socket: Option<Ws>,
+    ever_joined: bool,
+}
+
+/// `ops` random joins, leaves and reloads by 40 guests of 10 sessions, through random
+/// nodes, 8 at a time; then Redis must hold exactly the rooms and participants the
+/// nodes hold, and every person has one participant row.
+pub async fn random_churn(cluster: &Cluster, ops: usize) {
+    let nodes = &cluster.nodes;
+    let base = &nodes.nodes[0].base;
+    let mut sessions = Vec::new();
+    let mut seats = Vec::new();
+    for s in 0..10 {
+        let session = rest::create_session(base, &nodes.therapist_token, &format!("Churn {s}"), 10)
+            .await
+            .expect("session");
+        for g in 0..4 {
+            let guest = rest::guest_token(base, &session.share_token, &format!("Guest {g}"))
+                .await
+                .expect("guest token");
+            seats.push(Seat { session: s, token: guest.token, socket: None, ever_joined: false });
+        }
+        sessions.push(session.id);
+    }
+    let urls: Vec<String> = nodes.nodes.iter().map(|n| n.ws.clone()).collect();
+    let lanes = 8;
+    let mut lane_seats: Vec<Vec<Seat>> = (0..lanes).map(|_| Vec::new()).collect();
+    for (i, seat) in seats.into_iter().enumerate() {
+        lane_seats[i % lanes].push(seat);
+    }
+    let counts = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::<&'static str, usize>::new()));
+    let mut tasks = Vec::new();
+    for (lane, mut seats) in lane_seats.into_iter().enumerate() {
+        let (urls, sessions, counts) = (urls.clone(), sessions.clone(), counts.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(lane as u64 + 1);
+            for _ in 0..ops / lanes {
+                let pick = rng.gen_range(0..seats.len());
+                let seat = &mut seats[pick];
+                let url = &urls[rng.gen_range(0..urls.len())];
+                let session = &sessions[seat.session];
+                let op = match seat.socket.take() {
+                    None => {
+                        seat.socket = Some(join(url, session, &seat.token).await.0);
+                        seat.ever_joined = true;
+                        "join"
+                    }
+                    Some(ws) if rng.gen_bool(0.5) => {
+                        leave(ws).await;
+                        "leave"
+                    }
+                    Some(ws) => {
+                        drop(ws); // a reload: the page goes, and comes back at once
+                        seat.socket = Some(join(url, session, &seat.token).await.0);
+                        "reload"
+                    }
+                };
+                *counts.lock().unwrap().entry(op).or_default() += 1;
+            }
+            seats
+        }));
+    }
+    let mut seats = Vec::new();
+    for task in tasks {
+        seats.extend(task.await.expect("lane"));
+    }
+    eprintln!("churn: {:?}", counts.lock().unwrap());
+    let settled = eventually_async(Duration::from_secs(20), || async {
+        cluster.redis_rooms().await == cluster.node_rooms().await
+    })
+    .await;
+    let (in_redis, in_nodes) = (cluster.redis_rooms().await, cluster.node_rooms().await);
+    assert!(settled, "Redis and the nodes agree after settling:\nredis {in_redis:?}\nnodes {in_nodes:?}");
+    let joined = seats.iter().filter(|s| s.socket.is_some()).count();
+    let held: usize = in_nodes.values().map(|(_, p)| p.len()).sum();
+    // Sockets dropped by a reload that went to another node may linger in their grace
+    // period on the old room's node only if the room moved; rooms never move here.
+    assert_eq!(held, joined, "the nodes hold exactly the seated sockets");
+    let nodes_used: BTreeSet<&String> = in_nodes.values().map(|(n, _)| n).collect();
+    eprintln!("churn: {} rooms on {} nodes, {held} participants", in_nodes.len(), nodes_used.len());
+    for (s, session) in sessions.iter().enumerate() {
+        let rows = rest::participants(base, &nodes.therapist_token, session).await.expect("rows");
+        let people = seats.iter().filter(|seat| seat.session == s && seat.ever_joined).count();
+        assert_eq!(rows.len(), people, "one row per person in {session}: {rows:?}");
+    }
+}
+
+/// A revoked token closes its socket on another node; failed sign-ins count once
+/// across the nodes.
+pub async fn shared_state(cluster: &Cluster) {
+    let nodes = &cluster.nodes.nodes;
+    let session = rest::create_session(&nodes[0].base, &cluster.nodes.therapist_token, "Shared", 4)
+        .await
+        .expect("session");
+    let guest = rest::guest_token(&nodes[0].base, &session.share_token, "Listener").await.expect("guest");
+    let (mut ws, m) = open(&nodes[2].ws, json!({"type": "listen", "protocol": 1, "token": guest.token}), &["listening"]).await;
+    assert_eq!(m["type"], "listening", "{m}");
+    let r = rest::request(&nodes[0].base, "POST", "/api/auth/logout", Some(&guest.token), None).await.expect("logout");
+    assert!(r.status == 204 || r.status == 200, "sign-out on node a: {}", r.status);
+    let revoked = tokio::time::timeout(STEP, async {
+        while let Some(Ok(frame)) = ws.next().await {
+            if let Message::Text(text) = frame {
+                let m: Value = serde_json::from_str(text.as_str()).expect("JSON");
+                if m["type"] == "error" {
+                    return m["code"].as_str().unwrap_or_default().to_string();
+                }
+            }
+        }
+        String::from("closed without an error")
+    })
+    .await
+    .expect("the socket on node c hears of the revocation");
+    assert_eq!(revoked, "token_revoked");
+
+    // 20 failed authentications per address and minute, counted across the nodes.
+    let mut statuses = Vec::new();
+    for i in 0..21 {
+        let base = &nodes[i % 3].base;
+        let r = rest::request(base, "GET", "/api/sessions", Some("not-a-token"), None).await.expect("request");
+        statuses.push(r.status);
+    }
+    assert!(statuses[..20].iter().all(|s| *s == 401), "the first 20 are refused as unauthorized: {statuses:?}");
+    assert_eq!(statuses[20], 429, "the 21st, on a node that saw only 7, is rate limited: {statuses:?}");
+}
