@@ -158,6 +158,25 @@ struct RunArgs {
     /// estimate and allocation settle).
     #[arg(long, default_value_t = 8)]
     constrain_settle: u64,
+    /// Several TheraRoom nodes (spawned from --server-bin) sharing one Redis and one
+    /// PostgreSQL schema; 1 is the single server. Reports each node's CPU and the relay
+    /// of signaling through nodes that do not hold the room (see --routing).
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
+    /// With --nodes: how participants pick a node, comma-separated: `direct` (every
+    /// member of a room on its node) and/or `spread` (member k on node home+k: all but
+    /// the first relayed).
+    #[arg(long, default_value = "direct,spread", value_delimiter = ',')]
+    routing: Vec<String>,
+    /// With --nodes: PostgreSQL to share (a fresh schema is made in it with `psql`).
+    #[arg(
+        long,
+        default_value = "postgres://root@localhost/test?host=/var/run/postgresql"
+    )]
+    database_url: String,
+    /// With --nodes: a Redis to share (default: a private redis-server on loopback).
+    #[arg(long)]
+    redis_url: Option<String>,
     /// Smoke mode: 2 rooms of 2 for a few seconds; exits non-zero unless media is
     /// delivered (≥ 95% per subscriber) without errors. Asserts no timing.
     #[arg(long)]
@@ -510,6 +529,60 @@ async fn thera_backend(args: &RunArgs, client: &Client) -> Result<Arc<dyn Backen
     }))
 }
 
+/// `--nodes N`: the scenarios once per routing, each on a fresh cluster of N nodes.
+async fn nodes_main(args: &RunArgs, media: &Media, client: &Client) -> ExitCode {
+    let mut rows = Vec::new();
+    for routing in &args.routing {
+        let routing = match routing.as_str() {
+            "direct" => tool::cluster::Routing::Direct,
+            "spread" => tool::cluster::Routing::Spread,
+            other => {
+                eprintln!("unknown --routing {other} (direct or spread)");
+                return ExitCode::FAILURE;
+            }
+        };
+        let cluster = match tool::cluster::start(
+            args.server_bin.as_deref(),
+            args.nodes,
+            &args.database_url,
+            args.redis_url.as_deref(),
+        )
+        .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("nodes: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        progress(format!("{} nodes, routing {}", args.nodes, routing.label()));
+        let backend: Arc<dyn Backend> = Arc::new(tool::cluster::ClusterBackend::new(
+            cluster,
+            client.clone(),
+            routing,
+        ));
+        rows.extend(run_scenarios(Arc::clone(&backend), media, args).await);
+    }
+    println!();
+    tool::report::print_table(&rows);
+    tool::report::print_nodes(&rows);
+    if let Some(path) = &args.json {
+        let (cpus, model, kernel) = tool::procfs::machine();
+        let report = tool::report::Report {
+            machine: serde_json::json!({"cpus": cpus, "model": model, "kernel": kernel}),
+            results: &rows,
+            capacity: serde_json::Value::Null,
+            relay: &[],
+        };
+        if let Ok(text) = serde_json::to_string_pretty(&report) {
+            if let Err(e) = std::fs::write(path, text) {
+                eprintln!("writing {}: {e}", path.display());
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
 async fn janus_backend(args: &RunArgs, client: &Client) -> Result<Arc<dyn Backend>, String> {
     let pid = match args.janus_pid {
         Some(p) => p,
@@ -639,6 +712,9 @@ async fn main() -> ExitCode {
         "both" => vec!["theraroom", "janus"],
         t => vec![t],
     };
+    if args.nodes > 1 {
+        return nodes_main(&args, &media, &client).await;
+    }
     for target in targets {
         let backend = match target {
             "theraroom" => thera_backend(&args, &client).await,

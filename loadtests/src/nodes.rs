@@ -113,7 +113,11 @@ impl ClusterSpec {
             database_url: database_url.to_string(),
             redis_url: redis_url.to_string(),
             prefix: format!("tr-{:016x}", rand::random::<u64>()),
-            jwt_secret: format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>()),
+            jwt_secret: format!(
+                "{:032x}{:032x}",
+                rand::random::<u128>(),
+                rand::random::<u128>()
+            ),
             // base64 of 32 bytes of 0x2a: a test key (random keys need a base64 encoder).
             data_key: "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=".into(),
             extra_args: Vec::new(),
@@ -232,7 +236,12 @@ impl Nodes {
             .args(["--rtc-ip", "127.0.0.1", "--rtc-workers", "1"])
             .args(["--rtc-port", &node.rtc_port.to_string()])
             .args(["--node-id", &node.id])
-            .args(["--redis-url", &spec.redis_url, "--redis-prefix", &spec.prefix])
+            .args([
+                "--redis-url",
+                &spec.redis_url,
+                "--redis-prefix",
+                &spec.prefix,
+            ])
             // Every simulated participant comes from 127.0.0.1.
             .args(["--max-connections-per-ip", "100000"])
             .args(["--rate-guest-tokens", "1000000/min"])
@@ -266,7 +275,10 @@ impl Nodes {
                 return Err(format!("{id} exited with {status}: {}", self.log_tail(i)));
             }
             if Instant::now() > deadline {
-                return Err(format!("{} was not ready within {limit:?}", self.nodes[i].id));
+                return Err(format!(
+                    "{} was not ready within {limit:?}",
+                    self.nodes[i].id
+                ));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

@@ -21,8 +21,12 @@ const STEP: Duration = Duration::from_secs(10);
 /// Opens `/rtc` on `url` and sends `first`; answers the first message whose type is
 /// one of `want` (or a fatal error), with the socket.
 async fn open(url: &str, first: Value, want: &[&str]) -> (Ws, Value) {
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("open /rtc");
-    ws.send(Message::Text(first.to_string().into())).await.expect("send");
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("open /rtc");
+    ws.send(Message::Text(first.to_string().into()))
+        .await
+        .expect("send");
     let reply = tokio::time::timeout(STEP, async {
         while let Some(Ok(frame)) = ws.next().await {
             if let Message::Text(text) = frame {
@@ -44,12 +48,20 @@ async fn join(url: &str, session_id: &str, token: &str) -> (Ws, String) {
     let first = json!({"type": "join", "protocol": 1, "session_id": session_id, "token": token});
     let (ws, m) = open(url, first, &["joined"]).await;
     assert_eq!(m["type"], "joined", "join through {url}: {m}");
-    (ws, m["participant_id"].as_str().expect("participant id").to_string())
+    (
+        ws,
+        m["participant_id"]
+            .as_str()
+            .expect("participant id")
+            .to_string(),
+    )
 }
 
 /// Sends `leave` and waits for the close.
 async fn leave(mut ws: Ws) {
-    let _ = ws.send(Message::Text(json!({"type": "leave"}).to_string().into())).await;
+    let _ = ws
+        .send(Message::Text(json!({"type": "leave"}).to_string().into()))
+        .await;
     let _ = tokio::time::timeout(STEP, async { while let Some(Ok(_)) = ws.next().await {} }).await;
 }
 
@@ -77,7 +89,12 @@ pub async fn random_churn(cluster: &Cluster, ops: usize) {
             let guest = rest::guest_token(base, &session.share_token, &format!("Guest {g}"))
                 .await
                 .expect("guest token");
-            seats.push(Seat { session: s, token: guest.token, socket: None, ever_joined: false });
+            seats.push(Seat {
+                session: s,
+                token: guest.token,
+                socket: None,
+                ever_joined: false,
+            });
         }
         sessions.push(session.id);
     }
@@ -129,18 +146,34 @@ pub async fn random_churn(cluster: &Cluster, ops: usize) {
     })
     .await;
     let (in_redis, in_nodes) = (cluster.redis_rooms().await, cluster.node_rooms().await);
-    assert!(settled, "Redis and the nodes agree after settling:\nredis {in_redis:?}\nnodes {in_nodes:?}");
+    assert!(
+        settled,
+        "Redis and the nodes agree after settling:\nredis {in_redis:?}\nnodes {in_nodes:?}"
+    );
     let joined = seats.iter().filter(|s| s.socket.is_some()).count();
     let held: usize = in_nodes.values().map(|(_, p)| p.len()).sum();
     // Sockets dropped by a reload that went to another node may linger in their grace
     // period on the old room's node only if the room moved; rooms never move here.
     assert_eq!(held, joined, "the nodes hold exactly the seated sockets");
     let nodes_used: BTreeSet<&String> = in_nodes.values().map(|(n, _)| n).collect();
-    eprintln!("churn: {} rooms on {} nodes, {held} participants", in_nodes.len(), nodes_used.len());
+    eprintln!(
+        "churn: {} rooms on {} nodes, {held} participants",
+        in_nodes.len(),
+        nodes_used.len()
+    );
     for (s, session) in sessions.iter().enumerate() {
-        let rows = rest::participants(base, &nodes.therapist_token, session).await.expect("rows");
-        let people = seats.iter().filter(|seat| seat.session == s && seat.ever_joined).count();
-        assert_eq!(rows.len(), people, "one row per person in {session}: {rows:?}");
+        let rows = rest::participants(base, &nodes.therapist_token, session)
+            .await
+            .expect("rows");
+        let people = seats
+            .iter()
+            .filter(|seat| seat.session == s && seat.ever_joined)
+            .count();
+        assert_eq!(
+            rows.len(),
+            people,
+            "one row per person in {session}: {rows:?}"
+        );
     }
 }
 
@@ -151,11 +184,30 @@ pub async fn shared_state(cluster: &Cluster) {
     let session = rest::create_session(&nodes[0].base, &cluster.nodes.therapist_token, "Shared", 4)
         .await
         .expect("session");
-    let guest = rest::guest_token(&nodes[0].base, &session.share_token, "Listener").await.expect("guest");
-    let (mut ws, m) = open(&nodes[2].ws, json!({"type": "listen", "protocol": 1, "token": guest.token}), &["listening"]).await;
+    let guest = rest::guest_token(&nodes[0].base, &session.share_token, "Listener")
+        .await
+        .expect("guest");
+    let (mut ws, m) = open(
+        &nodes[2].ws,
+        json!({"type": "listen", "protocol": 1, "token": guest.token}),
+        &["listening"],
+    )
+    .await;
     assert_eq!(m["type"], "listening", "{m}");
-    let r = rest::request(&nodes[0].base, "POST", "/api/auth/logout", Some(&guest.token), None).await.expect("logout");
-    assert!(r.status == 204 || r.status == 200, "sign-out on node a: {}", r.status);
+    let r = rest::request(
+        &nodes[0].base,
+        "POST",
+        "/api/auth/logout",
+        Some(&guest.token),
+        None,
+    )
+    .await
+    .expect("logout");
+    assert!(
+        r.status == 204 || r.status == 200,
+        "sign-out on node a: {}",
+        r.status
+    );
     let revoked = tokio::time::timeout(STEP, async {
         while let Some(Ok(frame)) = ws.next().await {
             if let Message::Text(text) = frame {
@@ -175,9 +227,17 @@ pub async fn shared_state(cluster: &Cluster) {
     let mut statuses = Vec::new();
     for i in 0..21 {
         let base = &nodes[i % 3].base;
-        let r = rest::request(base, "GET", "/api/sessions", Some("not-a-token"), None).await.expect("request");
+        let r = rest::request(base, "GET", "/api/sessions", Some("not-a-token"), None)
+            .await
+            .expect("request");
         statuses.push(r.status);
     }
-    assert!(statuses[..20].iter().all(|s| *s == 401), "the first 20 are refused as unauthorized: {statuses:?}");
-    assert_eq!(statuses[20], 429, "the 21st, on a node that saw only 7, is rate limited: {statuses:?}");
+    assert!(
+        statuses[..20].iter().all(|s| *s == 401),
+        "the first 20 are refused as unauthorized: {statuses:?}"
+    );
+    assert_eq!(
+        statuses[20], 429,
+        "the 21st, on a node that saw only 7, is rate limited: {statuses:?}"
+    );
 }

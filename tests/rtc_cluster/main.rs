@@ -49,7 +49,12 @@ async fn new_call(cluster: &Cluster) -> Call {
     }
 }
 
-async fn join_via(cluster: &Cluster, node: usize, session_id: &str, token: &str) -> Result<Participant, ClientError> {
+async fn join_via(
+    cluster: &Cluster,
+    node: usize,
+    session_id: &str,
+    token: &str,
+) -> Result<Participant, ClientError> {
     let opts = JoinOptions::new(&cluster.nodes.nodes[node].ws, session_id, token);
     Participant::join(opts).await
 }
@@ -72,30 +77,58 @@ async fn rows(cluster: &Cluster, via: usize, call: &Call) -> Vec<serde_json::Val
 async fn a_therapist_and_a_guest_on_two_nodes_share_one_room_on_one_node() {
     init_tracing();
     let _serial = SERIAL.lock().await;
-    let Some(cluster) = Cluster::start(3).await else { return };
+    let Some(cluster) = Cluster::start(3).await else {
+        return;
+    };
     let call = new_call(&cluster).await;
-    let therapist = join_via(&cluster, 0, &call.session_id, &call.therapist).await.expect("therapist joins on node a");
-    let guest = join_via(&cluster, 1, &call.session_id, &call.guest).await.expect("guest joins on node b");
+    let therapist = join_via(&cluster, 0, &call.session_id, &call.therapist)
+        .await
+        .expect("therapist joins on node a");
+    let guest = join_via(&cluster, 1, &call.session_id, &call.guest)
+        .await
+        .expect("guest joins on node b");
     therapist.start_media(RATE);
     guest.start_media(RATE);
-    assert!(in_media(&therapist, &guest, MEDIA_LIMIT).await, "media both ways through one room");
+    assert!(
+        in_media(&therapist, &guest, MEDIA_LIMIT).await,
+        "media both ways through one room"
+    );
     // One node holds the room with both; Redis says the same.
     let rooms = cluster.node_rooms().await;
     let (holder, participants) = rooms.get(&call.session_id).expect("a node holds the room");
-    assert_eq!(holder, "node-a", "the node that took the first join holds the room");
+    assert_eq!(
+        holder, "node-a",
+        "the node that took the first join holds the room"
+    );
     let expected: std::collections::BTreeSet<String> =
-        [therapist.participant_id(), guest.participant_id()].iter().map(|s| s.to_string()).collect();
+        [therapist.participant_id(), guest.participant_id()]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
     assert_eq!(participants, &expected);
     let settled = eventually_async(Duration::from_secs(5), || async {
         cluster.redis_rooms().await == cluster.node_rooms().await
     })
     .await;
-    assert!(settled, "Redis holds the room as the node does: {:?} vs {:?}", cluster.redis_rooms().await, rooms);
+    assert!(
+        settled,
+        "Redis holds the room as the node does: {:?} vs {:?}",
+        cluster.redis_rooms().await,
+        rooms
+    );
     // The guest's signaling went through node b: it relayed the socket.
-    let metrics = rest::request(&cluster.nodes.nodes[1].base, "GET", "/metrics", None, None).await.expect("metrics");
+    let metrics = rest::request(&cluster.nodes.nodes[1].base, "GET", "/metrics", None, None)
+        .await
+        .expect("metrics");
     let text = String::from_utf8_lossy(&metrics.body);
-    assert!(text.contains("theraroom_cluster_relays_total 1"), "node b relayed one socket:\n{}",
-        text.lines().filter(|l| l.contains("cluster")).collect::<Vec<_>>().join("\n"));
+    assert!(
+        text.contains("theraroom_cluster_relays_total 1"),
+        "node b relayed one socket:\n{}",
+        text.lines()
+            .filter(|l| l.contains("cluster"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     therapist.close().await;
     guest.close().await;
     cluster.finish().await;
@@ -105,14 +138,23 @@ async fn a_therapist_and_a_guest_on_two_nodes_share_one_room_on_one_node() {
 async fn killing_the_rooms_node_brings_both_back_in_media_on_another_node_within_five_seconds() {
     init_tracing();
     let _serial = SERIAL.lock().await;
-    let Some(mut cluster) = Cluster::start(3).await else { return };
+    let Some(mut cluster) = Cluster::start(3).await else {
+        return;
+    };
     let call = new_call(&cluster).await;
     // The therapist on the room's node itself, the guest relayed by node b.
-    let therapist = join_via(&cluster, 0, &call.session_id, &call.therapist).await.expect("therapist joins");
-    let guest = join_via(&cluster, 1, &call.session_id, &call.guest).await.expect("guest joins");
+    let therapist = join_via(&cluster, 0, &call.session_id, &call.therapist)
+        .await
+        .expect("therapist joins");
+    let guest = join_via(&cluster, 1, &call.session_id, &call.guest)
+        .await
+        .expect("guest joins");
     therapist.start_media(RATE);
     guest.start_media(RATE);
-    assert!(in_media(&therapist, &guest, MEDIA_LIMIT).await, "media before the kill");
+    assert!(
+        in_media(&therapist, &guest, MEDIA_LIMIT).await,
+        "media before the kill"
+    );
     assert_eq!(cluster.holder_of(&call.session_id).await, Some(0));
 
     let killed_at = Instant::now();
@@ -120,7 +162,10 @@ async fn killing_the_rooms_node_brings_both_back_in_media_on_another_node_within
     // What a client does on a drop: reconnect (the browser after 500 ms) and join again
     // with the same token, through whichever node the load balancer picks.
     let (closed_t, closed_g) = tokio::join!(therapist.wait_closed(), guest.wait_closed());
-    assert_eq!(closed_g.code, 1012, "the relaying node tells the guest to reconnect: {closed_g}");
+    assert_eq!(
+        closed_g.code, 1012,
+        "the relaying node tells the guest to reconnect: {closed_g}"
+    );
     eprintln!("therapist's socket: {closed_t}; guest's: {closed_g}");
     therapist.close().await;
     guest.close().await;
@@ -128,25 +173,48 @@ async fn killing_the_rooms_node_brings_both_back_in_media_on_another_node_within
         join_via(&cluster, 2, &call.session_id, &call.therapist),
         join_via(&cluster, 1, &call.session_id, &call.guest),
     );
-    let (t2, g2) = (t2.expect("therapist rejoins via node c"), g2.expect("guest rejoins via node b"));
+    let (t2, g2) = (
+        t2.expect("therapist rejoins via node c"),
+        g2.expect("guest rejoins via node b"),
+    );
     t2.start_media(RATE);
     g2.start_media(RATE);
-    assert!(in_media(&t2, &g2, MEDIA_LIMIT).await, "media after the failover");
+    assert!(
+        in_media(&t2, &g2, MEDIA_LIMIT).await,
+        "media after the failover"
+    );
     let back = killed_at.elapsed();
-    eprintln!("failover: both back in media {} ms after the kill", back.as_millis());
-    assert!(back <= FAILOVER_LIMIT, "both back in media within 5 s of the kill, took {back:?}");
+    eprintln!(
+        "failover: both back in media {} ms after the kill",
+        back.as_millis()
+    );
+    assert!(
+        back <= FAILOVER_LIMIT,
+        "both back in media within 5 s of the kill, took {back:?}"
+    );
 
-    let holder = cluster.holder_of(&call.session_id).await.expect("a live node holds the room");
+    let holder = cluster
+        .holder_of(&call.session_id)
+        .await
+        .expect("a live node holds the room");
     assert_ne!(holder, 0);
     // One row per person: the rejoin found the rows of the first join.
     let rows = rows(&cluster, 1, &call).await;
     assert_eq!(rows.len(), 2, "one participant row each: {rows:?}");
-    assert!(rows.iter().all(|r| r["is_active"] == true), "both rows active: {rows:?}");
+    assert!(
+        rows.iter().all(|r| r["is_active"] == true),
+        "both rows active: {rows:?}"
+    );
     let settled = eventually_async(Duration::from_secs(8), || async {
         cluster.redis_rooms().await == cluster.node_rooms().await
     })
     .await;
-    assert!(settled, "Redis follows the move: {:?} vs {:?}", cluster.redis_rooms().await, cluster.node_rooms().await);
+    assert!(
+        settled,
+        "Redis follows the move: {:?} vs {:?}",
+        cluster.redis_rooms().await,
+        cluster.node_rooms().await
+    );
     t2.close().await;
     g2.close().await;
     cluster.finish().await;
@@ -156,23 +224,36 @@ async fn killing_the_rooms_node_brings_both_back_in_media_on_another_node_within
 async fn a_redis_restart_during_a_call_keeps_the_call_and_refuses_joins_meanwhile() {
     init_tracing();
     let _serial = SERIAL.lock().await;
-    let Some(mut cluster) = Cluster::start(3).await else { return };
+    let Some(mut cluster) = Cluster::start(3).await else {
+        return;
+    };
     let call = new_call(&cluster).await;
-    let therapist = join_via(&cluster, 0, &call.session_id, &call.therapist).await.expect("therapist joins");
-    let guest = join_via(&cluster, 1, &call.session_id, &call.guest).await.expect("guest joins");
+    let therapist = join_via(&cluster, 0, &call.session_id, &call.therapist)
+        .await
+        .expect("therapist joins");
+    let guest = join_via(&cluster, 1, &call.session_id, &call.guest)
+        .await
+        .expect("guest joins");
     therapist.start_media(RATE);
     guest.start_media(RATE);
-    assert!(in_media(&therapist, &guest, MEDIA_LIMIT).await, "media before the restart");
+    assert!(
+        in_media(&therapist, &guest, MEDIA_LIMIT).await,
+        "media before the restart"
+    );
 
     cluster.redis.kill();
     let base = cluster.nodes.nodes[0].base.clone();
     let unready = eventually_async(Duration::from_secs(5), || async {
-        rest::request(&base, "GET", "/readyz", None, None).await.is_ok_and(|r| r.status == 503)
+        rest::request(&base, "GET", "/readyz", None, None)
+            .await
+            .is_ok_and(|r| r.status == 503)
     })
     .await;
     assert!(unready, "/readyz says 503 without Redis");
     // A new join is refused, and says why.
-    let second = rest::guest_token(&base, &call_share(&cluster, &call).await, "Late").await.expect("guest token (PostgreSQL only)");
+    let second = rest::guest_token(&base, &call_share(&cluster, &call).await, "Late")
+        .await
+        .expect("guest token (PostgreSQL only)");
     match join_via(&cluster, 0, &call.session_id, &second.token).await {
         Err(ClientError::Refused { code, close, .. }) => {
             assert_eq!(code, "service_unavailable");
@@ -182,29 +263,59 @@ async fn a_redis_restart_during_a_call_keeps_the_call_and_refuses_joins_meanwhil
         Ok(p) => panic!("joined without Redis as {}", p.participant_id()),
     }
     // The running call goes on: media keeps arriving both ways.
-    let before = (count_from(&therapist, guest.participant_id()), count_from(&guest, therapist.participant_id()));
+    let before = (
+        count_from(&therapist, guest.participant_id()),
+        count_from(&guest, therapist.participant_id()),
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = (count_from(&therapist, guest.participant_id()), count_from(&guest, therapist.participant_id()));
-    assert!(after.0 > before.0 + 100 && after.1 > before.1 + 100, "media flows without Redis: {before:?} → {after:?}");
-    assert!(therapist.close_info().is_none() && guest.close_info().is_none(), "nobody was disconnected");
+    let after = (
+        count_from(&therapist, guest.participant_id()),
+        count_from(&guest, therapist.participant_id()),
+    );
+    assert!(
+        after.0 > before.0 + 100 && after.1 > before.1 + 100,
+        "media flows without Redis: {before:?} → {after:?}"
+    );
+    assert!(
+        therapist.close_info().is_none() && guest.close_info().is_none(),
+        "nobody was disconnected"
+    );
 
     cluster.redis.restart().expect("redis restarts");
     for node in &cluster.nodes.nodes {
         let ready = eventually_async(Duration::from_secs(10), || async {
-            rest::request(&node.base, "GET", "/readyz", None, None).await.is_ok_and(|r| r.status == 200)
+            rest::request(&node.base, "GET", "/readyz", None, None)
+                .await
+                .is_ok_and(|r| r.status == 200)
         })
         .await;
-        assert!(ready, "/readyz of {} is 200 again once Redis is back", node.id);
+        assert!(
+            ready,
+            "/readyz of {} is 200 again once Redis is back",
+            node.id
+        );
     }
     // The restarted Redis is empty: the holder wrote its room back.
     let restored = eventually_async(Duration::from_secs(5), || async {
         let rooms = cluster.redis_rooms().await;
-        rooms.get(&call.session_id).is_some_and(|(holder, members)| holder == "node-a" && members.len() == 2)
+        rooms
+            .get(&call.session_id)
+            .is_some_and(|(holder, members)| holder == "node-a" && members.len() == 2)
     })
     .await;
-    assert!(restored, "the room is back in Redis: {:?}", cluster.redis_rooms().await);
-    let late = join_via(&cluster, 2, &call.session_id, &second.token).await.expect("joins work again");
-    assert_eq!(cluster.holder_of(&call.session_id).await, Some(0), "still one room on node a");
+    assert!(
+        restored,
+        "the room is back in Redis: {:?}",
+        cluster.redis_rooms().await
+    );
+    let late = join_via(&cluster, 2, &call.session_id, &second.token)
+        .await
+        .expect("joins work again");
+    assert_eq!(
+        cluster.holder_of(&call.session_id).await,
+        Some(0),
+        "still one room on node a"
+    );
     late.close().await;
     therapist.close().await;
     guest.close().await;
@@ -219,33 +330,62 @@ fn count_from(sub: &Participant, publisher: &str) -> u64 {
 /// The share token of the call's session (read back over REST).
 async fn call_share(cluster: &Cluster, call: &Call) -> String {
     let base = &cluster.nodes.nodes[0].base;
-    let r = rest::request(base, "GET", &format!("/api/sessions/{}", call.session_id), Some(&call.therapist), None)
-        .await
-        .expect("session");
-    r.json()["share_token"].as_str().expect("share token").to_string()
+    let r = rest::request(
+        base,
+        "GET",
+        &format!("/api/sessions/{}", call.session_id),
+        Some(&call.therapist),
+        None,
+    )
+    .await
+    .expect("session");
+    r.json()["share_token"]
+        .as_str()
+        .expect("share token")
+        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_that_shuts_down_drains_its_rooms_to_the_others() {
     init_tracing();
     let _serial = SERIAL.lock().await;
-    let Some(mut cluster) = Cluster::start(3).await else { return };
+    let Some(mut cluster) = Cluster::start(3).await else {
+        return;
+    };
     let call = new_call(&cluster).await;
-    let therapist = join_via(&cluster, 1, &call.session_id, &call.therapist).await.expect("therapist joins on b");
-    let guest = join_via(&cluster, 2, &call.session_id, &call.guest).await.expect("guest joins on c");
+    let therapist = join_via(&cluster, 1, &call.session_id, &call.therapist)
+        .await
+        .expect("therapist joins on b");
+    let guest = join_via(&cluster, 2, &call.session_id, &call.guest)
+        .await
+        .expect("guest joins on c");
     assert_eq!(cluster.holder_of(&call.session_id).await, Some(1));
     cluster.nodes.terminate(1);
     let (closed_t, closed_g) = tokio::join!(therapist.wait_closed(), guest.wait_closed());
-    assert_eq!((closed_t.code, closed_g.code), (1012, 1012), "both told to reconnect: {closed_t} / {closed_g}");
+    assert_eq!(
+        (closed_t.code, closed_g.code),
+        (1012, 1012),
+        "both told to reconnect: {closed_t} / {closed_g}"
+    );
     therapist.close().await;
     guest.close().await;
-    let t2 = join_via(&cluster, 2, &call.session_id, &call.therapist).await.expect("therapist rejoins");
-    let g2 = join_via(&cluster, 0, &call.session_id, &call.guest).await.expect("guest rejoins");
+    let t2 = join_via(&cluster, 2, &call.session_id, &call.therapist)
+        .await
+        .expect("therapist rejoins");
+    let g2 = join_via(&cluster, 0, &call.session_id, &call.guest)
+        .await
+        .expect("guest rejoins");
     t2.start_media(RATE);
     g2.start_media(RATE);
-    assert!(in_media(&t2, &g2, MEDIA_LIMIT).await, "media after the drain");
+    assert!(
+        in_media(&t2, &g2, MEDIA_LIMIT).await,
+        "media after the drain"
+    );
     let holder = cluster.holder_of(&call.session_id).await;
-    assert!(matches!(holder, Some(0 | 2)), "the room reopened on a live node: {holder:?}");
+    assert!(
+        matches!(holder, Some(0 | 2)),
+        "the room reopened on a live node: {holder:?}"
+    );
     assert_eq!(rows(&cluster, 0, &call).await.len(), 2, "one row each");
     t2.close().await;
     g2.close().await;
@@ -253,10 +393,12 @@ async fn a_node_that_shuts_down_drains_its_rooms_to_the_others() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn revocations_notifications_and_failed_sign_ins_cross_the_nodes() {
+async fn revocations_and_failed_sign_ins_cross_the_nodes() {
     init_tracing();
     let _serial = SERIAL.lock().await;
-    let Some(cluster) = Cluster::start(3).await else { return };
+    let Some(cluster) = Cluster::start(3).await else {
+        return;
+    };
     churn::shared_state(&cluster).await;
     cluster.finish().await;
 }
@@ -265,7 +407,9 @@ async fn revocations_notifications_and_failed_sign_ins_cross_the_nodes() {
 async fn a_thousand_random_joins_leaves_and_reloads_leave_redis_exactly_as_the_nodes_hold() {
     init_tracing();
     let _serial = SERIAL.lock().await;
-    let Some(cluster) = Cluster::start(3).await else { return };
+    let Some(cluster) = Cluster::start(3).await else {
+        return;
+    };
     churn::random_churn(&cluster, 1000).await;
     cluster.finish().await;
 }

@@ -93,6 +93,10 @@ pub trait Backend: Send + Sync {
     fn engine_stats(&self) -> Option<EngineStats>;
     /// Process id of the server (CPU and RSS come from /proc).
     fn pid(&self) -> u32;
+    /// Every server process, named (several nodes: one per node), for CPU per node.
+    fn pids(&self) -> Vec<(String, u32)> {
+        vec![(self.name().to_owned(), self.pid())]
+    }
     /// Creates a room for `size` participants.
     async fn create_room(&self, size: usize) -> Result<RoomHandle, String>;
     /// Joins `room`; returns the peer and the instant its signaling socket started
@@ -188,12 +192,16 @@ impl Backend for TheraBackend {
     }
 }
 
-struct TheraPeer {
-    p: Participant,
+/// A webrtc-rs participant as a [`Peer`].
+pub struct TheraPeer {
+    /// The participant.
+    pub p: Participant,
 }
 
-struct EnginePeer {
-    p: EngineParticipant,
+/// An engine participant as a [`Peer`].
+pub struct EnginePeer {
+    /// The participant.
+    pub p: EngineParticipant,
 }
 
 /// Both clients (webrtc-rs `Participant`, engine `EngineParticipant`) offer the same

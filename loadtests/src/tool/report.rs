@@ -87,6 +87,41 @@ dlv = delivery per subscriber in %; p50..p99 = one-way latency; jn = join → fi
     }
 }
 
+/// Several nodes: each row's CPU per node, join times and the signaling relayed
+/// between nodes (compare `nodes direct` with `nodes spread` for the relay's cost).
+pub fn print_nodes(rows: &[Measurement]) {
+    println!();
+    println!(
+        "{:<14} {:<16} {:<28} {:>8} {:>7} {:>7} {:>9} {:>8}",
+        "routing",
+        "scenario",
+        "CPU % per node",
+        "total %",
+        "j50 ms",
+        "j95 ms",
+        "relay f/s",
+        "relayed"
+    );
+    for m in rows {
+        let per_node: Vec<String> = m
+            .node_cpu_pct
+            .iter()
+            .map(|(_, c)| format!("{c:.1}"))
+            .collect();
+        println!(
+            "{:<14} {:<16} {:<28} {:>8} {:>7} {:>7} {:>9} {:>8}",
+            m.server,
+            m.scenario,
+            per_node.join(" / "),
+            f(m.server_cpu_pct, 1),
+            f(m.join_p50_ms, 0),
+            f(m.join_p95_ms, 0),
+            m.relayed_frames_per_s.map_or("-".into(), |r| f(r, 1)),
+            m.relayed_sockets.map_or("-".into(), |r| f(r, 0)),
+        );
+    }
+}
+
 /// Prints TheraRoom against Janus for the scenarios both ran, with ratios.
 pub fn print_comparison(rows: &[Measurement]) {
     let thera: Vec<&Measurement> = rows.iter().filter(|m| m.server == "theraroom").collect();

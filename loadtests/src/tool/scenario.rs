@@ -148,6 +148,20 @@ pub struct Measurement {
     pub errors: usize,
     /// The first few errors.
     pub error_samples: Vec<String>,
+    /// Several nodes: each node's CPU in % of one core over the window (the server
+    /// figures above are their sum).
+    pub node_cpu_pct: Vec<(String, f64)>,
+    /// Several nodes: signaling frames/s relayed between nodes over the window.
+    pub relayed_frames_per_s: Option<f64>,
+    /// Several nodes: signaling sockets relayed at the end of the window.
+    pub relayed_sockets: Option<f64>,
+}
+
+/// CPU seconds so far of each process of `pids`.
+fn node_cpu_seconds(pids: &[(String, u32)]) -> Vec<f64> {
+    pids.iter()
+        .map(|(_, pid)| procfs::cpu_seconds(*pid).unwrap_or(0.0))
+        .collect()
 }
 
 fn pct(sorted: &[f64], q: f64) -> f64 {
@@ -329,9 +343,10 @@ impl Fleet {
     /// Measures one window of `window` (progress every 2 s), then waits a grace second
     /// for late packets and computes the figures.
     pub async fn measure(&self, scenario: &str, window: Duration) -> Measurement {
-        let pid = self.backend.pid();
+        let pids = self.backend.pids();
         let c0 = self.backend.counters().await;
-        let cpu0 = procfs::cpu_seconds(pid).unwrap_or(0.0);
+        let node_cpu0 = node_cpu_seconds(&pids);
+        let cpu0: f64 = node_cpu0.iter().sum();
         let own0 = procfs::own_cpu_seconds();
         let engine0 = self.backend.engine_stats();
         let recv0 = self.receive_totals();
@@ -362,10 +377,14 @@ impl Fleet {
         }
         let dt = t0.elapsed().as_secs_f64();
         let c1 = self.backend.counters().await;
-        let cpu1 = procfs::cpu_seconds(pid).unwrap_or(0.0);
+        let node_cpu1 = node_cpu_seconds(&pids);
+        let cpu1: f64 = node_cpu1.iter().sum();
         let own1 = procfs::own_cpu_seconds();
         let engine1 = self.backend.engine_stats();
-        let rss = procfs::rss_mib(pid).unwrap_or(0.0);
+        let rss: f64 = pids
+            .iter()
+            .map(|(_, p)| procfs::rss_mib(*p).unwrap_or(0.0))
+            .sum();
         let recv1 = self.receive_totals();
         let constrained_video1 = self.constrained.map(|c| self.video_bytes(c));
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -479,6 +498,17 @@ impl Fleet {
             m.server_dropped = Some(b.dropped_packets - a.dropped_packets);
             m.server_fwd_tracks = Some(b.forwarded_tracks);
             m.server_pub_tracks = Some(b.published_tracks);
+            if pids.len() > 1 {
+                m.relayed_frames_per_s = Some((b.relayed_frames - a.relayed_frames) / dt);
+                m.relayed_sockets = Some(b.relayed_sockets);
+            }
+        }
+        if pids.len() > 1 {
+            m.node_cpu_pct = pids
+                .iter()
+                .zip(node_cpu0.iter().zip(&node_cpu1))
+                .map(|((name, _), (a, b))| (name.clone(), (b - a) / dt * 100.0))
+                .collect();
         }
         let fwd_pps = m.server_fwd_pps.unwrap_or(m.recv_pps);
         m.server_cpu_us_per_pkt = if fwd_pps > 0.0 {

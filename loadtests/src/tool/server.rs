@@ -22,6 +22,11 @@ pub struct ServerCounters {
     pub forwarded_tracks: f64,
     /// `sfu_published_tracks` (gauge).
     pub published_tracks: f64,
+    /// `theraroom_cluster_relay_frames_total` (several nodes: signaling frames relayed
+    /// to the room's node, both ways).
+    pub relayed_frames: f64,
+    /// `theraroom_cluster_relayed_sockets` (gauge).
+    pub relayed_sockets: f64,
 }
 
 /// A TheraRoom server process.
@@ -155,6 +160,8 @@ impl TheraServer {
             dropped_packets: value("sfu_dropped_packets_total"),
             forwarded_tracks: value("sfu_forwarded_tracks"),
             published_tracks: value("sfu_published_tracks"),
+            relayed_frames: value("theraroom_cluster_relay_frames_total"),
+            relayed_sockets: value("theraroom_cluster_relayed_sockets"),
         })
     }
 
