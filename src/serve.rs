@@ -229,6 +229,9 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     let extra =
         theraroom::rtc::routes(hub.clone(), cluster.clone()).merge(theraroom::metrics::routes());
     let http = settings.http_options()?;
+    if let Some(cluster) = &cluster {
+        http.limiters.share(cluster.clone());
+    }
     tokio::spawn(http.limiters.clone().prune_forever(Duration::from_secs(60)));
     let app = theraroom::app::build_with(state, settings.static_dir(), extra, &http)
         .layer(axum::Extension(settings.webhooks.policy()))

@@ -99,7 +99,8 @@ pub struct ClusterSpec {
     pub jwt_secret: String,
     /// The data key of every node (base64 of 32 bytes).
     pub data_key: String,
-    /// Extra server arguments (before `serve`).
+    /// Extra server arguments (before `serve`); by default the per-address limits are
+    /// lifted.
     pub extra_args: Vec<String>,
     /// `RUST_LOG` of the nodes.
     pub log_filter: String,
@@ -120,7 +121,20 @@ impl ClusterSpec {
             ),
             // base64 of 32 bytes of 0x2a: a test key (random keys need a base64 encoder).
             data_key: "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=".into(),
-            extra_args: Vec::new(),
+            // Every simulated participant comes from 127.0.0.1: lift the per-address
+            // cap and REST limits (a test that checks a limit sets its own).
+            extra_args: [
+                "--max-connections-per-ip",
+                "100000",
+                "--rate-guest-tokens",
+                "1000000/min",
+                "--rate-share-lookups",
+                "1000000/min",
+                "--rate-session-creation",
+                "1000000/min",
+            ]
+            .map(String::from)
+            .to_vec(),
             log_filter: "warn,theraroom::cluster=info,webrtc::peer_connection::driver=off".into(),
         }
     }
@@ -242,11 +256,6 @@ impl Nodes {
                 "--redis-prefix",
                 &spec.prefix,
             ])
-            // Every simulated participant comes from 127.0.0.1.
-            .args(["--max-connections-per-ip", "100000"])
-            .args(["--rate-guest-tokens", "1000000/min"])
-            .args(["--rate-share-lookups", "1000000/min"])
-            .args(["--rate-session-creation", "1000000/min"])
             .args(&spec.extra_args)
             .arg("serve")
             .envs(shared_env(spec))

@@ -47,6 +47,7 @@ mod schedule_reschedule;
 mod schedule_service_codes;
 mod schedule_sessions;
 mod sessions;
+mod shared_limit;
 mod sign_out;
 mod turn;
 mod video_settings;
@@ -235,6 +236,10 @@ pub fn router_with(state: AppState, limiters: &RateLimiters) -> (Router, utoipa:
                 async move { axum::Json(doc) }
             }),
         )
+        .route_layer(axum::middleware::from_fn_with_state(
+            limiters.clone(),
+            shared_limit::count,
+        ))
         .fallback(|| async { ApiError::not_found("not_found", "no such route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     (router, doc)

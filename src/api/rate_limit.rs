@@ -170,6 +170,10 @@ pub struct RateLimiters {
     guest_tokens: Arc<Config>,
     share_lookups: Arc<Config>,
     session_creation: Arc<Config>,
+    /// The limits, for the count shared across nodes.
+    pub(super) limits: RateLimits,
+    /// Several nodes: the cluster the limits are also counted in.
+    pub(super) shared: Arc<std::sync::OnceLock<crate::cluster::Cluster>>,
 }
 
 /// A rate-limit layer for one route.
@@ -185,7 +189,15 @@ impl RateLimiters {
             guest_tokens: config(limits.guest_tokens, key, None),
             share_lookups: config(limits.share_lookups, key, None),
             session_creation: config(limits.session_creation, key, Some(Method::POST)),
+            limits: *limits,
+            shared: Arc::default(),
         }
+    }
+
+    /// Several nodes: the limits also count across the cluster (per client address and
+    /// period), so spreading requests over the nodes does not multiply them.
+    pub fn share(&self, cluster: crate::cluster::Cluster) {
+        let _ = self.shared.set(cluster);
     }
 
     /// Layer of `POST /api/join/{share_token}/guest`.

@@ -223,6 +223,22 @@ pub async fn shared_state(cluster: &Cluster) {
     .expect("the socket on node c hears of the revocation");
     assert_eq!(revoked, "token_revoked");
 
+    // Guest tokens: 4 per address and minute across the nodes; the listener's was one.
+    let mut statuses = Vec::new();
+    for i in 0..4 {
+        let path = format!("/api/join/{}/guest", session.share_token);
+        let body = json!({"name": format!("Guest {i}")});
+        let r = rest::request(&nodes[i % 3].base, "POST", &path, None, Some(&body))
+            .await
+            .expect("request");
+        statuses.push(r.status);
+    }
+    assert_eq!(
+        statuses,
+        [201, 201, 201, 429],
+        "the 5th guest token of the minute, on a node that gave one, is refused"
+    );
+
     // 20 failed authentications per address and minute, counted across the nodes.
     let mut statuses = Vec::new();
     for i in 0..21 {

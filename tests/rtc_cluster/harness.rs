@@ -36,6 +36,14 @@ fn unavailable(what: &str) -> Option<Cluster> {
 impl Cluster {
     /// Starts `count` nodes; `None` (after a SKIP line) without PostgreSQL or Redis.
     pub async fn start(count: usize) -> Option<Cluster> {
+        Cluster::start_with(count, |_| {}).await
+    }
+
+    /// [`Cluster::start`] with the nodes' spec changed by `adjust` first.
+    pub async fn start_with(
+        count: usize,
+        adjust: impl FnOnce(&mut ClusterSpec),
+    ) -> Option<Cluster> {
         let redis = match RedisServer::start() {
             Ok(redis) => redis,
             Err(e) => return unavailable(&format!("no redis-server: {e}")),
@@ -58,7 +66,8 @@ impl Cluster {
             .expect("create schema");
         let url = format!("{admin}&options=-c%20search_path%3D{schema}");
         let bin = Path::new(env!("CARGO_BIN_EXE_theraroom"));
-        let spec = ClusterSpec::new(bin, &url, &redis.url());
+        let mut spec = ClusterSpec::new(bin, &url, &redis.url());
+        adjust(&mut spec);
         let nodes = match Nodes::start(spec, count).await {
             Ok(nodes) => nodes,
             Err(e) => panic!("nodes did not start: {e}"),

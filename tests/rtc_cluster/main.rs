@@ -393,10 +393,13 @@ async fn a_node_that_shuts_down_drains_its_rooms_to_the_others() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn revocations_and_failed_sign_ins_cross_the_nodes() {
+async fn revocations_rate_limits_and_failed_sign_ins_cross_the_nodes() {
     init_tracing();
     let _serial = SERIAL.lock().await;
-    let Some(cluster) = Cluster::start(3).await else {
+    let limited = |spec: &mut theraroom_load::nodes::ClusterSpec| {
+        spec.extra_args = ["--rate-guest-tokens", "4/min"].map(String::from).to_vec();
+    };
+    let Some(cluster) = Cluster::start_with(3, limited).await else {
         return;
     };
     churn::shared_state(&cluster).await;
