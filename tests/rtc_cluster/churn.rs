@@ -76,13 +76,14 @@ struct Seat {
 /// `ops` random joins, leaves and reloads by 40 guests of 10 sessions, through random
 /// nodes, 8 at a time; then Redis must hold exactly the rooms and participants the
 /// nodes hold, and every person has one participant row.
-pub async fn random_churn(cluster: &Cluster, ops: usize) {
-    let nodes = &cluster.nodes;
-    let base = &nodes.nodes[0].base;
+pub async fn random_churn(cluster: &mut Cluster, ops: usize) {
+    let base = cluster.nodes.nodes[0].base.clone();
+    let token = cluster.nodes.therapist_token.clone();
+    let base = &base;
     let mut sessions = Vec::new();
     let mut seats = Vec::new();
     for s in 0..10 {
-        let session = rest::create_session(base, &nodes.therapist_token, &format!("Churn {s}"), 10)
+        let session = rest::create_session(base, &token, &format!("Churn {s}"), 10)
             .await
             .expect("session");
         for g in 0..4 {
@@ -98,7 +99,7 @@ pub async fn random_churn(cluster: &Cluster, ops: usize) {
         }
         sessions.push(session.id);
     }
-    let urls: Vec<String> = nodes.nodes.iter().map(|n| n.ws.clone()).collect();
+    let urls: Vec<String> = cluster.nodes.nodes.iter().map(|n| n.ws.clone()).collect();
     let lanes = 8;
     let mut lane_seats: Vec<Vec<Seat>> = (0..lanes).map(|_| Vec::new()).collect();
     for (i, seat) in seats.into_iter().enumerate() {
@@ -162,7 +163,7 @@ pub async fn random_churn(cluster: &Cluster, ops: usize) {
         nodes_used.len()
     );
     for (s, session) in sessions.iter().enumerate() {
-        let rows = rest::participants(base, &nodes.therapist_token, session)
+        let rows = rest::participants(base, &token, session)
             .await
             .expect("rows");
         let people = seats
@@ -175,6 +176,65 @@ pub async fn random_churn(cluster: &Cluster, ops: usize) {
             "one row per person in {session}: {rows:?}"
         );
     }
+    reconnect_storm(cluster, seats, &sessions).await;
+}
+
+/// Kills the node holding the most rooms; every seated client reconnects at once
+/// through a live node. Afterwards no room is held twice or by the dead node, every
+/// client is back, and Redis again holds exactly what the nodes hold.
+async fn reconnect_storm(cluster: &mut Cluster, seats: Vec<Seat>, sessions: &[String]) {
+    let in_nodes = cluster.node_rooms().await;
+    let mut per_node: BTreeMap<&String, usize> = BTreeMap::new();
+    for (node, _) in in_nodes.values() {
+        *per_node.entry(node).or_default() += 1;
+    }
+    let (busiest, rooms) = per_node
+        .iter()
+        .max_by_key(|(_, n)| **n)
+        .map(|(n, c)| ((*n).clone(), *c))
+        .expect("rooms");
+    let dead = cluster
+        .nodes
+        .nodes
+        .iter()
+        .position(|n| n.id == busiest)
+        .expect("node");
+    cluster.nodes.kill(dead);
+    let live: Vec<String> = cluster
+        .nodes
+        .nodes
+        .iter()
+        .filter(|n| n.running())
+        .map(|n| n.ws.clone())
+        .collect();
+    let mut storm = tokio::task::JoinSet::new();
+    for (i, seat) in seats.into_iter().enumerate() {
+        let Some(ws) = seat.socket else { continue };
+        drop(ws);
+        let url = live[i % live.len()].clone();
+        let session = sessions[seat.session].clone();
+        storm.spawn(async move { join(&url, &session, &seat.token).await });
+    }
+    let rejoined = storm.join_all().await;
+    eprintln!(
+        "storm: {busiest} (holding {rooms} rooms) killed, {} clients rejoined at once",
+        rejoined.len()
+    );
+    let settled = eventually_async(Duration::from_secs(20), || async {
+        cluster.redis_rooms().await == cluster.node_rooms().await
+    })
+    .await;
+    let (in_redis, in_nodes) = (cluster.redis_rooms().await, cluster.node_rooms().await);
+    assert!(
+        settled,
+        "Redis and the nodes agree after the storm:\nredis {in_redis:?}\nnodes {in_nodes:?}"
+    );
+    assert!(
+        in_nodes.values().all(|(node, _)| *node != busiest),
+        "no room left on the dead node"
+    );
+    let held: usize = in_nodes.values().map(|(_, p)| p.len()).sum();
+    assert_eq!(held, rejoined.len(), "every client is back, once");
 }
 
 /// A revoked token closes its socket on another node; failed sign-ins count once

@@ -156,6 +156,20 @@ async fn killing_the_rooms_node_brings_both_back_in_media_on_another_node_within
         "media before the kill"
     );
     assert_eq!(cluster.holder_of(&call.session_id).await, Some(0));
+    // A second call, all on node b: a node's death must not touch the others' rooms.
+    let other = new_call(&cluster).await;
+    let (o1, o2) = tokio::join!(
+        join_via(&cluster, 1, &other.session_id, &other.therapist),
+        join_via(&cluster, 1, &other.session_id, &other.guest),
+    );
+    let (o1, o2) = (o1.expect("joins on b"), o2.expect("joins on b"));
+    o1.start_media(RATE);
+    o2.start_media(RATE);
+    assert!(
+        in_media(&o1, &o2, MEDIA_LIMIT).await,
+        "media of the call on b"
+    );
+    assert_eq!(cluster.holder_of(&other.session_id).await, Some(1));
 
     let killed_at = Instant::now();
     cluster.nodes.kill(0);
@@ -215,8 +229,67 @@ async fn killing_the_rooms_node_brings_both_back_in_media_on_another_node_within
         cluster.redis_rooms().await,
         cluster.node_rooms().await
     );
-    t2.close().await;
-    g2.close().await;
+    // The call on node b never noticed: same sockets, media still flowing, in Redis.
+    let before = count_from(&o1, o2.participant_id());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        count_from(&o1, o2.participant_id()) > before + 50,
+        "media on b goes on"
+    );
+    assert!(
+        o1.close_info().is_none() && o2.close_info().is_none(),
+        "nobody on b was disconnected"
+    );
+    let in_redis = cluster.redis_rooms().await;
+    assert_eq!(
+        in_redis
+            .get(&other.session_id)
+            .map(|(n, m)| (n.as_str(), m.len())),
+        Some(("node-b", 2))
+    );
+    for p in [t2, g2, o1, o2] {
+        p.close().await;
+    }
+    cluster.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_room_refuses_the_next_join_whichever_node_takes_it() {
+    init_tracing();
+    let _serial = SERIAL.lock().await;
+    let Some(cluster) = Cluster::start(3).await else {
+        return;
+    };
+    let nodes = &cluster.nodes.nodes;
+    let session = rest::create_session(&nodes[0].base, &cluster.nodes.therapist_token, "Pair", 2)
+        .await
+        .expect("session");
+    let mut guests = Vec::new();
+    for i in 0..3 {
+        let g = rest::guest_token(&nodes[i].base, &session.share_token, &format!("Guest {i}"))
+            .await
+            .expect("guest token");
+        guests.push(g.token);
+    }
+    let mut joined = Vec::new();
+    for (i, token) in guests.iter().take(2).enumerate() {
+        let mut opts = JoinOptions::new(&nodes[i].ws, &session.id, token);
+        opts.publish = theraroom_load::Publish::NOTHING;
+        joined.push(Participant::join(opts).await.expect("joins"));
+    }
+    let mut opts = JoinOptions::new(&nodes[2].ws, &session.id, &guests[2]);
+    opts.publish = theraroom_load::Publish::NOTHING;
+    match Participant::join(opts).await {
+        Err(ClientError::Refused { code, .. }) => assert_eq!(code, "room_full"),
+        Err(other) => panic!("expected room_full, got {other}"),
+        Ok(p) => panic!(
+            "a third person entered a room for two as {}",
+            p.participant_id()
+        ),
+    }
+    for p in joined {
+        p.close().await;
+    }
     cluster.finish().await;
 }
 
@@ -407,12 +480,13 @@ async fn revocations_rate_limits_and_failed_sign_ins_cross_the_nodes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_thousand_random_joins_leaves_and_reloads_leave_redis_exactly_as_the_nodes_hold() {
+async fn a_thousand_random_joins_leaves_and_reloads_and_a_reconnect_storm_leave_redis_as_the_nodes_hold(
+) {
     init_tracing();
     let _serial = SERIAL.lock().await;
-    let Some(cluster) = Cluster::start(3).await else {
+    let Some(mut cluster) = Cluster::start(3).await else {
         return;
     };
-    churn::random_churn(&cluster, 1000).await;
+    churn::random_churn(&mut cluster, 1000).await;
     cluster.finish().await;
 }
