@@ -7,10 +7,13 @@
 //! upstream request carries the relay secret and the client's address, which the
 //! holder uses for its per-address caps instead of this node's.
 //!
-//! When the holder goes away mid-call (killed), the client is closed with 1012 and
-//! reconnects; its join then takes the room over on a live node.
+//! When the holder goes away mid-call (killed), the client is closed with 1012
+//! `room_moved` and reconnects; its join then takes the room over on a live node. When
+//! this node stops, its relayed clients are closed with 1012 `server_restart` and
+//! reconnect through another node.
 
 use std::net::IpAddr;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
@@ -56,98 +59,190 @@ pub struct Upstream<'a> {
 /// over; otherwise runs until either side closes.
 pub async fn relay(
     cluster: &Cluster,
-    mut client: WebSocket,
+    client: WebSocket,
     first: &str,
     upstream: Upstream<'_>,
 ) -> Result<(), WebSocket> {
-    let Ok(request) = upstream_request(cluster, &upstream) else {
+    let Some(mut holder) = open_upstream(cluster, &upstream).await else {
         return Err(client);
     };
+    if holder.send(UpMessage::text(first)).await.is_err() {
+        return Err(client);
+    }
+    let _open = OpenRelay::new(cluster);
+    count_frame("up", first.len());
+    Pump {
+        client,
+        holder,
+        write_timeout: upstream.write_timeout,
+        stopping: cluster.inner.stopping.subscribe(),
+    }
+    .run()
+    .await;
+    Ok(())
+}
+
+/// The socket to the holder's `/rtc`, or `None` when it refused or did not answer.
+async fn open_upstream(cluster: &Cluster, upstream: &Upstream<'_>) -> Option<HolderSocket> {
+    let request = upstream_request(cluster, upstream).ok()?;
     let config = WebSocketConfig::default()
         .max_message_size(Some(signaling::protocol::MAX_MESSAGE_BYTES + 1024))
         .max_frame_size(Some(signaling::protocol::MAX_MESSAGE_BYTES + 1024));
     let connecting = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
-    let mut holder = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
-        Ok(Ok((socket, _))) => socket,
+    match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+        Ok(Ok((socket, _))) => Some(socket),
         Ok(Err(e)) => {
             tracing::info!(url = upstream.base_url, error = %e, "room's node refused the relay");
-            return Err(client);
+            None
         }
         Err(_) => {
             tracing::info!(
                 url = upstream.base_url,
                 "room's node did not answer the relay in time"
             );
-            return Err(client);
+            None
         }
-    };
-    if holder.send(UpMessage::text(first)).await.is_err() {
-        return Err(client);
     }
-    let _open = OpenRelay::new();
-    count_frame("up", first.len());
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
-    let mut last_heard = tokio::time::Instant::now();
-    loop {
-        tokio::select! {
-            incoming = client.recv() => {
-                last_heard = tokio::time::Instant::now();
-                let forward = match incoming {
-                    Some(Ok(Message::Text(text))) => {
-                        count_frame("up", text.len());
-                        UpMessage::text(text.as_str())
-                    }
-                    Some(Ok(Message::Binary(data))) => UpMessage::binary(data.to_vec()),
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                    Some(Ok(Message::Close(frame))) => {
-                        let _ = holder.send(UpMessage::Close(frame.map(up_close))).await;
-                        let _ = tokio::time::timeout(Duration::from_secs(2), holder.next()).await;
-                        return Ok(());
-                    }
-                    None | Some(Err(_)) => {
-                        let _ = holder.close(None).await;
-                        return Ok(());
-                    }
-                };
-                if holder.send(forward).await.is_err() {
-                    close_client(&mut client, upstream.write_timeout).await;
-                    return Ok(());
+}
+
+/// The relay's socket to the room's node.
+type HolderSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Whether the relay goes on after a step.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    Continue,
+    Stop,
+}
+
+/// Copies frames between the client and the holder until either side ends.
+struct Pump {
+    client: WebSocket,
+    holder: HolderSocket,
+    write_timeout: Duration,
+    /// Turns true when this node stops.
+    stopping: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Pump {
+    async fn run(mut self) {
+        let mut ping =
+            tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+        let mut last_heard = tokio::time::Instant::now();
+        let mut stopping = self.stopping.clone();
+        loop {
+            let step = tokio::select! {
+                incoming = self.client.recv() => {
+                    last_heard = tokio::time::Instant::now();
+                    self.up(incoming).await
                 }
-            }
-            outgoing = holder.next() => {
-                let forward = match outgoing {
-                    Some(Ok(UpMessage::Text(text))) => {
-                        count_frame("down", text.len());
-                        Message::Text(text.as_str().into())
-                    }
-                    Some(Ok(UpMessage::Close(frame))) => {
-                        let frame = frame.map(down_close);
-                        let _ = tokio::time::timeout(upstream.write_timeout, client.send(Message::Close(frame))).await;
-                        return Ok(());
-                    }
-                    Some(Ok(_)) => continue, // pings are answered by the library
-                    None | Some(Err(_)) => {
-                        close_client(&mut client, upstream.write_timeout).await;
-                        return Ok(());
-                    }
-                };
-                match tokio::time::timeout(upstream.write_timeout, client.send(forward)).await {
-                    Ok(Ok(())) => {}
-                    _ => {
-                        let _ = holder.close(None).await;
-                        return Ok(());
-                    }
-                }
-            }
-            _ = ping.tick() => {
-                if last_heard.elapsed() > SILENCE_LIMIT {
-                    let _ = holder.close(None).await;
-                    return Ok(());
-                }
-                let _ = tokio::time::timeout(upstream.write_timeout, client.send(Message::Ping(Vec::new().into()))).await;
+                outgoing = self.holder.next() => self.down(outgoing).await,
+                _ = ping.tick() => self.keepalive(last_heard).await,
+                () = node_stopping(&mut stopping) => self.node_stops().await,
+            };
+            if step == Step::Stop {
+                return;
             }
         }
     }
+
+    /// A frame (or the end) from the client, to the holder.
+    async fn up(&mut self, incoming: Option<Result<Message, axum::Error>>) -> Step {
+        let forward = match incoming {
+            Some(Ok(Message::Text(text))) => {
+                count_frame("up", text.len());
+                UpMessage::text(text.as_str())
+            }
+            Some(Ok(Message::Binary(data))) => UpMessage::binary(data.to_vec()),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => return Step::Continue,
+            Some(Ok(Message::Close(frame))) => {
+                let _ = self
+                    .holder
+                    .send(UpMessage::Close(frame.map(up_close)))
+                    .await;
+                let _ = tokio::time::timeout(Duration::from_secs(2), self.holder.next()).await;
+                return Step::Stop;
+            }
+            None | Some(Err(_)) => {
+                let _ = self.holder.close(None).await;
+                return Step::Stop;
+            }
+        };
+        if self.holder.send(forward).await.is_err() {
+            self.close_client_moved().await;
+            return Step::Stop;
+        }
+        Step::Continue
+    }
+
+    /// A frame (or the end) from the holder, to the client.
+    async fn down(
+        &mut self,
+        outgoing: Option<Result<UpMessage, tokio_tungstenite::tungstenite::Error>>,
+    ) -> Step {
+        let forward = match outgoing {
+            Some(Ok(UpMessage::Text(text))) => {
+                count_frame("down", text.len());
+                Message::Text(text.as_str().into())
+            }
+            Some(Ok(UpMessage::Close(frame))) => {
+                let close = Message::Close(frame.map(down_close));
+                let _ = tokio::time::timeout(self.write_timeout, self.client.send(close)).await;
+                return Step::Stop;
+            }
+            Some(Ok(_)) => return Step::Continue, // pings are answered by the library
+            None | Some(Err(_)) => {
+                self.close_client_moved().await;
+                return Step::Stop;
+            }
+        };
+        match tokio::time::timeout(self.write_timeout, self.client.send(forward)).await {
+            Ok(Ok(())) => Step::Continue,
+            _ => {
+                let _ = self.holder.close(None).await;
+                Step::Stop
+            }
+        }
+    }
+
+    /// Pings the client, and ends a relay whose client fell silent.
+    async fn keepalive(&mut self, last_heard: tokio::time::Instant) -> Step {
+        if last_heard.elapsed() > SILENCE_LIMIT {
+            let _ = self.holder.close(None).await;
+            return Step::Stop;
+        }
+        let ping = Message::Ping(Vec::new().into());
+        let _ = tokio::time::timeout(self.write_timeout, self.client.send(ping)).await;
+        Step::Continue
+    }
+
+    /// This node stops: the client reconnects through another node, and the holder
+    /// keeps its place meanwhile as for any dropped socket.
+    async fn node_stops(&mut self) -> Step {
+        let close = Message::Close(Some(CloseFrame {
+            code: 1012,
+            reason: "server_restart".into(),
+        }));
+        let _ = tokio::time::timeout(self.write_timeout, self.client.send(close)).await;
+        let _ = self.holder.close(None).await;
+        Step::Stop
+    }
+
+    /// The holder went away: the client reconnects and its join finds the room's new
+    /// node.
+    async fn close_client_moved(&mut self) {
+        let close = Message::Close(Some(CloseFrame {
+            code: 1012,
+            reason: "room_moved".into(),
+        }));
+        let _ = tokio::time::timeout(self.write_timeout, self.client.send(close)).await;
+    }
+}
+
+/// Resolves once this node stops (or the cluster handle is gone).
+async fn node_stopping(stopping: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stopping.wait_for(|stopping| *stopping).await;
 }
 
 /// The upstream request: the holder's `/rtc`, with the relay secret and client address.
@@ -179,15 +274,6 @@ fn upstream_request(
     Ok(request)
 }
 
-/// The holder went away: the client reconnects and its join finds the room's new node.
-async fn close_client(client: &mut WebSocket, deadline: Duration) {
-    let close = Message::Close(Some(CloseFrame {
-        code: 1012,
-        reason: "room_moved".into(),
-    }));
-    let _ = tokio::time::timeout(deadline, client.send(close)).await;
-}
-
 fn up_close(frame: CloseFrame) -> UpCloseFrame {
     UpCloseFrame {
         code: CloseCode::from(frame.code),
@@ -209,19 +295,22 @@ fn count_frame(direction: &'static str, bytes: usize) {
         .increment(bytes as u64);
 }
 
-/// Counts a relayed socket while it is open.
-struct OpenRelay;
+/// Counts a relayed socket while it is open (metrics, and the node's own count that a
+/// stopping node waits on).
+struct OpenRelay(Cluster);
 
 impl OpenRelay {
-    fn new() -> OpenRelay {
+    fn new(cluster: &Cluster) -> OpenRelay {
+        cluster.inner.relays.fetch_add(1, Ordering::Relaxed);
         metrics::gauge!("theraroom_cluster_relayed_sockets").increment(1.0);
         metrics::counter!("theraroom_cluster_relays_total").increment(1);
-        OpenRelay
+        OpenRelay(cluster.clone())
     }
 }
 
 impl Drop for OpenRelay {
     fn drop(&mut self) {
+        self.0.inner.relays.fetch_sub(1, Ordering::Relaxed);
         metrics::gauge!("theraroom_cluster_relayed_sockets").decrement(1.0);
     }
 }

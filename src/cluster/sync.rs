@@ -6,6 +6,7 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use signaling::Hub;
 
@@ -169,10 +170,30 @@ impl Cluster {
             .arg(self.keys().node(self.node_id()))
             .query_async::<()>(&mut redis)
             .await;
+        let relays = self.stop_relays().await;
         tracing::info!(
             rooms,
             released,
+            relays,
             "node drained: its rooms reopen on the other nodes"
         );
     }
+
+    /// Tells the relays on this node to close their clients with 1012 (they reconnect
+    /// through another node; their rooms live elsewhere and go on), and waits up to a
+    /// second for them to finish. Returns how many relays were open.
+    async fn stop_relays(&self) -> usize {
+        let open = self.inner.relays.load(Ordering::Relaxed);
+        self.inner.stopping.send_replace(true);
+        let deadline = tokio::time::Instant::now() + RELAYS_STOP_WAIT;
+        while self.inner.relays.load(Ordering::Relaxed) > 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        open
+    }
 }
+
+/// How long a stopping node waits for its relays to close their clients.
+const RELAYS_STOP_WAIT: Duration = Duration::from_secs(1);

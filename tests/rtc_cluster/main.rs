@@ -265,8 +265,8 @@ async fn a_full_room_refuses_the_next_join_whichever_node_takes_it() {
         .await
         .expect("session");
     let mut guests = Vec::new();
-    for i in 0..3 {
-        let g = rest::guest_token(&nodes[i].base, &session.share_token, &format!("Guest {i}"))
+    for (i, node) in nodes.iter().enumerate().take(3) {
+        let g = rest::guest_token(&node.base, &session.share_token, &format!("Guest {i}"))
             .await
             .expect("guest token");
         guests.push(g.token);
@@ -460,9 +460,70 @@ async fn a_node_that_shuts_down_drains_its_rooms_to_the_others() {
         "the room reopened on a live node: {holder:?}"
     );
     assert_eq!(rows(&cluster, 0, &call).await.len(), 2, "one row each");
-    t2.close().await;
-    g2.close().await;
+    let (t3, g3) = stop_the_relaying_node(&mut cluster, &call, (t2, 2), (g2, 0)).await;
+    t3.close().await;
+    g3.close().await;
     cluster.finish().await;
+}
+
+/// Of two participants in one room, each joined through its own node (`a` through
+/// node `a.1`, `b` through `b.1`), one is relayed: stopping its node tells it to
+/// reconnect (1012 `server_restart`), it comes back through the room's node, and the
+/// other never notices. Returns the therapist and the guest, in media.
+async fn stop_the_relaying_node(
+    cluster: &mut Cluster,
+    call: &Call,
+    therapist: (Participant, usize),
+    guest: (Participant, usize),
+) -> (Participant, Participant) {
+    let holder = cluster.holder_of(&call.session_id).await;
+    let therapist_relayed = holder == Some(guest.1);
+    let ((relayed, relay_node), (direct, holder_node)) = if therapist_relayed {
+        (therapist, guest)
+    } else {
+        (guest, therapist)
+    };
+    assert_eq!(
+        holder,
+        Some(holder_node),
+        "one of the two joined on the room's node"
+    );
+    cluster.nodes.terminate(relay_node);
+    let closed = relayed.wait_closed().await;
+    assert_eq!(
+        (closed.code, closed.reason.as_str()),
+        (1012, "server_restart"),
+        "the relayed one is told to reconnect: {closed}"
+    );
+    let undisturbed = tokio::time::timeout(Duration::from_millis(500), direct.wait_closed());
+    assert!(
+        undisturbed.await.is_err(),
+        "the direct one stays in its call"
+    );
+    relayed.close().await;
+    let token = if therapist_relayed {
+        &call.therapist
+    } else {
+        &call.guest
+    };
+    let back = join_via(cluster, holder_node, &call.session_id, token)
+        .await
+        .expect("the relayed one rejoins on the room's node");
+    back.start_media(RATE);
+    assert!(
+        in_media(&direct, &back, MEDIA_LIMIT).await,
+        "media after the relaying node stopped"
+    );
+    assert_eq!(
+        rows(cluster, holder_node, call).await.len(),
+        2,
+        "one row each"
+    );
+    if therapist_relayed {
+        (back, direct)
+    } else {
+        (direct, back)
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
