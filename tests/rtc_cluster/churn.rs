@@ -77,16 +77,44 @@ struct Seat {
 /// nodes, 8 at a time; then Redis must hold exactly the rooms and participants the
 /// nodes hold, and every person has one participant row.
 pub async fn random_churn(cluster: &mut Cluster, ops: usize) {
-    let base = cluster.nodes.nodes[0].base.clone();
-    let token = cluster.nodes.therapist_token.clone();
-    let base = &base;
+    let (sessions, seats) = seat_rooms(cluster, 10, 4).await;
+    let urls: Vec<String> = cluster.nodes.nodes.iter().map(|n| n.ws.clone()).collect();
+    let seats = churn_in_lanes(urls, &sessions, seats, ops, 8).await;
+    let settled = eventually_async(Duration::from_secs(20), || async {
+        cluster.redis_rooms().await == cluster.node_rooms().await
+    })
+    .await;
+    let (in_redis, in_nodes) = (cluster.redis_rooms().await, cluster.node_rooms().await);
+    assert!(
+        settled,
+        "Redis and the nodes agree after settling:\nredis {in_redis:?}\nnodes {in_nodes:?}"
+    );
+    let joined = seats.iter().filter(|s| s.socket.is_some()).count();
+    let held: usize = in_nodes.values().map(|(_, p)| p.len()).sum();
+    // Sockets dropped by a reload that went to another node may linger in their grace
+    // period on the old room's node only if the room moved; rooms never move here.
+    assert_eq!(held, joined, "the nodes hold exactly the seated sockets");
+    let nodes_used: BTreeSet<&String> = in_nodes.values().map(|(n, _)| n).collect();
+    eprintln!(
+        "churn: {} rooms on {} nodes, {held} participants",
+        in_nodes.len(),
+        nodes_used.len()
+    );
+    one_row_per_person(cluster, &sessions, &seats).await;
+    reconnect_storm(cluster, seats, &sessions).await;
+}
+
+/// `rooms` sessions of the therapist, each with `guests` guest tokens (the seats).
+async fn seat_rooms(cluster: &Cluster, rooms: usize, guests: usize) -> (Vec<String>, Vec<Seat>) {
+    let base = &cluster.nodes.nodes[0].base;
+    let token = &cluster.nodes.therapist_token;
     let mut sessions = Vec::new();
     let mut seats = Vec::new();
-    for s in 0..10 {
-        let session = rest::create_session(base, &token, &format!("Churn {s}"), 10)
+    for s in 0..rooms {
+        let session = rest::create_session(base, token, &format!("Churn {s}"), 10)
             .await
             .expect("session");
-        for g in 0..4 {
+        for g in 0..guests {
             let guest = rest::guest_token(base, &session.share_token, &format!("Guest {g}"))
                 .await
                 .expect("guest token");
@@ -99,8 +127,18 @@ pub async fn random_churn(cluster: &mut Cluster, ops: usize) {
         }
         sessions.push(session.id);
     }
-    let urls: Vec<String> = cluster.nodes.nodes.iter().map(|n| n.ws.clone()).collect();
-    let lanes = 8;
+    (sessions, seats)
+}
+
+/// `ops` random joins, leaves and reloads through random nodes, by `lanes` concurrent
+/// lanes that each own a share of the seats. Gives the seats back as they end.
+async fn churn_in_lanes(
+    urls: Vec<String>,
+    sessions: &[String],
+    seats: Vec<Seat>,
+    ops: usize,
+    lanes: usize,
+) -> Vec<Seat> {
     let mut lane_seats: Vec<Vec<Seat>> = (0..lanes).map(|_| Vec::new()).collect();
     for (i, seat) in seats.into_iter().enumerate() {
         lane_seats[i % lanes].push(seat);
@@ -108,7 +146,7 @@ pub async fn random_churn(cluster: &mut Cluster, ops: usize) {
     let counts = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::<&'static str, usize>::new()));
     let mut tasks = Vec::new();
     for (lane, mut seats) in lane_seats.into_iter().enumerate() {
-        let (urls, sessions, counts) = (urls.clone(), sessions.clone(), counts.clone());
+        let (urls, sessions, counts) = (urls.clone(), sessions.to_vec(), counts.clone());
         tasks.push(tokio::spawn(async move {
             let mut rng = rand::rngs::StdRng::seed_from_u64(lane as u64 + 1);
             for _ in 0..ops / lanes {
@@ -142,28 +180,15 @@ pub async fn random_churn(cluster: &mut Cluster, ops: usize) {
         seats.extend(task.await.expect("lane"));
     }
     eprintln!("churn: {:?}", counts.lock().unwrap());
-    let settled = eventually_async(Duration::from_secs(20), || async {
-        cluster.redis_rooms().await == cluster.node_rooms().await
-    })
-    .await;
-    let (in_redis, in_nodes) = (cluster.redis_rooms().await, cluster.node_rooms().await);
-    assert!(
-        settled,
-        "Redis and the nodes agree after settling:\nredis {in_redis:?}\nnodes {in_nodes:?}"
-    );
-    let joined = seats.iter().filter(|s| s.socket.is_some()).count();
-    let held: usize = in_nodes.values().map(|(_, p)| p.len()).sum();
-    // Sockets dropped by a reload that went to another node may linger in their grace
-    // period on the old room's node only if the room moved; rooms never move here.
-    assert_eq!(held, joined, "the nodes hold exactly the seated sockets");
-    let nodes_used: BTreeSet<&String> = in_nodes.values().map(|(n, _)| n).collect();
-    eprintln!(
-        "churn: {} rooms on {} nodes, {held} participants",
-        in_nodes.len(),
-        nodes_used.len()
-    );
+    seats
+}
+
+/// Every session has one participant row per person who ever joined it, however
+/// often they reloaded or through whichever node.
+async fn one_row_per_person(cluster: &Cluster, sessions: &[String], seats: &[Seat]) {
+    let base = &cluster.nodes.nodes[0].base;
     for (s, session) in sessions.iter().enumerate() {
-        let rows = rest::participants(base, &token, session)
+        let rows = rest::participants(base, &cluster.nodes.therapist_token, session)
             .await
             .expect("rows");
         let people = seats
@@ -176,7 +201,6 @@ pub async fn random_churn(cluster: &mut Cluster, ops: usize) {
             "one row per person in {session}: {rows:?}"
         );
     }
-    reconnect_storm(cluster, seats, &sessions).await;
 }
 
 /// Kills the node holding the most rooms; every seated client reconnects at once

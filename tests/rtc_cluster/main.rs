@@ -141,34 +141,11 @@ async fn killing_the_rooms_node_brings_both_back_in_media_on_another_node_within
     let Some(mut cluster) = Cluster::start(3).await else {
         return;
     };
-    let call = new_call(&cluster).await;
     // The therapist on the room's node itself, the guest relayed by node b.
-    let therapist = join_via(&cluster, 0, &call.session_id, &call.therapist)
-        .await
-        .expect("therapist joins");
-    let guest = join_via(&cluster, 1, &call.session_id, &call.guest)
-        .await
-        .expect("guest joins");
-    therapist.start_media(RATE);
-    guest.start_media(RATE);
-    assert!(
-        in_media(&therapist, &guest, MEDIA_LIMIT).await,
-        "media before the kill"
-    );
+    let (call, therapist, guest) = call_in_media(&cluster, 0, 1).await;
     assert_eq!(cluster.holder_of(&call.session_id).await, Some(0));
     // A second call, all on node b: a node's death must not touch the others' rooms.
-    let other = new_call(&cluster).await;
-    let (o1, o2) = tokio::join!(
-        join_via(&cluster, 1, &other.session_id, &other.therapist),
-        join_via(&cluster, 1, &other.session_id, &other.guest),
-    );
-    let (o1, o2) = (o1.expect("joins on b"), o2.expect("joins on b"));
-    o1.start_media(RATE);
-    o2.start_media(RATE);
-    assert!(
-        in_media(&o1, &o2, MEDIA_LIMIT).await,
-        "media of the call on b"
-    );
+    let (other, o1, o2) = call_in_media(&cluster, 1, 1).await;
     assert_eq!(cluster.holder_of(&other.session_id).await, Some(1));
 
     let killed_at = Instant::now();
@@ -229,28 +206,53 @@ async fn killing_the_rooms_node_brings_both_back_in_media_on_another_node_within
         cluster.redis_rooms().await,
         cluster.node_rooms().await
     );
-    // The call on node b never noticed: same sockets, media still flowing, in Redis.
-    let before = count_from(&o1, o2.participant_id());
+    untouched_on_b(&cluster, &other, &o1, &o2).await;
+    for p in [t2, g2, o1, o2] {
+        p.close().await;
+    }
+    cluster.finish().await;
+}
+
+/// A new call, the therapist joined through node `t` (which places the room there) and
+/// the guest through node `g`, both receiving each other's media.
+async fn call_in_media(cluster: &Cluster, t: usize, g: usize) -> (Call, Participant, Participant) {
+    let call = new_call(cluster).await;
+    // One after the other: the therapist's join places the room (on node `t`).
+    let therapist = join_via(cluster, t, &call.session_id, &call.therapist)
+        .await
+        .expect("therapist joins");
+    let guest = join_via(cluster, g, &call.session_id, &call.guest)
+        .await
+        .expect("guest joins");
+    therapist.start_media(RATE);
+    guest.start_media(RATE);
+    assert!(
+        in_media(&therapist, &guest, MEDIA_LIMIT).await,
+        "media of a new call via nodes {t} and {g}"
+    );
+    (call, therapist, guest)
+}
+
+/// The call held by node b never noticed another node's death: same sockets, media
+/// still flowing, still in Redis with both members.
+async fn untouched_on_b(cluster: &Cluster, call: &Call, a: &Participant, b: &Participant) {
+    let before = count_from(a, b.participant_id());
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(
-        count_from(&o1, o2.participant_id()) > before + 50,
+        count_from(a, b.participant_id()) > before + 50,
         "media on b goes on"
     );
     assert!(
-        o1.close_info().is_none() && o2.close_info().is_none(),
+        a.close_info().is_none() && b.close_info().is_none(),
         "nobody on b was disconnected"
     );
     let in_redis = cluster.redis_rooms().await;
     assert_eq!(
         in_redis
-            .get(&other.session_id)
+            .get(&call.session_id)
             .map(|(n, m)| (n.as_str(), m.len())),
         Some(("node-b", 2))
     );
-    for p in [t2, g2, o1, o2] {
-        p.close().await;
-    }
-    cluster.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
