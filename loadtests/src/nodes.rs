@@ -174,6 +174,9 @@ pub struct Nodes {
     pub nodes: Vec<Node>,
     /// A therapist token (from `demo --json`) that may create sessions.
     pub therapist_token: String,
+    /// The demo output: the organization, its admin, therapists and client (ids and
+    /// tokens), for tests that need more than the first therapist.
+    pub demo: serde_json::Value,
     spec: ClusterSpec,
     dir: PathBuf,
 }
@@ -204,6 +207,7 @@ impl Nodes {
         let mut nodes = Nodes {
             nodes: Vec::new(),
             therapist_token,
+            demo: json,
             spec,
             dir,
         };

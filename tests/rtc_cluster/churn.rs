@@ -261,9 +261,11 @@ async fn reconnect_storm(cluster: &mut Cluster, seats: Vec<Seat>, sessions: &[St
     assert_eq!(held, rejoined.len(), "every client is back, once");
 }
 
-/// A revoked token closes its socket on another node; failed sign-ins count once
-/// across the nodes.
+/// A notification made on one node reaches its user's `listen` socket on another; a
+/// revoked token closes its socket on another node; guest tokens and failed sign-ins
+/// count once across the nodes.
 pub async fn shared_state(cluster: &Cluster) {
+    notification_crosses_the_nodes(cluster).await;
     let nodes = &cluster.nodes.nodes;
     let session = rest::create_session(&nodes[0].base, &cluster.nodes.therapist_token, "Shared", 4)
         .await
@@ -340,4 +342,63 @@ pub async fn shared_state(cluster: &Cluster) {
         statuses[20], 429,
         "the 21st, on a node that saw only 7, is rate limited: {statuses:?}"
     );
+}
+
+/// The therapist books a session with their client on node a; the client, listening on
+/// node c, is told at once (`booking_confirmed`).
+async fn notification_crosses_the_nodes(cluster: &Cluster) {
+    let nodes = &cluster.nodes.nodes;
+    let demo = &cluster.nodes.demo;
+    let client_token = demo["client"]["token"].as_str().expect("client token");
+    let (mut ws, m) = open(
+        &nodes[2].ws,
+        json!({"type": "listen", "protocol": 1, "token": client_token}),
+        &["listening"],
+    )
+    .await;
+    assert_eq!(m["type"], "listening", "{m}");
+    let therapist = &cluster.nodes.therapist_token;
+    let body = json!({
+        "therapist_id": demo["therapists"][0]["id"],
+        "client_id": demo["client"]["id"],
+        "start": "2030-08-05T10:00:00Z",
+        "end": "2030-08-05T11:00:00Z",
+    });
+    let base = &nodes[0].base;
+    let hold = rest::request(
+        base,
+        "POST",
+        "/api/schedule/holds",
+        Some(therapist),
+        Some(&body),
+    )
+    .await
+    .expect("hold");
+    let hold = hold.json();
+    let key = hold["hold_key"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a hold: {hold}"));
+    let path = format!("/api/schedule/holds/{key}/confirm");
+    let booked = rest::request(base, "POST", &path, Some(therapist), None)
+        .await
+        .expect("confirm");
+    assert_eq!(booked.status, 201, "booked: {}", booked.json());
+    let kind = tokio::time::timeout(STEP, async {
+        while let Some(Ok(frame)) = ws.next().await {
+            if let Message::Text(text) = frame {
+                let m: Value = serde_json::from_str(text.as_str()).expect("JSON");
+                if m["type"] == "notification" {
+                    return m["notification"]["type"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned();
+                }
+            }
+        }
+        String::from("closed without a notification")
+    })
+    .await
+    .expect("the client on node c hears of the booking");
+    assert_eq!(kind, "booking_confirmed");
+    let _ = ws.close(None).await;
 }

@@ -529,7 +529,7 @@ async fn stop_the_relaying_node(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn revocations_rate_limits_and_failed_sign_ins_cross_the_nodes() {
+async fn notifications_revocations_rate_limits_and_failed_sign_ins_cross_the_nodes() {
     init_tracing();
     let _serial = SERIAL.lock().await;
     let limited = |spec: &mut theraroom_load::nodes::ClusterSpec| {
