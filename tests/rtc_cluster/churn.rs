@@ -12,7 +12,6 @@ use theraroom_load::rest;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::harness::Cluster;
-use super::rtc_common::eventually_async;
 use super::rtc_common::ws::Ws;
 
 /// Longest wait for one protocol step.
@@ -80,15 +79,9 @@ pub async fn random_churn(cluster: &mut Cluster, ops: usize) {
     let (sessions, seats) = seat_rooms(cluster, 10, 4).await;
     let urls: Vec<String> = cluster.nodes.nodes.iter().map(|n| n.ws.clone()).collect();
     let seats = churn_in_lanes(urls, &sessions, seats, ops, 8).await;
-    let settled = eventually_async(Duration::from_secs(20), || async {
-        cluster.redis_rooms().await == cluster.node_rooms().await
-    })
-    .await;
-    let (in_redis, in_nodes) = (cluster.redis_rooms().await, cluster.node_rooms().await);
-    assert!(
-        settled,
-        "Redis and the nodes agree after settling:\nredis {in_redis:?}\nnodes {in_nodes:?}"
-    );
+    let in_nodes = cluster
+        .redis_follows(Duration::from_secs(20), "after the churn")
+        .await;
     let joined = seats.iter().filter(|s| s.socket.is_some()).count();
     let held: usize = in_nodes.values().map(|(_, p)| p.len()).sum();
     // Sockets dropped by a reload that went to another node may linger in their grace
@@ -244,15 +237,9 @@ async fn reconnect_storm(cluster: &mut Cluster, seats: Vec<Seat>, sessions: &[St
         "storm: {busiest} (holding {rooms} rooms) killed, {} clients rejoined at once",
         rejoined.len()
     );
-    let settled = eventually_async(Duration::from_secs(20), || async {
-        cluster.redis_rooms().await == cluster.node_rooms().await
-    })
-    .await;
-    let (in_redis, in_nodes) = (cluster.redis_rooms().await, cluster.node_rooms().await);
-    assert!(
-        settled,
-        "Redis and the nodes agree after the storm:\nredis {in_redis:?}\nnodes {in_nodes:?}"
-    );
+    let in_nodes = cluster
+        .redis_follows(Duration::from_secs(20), "after the storm")
+        .await;
     assert!(
         in_nodes.values().all(|(node, _)| *node != busiest),
         "no room left on the dead node"

@@ -6,10 +6,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::time::Duration;
 
 use redis::AsyncCommands;
 use sqlx::Connection;
 use theraroom_load::nodes::{ClusterSpec, Nodes, RedisServer};
+
+use super::rtc_common::eventually_async;
 
 /// PostgreSQL over its Unix socket (as the test runner's user, or `postgres`).
 const PG_URLS: [&str; 2] = [
@@ -143,6 +146,26 @@ impl Cluster {
             }
         }
         rooms
+    }
+
+    /// Waits up to `limit` until Redis holds exactly the rooms and members the nodes
+    /// hold (no orphans either way) and returns what the nodes hold; fails the test
+    /// with both sides when it never does. `when` names the moment, for the message.
+    pub async fn redis_follows(
+        &self,
+        limit: Duration,
+        when: &str,
+    ) -> BTreeMap<String, (String, BTreeSet<String>)> {
+        let settled = eventually_async(limit, || async {
+            self.redis_rooms().await == self.node_rooms().await
+        })
+        .await;
+        let (in_redis, in_nodes) = (self.redis_rooms().await, self.node_rooms().await);
+        assert!(
+            settled,
+            "Redis holds what the nodes hold {when}:\nredis {in_redis:?}\nnodes {in_nodes:?}"
+        );
+        in_nodes
     }
 
     /// The node (index) that holds `session_id`, as the nodes report it.

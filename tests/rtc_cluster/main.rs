@@ -80,19 +80,8 @@ async fn a_therapist_and_a_guest_on_two_nodes_share_one_room_on_one_node() {
     let Some(cluster) = Cluster::start(3).await else {
         return;
     };
-    let call = new_call(&cluster).await;
-    let therapist = join_via(&cluster, 0, &call.session_id, &call.therapist)
-        .await
-        .expect("therapist joins on node a");
-    let guest = join_via(&cluster, 1, &call.session_id, &call.guest)
-        .await
-        .expect("guest joins on node b");
-    therapist.start_media(RATE);
-    guest.start_media(RATE);
-    assert!(
-        in_media(&therapist, &guest, MEDIA_LIMIT).await,
-        "media both ways through one room"
-    );
+    // The therapist through node a, the guest through node b.
+    let (call, therapist, guest) = call_in_media(&cluster, 0, 1).await;
     // One node holds the room with both; Redis says the same.
     let rooms = cluster.node_rooms().await;
     let (holder, participants) = rooms.get(&call.session_id).expect("a node holds the room");
@@ -106,16 +95,9 @@ async fn a_therapist_and_a_guest_on_two_nodes_share_one_room_on_one_node() {
             .map(|s| s.to_string())
             .collect();
     assert_eq!(participants, &expected);
-    let settled = eventually_async(Duration::from_secs(5), || async {
-        cluster.redis_rooms().await == cluster.node_rooms().await
-    })
-    .await;
-    assert!(
-        settled,
-        "Redis holds the room as the node does: {:?} vs {:?}",
-        cluster.redis_rooms().await,
-        rooms
-    );
+    cluster
+        .redis_follows(Duration::from_secs(5), "once both joined")
+        .await;
     // The guest's signaling went through node b: it relayed the socket.
     let metrics = rest::request(&cluster.nodes.nodes[1].base, "GET", "/metrics", None, None)
         .await
@@ -196,16 +178,9 @@ async fn killing_the_rooms_node_brings_both_back_in_media_on_another_node_within
         rows.iter().all(|r| r["is_active"] == true),
         "both rows active: {rows:?}"
     );
-    let settled = eventually_async(Duration::from_secs(8), || async {
-        cluster.redis_rooms().await == cluster.node_rooms().await
-    })
-    .await;
-    assert!(
-        settled,
-        "Redis follows the move: {:?} vs {:?}",
-        cluster.redis_rooms().await,
-        cluster.node_rooms().await
-    );
+    cluster
+        .redis_follows(Duration::from_secs(8), "after the move")
+        .await;
     untouched_on_b(&cluster, &other, &o1, &o2).await;
     for p in [t2, g2, o1, o2] {
         p.close().await;
@@ -302,19 +277,7 @@ async fn a_redis_restart_during_a_call_keeps_the_call_and_refuses_joins_meanwhil
     let Some(mut cluster) = Cluster::start(3).await else {
         return;
     };
-    let call = new_call(&cluster).await;
-    let therapist = join_via(&cluster, 0, &call.session_id, &call.therapist)
-        .await
-        .expect("therapist joins");
-    let guest = join_via(&cluster, 1, &call.session_id, &call.guest)
-        .await
-        .expect("guest joins");
-    therapist.start_media(RATE);
-    guest.start_media(RATE);
-    assert!(
-        in_media(&therapist, &guest, MEDIA_LIMIT).await,
-        "media before the restart"
-    );
+    let (call, therapist, guest) = call_in_media(&cluster, 0, 1).await;
 
     cluster.redis.kill();
     let base = cluster.nodes.nodes[0].base.clone();
