@@ -308,18 +308,7 @@ impl Nodes {
     /// Stops node `i` cleanly (SIGTERM: it drains its rooms to the others).
     pub fn terminate(&mut self, i: usize) {
         if let Some(mut child) = self.nodes[i].child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+            terminate_child(&mut child, Duration::from_secs(10));
         }
     }
 
@@ -416,4 +405,21 @@ fn free_media_port() -> Result<u16, String> {
         }
     }
     Err("no port free for both UDP and TCP".into())
+}
+
+/// Stops a spawned server as an operator would: SIGTERM (it drains and closes its
+/// calls), then SIGKILL when it has not exited within `grace`.
+pub fn terminate_child(child: &mut Child, grace: Duration) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }

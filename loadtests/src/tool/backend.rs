@@ -122,6 +122,27 @@ pub struct TheraBackend {
 /// Largest room TheraRoom's session API accepts.
 pub const THERAROOM_MAX_ROOM: usize = 50;
 
+/// A TheraRoom session for `size` participants, made over REST on `base` by the
+/// therapist of `therapist_token` (one node or several: the room is the same).
+pub async fn create_theraroom_room(
+    base: &str,
+    therapist_token: &str,
+    size: usize,
+) -> Result<RoomHandle, String> {
+    if size > THERAROOM_MAX_ROOM {
+        return Err(format!(
+            "TheraRoom sessions hold at most {THERAROOM_MAX_ROOM} participants, asked {size}"
+        ));
+    }
+    let s = rest::create_session(base, therapist_token, "load test", size.max(2) as u32)
+        .await
+        .map_err(|e| format!("create session: {e}"))?;
+    Ok(RoomHandle {
+        id: s.id,
+        secret: s.share_token,
+    })
+}
+
 #[async_trait::async_trait]
 impl Backend for TheraBackend {
     fn name(&self) -> &'static str {
@@ -141,23 +162,7 @@ impl Backend for TheraBackend {
     }
 
     async fn create_room(&self, size: usize) -> Result<RoomHandle, String> {
-        if size > THERAROOM_MAX_ROOM {
-            return Err(format!(
-                "TheraRoom sessions hold at most {THERAROOM_MAX_ROOM} participants, asked {size}"
-            ));
-        }
-        let s = rest::create_session(
-            &self.server.base,
-            &self.server.therapist_token,
-            "load test",
-            size.max(2) as u32,
-        )
-        .await
-        .map_err(|e| format!("create session: {e}"))?;
-        Ok(RoomHandle {
-            id: s.id,
-            secret: s.share_token,
-        })
+        create_theraroom_room(&self.server.base, &self.server.therapist_token, size).await
     }
 
     async fn join(

@@ -17,7 +17,7 @@ use theraroom_load::nodes::{ClusterSpec, Nodes, RedisServer};
 use theraroom_load::{rest, JoinOptions, Participant, Publish};
 
 use super::backend::{
-    Backend, Client, EnginePeer, Peer, RoomHandle, TheraPeer, THERAROOM_MAX_ROOM,
+    create_theraroom_room, Backend, Client, EnginePeer, Peer, RoomHandle, TheraPeer,
 };
 use super::server::{ServerCounters, TheraServer};
 
@@ -205,24 +205,8 @@ impl Backend for ClusterBackend {
     }
 
     async fn create_room(&self, size: usize) -> Result<RoomHandle, String> {
-        if size > THERAROOM_MAX_ROOM {
-            return Err(format!(
-                "TheraRoom sessions hold at most {THERAROOM_MAX_ROOM} participants"
-            ));
-        }
-        let base = &self.running.nodes.nodes[0].base;
-        let s = rest::create_session(
-            base,
-            &self.running.nodes.therapist_token,
-            "load test",
-            size.max(2) as u32,
-        )
-        .await
-        .map_err(|e| format!("create session: {e}"))?;
-        Ok(RoomHandle {
-            id: s.id,
-            secret: s.share_token,
-        })
+        let nodes = &self.running.nodes;
+        create_theraroom_room(&nodes.nodes[0].base, &nodes.therapist_token, size).await
     }
 
     async fn join(

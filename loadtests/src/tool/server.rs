@@ -180,18 +180,7 @@ impl TheraServer {
     /// with `THERAROOM_LOAD_SERVER_LOG=<filter>` to choose what the server logs).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+            theraroom_load::nodes::terminate_child(&mut child, Duration::from_secs(5));
         }
         if let Some(dir) = self.data_dir.take() {
             if let Some(keep) = std::env::var_os("THERAROOM_LOAD_KEEP_LOG") {
