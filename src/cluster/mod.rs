@@ -88,10 +88,9 @@ struct Inner {
     relay_secret: String,
     /// Requests to other nodes waiting for their answer.
     calls: bus::Calls,
-    /// Turns true when the node stops: its relays close their clients with 1012.
+    /// Turns true when the node stops: its relays close their clients with 1012. Each
+    /// running relay holds one receiver, so its receiver count is the open relays.
     stopping: tokio::sync::watch::Sender<bool>,
-    /// Relayed sockets open on this node.
-    relays: std::sync::atomic::AtomicUsize,
 }
 
 /// Why multi-node mode could not start.
@@ -158,7 +157,6 @@ impl Cluster {
                 relay_secret: relay_secret(jwt_secret),
                 calls: bus::Calls::default(),
                 stopping: tokio::sync::watch::Sender::new(false),
-                relays: std::sync::atomic::AtomicUsize::new(0),
                 me,
             }),
         })

@@ -13,7 +13,6 @@
 //! reconnect through another node.
 
 use std::net::IpAddr;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
@@ -69,15 +68,14 @@ pub async fn relay(
     if holder.send(UpMessage::text(first)).await.is_err() {
         return Err(client);
     }
-    let _open = OpenRelay::new(cluster);
+    let _open = OpenRelay::new();
     count_frame("up", first.len());
     Pump {
         client,
         holder,
         write_timeout: upstream.write_timeout,
-        stopping: cluster.inner.stopping.subscribe(),
     }
-    .run()
+    .run(cluster.inner.stopping.subscribe())
     .await;
     Ok(())
 }
@@ -121,16 +119,15 @@ struct Pump {
     client: WebSocket,
     holder: HolderSocket,
     write_timeout: Duration,
-    /// Turns true when this node stops.
-    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Pump {
-    async fn run(mut self) {
+    /// Runs until either side ends, or `stopping` turns true (this node stops). The
+    /// receiver is dropped on return, which is what a stopping node waits for.
+    async fn run(mut self, mut stopping: tokio::sync::watch::Receiver<bool>) {
         let mut ping =
             tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
         let mut last_heard = tokio::time::Instant::now();
-        let mut stopping = self.stopping.clone();
         loop {
             let step = tokio::select! {
                 incoming = self.client.recv() => {
@@ -295,22 +292,19 @@ fn count_frame(direction: &'static str, bytes: usize) {
         .increment(bytes as u64);
 }
 
-/// Counts a relayed socket while it is open (metrics, and the node's own count that a
-/// stopping node waits on).
-struct OpenRelay(Cluster);
+/// Counts a relayed socket while it is open.
+struct OpenRelay;
 
 impl OpenRelay {
-    fn new(cluster: &Cluster) -> OpenRelay {
-        cluster.inner.relays.fetch_add(1, Ordering::Relaxed);
+    fn new() -> OpenRelay {
         metrics::gauge!("theraroom_cluster_relayed_sockets").increment(1.0);
         metrics::counter!("theraroom_cluster_relays_total").increment(1);
-        OpenRelay(cluster.clone())
+        OpenRelay
     }
 }
 
 impl Drop for OpenRelay {
     fn drop(&mut self) {
-        self.0.inner.relays.fetch_sub(1, Ordering::Relaxed);
         metrics::gauge!("theraroom_cluster_relayed_sockets").decrement(1.0);
     }
 }

@@ -183,14 +183,11 @@ impl Cluster {
     /// through another node; their rooms live elsewhere and go on), and waits up to a
     /// second for them to finish. Returns how many relays were open.
     async fn stop_relays(&self) -> usize {
-        let open = self.inner.relays.load(Ordering::Relaxed);
-        self.inner.stopping.send_replace(true);
-        let deadline = tokio::time::Instant::now() + RELAYS_STOP_WAIT;
-        while self.inner.relays.load(Ordering::Relaxed) > 0
-            && tokio::time::Instant::now() < deadline
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let stopping = &self.inner.stopping;
+        let open = stopping.receiver_count();
+        stopping.send_replace(true);
+        // Resolves once every relay has dropped its receiver, i.e. has ended.
+        let _ = tokio::time::timeout(RELAYS_STOP_WAIT, stopping.closed()).await;
         open
     }
 }

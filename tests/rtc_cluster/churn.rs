@@ -12,7 +12,7 @@ use theraroom_load::rest;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::harness::Cluster;
-use super::rtc_common::ws::Ws;
+use super::rtc_common::ws::{expect_type, Ws};
 
 /// Longest wait for one protocol step.
 const STEP: Duration = Duration::from_secs(10);
@@ -370,22 +370,10 @@ async fn notification_crosses_the_nodes(cluster: &Cluster) {
         .await
         .expect("confirm");
     assert_eq!(booked.status, 201, "booked: {}", booked.json());
-    let kind = tokio::time::timeout(STEP, async {
-        while let Some(Ok(frame)) = ws.next().await {
-            if let Message::Text(text) = frame {
-                let m: Value = serde_json::from_str(text.as_str()).expect("JSON");
-                if m["type"] == "notification" {
-                    return m["notification"]["type"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_owned();
-                }
-            }
-        }
-        String::from("closed without a notification")
-    })
-    .await
-    .expect("the client on node c hears of the booking");
-    assert_eq!(kind, "booking_confirmed");
+    let pushed = expect_type(&mut ws, "notification", "the client on node c").await;
+    assert_eq!(
+        pushed["notification"]["type"], "booking_confirmed",
+        "{pushed}"
+    );
     let _ = ws.close(None).await;
 }
