@@ -18,8 +18,13 @@
 //! - Loss over 10 %: down in proportion to the loss.
 //! - Otherwise, with loss under 2 %: up by 30 % per second (doubling each second until
 //!   the first congestion of the call: its start, when nothing is known); but within 15 % of a
-//!   congestion point seen in the last 20 s, by 25 kbit/s per step and at most 20 % past it (every
-//!   probe past a known limit costs the subscriber a burst of loss, audio included).
+//!   congestion point seen in the last 20 s, by 25 kbit/s per step up to that point and not
+//!   past it. The allocator raises a layer whenever the estimate leaves room for it, so an
+//!   estimate above a known limit is a probe, and every probe past a known limit costs the
+//!   subscriber a burst of loss, audio included (on a 300 kbit/s link, an estimate let 20 %
+//!   past the limit raised 180p to 360p every ~10 s and lost 2-9 % of the audio). After
+//!   20 s the point is forgotten and the estimate climbs again: that is how a link that got
+//!   wider is found.
 //! - Never more than 4 × what the subscriber received, or 500 kbit/s (an idle link has
 //!   no estimate worth trusting beyond that), never under 100 kbit/s.
 
@@ -54,8 +59,6 @@ const DECREASE: f64 = 0.85;
 const GENTLE_DECREASE: f64 = 0.95;
 /// Delay without loss lowers the estimate no further than this.
 const GENTLE_FLOOR: f64 = 300_000.0;
-/// How far past a fresh congestion point the estimate may go.
-const CEILING_SLACK: f64 = 1.2;
 const GROWTH_PER_SECOND: f64 = 1.3;
 const ADDITIVE_STEP: f64 = 25_000.0;
 const LOW_LOSS: f64 = 0.02;
@@ -109,6 +112,10 @@ pub struct DownlinkEstimator {
     deltas: u32,
     /// The detector has said overuse since the last report that was not overuse.
     in_overuse: bool,
+    /// Whether the estimate stood at a fresh congestion point when this overuse episode
+    /// began, and the highest rate received under loss in it ([`Self::note_congestion`]).
+    episode_at_ceiling: bool,
+    episode_peak: Option<f64>,
     /// When the estimate last came down for overuse.
     last_decrease: Option<Instant>,
     /// The path showed congestion once (the startup growth is over).
@@ -129,10 +136,37 @@ impl DownlinkEstimator {
             loss: 0.0,
             deltas: 0,
             in_overuse: false,
+            episode_at_ceiling: false,
+            episode_peak: None,
             last_decrease: None,
             congestion_seen: false,
             shared,
         }
+    }
+
+    /// The congestion point of the last 20 s, if any.
+    fn fresh_ceiling(&self, now: Instant) -> Option<f64> {
+        self.ceiling
+            .filter(|(_, at)| now.saturating_duration_since(*at) < CEILING_MEMORY)
+            .map(|(c, _)| c)
+    }
+
+    /// A congestion point: a queue that grew until it dropped packets (delay alone may be
+    /// jitter, on a busy machine or a radio link), at `received` bit/s. Its rate is the
+    /// highest received under loss in this episode (what arrives while a queue drains says
+    /// less about the path). A fresh point the estimate had not reached stays if higher: a
+    /// keyframe that overflows a short queue shows loss at a rate well under what the
+    /// path carries. A fresh point the estimate had reached is replaced: the path did not
+    /// carry it (it was measured in a burst, or the path narrowed since), and keeping the
+    /// higher one would probe past the path's limit again and again.
+    fn note_congestion(&mut self, now: Instant, received: f64) {
+        let peak = self.episode_peak.map_or(received, |p| p.max(received));
+        self.episode_peak = Some(peak);
+        let point = match self.fresh_ceiling(now) {
+            Some(c) if !self.episode_at_ceiling => c.max(peak),
+            _ => peak,
+        };
+        self.ceiling = Some((point, now));
     }
 
     fn may_change(&self, now: Instant) -> bool {
@@ -146,15 +180,14 @@ impl DownlinkEstimator {
         }
         if usage == Usage::Over {
             if let Some(r) = received {
+                if !self.in_overuse {
+                    self.episode_at_ceiling = self
+                        .fresh_ceiling(now)
+                        .is_some_and(|c| self.target >= c * DECREASE);
+                    self.episode_peak = None;
+                }
                 if self.loss > LOW_LOSS {
-                    // A congestion point: a queue that grew until it dropped packets (delay
-                    // alone may be jitter, on a busy machine or a radio link). Its rate is
-                    // the highest received in this episode (what arrives while a queue
-                    // drains under loss says less about the path).
-                    let fresh = self
-                        .ceiling
-                        .filter(|(_, at)| now.saturating_duration_since(*at) < CEILING_MEMORY);
-                    self.ceiling = Some((fresh.map_or(r, |(c, _)| c.max(r)), now));
+                    self.note_congestion(now, r);
                 }
                 let factor = if self.loss > LOW_LOSS {
                     DECREASE
@@ -217,9 +250,9 @@ impl DownlinkEstimator {
             STARTUP_GROWTH_PER_SECOND
         };
         let raised = if careful {
-            // Up to a little past the congestion point (what the path carried then, with
-            // room for a layer's headroom), not further while it is fresh.
-            let ceiling = self.ceiling.map_or(f64::MAX, |(c, _)| c * CEILING_SLACK);
+            // Up to the congestion point (what the path carried then), not past it while it
+            // is fresh.
+            let ceiling = self.ceiling.map_or(f64::MAX, |(c, _)| c);
             (self.target + ADDITIVE_STEP).min(ceiling.max(self.target))
         } else {
             self.target * growth.powf(elapsed.as_secs_f64())
@@ -296,13 +329,20 @@ mod tests {
 
     /// Runs `seconds` of a sender that follows the estimate (up to 1.2 Mbit/s, packets of
     /// 1,200 B) through a path of `capacity` bit/s with 300 ms of queue (what does not fit
-    /// is lost), with feedback every 50 ms. Returns the time at the end.
-    fn run(e: &mut DownlinkEstimator, start: Instant, seconds: u64, capacity: f64) -> Instant {
+    /// is lost), with feedback every 50 ms that reports the packets arrived by then (a
+    /// lost one at once). Returns the time at the end and the highest estimate on the way.
+    fn run(
+        e: &mut DownlinkEstimator,
+        start: Instant,
+        seconds: u64,
+        capacity: f64,
+    ) -> (Instant, f64) {
         let size = 1200usize;
         let mut now = start;
         let mut queue_free_at = start;
         let mut batch = Vec::new();
         let mut id = 0u64;
+        let mut highest: f64 = 0.0;
         let end = start + Duration::from_secs(seconds);
         while now < end {
             let offered = e.target_bitrate().min(1_200_000.0);
@@ -314,26 +354,34 @@ mod tests {
                 queue_free_at = begin + service;
             }
             id += 1;
-            batch.push(PacketReport {
-                ssrc: 1,
-                id,
-                rtp_sequence_number: id as u16,
-                is_twcc: true,
-                twcc_sequence_number: id as u16,
-                size,
-                arrived,
-                departure: now,
-                arrival: arrived.then(|| (begin + service).saturating_duration_since(start)),
-                ecn: Ecn::default(),
-            });
+            let ready_at = if arrived { begin + service } else { now };
+            batch.push((
+                ready_at,
+                PacketReport {
+                    ssrc: 1,
+                    id,
+                    rtp_sequence_number: id as u16,
+                    is_twcc: true,
+                    twcc_sequence_number: id as u16,
+                    size,
+                    arrived,
+                    departure: now,
+                    arrival: arrived.then(|| (begin + service).saturating_duration_since(start)),
+                    ecn: Ecn::default(),
+                },
+            ));
             let before = now;
             now += interval;
             if (now - start).as_millis() / 50 != (before - start).as_millis() / 50 {
-                e.on_reports(now + Duration::from_millis(20), &batch);
-                batch.clear();
+                let (ready, queued): (Vec<_>, Vec<_>) =
+                    batch.drain(..).partition(|(at, _)| *at <= now);
+                batch = queued;
+                let reports: Vec<PacketReport> = ready.into_iter().map(|(_, r)| r).collect();
+                e.on_reports(now, &reports);
+                highest = highest.max(e.target_bitrate());
             }
         }
-        now
+        (now, highest)
     }
 
     #[test]
@@ -343,21 +391,31 @@ mod tests {
         let mut e = DownlinkEstimator::new(shared.clone());
         let t0 = Instant::now();
         // 960 kbit/s offered into 300 kbit/s.
-        let t = run(&mut e, t0, 10, 300_000.0);
+        let (t, _) = run(&mut e, t0, 10, 300_000.0);
         let narrow = shared.get().expect("an estimate");
         assert!(
             (150_000..400_000).contains(&narrow),
             "estimate on a 300 kbit/s path: {narrow}"
         );
-        // The path widens to 10 Mbit/s: the estimate finds the offered rate again quickly.
-        run(&mut e, t, 10, 10_000_000.0);
+        // The path stays narrow: the estimate does not probe past what it carried (each
+        // probe would cost the subscriber's audio a burst of loss).
+        let (t, highest) = run(&mut e, t, 10, 300_000.0);
+        assert!(
+            highest < 345_000.0,
+            "estimate past a fresh congestion point: {highest}"
+        );
+        // The path widens to 10 Mbit/s: once the congestion point is forgotten (20 s
+        // after the path last overflowed), the estimate finds the offered rate within
+        // seconds.
+        run(&mut e, t, 25, 10_000_000.0);
         let wide = shared.get().expect("an estimate");
         assert!(
             wide > 1_500_000,
             "estimate after the limit is lifted: {wide}"
         );
+        // 4 × the 1.2 Mbit/s that arrive (the rate window reads them ~10 % high).
         assert!(
-            wide <= 5_000_000,
+            wide <= 6_000_000,
             "bounded by 4 × the received rate: {wide}"
         );
     }

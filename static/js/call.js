@@ -436,16 +436,8 @@ export class Call {
 
   /** Local port of the subscriber connection's selected candidate pair, or null. */
   async subscriberPort() {
-    const pc = this.pcs.subscriber;
-    if (!pc) return null;
-    const report = await pc.getStats();
-    let port = null;
-    report.forEach((r) => {
-      if (r.type !== 'candidate-pair' || !(r.nominated || r.selected) || r.state !== 'succeeded') return;
-      const local = report.get(r.localCandidateId);
-      if (local) port = local.port;
-    });
-    return port;
+    const t = (await this.selectedTransports()).subscriber;
+    return t ? t.port : null;
   }
 
   /**
@@ -458,11 +450,9 @@ export class Call {
       out[name] = null;
       if (!pc) continue;
       const report = await pc.getStats();
-      report.forEach((r) => {
-        if (r.type !== 'candidate-pair' || !(r.nominated || r.selected) || r.state !== 'succeeded') return;
-        const local = report.get(r.localCandidateId);
-        if (local) out[name] = { protocol: local.protocol, candidateType: local.candidateType, port: local.port };
-      });
+      const pair = selectedPair(report);
+      const local = pair && report.get(pair.localCandidateId);
+      if (local) out[name] = { protocol: local.protocol, candidateType: local.candidateType, port: local.port };
     }
     return out;
   }
@@ -477,10 +467,10 @@ export class Call {
     for (const [name, pc] of Object.entries(this.pcs)) {
       if (!pc) continue;
       const report = await pc.getStats();
+      const pair = selectedPair(report);
+      if (pair && pair.currentRoundTripTime != null) c.rtt = Math.max(c.rtt || 0, pair.currentRoundTripTime);
       report.forEach((r) => {
-        if (r.type === 'candidate-pair' && r.nominated && r.state === 'succeeded' && r.currentRoundTripTime != null) {
-          c.rtt = Math.max(c.rtt || 0, r.currentRoundTripTime);
-        } else if (name === 'publisher' && r.type === 'outbound-rtp') {
+        if (name === 'publisher' && r.type === 'outbound-rtp') {
           c.sent += r.packetsSent || 0;
         } else if (name === 'publisher' && r.type === 'remote-inbound-rtp') {
           c.lostUp += Math.max(0, r.packetsLost || 0);
@@ -492,6 +482,19 @@ export class Call {
     }
     return c;
   }
+}
+
+/**
+ * The candidate pair a connection sends on, from a getStats() report: the one its transport
+ * names as selected. Several pairs may be nominated and succeeded at once (a UDP pair and an
+ * ICE-over-TCP pair to the same server), so "the nominated pair" is not one pair.
+ */
+export function selectedPair(report) {
+  let pair = null;
+  report.forEach((r) => {
+    if (r.type === 'transport' && r.selectedCandidatePairId) pair = report.get(r.selectedCandidatePairId) || pair;
+  });
+  return pair;
 }
 
 /** A peer connection with the server's ICE servers (or none, if the browser rejects them). */

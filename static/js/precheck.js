@@ -4,7 +4,7 @@
 // rather than sit in a call that never shows video.
 
 import { rtcUrl } from './signaling.js';
-import { normalizeIceServers } from './call.js';
+import { normalizeIceServers, selectedPair } from './call.js';
 
 /** How long the media path may take to connect before the check says it failed. */
 export const PROBE_TIMEOUT_MS = 8000;
@@ -104,14 +104,9 @@ async function addCandidate(pc, c) {
 async function usesRelay(pc) {
   try {
     const report = await pc.getStats();
-    let relay = false;
-    report.forEach((r) => {
-      if (r.type === 'candidate-pair' && r.nominated && r.state === 'succeeded') {
-        const local = report.get(r.localCandidateId);
-        if (local && local.candidateType === 'relay') relay = true;
-      }
-    });
-    return relay;
+    const pair = selectedPair(report);
+    const local = pair && report.get(pair.localCandidateId);
+    return !!local && local.candidateType === 'relay';
   } catch {
     return false;
   }
