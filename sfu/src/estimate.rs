@@ -151,6 +151,13 @@ impl DownlinkEstimator {
             .map(|(c, _)| c)
     }
 
+    /// The fresh congestion point when the estimate stands within [`DECREASE`] of it: then
+    /// the estimate climbs carefully, and an overflow there shows the point was too high.
+    fn near_ceiling(&self, now: Instant) -> Option<f64> {
+        self.fresh_ceiling(now)
+            .filter(|c| self.target > c * DECREASE)
+    }
+
     /// A congestion point: a queue that grew until it dropped packets (delay alone may be
     /// jitter, on a busy machine or a radio link), at `received` bit/s. Its rate is the
     /// highest received under loss in this episode (what arrives while a queue drains says
@@ -181,9 +188,7 @@ impl DownlinkEstimator {
         if usage == Usage::Over {
             if let Some(r) = received {
                 if !self.in_overuse {
-                    self.episode_at_ceiling = self
-                        .fresh_ceiling(now)
-                        .is_some_and(|c| self.target >= c * DECREASE);
+                    self.episode_at_ceiling = self.near_ceiling(now).is_some();
                     self.episode_peak = None;
                 }
                 if self.loss > LOW_LOSS {
@@ -241,18 +246,15 @@ impl DownlinkEstimator {
             .map_or(STEP, |at| now.saturating_duration_since(at))
             .min(Duration::from_secs(1));
         self.last_change = Some(now);
-        let careful = self.ceiling.is_some_and(|(c, at)| {
-            now.saturating_duration_since(at) < CEILING_MEMORY && self.target > c * DECREASE
-        });
+        let careful = self.near_ceiling(now);
         let growth = if self.congestion_seen {
             GROWTH_PER_SECOND
         } else {
             STARTUP_GROWTH_PER_SECOND
         };
-        let raised = if careful {
+        let raised = if let Some(ceiling) = careful {
             // Up to the congestion point (what the path carried then), not past it while it
             // is fresh.
-            let ceiling = self.ceiling.map_or(f64::MAX, |(c, _)| c);
             (self.target + ADDITIVE_STEP).min(ceiling.max(self.target))
         } else {
             self.target * growth.powf(elapsed.as_secs_f64())
@@ -305,9 +307,7 @@ impl BandwidthEstimator for DownlinkEstimator {
             threshold = self.detector.threshold_ms(),
             "downlink estimate"
         );
-        let congested = self
-            .ceiling
-            .is_some_and(|(_, at)| now.saturating_duration_since(at) < CEILING_MEMORY);
+        let congested = self.fresh_ceiling(now).is_some();
         self.shared.set(self.target, congested);
     }
 
